@@ -1,0 +1,60 @@
+-- 001_install: popsell installs with CASCADE into a database without its
+-- dependency, drops cleanly and installs again.  Later tests rely on the
+-- extension being installed when this file ends.
+
+-- pg_regress preloads pgcrypto (--load-extension); remove it so CASCADE
+-- has to install it.
+DROP EXTENSION pgcrypto;
+CREATE EXTENSION popsell CASCADE;
+
+SELECT e.extname, e.extversion, n.nspname AS schema, e.extrelocatable
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+ WHERE e.extname IN ('popsell', 'pgcrypto')
+ ORDER BY e.extname;
+
+-- The schema belongs to the extension (SPEC S1: created by the script).
+SELECT count(*) AS popsell_schema_is_member
+  FROM pg_depend d JOIN pg_namespace n ON n.oid = d.objid
+ WHERE d.classid = 'pg_namespace'::regclass
+   AND d.refclassid = 'pg_extension'::regclass
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'popsell')
+   AND d.deptype = 'e'
+   AND n.nspname = 'popsell';
+
+-- Something was installed: tables and types live in schema popsell.
+SELECT count(*) > 0 AS has_tables
+  FROM pg_class WHERE relnamespace = 'popsell'::regnamespace AND relkind = 'r';
+SELECT count(*) > 0 AS has_types
+  FROM pg_type WHERE typnamespace = 'popsell'::regnamespace AND typtype = 'e';
+
+-- A second CREATE is refused, IF NOT EXISTS is a no-op.
+CREATE EXTENSION popsell;
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS popsell;
+RESET client_min_messages;
+
+-- DROP removes everything popsell created in this database; the group
+-- roles are cluster-wide and stay for other brand databases.
+DROP EXTENSION popsell;
+SELECT count(*) AS popsell_extensions FROM pg_extension WHERE extname = 'popsell';
+SELECT count(*) AS popsell_schemas FROM pg_namespace WHERE nspname = 'popsell';
+SELECT count(*) AS leftover_relations
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'popsell';
+SELECT count(*) AS leftover_types
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE n.nspname = 'popsell';
+SELECT count(*) AS leftover_functions
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'popsell';
+SELECT count(*) AS leftover_event_triggers FROM pg_event_trigger WHERE evtname LIKE 'popsell%';
+SELECT count(*) > 0 AS roles_kept FROM pg_roles WHERE rolname = 'popsell_brand';
+
+-- pgcrypto stays (it was installed by CASCADE but other objects may use it).
+SELECT count(*) AS pgcrypto_installed FROM pg_extension WHERE extname = 'pgcrypto';
+
+-- Installs again over the existing roles, with a fresh settings row and key.
+CREATE EXTENSION popsell;
+SELECT extversion FROM pg_extension WHERE extname = 'popsell';
+SELECT count(*) AS settings_rows FROM popsell.settings;
+SELECT count(*) AS hash_keys FROM popsell.hash_keys;
