@@ -1,0 +1,454 @@
+/*-------------------------------------------------------------------------
+ *
+ * hashing.c
+ *	  Normalization of emails and identifiers, and their keyed hashes.
+ *
+ * A hash is HMAC-SHA-256 (OpenSSL) of the trimmed, lower-cased, NFC
+ * normalized text under the brand's secret key: a plain SHA-256 of an email
+ * is reversible by dictionary.  A key with a NULL secret is the guide's
+ * legacy plain SHA-256.  Every key stays live after a rotation so entries
+ * hashed under an older key keep matching; new entries use the newest key.
+ *
+ * Keyed OpenSSL contexts are kept per backend (creating one per call costs
+ * more than the hash).  PostgreSQL's resource owners do not track them, so
+ * they live for the backend and are rebuilt only when popsell.hash_keys
+ * changes (relcache invalidation sent by a trigger on that table).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "popsell.h"
+
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/core_names.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
+#include "commands/trigger.h"
+#include "common/unicode_norm.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/formatting.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(normalize_email);
+PG_FUNCTION_INFO_V1(hash_email);
+PG_FUNCTION_INFO_V1(email_hashes);
+PG_FUNCTION_INFO_V1(hash_key_id);
+PG_FUNCTION_INFO_V1(hash_keys_changed);
+PG_FUNCTION_INFO_V1(popsell_random_bytes);
+
+typedef struct KeySlot
+{
+	int32		key_id;
+	EVP_MAC_CTX *mac;			/* NULL: legacy plain SHA-256 */
+} KeySlot;
+
+static KeySlot keys[POPSELL_MAX_KEYS];
+static int	nkeys = 0;
+static bool keys_valid = false;
+static Oid	hash_keys_relid = InvalidOid;
+static bool callback_registered = false;
+
+static EVP_MAC *hmac_alg = NULL;
+static EVP_MD *sha256_md = NULL;
+static EVP_MD_CTX *md_ctx = NULL;
+
+static void
+openssl_failed(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("could not compute hash: %s failed", what)));
+}
+
+static void
+keys_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == hash_keys_relid)
+		keys_valid = false;
+}
+
+void
+HashingInit(void)
+{
+	/* Nothing to set: the contexts are built on first use. */
+}
+
+static void
+free_keys(void)
+{
+	for (int i = 0; i < nkeys; i++)
+	{
+		if (keys[i].mac != NULL)
+			EVP_MAC_CTX_free(keys[i].mac);
+		keys[i].mac = NULL;
+	}
+	nkeys = 0;
+}
+
+static void
+ensure_algorithms(void)
+{
+	if (hmac_alg == NULL)
+	{
+		hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		if (hmac_alg == NULL)
+			openssl_failed("EVP_MAC_fetch");
+	}
+	if (sha256_md == NULL)
+	{
+		sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+		if (sha256_md == NULL)
+			openssl_failed("EVP_MD_fetch");
+	}
+	if (md_ctx == NULL)
+	{
+		md_ctx = EVP_MD_CTX_new();
+		if (md_ctx == NULL)
+			openssl_failed("EVP_MD_CTX_new");
+	}
+}
+
+/* Read every key, newest first, as popsell_owner (the only reader). */
+static void
+load_keys(void)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Oid			nsp;
+
+	if (keys_valid)
+		return;
+
+	ensure_algorithms();
+	nsp = get_namespace_oid("popsell", false);
+	hash_keys_relid = get_relname_relid("hash_keys", nsp);
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(keys_invalidate, (Datum) 0);
+		callback_registered = true;
+	}
+	free_keys();
+
+	EnterOwnerContext(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT key_id, secret FROM popsell.hash_keys ORDER BY key_id DESC",
+					true, POPSELL_MAX_KEYS + 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read popsell.hash_keys");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_INSTALL),
+				 errmsg("popsell has no hashing key"),
+				 errhint("Create one with SELECT popsell.rotate_hash_key();")));
+	if (SPI_processed > POPSELL_MAX_KEYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_INSTALL),
+				 errmsg("popsell supports at most %d hashing keys", POPSELL_MAX_KEYS)));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int32		key_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		Datum		secret = SPI_getbinval(tup, desc, 2, &isnull);
+
+		keys[nkeys].key_id = key_id;
+		keys[nkeys].mac = NULL;
+		if (!isnull)
+		{
+			bytea	   *k = DatumGetByteaPP(secret);
+			OSSL_PARAM	params[2];
+			EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_alg);
+
+			if (ctx == NULL)
+				openssl_failed("EVP_MAC_CTX_new");
+			/* count the slot before anything can fail, so it gets freed */
+			keys[nkeys].mac = ctx;
+			params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+														 (char *) "SHA256", 0);
+			params[1] = OSSL_PARAM_construct_end();
+			nkeys++;
+			if (!EVP_MAC_init(ctx, (const unsigned char *) VARDATA_ANY(k),
+							  VARSIZE_ANY_EXHDR(k), params))
+				openssl_failed("EVP_MAC_init");
+			continue;
+		}
+		nkeys++;
+	}
+	SPI_finish();
+	LeaveOwnerContext(save_userid, save_sec);
+	keys_valid = true;
+}
+
+static void
+digest_with(KeySlot *slot, const char *data, int len, uint8 *out)
+{
+	if (slot->mac != NULL)
+	{
+		size_t		outl = 0;
+
+		/* a NULL key re-initializes with the key already set */
+		if (!EVP_MAC_init(slot->mac, NULL, 0, NULL) ||
+			!EVP_MAC_update(slot->mac, (const unsigned char *) data, len) ||
+			!EVP_MAC_final(slot->mac, out, &outl, POPSELL_HASH_LEN) ||
+			outl != POPSELL_HASH_LEN)
+			openssl_failed("HMAC");
+	}
+	else
+	{
+		unsigned int outl = 0;
+
+		if (!EVP_DigestInit_ex(md_ctx, sha256_md, NULL) ||
+			!EVP_DigestUpdate(md_ctx, data, len) ||
+			!EVP_DigestFinal_ex(md_ctx, out, &outl) ||
+			outl != POPSELL_HASH_LEN)
+			openssl_failed("SHA-256");
+	}
+}
+
+void
+HashUnderCurrentKey(const char *norm, int len, PopsellHash *out)
+{
+	load_keys();
+	out->key_id = keys[0].key_id;
+	digest_with(&keys[0], norm, len, out->digest);
+}
+
+/* Hashes under every live key, newest first; returns how many. */
+int
+HashUnderAllKeys(const char *norm, int len, PopsellHash *out)
+{
+	load_keys();
+	for (int i = 0; i < nkeys; i++)
+	{
+		out[i].key_id = keys[i].key_id;
+		digest_with(&keys[i], norm, len, out[i].digest);
+	}
+	return nkeys;
+}
+
+static inline bool
+is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/*
+ * Trim, lower-case and NFC-normalize.  ASCII, by far the common case, is
+ * handled inline; other text goes through the database's lower() rules and
+ * PostgreSQL's Unicode normalization (UTF-8 databases).
+ */
+char *
+NormalizeIdentifier(const char *s, int len, int *outlen)
+{
+	int			start = 0;
+	int			end = len;
+	bool		ascii = true;
+	char	   *out;
+
+	while (start < end && is_space((unsigned char) s[start]))
+		start++;
+	while (end > start && is_space((unsigned char) s[end - 1]))
+		end--;
+
+	for (int i = start; i < end; i++)
+		if ((unsigned char) s[i] >= 0x80)
+		{
+			ascii = false;
+			break;
+		}
+
+	if (ascii)
+	{
+		out = palloc(end - start + 1);
+		for (int i = start; i < end; i++)
+			out[i - start] = pg_ascii_tolower((unsigned char) s[i]);
+		out[end - start] = '\0';
+		*outlen = end - start;
+		return out;
+	}
+
+	out = str_tolower(s + start, end - start, DEFAULT_COLLATION_OID);
+	if (GetDatabaseEncoding() == PG_UTF8)
+	{
+		int			n = strlen(out);
+		pg_wchar   *w = palloc((n + 1) * sizeof(pg_wchar));
+		pg_wchar   *nfc;
+		int			wlen;
+		int			nfclen = 0;
+		char	   *res;
+
+		wlen = pg_mb2wchar_with_len(out, w, n);
+		w[wlen] = 0;
+		nfc = unicode_normalize(UNICODE_NFC, w);
+		if (nfc == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		while (nfc[nfclen] != 0)
+			nfclen++;
+		res = palloc(nfclen * MAX_MULTIBYTE_CHAR_LEN + 1);
+		*outlen = pg_wchar2mb_with_len(nfc, res, nfclen);
+		res[*outlen] = '\0';
+		pfree(w);
+		pfree(nfc);
+		pfree(out);
+		return res;
+	}
+	*outlen = strlen(out);
+	return out;
+}
+
+/*
+ * A deliberately plain check: one '@', a non-empty local part of at most
+ * 64 bytes, a dotted domain, no spaces or control characters, 254 bytes
+ * at most.  Deliverability is the email provider's business.
+ */
+bool
+EmailLooksValid(const char *e, int len)
+{
+	int			at = -1;
+	int			dot_after_at = -1;
+
+	if (len < 3 || len > 254)
+		return false;
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) e[i];
+
+		if (c <= 0x20 || c == 0x7f || c == ',' || c == ';' || c == '<' ||
+			c == '>' || c == '(' || c == ')' || c == '[' || c == ']' ||
+			c == '\\' || c == '"')
+			return false;
+		if (c == '@')
+		{
+			if (at >= 0)
+				return false;
+			at = i;
+		}
+		else if (c == '.' && at >= 0)
+			dot_after_at = i;
+		if (c == '.' && i > 0 && e[i - 1] == '.')
+			return false;
+	}
+	if (at < 1 || at > 64)
+		return false;
+	if (dot_after_at < at + 2 || dot_after_at >= len - 1)
+		return false;
+	if (e[at + 1] == '.' || e[at + 1] == '-' || e[len - 1] == '-' ||
+		e[0] == '.' || e[at - 1] == '.')
+		return false;
+	return true;
+}
+
+static bytea *
+digest_to_bytea(const uint8 *digest)
+{
+	bytea	   *b = palloc(VARHDRSZ + POPSELL_HASH_LEN);
+
+	SET_VARSIZE(b, VARHDRSZ + POPSELL_HASH_LEN);
+	memcpy(VARDATA(b), digest, POPSELL_HASH_LEN);
+	return b;
+}
+
+/* popsell.normalize_email(text): the stored form of an email, or PS202. */
+Datum
+normalize_email(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int			len;
+	char	   *norm = NormalizeIdentifier(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &len);
+
+	if (!EmailLooksValid(norm, len))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_MALFORMED_EMAIL),
+				 errmsg("malformed email address"),
+				 errdetail("An email needs one \"@\", a local part of at most 64 bytes and a dotted domain, without spaces; at most 254 bytes."),
+				 errhint("Correct the address, or leave the email empty.")));
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(norm, len));
+}
+
+/* popsell.hash_email(text): keyed hash under the newest key. */
+Datum
+hash_email(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int			len;
+	char	   *norm = NormalizeIdentifier(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &len);
+	PopsellHash h;
+
+	HashUnderCurrentKey(norm, len, &h);
+	pfree(norm);
+	PG_RETURN_BYTEA_P(digest_to_bytea(h.digest));
+}
+
+/* popsell.email_hashes(text): the hash under every live key, newest first. */
+Datum
+email_hashes(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int			len;
+	char	   *norm = NormalizeIdentifier(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &len);
+	PopsellHash h[POPSELL_MAX_KEYS];
+	Datum		elems[POPSELL_MAX_KEYS];
+	int			n = HashUnderAllKeys(norm, len, h);
+
+	for (int i = 0; i < n; i++)
+		elems[i] = PointerGetDatum(digest_to_bytea(h[i].digest));
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, BYTEAOID, -1, false, TYPALIGN_INT));
+}
+
+/* popsell.hash_key_id(): id of the key new hashes are made with. */
+Datum
+hash_key_id(PG_FUNCTION_ARGS)
+{
+	load_keys();
+	PG_RETURN_INT32(keys[0].key_id);
+}
+
+/*
+ * Statement trigger on popsell.hash_keys: tell every backend to reload
+ * its keyed contexts once this transaction commits.
+ */
+Datum
+hash_keys_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_MISUSE),
+				 errmsg("hash_keys_changed must be an AFTER ... FOR EACH STATEMENT trigger")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	keys_valid = false;
+	return PointerGetDatum(NULL);
+}
+
+/* popsell._random_bytes(n): key material from the strong random source. */
+Datum
+popsell_random_bytes(PG_FUNCTION_ARGS)
+{
+	int32		n = PG_GETARG_INT32(0);
+	bytea	   *b;
+
+	if (n < 1 || n > 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("number of random bytes must be between 1 and 1024, not %d", n)));
+	b = palloc(VARHDRSZ + n);
+	SET_VARSIZE(b, VARHDRSZ + n);
+	if (!pg_strong_random(VARDATA(b), n))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random bytes")));
+	PG_RETURN_BYTEA_P(b);
+}

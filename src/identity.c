@@ -1,0 +1,381 @@
+/*-------------------------------------------------------------------------
+ *
+ * identity.c
+ *	  Who is acting: the ambassador of the current transaction, the path a
+ *	  change comes through, restore mode, and the owner context in which
+ *	  popsell reads and writes its own bookkeeping.
+ *
+ * The identity and path settings are PGC_SUSET: only superusers and roles
+ * granted SET on them (popsell_app for popsell.ambassador_id, popsell_owner
+ * for popsell.actor and popsell.as_of) can set them, so nobody can
+ * impersonate an ambassador or forge the actor of a consent change.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "popsell.h"
+
+#include <ctype.h>
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/rls.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(current_ambassador_id);
+PG_FUNCTION_INFO_V1(popsell_restoring);
+PG_FUNCTION_INFO_V1(popsell_current_path);
+
+const char *const popsell_path_names[PATH__COUNT] = {
+	[PATH_AMBASSADOR] = "ambassador",
+	[PATH_STAFF] = "staff",
+	[PATH_APP] = "app",
+	[PATH_CONTACT] = "contact",
+	[PATH_CONFIRM_EMAIL] = "confirm_email",
+	[PATH_BRAND_SYNC] = "brand_sync",
+	[PATH_SYSTEM] = "system",
+	[PATH_EMAIL_CALLBACK] = "email_callback",
+	[PATH_MIGRATION] = "migration",
+	[PATH_SEND_INVITATION] = "send_invitation",
+	[PATH_RELEASE_SOFT_BOUNCE] = "release_soft_bounce",
+	[PATH_RIGHTS] = "rights",
+};
+
+const char *const popsell_actor_names[ACTOR__COUNT] = {
+	[ACTOR_CONTACT] = "contact",
+	[ACTOR_AMBASSADOR] = "ambassador",
+	[ACTOR_STAFF] = "staff",
+	[ACTOR_BRAND_SYNC] = "brand_sync",
+	[ACTOR_SYSTEM] = "system",
+};
+
+static char *ambassador_id_guc = NULL;
+static char *actor_guc = NULL;
+static char *as_of_guc = NULL;
+static char *consent_text_guc = NULL;
+
+static SPIPlanPtr by_role_plan = NULL;
+static SPIPlanPtr by_id_plan = NULL;
+
+/* Cache of the parsed popsell.as_of, keyed by the string it came from. */
+static char as_of_cached_text[64];
+static TimestampTz as_of_cached_value;
+
+static bool
+check_ambassador_id(char **newval, void **extra, GucSource source)
+{
+	/*
+	 * Accept anything here: a malformed value must mean "nobody", not an
+	 * error that a caller could probe.  current_ambassador_id() parses it.
+	 */
+	return true;
+}
+
+void
+IdentityInit(void)
+{
+	DefineCustomStringVariable("popsell.ambassador_id",
+							   "Ambassador a trusted application acts as in this transaction.",
+							   "Set with SET LOCAL by popsell_app members only; unset, empty or malformed means nobody.",
+							   &ambassador_id_guc, "",
+							   PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							   check_ambassador_id, NULL, NULL);
+	DefineCustomStringVariable("popsell.actor",
+							   "Path through which popsell event functions change consents (internal).",
+							   "Set only by popsell's own functions in their SET clause.",
+							   &actor_guc, "",
+							   PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("popsell.as_of",
+							   "Time popsell.run_maintenance acts as of (internal).",
+							   NULL,
+							   &as_of_guc, "",
+							   PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("popsell.consent_text",
+							   "Version or hash of the consent text shown to the contact, recorded in the consent ledger.",
+							   NULL,
+							   &consent_text_guc, "",
+							   PGC_USERSET, GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+}
+
+/* Role OID by name, or InvalidOid when the role does not exist. */
+static Oid
+role_oid(const char *name)
+{
+	return get_role_oid(name, true);
+}
+
+static bool
+role_has(Oid roleid, const char *group)
+{
+	Oid			g = role_oid(group);
+
+	return OidIsValid(g) && has_privs_of_role(roleid, g);
+}
+
+Oid
+PopsellOwnerId(void)
+{
+	Oid			owner = role_oid("popsell_owner");
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_INSTALL),
+				 errmsg("role popsell_owner does not exist"),
+				 errhint("Reinstall the extension: DROP EXTENSION popsell; CREATE EXTENSION popsell;")));
+	return owner;
+}
+
+/*
+ * Run popsell's own reads and writes as popsell_owner, whoever the caller
+ * is.  An error aborts the (sub)transaction, which restores the user id.
+ */
+void
+EnterOwnerContext(Oid *save_userid, int *save_sec)
+{
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(PopsellOwnerId(),
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+LeaveOwnerContext(Oid save_userid, int save_sec)
+{
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+/*
+ * Restore mode: a superuser loading rows with row_security off, which is
+ * what pg_dump's output and pg_restore do.  Restoring rows is not
+ * collecting them, so the triggers let them through unchanged.
+ */
+bool
+RestoringData(void)
+{
+	return !row_security && superuser();
+}
+
+/*
+ * History columns (created_at, *_optin_at, last_activity_at...) may be
+ * given on INSERT by a superuser, popsell_owner or popsell_app: migrations
+ * and brand syncs carry real history.  The outer user is checked so that
+ * popsell's own SECURITY DEFINER functions do not lend it to their callers.
+ */
+bool
+CallerMayGiveHistory(void)
+{
+	Oid			outer = GetOuterUserId();
+
+	return superuser_arg(outer) ||
+		role_has(outer, "popsell_owner") ||
+		role_has(outer, "popsell_app");
+}
+
+PopsellPath
+CurrentPath(void)
+{
+	Oid			user;
+
+	if (actor_guc != NULL && actor_guc[0] != '\0')
+	{
+		for (int i = 0; i < PATH__COUNT; i++)
+			if (strcmp(actor_guc, popsell_path_names[i]) == 0)
+				return (PopsellPath) i;
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_MISUSE),
+				 errmsg("unknown popsell.actor value \"%s\"", actor_guc),
+				 errhint("popsell.actor is set by popsell's functions only; RESET popsell.actor.")));
+	}
+
+	user = GetUserId();
+	if (role_has(user, "popsell_technical") ||
+		role_has(user, "popsell_account_team") ||
+		role_has(user, "popsell_brand"))
+		return PATH_STAFF;
+	if (role_has(user, "popsell_app"))
+		return PATH_APP;
+	return PATH_AMBASSADOR;
+}
+
+PopsellActor
+PathActor(PopsellPath path)
+{
+	switch (path)
+	{
+		case PATH_CONTACT:
+		case PATH_CONFIRM_EMAIL:
+			return ACTOR_CONTACT;
+		case PATH_BRAND_SYNC:
+			return ACTOR_BRAND_SYNC;
+		case PATH_SYSTEM:
+		case PATH_EMAIL_CALLBACK:
+		case PATH_MIGRATION:
+			return ACTOR_SYSTEM;
+		case PATH_STAFF:
+		case PATH_RIGHTS:
+			return ACTOR_STAFF;
+		case PATH_APP:
+			/* a trusted form or webhook records what the contact did */
+			return ACTOR_CONTACT;
+		case PATH_AMBASSADOR:
+		case PATH_SEND_INVITATION:
+		case PATH_RELEASE_SOFT_BOUNCE:
+		default:
+			return ACTOR_AMBASSADOR;
+	}
+}
+
+/* The time stamps carry: run_maintenance's "as of", else the statement's. */
+TimestampTz
+PopsellNow(void)
+{
+	if (as_of_guc != NULL && as_of_guc[0] != '\0')
+	{
+		if (strncmp(as_of_guc, as_of_cached_text, sizeof(as_of_cached_text)) != 0)
+		{
+			Datum		d;
+
+			d = DirectFunctionCall3(timestamptz_in,
+									CStringGetDatum(as_of_guc),
+									ObjectIdGetDatum(InvalidOid),
+									Int32GetDatum(-1));
+			as_of_cached_value = DatumGetTimestampTz(d);
+			strlcpy(as_of_cached_text, as_of_guc, sizeof(as_of_cached_text));
+		}
+		return as_of_cached_value;
+	}
+	return GetCurrentStatementStartTimestamp();
+}
+
+const char *
+ConsentTextRef(void)
+{
+	if (consent_text_guc == NULL || consent_text_guc[0] == '\0')
+		return NULL;
+	return consent_text_guc;
+}
+
+/*
+ * Strict parse of popsell.ambassador_id: 1 to 18 decimal digits, nothing
+ * else.  Anything else is nobody.
+ */
+static int64
+parse_ambassador_id(const char *s)
+{
+	int64		v = 0;
+	int			n = 0;
+
+	if (s == NULL)
+		return 0;
+	for (; *s; s++, n++)
+	{
+		if (n >= 18 || !isdigit((unsigned char) *s))
+			return 0;
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
+/* Look an active ambassador up as popsell_owner; 0 when none. */
+static int64
+lookup_active(SPIPlanPtr *plan, const char *query, Oid argtype, Datum arg)
+{
+	int64		result = 0;
+	Oid			save_userid;
+	int			save_sec;
+
+	EnterOwnerContext(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(query, 1, &argtype);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	if (SPI_execute_plan(*plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ambassador lookup failed");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			result = DatumGetInt64(d);
+	}
+	SPI_finish();
+	LeaveOwnerContext(save_userid, save_sec);
+	return result;
+}
+
+/*
+ * popsell.current_ambassador_id(): the ambassador whose login_role is the
+ * session's role (SET ROLE included, SECURITY DEFINER excluded), else the
+ * one named by popsell.ambassador_id; NULL when none or not active.
+ */
+Datum
+current_ambassador_id(PG_FUNCTION_ARGS)
+{
+	Oid			outer = GetOuterUserId();
+	char	   *rolname = GetUserNameFromId(outer, true);
+	int64		id = 0;
+
+	if (rolname != NULL)
+		id = lookup_active(&by_role_plan,
+						   "SELECT a.id FROM popsell.ambassadors a"
+						   " WHERE a.login_role OPERATOR(pg_catalog.=) $1::pg_catalog.name"
+						   "   AND a.status OPERATOR(pg_catalog.=) 'active'::popsell.ambassador_status",
+						   TEXTOID, CStringGetTextDatum(rolname));
+	if (id == 0)
+	{
+		int64		wanted = parse_ambassador_id(ambassador_id_guc);
+
+		if (wanted > 0)
+			id = lookup_active(&by_id_plan,
+							   "SELECT a.id FROM popsell.ambassadors a"
+							   " WHERE a.id OPERATOR(pg_catalog.=) $1"
+							   "   AND a.status OPERATOR(pg_catalog.=) 'active'::popsell.ambassador_status",
+							   INT8OID, Int64GetDatum(wanted));
+	}
+	if (id == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(id);
+}
+
+/* popsell._restoring(): whether triggers are in restore mode. */
+Datum
+popsell_restoring(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(RestoringData());
+}
+
+/* popsell.current_path(): the path the next change would be recorded under. */
+Datum
+popsell_current_path(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(popsell_path_names[CurrentPath()]));
+}
+
+/*
+ * popsell._caller_in(role): whether the role that called into popsell
+ * (the session's current role, not a SECURITY DEFINER owner) has the
+ * privileges of ROLE.  popsell's functions use it to check who asks.
+ */
+PG_FUNCTION_INFO_V1(popsell_caller_in);
+Datum
+popsell_caller_in(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_BOOL(role_has(GetOuterUserId(), name));
+}

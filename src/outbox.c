@@ -1,0 +1,179 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.c
+ *	  The sending guard of popsell.outbox (SPEC C4) and its NOTIFY.
+ *
+ * popsell never sends mail: the application reads the outbox.  What may be
+ * queued for a contact is checked here, against the contact's current
+ * consent, email status, restriction and ambassador, so no path (function,
+ * plain INSERT, script) can queue a publication to someone who may not
+ * receive it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "consent.h"
+
+#include "access/htup_details.h"
+#include "commands/async.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(outbox_before_row);
+PG_FUNCTION_INFO_V1(outbox_notify);
+
+static SPIPlanPtr contact_plan = NULL;
+
+static void
+refuse(const char *kind, int64 contact_id, const char *why, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_POPSELL_SENDING),
+			 errmsg("cannot queue %s for contact %lld: %s", kind, (long long) contact_id, why),
+			 errhint("%s", hint)));
+}
+
+Datum
+outbox_before_row(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+	Datum		d;
+	char	   *kind;
+	int64		contact_id;
+	Oid			argtype = INT8OID;
+	Oid			save_userid;
+	int			save_sec;
+	char	   *ao,
+			   *es,
+			   *amb_status,
+			   *source;
+	bool		restricted,
+				has_email,
+				unconfirmed;
+	bool		to_contact;
+
+	CheckPopsellTrigger(fcinfo, "popsell.outbox_before_row", "outbox", true, true);
+	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_MISUSE),
+				 errmsg("popsell.outbox_before_row handles INSERT only")));
+	tup = td->tg_trigtuple;
+	if (RestoringData())
+		return PointerGetDatum(tup);
+
+	desc = RelationGetDescr(td->tg_relation);
+	d = SPI_getbinval(tup, desc, SPI_fnumber(desc, "contact_id"), &isnull);
+	if (isnull)
+		return PointerGetDatum(tup);
+	contact_id = DatumGetInt64(d);
+	kind = SPI_getvalue(tup, desc, SPI_fnumber(desc, "kind"));
+	if (kind == NULL)
+		return PointerGetDatum(tup);	/* NOT NULL constraint reports it */
+
+	/* Files and partner notices are not messages to the contact. */
+	if (strcmp(kind, "delete_file") == 0 || strcmp(kind, "partner_erasure") == 0)
+		return PointerGetDatum(tup);
+	to_contact = true;
+
+	EnterOwnerContext(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (contact_plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(
+									"SELECT c.ambassador_optin::pg_catalog.text, c.email_status::pg_catalog.text,"
+									"       c.restricted, c.email IS NOT NULL,"
+									"       a.status::pg_catalog.text, c.source::pg_catalog.text,"
+									"       c.email_confirmed_at IS NULL"
+									"  FROM popsell.contacts c"
+									"  LEFT JOIN popsell.ambassadors a ON a.id OPERATOR(pg_catalog.=) c.ambassador_id"
+									" WHERE c.id OPERATOR(pg_catalog.=) $1",
+									1, &argtype);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the outbox guard");
+		contact_plan = p;
+	}
+	if (SPI_execute_plan(contact_plan, &d, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read popsell.contacts");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_UNKNOWN_ID),
+				 errmsg("contact %lld does not exist", (long long) contact_id),
+				 errhint("Queue messages only for existing contacts.")));
+	{
+		HeapTuple	ct = SPI_tuptable->vals[0];
+		TupleDesc	cd = SPI_tuptable->tupdesc;
+
+		ao = SPI_getvalue(ct, cd, 1);
+		es = SPI_getvalue(ct, cd, 2);
+		restricted = DatumGetBool(SPI_getbinval(ct, cd, 3, &isnull));
+		has_email = DatumGetBool(SPI_getbinval(ct, cd, 4, &isnull));
+		amb_status = SPI_getvalue(ct, cd, 5);
+		source = SPI_getvalue(ct, cd, 6);
+		unconfirmed = DatumGetBool(SPI_getbinval(ct, cd, 7, &isnull));
+	}
+	SPI_finish();
+	LeaveOwnerContext(save_userid, save_sec);
+
+	if (to_contact && restricted)
+		refuse(kind, contact_id, "its processing is restricted (GDPR art. 18)",
+			   "Lift the restriction with popsell.restrict_subject(email, false) first.");
+	if (!has_email)
+		refuse(kind, contact_id, "it has no email address", "Add an email address to the contact.");
+
+	if (strcmp(kind, "email_confirmation") == 0)
+	{
+		if (!(unconfirmed && (strcmp(source, "blog") == 0 ||
+							  strcmp(source, "blog_internal_form") == 0 ||
+							  strcmp(source, "store_purchase") == 0)))
+			refuse(kind, contact_id, "it is not pending email confirmation",
+				   "Confirmation emails go only to contacts collected by a blog form or store purchase.");
+		return PointerGetDatum(tup);
+	}
+
+	if (amb_status == NULL || strcmp(amb_status, "active") != 0)
+		refuse(kind, contact_id, "its ambassador is not active",
+			   "Only active ambassadors send to their contacts.");
+	if (strcmp(es, "ok") != 0)
+		refuse(kind, contact_id, psprintf("its email status is \"%s\"", es),
+			   "Only an email with status ok can be sent to.");
+
+	if (strcmp(kind, "invitation") == 0)
+	{
+		if (strcmp(ao, "new") != 0)
+			refuse(kind, contact_id, psprintf("its ambassador_optin is \"%s\", not \"new\"", ao),
+				   "Invitations go only to new contacts, once.");
+	}
+	else if (strcmp(kind, "invitation_reminder") == 0)
+	{
+		if (CurrentPath() != PATH_SYSTEM)
+			refuse(kind, contact_id, "reminders are queued by popsell.run_maintenance only",
+				   "Let the invitation_reminder rule queue it.");
+		if (strcmp(ao, "invitation_sent") != 0)
+			refuse(kind, contact_id, psprintf("its ambassador_optin is \"%s\", not \"invitation_sent\"", ao),
+				   "Reminders go only to contacts who have not answered an invitation.");
+	}
+	else if (strcmp(ao, "new") == 0)
+		refuse(kind, contact_id, "new contacts receive nothing but an invitation",
+			   "Send an invitation with popsell.send_invitation() and wait for the contact's answer.");
+	else if (strcmp(kind, "publication") == 0 &&
+			 !AmbIsOptedIn((AmbOptin) EnumIndexByLabel(ENUM_AMB, ao)))
+		refuse(kind, contact_id, psprintf("its ambassador_optin \"%s\" is not an opt-in", ao),
+			   "Publications go only to contacts who opted in.");
+	return PointerGetDatum(tup);
+}
+
+/* AFTER INSERT statement trigger: wake the application's outbox reader. */
+Datum
+outbox_notify(PG_FUNCTION_ARGS)
+{
+	CheckPopsellTrigger(fcinfo, "popsell.outbox_notify", "outbox", false, false);
+	if (!RestoringData())
+		Async_Notify("popsell_outbox", NULL);
+	return PointerGetDatum(NULL);
+}
