@@ -12,7 +12,7 @@ WITH acls AS (
     SELECT CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view'
                           WHEN 'm' THEN 'materialized view' ELSE 'table' END,
            c.relname::text,
-           coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END, c.relowner))
+           coalesce(c.relacl, acldefault((CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))
       FROM pg_class c
      WHERE c.relnamespace = 'popsell'::regnamespace
        AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')

@@ -12,7 +12,7 @@ SELECT p.oid::regprocedure AS function,
 DELETE FROM popsell.contacts;
 DELETE FROM popsell.ambassadors;
 
-SELECT rule, affected FROM popsell.run_maintenance();
+SELECT rule, affected FROM popsell.run_maintenance() ORDER BY rule;
 
 -- Exactly SPEC's rules: one row per rule missing or unexpected.
 WITH spec(rule) AS (
@@ -30,10 +30,11 @@ SELECT coalesce(s.rule, g.rule) AS rule,
 -- No rule returns two rows.
 SELECT rule, count(*) FROM popsell.run_maintenance() GROUP BY rule HAVING count(*) <> 1;
 
--- A run far in the future on an empty database still does nothing.
-SELECT rule, affected FROM popsell.run_maintenance(now() + interval '10 years')
- WHERE affected <> 0;
-
 -- Each run logs one row per rule in maintenance_runs, counts only.
 SELECT count(DISTINCT rule) AS rules_logged, count(*) >= 12 * 4 AS all_runs_logged
   FROM popsell.maintenance_runs;
+
+-- A run far in the future on an empty database does nothing but purge
+-- the run log (rule logs).
+SELECT rule, affected FROM popsell.run_maintenance(now() + interval '10 years')
+ WHERE affected <> 0 AND rule <> 'logs';

@@ -1,0 +1,35 @@
+# test/scripts/lib.sh: helpers for the shell tests (sourced, not a test).
+# The runner exports the cluster's PGHOST, PGPORT, PGUSER, PGPASSWORD and
+# POPSELL_TEST_TMP, a scratch directory of the test's own.
+
+# Fail the test with a message.
+fail() {
+	printf 'FAIL: %s\n' "$*" >&2
+	exit 1
+}
+
+# q DB SQL...: run statements, stop at the first error, print unaligned
+# tuples only.
+q() {
+	local db="$1"
+	shift
+	local args=() s
+	for s in "$@"; do
+		args+=(-c "$s")
+	done
+	psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$db" "${args[@]}"
+}
+
+# fresh_db DB: drop DB if it exists, create it empty.
+fresh_db() {
+	dropdb --if-exists "$1" 2>/dev/null
+	createdb "$1"
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+	if [ "$2" != "$3" ]; then
+		fail "$1: got '$2', expected '$3'"
+	fi
+	printf 'ok: %s\n' "$1"
+}
