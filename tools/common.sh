@@ -72,11 +72,14 @@ ps_install_packages() {
 }
 
 # Copy the working tree (tracked and untracked files, not ignored ones, so
-# uncommitted work is tested) into $1.
+# uncommitted work is tested) into $1.  POPSELL_COMMIT=<rev> copies that
+# commit instead (git archive), e.g. to test HEAD while editing.
 ps_stage_tree() {
 	local dest="$1"
 	mkdir -p "$dest"
-	if git -C "$PS_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	if [ -n "${POPSELL_COMMIT:-}" ]; then
+		git -C "$PS_ROOT" archive --format=tar "$POPSELL_COMMIT" | tar -xf - -C "$dest"
+	elif git -C "$PS_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 		(
 			cd "$PS_ROOT"
 			git ls-files -z --cached --others --exclude-standard |
