@@ -1,4 +1,5 @@
 # tools/common.sh: shared set-up for tools/test and tools/demo (sourced).
+# shellcheck shell=bash
 #
 # Installs the Debian packages popsell needs when they are missing, copies
 # the working tree to a scratch directory (so a run never writes into the
@@ -17,6 +18,7 @@ PS_PACKAGES=(
 )
 # Server settings of every throwaway cluster: pg_cron preloaded, as in
 # production, with its jobs run by background workers.
+# shellcheck disable=SC2034 # used by tools/test and tools/demo
 PS_CLUSTER_OPTS=(
 	-o "shared_preload_libraries=pg_cron"
 	-o "cron.database_name=postgres"
@@ -81,7 +83,7 @@ ps_stage_tree() {
 		git -C "$PS_ROOT" archive --format=tar "$POPSELL_COMMIT" | tar -xf - -C "$dest"
 	elif git -C "$PS_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 		(
-			cd "$PS_ROOT"
+			cd "$PS_ROOT" || exit 1
 			git ls-files -z --cached --others --exclude-standard |
 				while IFS= read -r -d '' f; do
 					# Skip tracked files deleted in the working tree.

@@ -1,4 +1,5 @@
 # test/scripts/lib.sh: helpers for the shell tests (sourced, not a test).
+# shellcheck shell=bash
 # The runner exports the cluster's PGHOST, PGPORT, PGUSER, PGPASSWORD and
 # POPSELL_TEST_TMP, a scratch directory of the test's own.
 
