@@ -17,7 +17,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "consent.h"
+#include "ledger.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -51,9 +51,6 @@ typedef struct ContactCols
 static ContactCols cols;
 static bool cols_callback = false;
 
-static SPIPlanPtr gate_plan = NULL;
-static SPIPlanPtr probe_plan = NULL;
-static SPIPlanPtr ledger_plan = NULL;
 static SPIPlanPtr kind_plan = NULL;
 
 static void
@@ -229,57 +226,14 @@ normalize_email_column(Row *r, int *len)
 /* Blacklist reasons found for an email, one bit per BlacklistReason. */
 typedef uint32 ReasonSet;
 
-/*
- * Take the email's gate row (insert or update it, so that a concurrent
- * global opt-out of the same email either waits for us or makes us fail
- * with a serialization error), then read the blacklist under every live
- * key.  Runs as popsell_owner.  Caller is connected to SPI.
- */
+/* Blacklist reasons of an email, under every live key. */
 static ReasonSet
-gate_and_probe(const char *norm, int len)
+probe_email(const char *norm, int len)
 {
 	PopsellHash h[POPSELL_MAX_KEYS];
 	int			n = HashUnderAllKeys(norm, len, h);
-	Datum		hashes[POPSELL_MAX_KEYS];
-	Datum		arg;
-	Oid			bytea_type = BYTEAOID;
-	Oid			array_type = BYTEAARRAYOID;
-	ReasonSet	found = 0;
 
-	for (int i = 0; i < n; i++)
-	{
-		bytea	   *b = palloc(VARHDRSZ + POPSELL_HASH_LEN);
-
-		SET_VARSIZE(b, VARHDRSZ + POPSELL_HASH_LEN);
-		memcpy(VARDATA(b), h[i].digest, POPSELL_HASH_LEN);
-		hashes[i] = PointerGetDatum(b);
-	}
-
-	keep_plan(&gate_plan,
-			  "INSERT INTO popsell.email_gate AS g (email_hash) VALUES ($1)"
-			  " ON CONFLICT (email_hash) DO UPDATE"
-			  " SET touched_at = EXCLUDED.touched_at",
-			  1, &bytea_type);
-	/* hashes[0] is under the newest key, which everybody gates on */
-	if (SPI_execute_plan(gate_plan, &hashes[0], NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write popsell.email_gate");
-
-	keep_plan(&probe_plan,
-			  "SELECT b.reason FROM popsell.blacklist b"
-			  " WHERE b.email_hash OPERATOR(pg_catalog.=) ANY ($1)",
-			  1, &array_type);
-	arg = PointerGetDatum(construct_array(hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_plan(probe_plan, &arg, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read popsell.blacklist");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			found |= 1u << EnumIndex(ENUM_REASON, DatumGetObjectId(d));
-	}
-	return found;
+	return BlacklistReasons(h, n);
 }
 
 /* The definitive email status a blacklist entry imposes, or -1. */
@@ -293,87 +247,6 @@ definitive_status(ReasonSet reasons)
 	if (reasons & (1u << BL_HARD_BOUNCE))
 		return ES_HARD_BOUNCE;
 	return -1;
-}
-
-/* ---------------------------------------------------------------------
- * Ledger
- * ---------------------------------------------------------------------
- */
-typedef struct LedgerEntry
-{
-	int64		contact_id;
-	Datum		ambassador_id;
-	bool		ambassador_id_null;
-	int			old_v[FIELD__COUNT];	/* -1 = none */
-	int			new_v[FIELD__COUNT];
-	ContactSource source;
-	PopsellPath path;
-	const char *note;
-	TimestampTz at;
-} LedgerEntry;
-
-static void
-ledger_append(const LedgerEntry *e)
-{
-	Oid			types[18] = {INT8OID, INT8OID, TEXTARRAYOID,
-		TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTOID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		v[18];
-	char		n[18];
-	Datum		changed[FIELD__COUNT];
-	int			nchanged = 0;
-	const char *ctext = ConsentTextRef();
-
-	memset(n, ' ', sizeof(n));
-	for (int f = 0; f < FIELD__COUNT; f++)
-		if (e->old_v[f] != e->new_v[f])
-			changed[nchanged++] = CStringGetTextDatum(consent_field_names[f]);
-
-	v[0] = Int64GetDatum(e->contact_id);
-	v[1] = e->ambassador_id;
-	n[1] = e->ambassador_id_null ? 'n' : ' ';
-	v[2] = PointerGetDatum(construct_array(changed, nchanged, TEXTOID, -1, false, TYPALIGN_INT));
-	/* enums travel as text and are cast by the statement */
-#define ENUMARG(i, kind, x) \
-	do { if ((x) < 0) n[i] = 'n'; else v[i] = CStringGetTextDatum(EnumLabel(kind, (x))); } while (0)
-	ENUMARG(3, ENUM_AMB, e->old_v[FIELD_AMBASSADOR_OPTIN]);
-	ENUMARG(4, ENUM_AMB, e->new_v[FIELD_AMBASSADOR_OPTIN]);
-	ENUMARG(5, ENUM_BRAND, e->old_v[FIELD_BRAND_OPTIN]);
-	ENUMARG(6, ENUM_BRAND, e->new_v[FIELD_BRAND_OPTIN]);
-	if (e->old_v[FIELD_PARTNERS_OPTIN] < 0)
-		n[7] = 'n';
-	else
-		v[7] = BoolGetDatum(e->old_v[FIELD_PARTNERS_OPTIN] != 0);
-	v[8] = BoolGetDatum(e->new_v[FIELD_PARTNERS_OPTIN] > 0);
-	ENUMARG(9, ENUM_EMAIL_STATUS, e->old_v[FIELD_EMAIL_STATUS]);
-	ENUMARG(10, ENUM_EMAIL_STATUS, e->new_v[FIELD_EMAIL_STATUS]);
-	ENUMARG(11, ENUM_SOURCE, (int) e->source);
-#undef ENUMARG
-	v[12] = CStringGetTextDatum(popsell_actor_names[PathActor(e->path)]);
-	v[13] = CStringGetTextDatum(popsell_path_names[e->path]);
-	v[14] = outer_user_name();
-	if (ctext)
-		v[15] = CStringGetTextDatum(ctext);
-	else
-		n[15] = 'n';
-	if (e->note)
-		v[16] = CStringGetTextDatum(e->note);
-	else
-		n[16] = 'n';
-	v[17] = TimestampTzGetDatum(e->at);
-
-	keep_plan(&ledger_plan,
-			  "INSERT INTO popsell.consent_events (contact_id, ambassador_id, changed,"
-			  " old_ambassador_optin, new_ambassador_optin, old_brand_optin, new_brand_optin,"
-			  " old_partners_optin, new_partners_optin, old_email_status, new_email_status,"
-			  " source, actor, path, actor_role, consent_text, note, occurred_at)"
-			  " VALUES ($1, $2, $3, $4::popsell.ambassador_optin, $5::popsell.ambassador_optin,"
-			  " $6::popsell.brand_optin, $7::popsell.brand_optin, $8, $9,"
-			  " $10::popsell.email_status, $11::popsell.email_status,"
-			  " $12::popsell.contact_source, $13::popsell.consent_actor, $14, $15, $16, $17, $18)",
-			  18, types);
-	if (SPI_execute_plan(ledger_plan, v, n, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not append to popsell.consent_events");
 }
 
 /* ---------------------------------------------------------------------
@@ -534,15 +407,18 @@ contact_insert(TriggerData *td, Row *r)
 	if (!history && (es == ES_OK || es == ES_UNVERIFIED) && !SourceIsPendingKind(src))
 		es = ES_OK;
 
-	EnterOwnerContext(&save_userid, &save_sec);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
 	if (src == SRC_BRAND_SYNC)
+	{
+		EnterOwnerContext(&save_userid, &save_sec);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		check_brand_sync_ambassador(r);
+		SPI_finish();
+		LeaveOwnerContext(save_userid, save_sec);
+	}
 
 	if (norm != NULL)
-		reasons = gate_and_probe(norm, normlen);
+		reasons = probe_email(norm, normlen);
 
 	/* C3: a globally opted-out email */
 	if (reasons & (1u << BL_GLOBAL_OPTOUT))
@@ -550,8 +426,6 @@ contact_insert(TriggerData *td, Row *r)
 		if (src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT)
 		{
 			/* an ambassador cannot bring it back: skip the row */
-			SPI_finish();
-			LeaveOwnerContext(save_userid, save_sec);
 			return NULL;
 		}
 		if (!SourceIsPendingKind(src))
@@ -592,7 +466,7 @@ contact_insert(TriggerData *td, Row *r)
 		elog(ERROR, "popsell.contacts.id must be set before the trigger runs");
 	memset(&e, 0, sizeof(e));
 	e.contact_id = DatumGetInt64(VAL(r, cols.id));
-	e.ambassador_id = VAL(r, cols.ambassador_id);
+	e.ambassador_id = DatumGetInt64(VAL(r, cols.ambassador_id));
 	e.ambassador_id_null = ISNULL(r, cols.ambassador_id);
 	for (int f = 0; f < FIELD__COUNT; f++)
 		e.old_v[f] = -1;
@@ -604,10 +478,14 @@ contact_insert(TriggerData *td, Row *r)
 	e.path = path;
 	e.note = note;
 	e.at = now;
-	ledger_append(&e);
 
-	SPI_finish();
-	LeaveOwnerContext(save_userid, save_sec);
+	/*
+	 * An ambassador's own entry carries no consent (new, no_optin): the
+	 * ledger records it only when the blacklist imposed a state.
+	 */
+	if (!((src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT ||
+		   src == SRC_SOCIAL_NETWORK) && reasons == 0))
+		LedgerAppend(&e);
 
 	return heap_modify_tuple(td->tg_trigtuple, desc, r->values, r->nulls, r->repl);
 }
@@ -653,8 +531,6 @@ contact_update(TriggerData *td, Row *o, Row *r)
 	ReasonSet	reasons = 0;
 	const char *note = NULL;
 	TimestampTz now = PopsellNow();
-	Oid			save_userid;
-	int			save_sec;
 
 	/* A trusted app updating rows acts with an ambassador's rights. */
 	if (path == PATH_APP)
@@ -726,13 +602,9 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		}
 	}
 
-	EnterOwnerContext(&save_userid, &save_sec);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
 	if (norm != NULL)
 	{
-		reasons = gate_and_probe(norm, normlen);
+		reasons = probe_email(norm, normlen);
 		if (email_changed && (reasons & (1u << BL_GLOBAL_OPTOUT)) &&
 			newv[FIELD_AMBASSADOR_OPTIN] != AO_GLOBAL_OPTOUT)
 		{
@@ -772,7 +644,7 @@ contact_update(TriggerData *td, Row *o, Row *r)
 
 		memset(&e, 0, sizeof(e));
 		e.contact_id = id;
-		e.ambassador_id = VAL(r, cols.ambassador_id);
+		e.ambassador_id = DatumGetInt64(VAL(r, cols.ambassador_id));
 		e.ambassador_id_null = ISNULL(r, cols.ambassador_id);
 		memcpy(e.old_v, oldv, sizeof(oldv));
 		memcpy(e.new_v, newv, sizeof(newv));
@@ -780,7 +652,7 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		e.path = path;
 		e.note = note;
 		e.at = now;
-		ledger_append(&e);
+		LedgerAppend(&e);
 	}
 	else
 	{
@@ -793,9 +665,6 @@ contact_update(TriggerData *td, Row *o, Row *r)
 				immutable_column("*_optin_at", id);
 		}
 	}
-
-	SPI_finish();
-	LeaveOwnerContext(save_userid, save_sec);
 
 	row_set(r, cols.modified_at, now_datum(), false);
 	row_set(r, cols.modified_by, outer_user_name(), false);

@@ -5,7 +5,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popsell.h"
+#include "ledger.h"
 
 #include "utils/guc.h"
 
@@ -19,6 +19,7 @@ _PG_init(void)
 	IdentityInit();
 	HashingInit();
 	ConsentInit();
+	LedgerInit();
 
 	/* Nobody may invent popsell.* settings the library does not define. */
 	MarkGUCPrefixReserved("popsell");

@@ -100,6 +100,9 @@ extern int	HashUnderAllKeys(const char *norm, int len, PopsellHash *out);
 extern void HashUnderCurrentKey(const char *norm, int len, PopsellHash *out);
 extern bool EmailLooksValid(const char *norm, int len);
 
+/* blacklist.c */
+extern uint32 BlacklistReasons(const PopsellHash *h, int n);
+
 /* consent.c */
 extern void ConsentInit(void);
 

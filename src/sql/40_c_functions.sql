@@ -104,6 +104,22 @@ CREATE TRIGGER popsell_50_consent
     BEFORE INSERT OR UPDATE ON popsell.contacts
     FOR EACH ROW EXECUTE FUNCTION popsell.contacts_before_row();
 
+CREATE FUNCTION popsell.contacts_after_statement() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'contacts_after_statement';
+COMMENT ON FUNCTION popsell.contacts_after_statement() IS
+    'Trigger: write the statement''s consent ledger rows, set-based.';
+
+CREATE TRIGGER popsell_90_ledger
+    AFTER INSERT OR UPDATE ON popsell.contacts
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contacts_after_statement();
+
+CREATE FUNCTION popsell._email_rows_unseen(email text) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'email_rows_unseen';
+COMMENT ON FUNCTION popsell._email_rows_unseen(text) IS
+    'Internal: whether contact rows with this email were committed after the transaction snapshot (REPEATABLE READ).';
+
 CREATE FUNCTION popsell.outbox_before_row() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'outbox_before_row';

@@ -68,10 +68,11 @@ COMMENT ON FUNCTION popsell._ambassador_for_caller(bigint) IS
     'Internal: the ambassador id if the calling role may act for it, else PS200.';
 
 -- Put an email on the blacklist and apply it to every contact row with
--- that email at once.  The gate row is written first: a contact insert of
--- the same email racing this either waits for us (and then sees the
--- blacklist) or made us wait (and we then see its row), in READ COMMITTED;
--- in REPEATABLE READ one of the two fails with a serialization error.
+-- that email at once.  SHARE ROW EXCLUSIVE waits for every transaction
+-- writing contacts and holds new writers until we commit; writers probe
+-- the blacklist with the latest snapshot, so they see our entry.  Under
+-- REPEATABLE READ our own snapshot may predate a writer we waited for:
+-- then we fail with a serialization error rather than miss its row.
 CREATE FUNCTION popsell._blacklist_add(p_email text, p_reason popsell.blacklist_reason)
     RETURNS bigint
     LANGUAGE plpgsql
@@ -79,13 +80,16 @@ CREATE FUNCTION popsell._blacklist_add(p_email text, p_reason popsell.blacklist_
 AS $$
 DECLARE
     e text := popsell.normalize_email(p_email);
-    h bytea := popsell.hash_email(e);
     n bigint;
 BEGIN
-    INSERT INTO popsell.email_gate AS g (email_hash) VALUES (h)
-        ON CONFLICT (email_hash) DO UPDATE SET touched_at = EXCLUDED.touched_at;
+    LOCK TABLE popsell.contacts IN SHARE ROW EXCLUSIVE MODE;
+    IF popsell._email_rows_unseen(e) THEN
+        RAISE EXCEPTION 'could not serialize access due to a concurrent insert of the same email'
+            USING ERRCODE = '40001',
+                  HINT = 'Retry the transaction.';
+    END IF;
     INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)
-        SELECT h, popsell.hash_key_id(), p_reason, now()
+        SELECT popsell.hash_email(e), popsell.hash_key_id(), p_reason, now()
          WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b
                             WHERE b.email_hash = ANY (popsell.email_hashes(e))
                               AND b.reason = p_reason);

@@ -1,0 +1,195 @@
+/*-------------------------------------------------------------------------
+ *
+ * blacklist.c
+ *	  Probes of popsell.blacklist and of contacts by email, done directly
+ *	  on popsell's own relations and indexes (resolved by OID in schema
+ *	  popsell, never through search_path) with the latest snapshot.
+ *
+ * Why the latest snapshot: a global opt-out (popsell._blacklist_add) locks
+ * popsell.contacts in SHARE ROW EXCLUSIVE mode, so it waits for every
+ * transaction that is inserting or updating contacts and blocks new ones
+ * until it commits.  An insert that waited for it must then see its
+ * blacklist row even under REPEATABLE READ, whose transaction snapshot
+ * predates the opt-out; like PostgreSQL's own foreign-key checks, the probe
+ * reads the latest committed state.  The opt-out side, in turn, refuses to
+ * go on under REPEATABLE READ when contact rows of the email were committed
+ * after its snapshot (popsell._email_rows_unseen), so neither order lets an
+ * email escape a global opt-out.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "consent.h"
+
+#include "access/genam.h"
+#include "access/hash.h"
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_collation.h"
+#include "catalog/namespace.h"
+#include "executor/tuptable.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(email_rows_unseen);
+
+typedef struct RelIds
+{
+	Oid			blacklist;
+	Oid			blacklist_pkey;
+	Oid			contacts;
+	Oid			contacts_email_idx;
+	AttrNumber	reason_attno;
+} RelIds;
+
+static RelIds ids;
+static bool ids_valid = false;
+static bool ids_callback = false;
+
+static void
+ids_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == ids.blacklist ||
+		relid == ids.blacklist_pkey || relid == ids.contacts ||
+		relid == ids.contacts_email_idx)
+		ids_valid = false;
+}
+
+static Oid
+popsell_rel(const char *name, Oid nsp)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_INSTALL),
+				 errmsg("relation popsell.%s is missing", name),
+				 errhint("Reinstall the extension.")));
+	return relid;
+}
+
+static void
+resolve_ids(void)
+{
+	Oid			nsp;
+
+	if (ids_valid)
+		return;
+	if (!ids_callback)
+	{
+		CacheRegisterRelcacheCallback(ids_invalidate, (Datum) 0);
+		ids_callback = true;
+	}
+	nsp = get_namespace_oid("popsell", false);
+	ids.blacklist = popsell_rel("blacklist", nsp);
+	ids.blacklist_pkey = popsell_rel("blacklist_email_hash_idx", nsp);
+	ids.contacts = popsell_rel("contacts", nsp);
+	ids.contacts_email_idx = popsell_rel("contacts_email_idx", nsp);
+	ids.reason_attno = get_attnum(ids.blacklist, "reason");
+	if (ids.reason_attno == InvalidAttrNumber)
+		elog(ERROR, "popsell.blacklist has no column reason");
+	ids_valid = true;
+}
+
+/*
+ * Blacklist reasons recorded for any of the hashes (one per live key),
+ * as one bit per BlacklistReason.
+ */
+uint32
+BlacklistReasons(const PopsellHash *h, int n)
+{
+	Relation	heap;
+	Relation	idx;
+	Snapshot	snap;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	uint32		found = 0;
+	bytea	   *key = palloc(VARHDRSZ + POPSELL_HASH_LEN);
+
+	resolve_ids();
+	heap = table_open(ids.blacklist, AccessShareLock);
+	idx = index_open(ids.blacklist_pkey, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(heap, NULL);
+	scan = index_beginscan(heap, idx, snap, 1, 0);
+
+	SET_VARSIZE(key, VARHDRSZ + POPSELL_HASH_LEN);
+	for (int i = 0; i < n; i++)
+	{
+		ScanKeyData sk;
+
+		memcpy(VARDATA(key), h[i].digest, POPSELL_HASH_LEN);
+		ScanKeyInit(&sk, 1, HTEqualStrategyNumber, F_BYTEAEQ, PointerGetDatum(key));
+		index_rescan(scan, &sk, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			bool		isnull;
+			Datum		d = slot_getattr(slot, ids.reason_attno, &isnull);
+
+			if (!isnull)
+				found |= 1u << EnumIndex(ENUM_REASON, DatumGetObjectId(d));
+		}
+	}
+
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	index_close(idx, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	pfree(key);
+	return found;
+}
+
+/* Is a contact row with this email committed but invisible to MINE? */
+static bool
+any_row_unseen(Relation heap, Relation idx, Snapshot latest, Snapshot mine, text *email)
+{
+	TupleTableSlot *slot = table_slot_create(heap, NULL);
+	IndexScanDesc scan = index_beginscan(heap, idx, latest, 1, 0);
+	ScanKeyData sk;
+	bool		unseen = false;
+
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(email));
+	sk.sk_collation = DEFAULT_COLLATION_OID;
+	index_rescan(scan, &sk, 1, NULL, 0);
+	while (!unseen && index_getnext_slot(scan, ForwardScanDirection, slot))
+		unseen = !table_tuple_satisfies_snapshot(heap, slot, mine);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	return unseen;
+}
+
+/*
+ * popsell._email_rows_unseen(email): whether contact rows with this
+ * (normalized) email were committed after the transaction's snapshot, so
+ * that an UPDATE in this transaction would miss them.  Only possible under
+ * REPEATABLE READ or SERIALIZABLE.
+ */
+Datum
+email_rows_unseen(PG_FUNCTION_ARGS)
+{
+	text	   *email = PG_GETARG_TEXT_PP(0);
+	Relation	heap;
+	Relation	idx;
+	Snapshot	latest;
+	Snapshot	mine;
+	bool		unseen;
+
+	if (!IsolationUsesXactSnapshot())
+		PG_RETURN_BOOL(false);
+	resolve_ids();
+	heap = table_open(ids.contacts, AccessShareLock);
+	idx = index_open(ids.contacts_email_idx, AccessShareLock);
+	latest = RegisterSnapshot(GetLatestSnapshot());
+	mine = RegisterSnapshot(GetTransactionSnapshot());
+	unseen = any_row_unseen(heap, idx, latest, mine, email);
+	UnregisterSnapshot(mine);
+	UnregisterSnapshot(latest);
+	index_close(idx, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	PG_RETURN_BOOL(unseen);
+}
