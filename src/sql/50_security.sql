@@ -385,27 +385,15 @@ CREATE POLICY popsell_brand_select ON popsell.maintenance_runs FOR SELECT TO pop
 COMMENT ON POLICY popsell_brand_select ON popsell.maintenance_runs IS
     'The brand sees what the retention rules did (counts only).';
 
--- Outbox: the application carries it out; an ambassador queues
--- publications for its own visible contacts (the sending guard checks
--- their consent).
+-- Outbox: the application carries it out.  Ambassadors get no INSERT:
+-- the sending guard (a BEFORE trigger) runs before row security's WITH
+-- CHECK and would answer about contacts the ambassador cannot see.
 GRANT SELECT, INSERT ON popsell.outbox TO popsell_app;
 GRANT UPDATE (sent_at) ON popsell.outbox TO popsell_app;
-GRANT USAGE ON SEQUENCE popsell.outbox_id_seq TO popsell_app, popsell_ambassador;
+GRANT USAGE ON SEQUENCE popsell.outbox_id_seq TO popsell_app;
 CREATE POLICY popsell_app_all ON popsell.outbox TO popsell_app USING (true) WITH CHECK (true);
 COMMENT ON POLICY popsell_app_all ON popsell.outbox IS
     'Trusted applications queue messages and mark them sent.';
-GRANT INSERT (kind, ambassador_id, contact_id, publication_id, payload)
-    ON popsell.outbox TO popsell_ambassador;
-CREATE POLICY popsell_ambassador_insert ON popsell.outbox FOR INSERT TO popsell_ambassador
-    WITH CHECK (kind OPERATOR(pg_catalog.=) 'publication'::popsell.outbox_kind
-                AND ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
-                AND EXISTS (SELECT 1 FROM popsell.contacts c
-                             WHERE c.id OPERATOR(pg_catalog.=) outbox.contact_id)
-                AND (publication_id IS NULL
-                     OR EXISTS (SELECT 1 FROM popsell.publications p
-                                 WHERE p.id OPERATOR(pg_catalog.=) outbox.publication_id)));
-COMMENT ON POLICY popsell_ambassador_insert ON popsell.outbox IS
-    'An ambassador queues its publications for its own visible contacts.';
 
 -- -------------------------------------------------------------------
 -- Views
