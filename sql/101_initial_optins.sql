@@ -139,10 +139,8 @@ SELECT k.source, bool_or(c.partners_optin) AS partners,
        bool_and((c.partners_optin_at IS NOT NULL) = c.partners_optin) AS stamp_follows
   FROM collected k JOIN popsell.contacts c ON c.id = k.id
  GROUP BY 1 ORDER BY 1;
-SELECT count(*) AS partners_without_tick
-  FROM popsell.contacts c
- WHERE c.id = popsell.collect_contact(2, 'order', '{"email": "np@c1.example.test"}', true, true, false)
-   AND c.partners_optin;
+SELECT popsell.collect_contact(2, 'order', '{"email": "np@c1.example.test"}', true, true, false) AS np \gset
+SELECT partners_optin, partners_optin_at IS NULL AS no_stamp FROM popsell.contacts WHERE id = :np;
 
 -- One "initial" ledger row per collected contact, with the stored values.
 SELECT count(*) AS contacts,
