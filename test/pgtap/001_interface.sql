@@ -44,11 +44,11 @@ SELECT is(
       WHERE oid = to_regprocedure('popsell.opt_out(bigint, boolean)')),
     'global', 'opt_out: second argument is named global');
 SELECT has_function('popsell', 'email_callback', ARRAY['text', 'popsell.email_status']);
-SELECT has_function('popsell', 'record_interaction');
-SELECT has_function('popsell', 'record_sale');
+SELECT has_function('popsell', 'record_interaction', 'Function popsell.record_interaction(...) should exist');
+SELECT has_function('popsell', 'record_sale', 'Function popsell.record_sale(...) should exist');
 
 -- Ambassadors (section 5).
-SELECT has_function('popsell', 'signup');
+SELECT has_function('popsell', 'signup', 'Function popsell.signup(...) should exist');
 SELECT has_function('popsell', 'set_password', ARRAY['bigint', 'text']);
 SELECT has_function('popsell', 'check_password', ARRAY['bigint', 'text']);
 SELECT function_returns('popsell', 'check_password', ARRAY['bigint', 'text'], 'boolean');
