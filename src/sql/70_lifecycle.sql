@@ -736,7 +736,7 @@ DECLARE
 BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_technical'], 'popsell.apply_pre_gdpr_migration');
     -- Candidates: still new, no consent event besides the INSERT's own
-    -- ledger row, not handled by an earlier run.
+    -- ledger row (which has no old values), not handled by an earlier run.
     WITH cand AS (
         SELECT c.id,
                (c.last_activity_at IS NOT NULL
@@ -749,8 +749,11 @@ BEGIN
          WHERE c.ambassador_optin OPERATOR(pg_catalog.=) 'new'
            AND NOT EXISTS (SELECT 1 FROM popsell.pre_gdpr_migrated m
                             WHERE m.contact_id OPERATOR(pg_catalog.=) c.id)
-           AND (SELECT pg_catalog.count(*) FROM popsell.consent_events ce
-                 WHERE ce.contact_id OPERATOR(pg_catalog.=) c.id) OPERATOR(pg_catalog.<=) 1
+           AND NOT EXISTS (SELECT 1 FROM popsell.consent_events ce
+                            WHERE ce.contact_id OPERATOR(pg_catalog.=) c.id
+                              AND pg_catalog.num_nonnulls(ce.old_ambassador_optin, ce.old_brand_optin,
+                                                          ce.old_partners_optin, ce.old_email_status)
+                                  OPERATOR(pg_catalog.>) 0)
            FOR UPDATE OF c),
     upd_other AS (
         UPDATE popsell.contacts c SET ambassador_optin = 'optin_other'
@@ -762,9 +765,9 @@ BEGIN
         RETURNING c.id),
     marked AS (
         INSERT INTO popsell.pre_gdpr_migrated (contact_id, migrated_at, result)
-        SELECT id, t, 'optin_other' FROM upd_other
+        SELECT id, t, 'optin_other'::popsell.ambassador_optin FROM upd_other
         UNION ALL
-        SELECT id, t, 'new' FROM upd_new
+        SELECT id, t, 'new'::popsell.ambassador_optin FROM upd_new
         RETURNING result)
     SELECT pg_catalog.count(*) FILTER (WHERE result OPERATOR(pg_catalog.=) 'optin_other'),
            pg_catalog.count(*) FILTER (WHERE result OPERATOR(pg_catalog.=) 'new')
