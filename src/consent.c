@@ -19,6 +19,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -73,10 +74,20 @@ static EnumCache enums[ENUM__COUNT] = {
 	[ENUM_REASON] = {"blacklist_reason", reason_labels, BL__COUNT},
 };
 
+/* A type was created, altered or dropped: resolve enum OIDs again. */
+static void
+enums_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	for (int k = 0; k < ENUM__COUNT; k++)
+		enums[k].typid = InvalidOid;
+}
+
 void
 ConsentInit(void)
 {
 	/* enum OIDs are resolved on first use, after CREATE EXTENSION */
+	CacheRegisterSyscacheCallback(TYPEOID, enums_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(ENUMOID, enums_invalidate, (Datum) 0);
 }
 
 /* Resolve a popsell enum's OIDs; again when the extension was re-created. */

@@ -31,12 +31,6 @@ ALTER FUNCTION popsell.current_ambassador_id() LEAKPROOF;
 
 GRANT USAGE ON SCHEMA popsell TO popsell_ambassador, popsell_brand, popsell_brand_bi,
     popsell_account_team, popsell_technical, popsell_app;
-GRANT USAGE ON TYPE popsell.ambassador_optin, popsell.brand_optin, popsell.email_status,
-    popsell.contact_source, popsell.contact_type, popsell.ambassador_kind,
-    popsell.ambassador_status, popsell.blacklist_reason, popsell.interaction_kind,
-    popsell.sale_channel, popsell.outbox_kind, popsell.consent_actor
-    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
-       popsell_technical, popsell_app;
 
 -- Harmless functions every role may call (identity, normalization, rules).
 GRANT EXECUTE ON FUNCTION popsell.current_ambassador_id(), popsell.normalize_email(text),

@@ -39,6 +39,26 @@ REVOKE ALL ON ALL TABLES IN SCHEMA popsell FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA popsell FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA popsell FROM PUBLIC;
 GRANT USAGE ON SCHEMA popsell TO popsell_owner;
+
+-- Types are usable by PUBLIC by default: only popsell's roles get them.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT t.oid::pg_catalog.regtype AS typ
+          FROM pg_catalog.pg_type t
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
+           AND t.typtype OPERATOR(pg_catalog.=) 'e'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON TYPE %s FROM PUBLIC', r.typ);
+        EXECUTE pg_catalog.format('GRANT USAGE ON TYPE %s TO popsell_owner, popsell_ambassador, '
+                                  'popsell_brand, popsell_brand_bi, popsell_account_team, '
+                                  'popsell_technical, popsell_app, popsell_maintenance', r.typ);
+    END LOOP;
+END
+$$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA popsell TO popsell_owner;
 
 -- Row level security on every table, forced so the owner is subject to it
