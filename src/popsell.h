@@ -13,6 +13,11 @@
 #include "fmgr.h"
 #include "utils/timestamp.h"
 
+/* Compatibility: popsell targets PostgreSQL 15; older names where they differ. */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(className) EmitWarningsOnPlaceholders(className)
+#endif
+
 /*
  * popsell's own SQLSTATE class "PS": rule violations a caller can act on.
  * The README's error table lists them; keep both in step.
