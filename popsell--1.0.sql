@@ -1828,6 +1828,961 @@ COMMENT ON VIEW popsell.community_activity IS
 GRANT SELECT ON popsell.community_activity TO popsell_ambassador, popsell_brand,
     popsell_account_team, popsell_technical;
 -- ===================================================================
+-- Erasure (SPEC section 6, S6).  A plain DELETE on popsell.contacts or
+-- popsell.ambassadors is the erasure: the row goes, a tombstone keeps the
+-- keyed hashes and the few plain values section 6 lists, and the rows that
+-- pointed at the person are re-pointed to the tombstone or deleted.
+--
+-- Contacts are erased set-based by a statement-level AFTER DELETE trigger
+-- reading the transition table.  The referential actions of the tables
+-- pointing at a contact (interactions, sales, outbox) are done by that
+-- trigger, so their foreign keys to popsell.contacts are replaced below by
+-- a set-based existence check on INSERT: an ON DELETE SET NULL action would
+-- run (row by row) before the statement trigger and lose which contact a
+-- row belonged to.
+-- ===================================================================
+
+-- Why the current transaction erases, and whether it keeps a tombstone.
+-- Only popsell's own code (popsell_owner) writes here, and every row is
+-- removed again before that code returns, so no other transaction ever
+-- sees one: an ambassador cannot forge "no tombstone" (tombstones are the
+-- brand's memory of opt-outs).  The newest row wins (nested erasures).
+-- A row with ledger = true lets the erasure code, and only it, re-point
+-- or delete popsell.consent_events rows.
+CREATE TABLE popsell.erasure_context (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    reason    text NOT NULL,
+    tombstone boolean NOT NULL,
+    ledger    boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE popsell.erasure_context IS
+    'Internal: the reason of the erasure under way in this transaction (always empty once committed). Owner only.';
+
+CREATE FUNCTION popsell._erasure_push(p_reason text, p_tombstone boolean, p_ledger boolean DEFAULT false)
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO popsell.erasure_context (reason, tombstone, ledger)
+    VALUES (p_reason, p_tombstone, p_ledger)
+    RETURNING id;
+END;
+COMMENT ON FUNCTION popsell._erasure_push(text, boolean, boolean) IS
+    'Internal (owner only): the following DELETEs of this transaction erase for REASON, with or without tombstones; undo with _erasure_pop.';
+
+CREATE FUNCTION popsell._erasure_pop(p_id bigint)
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    DELETE FROM popsell.erasure_context WHERE id OPERATOR(pg_catalog.>=) p_id;
+END;
+COMMENT ON FUNCTION popsell._erasure_pop(bigint) IS
+    'Internal (owner only): end the erasure context opened by _erasure_push.';
+
+-- The time erasure stamps carry: run_maintenance's as-of time, else now().
+CREATE FUNCTION popsell._erasure_now()
+    RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN coalesce(nullif(pg_catalog.current_setting('popsell.as_of', true), '')::timestamptz,
+                    pg_catalog.now());
+COMMENT ON FUNCTION popsell._erasure_now() IS
+    'Internal: popsell.as_of when run_maintenance sets it, else now().';
+
+-- -------------------------------------------------------------------
+-- Contacts
+-- -------------------------------------------------------------------
+CREATE FUNCTION popsell.contacts_erase() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ctx_reason text;
+    ctx_tombstone boolean;
+    mark bigint;
+    stamp timestamptz;
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'DELETE'
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'contacts' THEN
+        RAISE EXCEPTION 'popsell.contacts_erase() handles AFTER DELETE statements on popsell.contacts only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    SELECT e.reason, e.tombstone INTO ctx_reason, ctx_tombstone
+      FROM popsell.erasure_context e
+     WHERE NOT e.ledger
+     ORDER BY e.id DESC LIMIT 1;
+    ctx_reason := coalesce(ctx_reason, 'deleted');
+    ctx_tombstone := coalesce(ctx_tombstone, true);
+    stamp := popsell._erasure_now();
+    mark := popsell._erasure_push(ctx_reason, ctx_tombstone, true);
+
+    -- One statement per branch, so the transition table is read once.
+    -- Unsent messages are cancelled, sent ones lose the link; the ledger,
+    -- interactions and sales move to the tombstone (or go with the
+    -- contact when it leaves none); partners are told (GDPR art. 19).
+    IF ctx_tombstone THEN
+        WITH t AS (
+            INSERT INTO popsell.contact_tombstones
+                   (contact_id, ambassador_id, source, ambassador_optin, brand_optin, partners_optin,
+                    key_id, email_hash, facebook_id_hash, twitter_id_hash, instagram_id_hash,
+                    city, postal_code, deleted_at, reason)
+            SELECT g.id, g.ambassador_id, g.source, g.ambassador_optin, g.brand_optin, g.partners_optin,
+                   popsell.hash_key_id(),
+                   popsell.hash_email(nullif(g.email, '')),
+                   popsell.hash_identifier(nullif(g.facebook_id, '')),
+                   popsell.hash_identifier(nullif(g.twitter_id, '')),
+                   popsell.hash_identifier(nullif(g.instagram_id, '')),
+                   g.city, g.postal_code, stamp, ctx_reason
+              FROM gone g
+            RETURNING id, contact_id, partners_optin),
+        o1 AS (
+            DELETE FROM popsell.outbox o USING t
+             WHERE o.contact_id = t.contact_id AND o.sent_at IS NULL),
+        o2 AS (
+            UPDATE popsell.outbox o SET contact_id = NULL
+              FROM t WHERE o.contact_id = t.contact_id AND o.sent_at IS NOT NULL),
+        ce AS (
+            UPDATE popsell.consent_events e
+               SET contact_tombstone_id = t.id, contact_id = NULL
+              FROM t WHERE e.contact_id = t.contact_id),
+        i AS (
+            UPDATE popsell.interactions x
+               SET contact_tombstone_id = t.id, contact_id = NULL
+              FROM t WHERE x.contact_id = t.contact_id),
+        s AS (
+            UPDATE popsell.sales x
+               SET contact_tombstone_id = t.id, contact_id = NULL
+              FROM t WHERE x.contact_id = t.contact_id)
+        INSERT INTO popsell.outbox (kind, payload, created_at)
+        SELECT 'partner_erasure',
+               jsonb_build_object('contact_id', t.contact_id, 'contact_tombstone_id', t.id,
+                                  'reason', ctx_reason),
+               stamp
+          FROM t WHERE t.partners_optin;
+    ELSE
+        WITH g AS MATERIALIZED (
+            SELECT gone.id, gone.partners_optin FROM gone),
+        o1 AS (
+            DELETE FROM popsell.outbox o USING g
+             WHERE o.contact_id = g.id AND o.sent_at IS NULL),
+        o2 AS (
+            UPDATE popsell.outbox o SET contact_id = NULL
+              FROM g WHERE o.contact_id = g.id AND o.sent_at IS NOT NULL),
+        ce AS (
+            DELETE FROM popsell.consent_events e USING g WHERE e.contact_id = g.id),
+        i AS (
+            DELETE FROM popsell.interactions x USING g WHERE x.contact_id = g.id),
+        s AS (
+            DELETE FROM popsell.sales x USING g WHERE x.contact_id = g.id)
+        INSERT INTO popsell.outbox (kind, payload, created_at)
+        SELECT 'partner_erasure',
+               jsonb_build_object('contact_id', g.id, 'contact_tombstone_id', NULL, 'reason', ctx_reason),
+               stamp
+          FROM g WHERE g.partners_optin;
+    END IF;
+
+    PERFORM popsell._erasure_pop(mark);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_erase() IS
+    'Trigger: erasure of deleted contacts, set-based: tombstones (unless the retention rule says none), ledger, interactions and sales re-pointed, unsent outbox rows cancelled, partners told.';
+
+CREATE TRIGGER popsell_60_erase
+    AFTER DELETE ON popsell.contacts
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contacts_erase();
+
+-- The erasure trigger does the referential actions towards contacts.
+ALTER TABLE popsell.interactions DROP CONSTRAINT interactions_contact_id_fkey;
+ALTER TABLE popsell.sales DROP CONSTRAINT sales_contact_id_fkey;
+ALTER TABLE popsell.outbox DROP CONSTRAINT outbox_contact_id_fkey;
+-- A tombstone's key_id is always popsell.hash_key_id() (a live key) and
+-- keys are never deleted; the per-row foreign key check cost a third of a
+-- bulk erasure (SPEC 7: cost follows the rows acted on, set-based).
+ALTER TABLE popsell.contact_tombstones DROP CONSTRAINT contact_tombstones_key_id_fkey;
+
+-- ... and the existence check on INSERT the foreign keys did: set-based,
+-- locking the contacts (FOR KEY SHARE, as a foreign key does) so a
+-- concurrent erasure either waits or is seen.
+CREATE FUNCTION popsell.contact_ref_check() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wanted bigint;
+    found bigint;
+    missing bigint;
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_TABLE_SCHEMA <> 'popsell'
+       OR TG_TABLE_NAME NOT IN ('interactions', 'sales', 'outbox') THEN
+        RAISE EXCEPTION 'popsell.contact_ref_check() handles AFTER INSERT statements on interactions, sales and outbox only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(DISTINCT n.contact_id) INTO wanted FROM added n WHERE n.contact_id IS NOT NULL;
+    IF wanted = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(*) INTO found
+      FROM (SELECT c.id FROM popsell.contacts c
+             WHERE c.id IN (SELECT n.contact_id FROM added n)
+               FOR KEY SHARE OF c) x;
+    IF found < wanted THEN
+        SELECT min(n.contact_id) INTO missing FROM added n
+         WHERE n.contact_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id = n.contact_id);
+        RAISE EXCEPTION 'insert into popsell.% refers to contact %, which does not exist', TG_TABLE_NAME, missing
+            USING ERRCODE = '23503',
+                  HINT = 'The contact may have been erased; refer to existing contacts only.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contact_ref_check() IS
+    'Trigger: rows inserted into interactions, sales and outbox must refer to an existing contact (the foreign key''s check, set-based).';
+
+CREATE FUNCTION popsell.contact_ref_check_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL <> 'ROW' OR TG_OP <> 'UPDATE' OR TG_TABLE_SCHEMA <> 'popsell'
+       OR TG_TABLE_NAME NOT IN ('interactions', 'sales', 'outbox') THEN
+        RAISE EXCEPTION 'popsell.contact_ref_check_row() handles UPDATE rows of interactions, sales and outbox only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN NEW;
+    END IF;
+    PERFORM 1 FROM popsell.contacts c WHERE c.id = NEW.contact_id FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'update of popsell.% refers to contact %, which does not exist', TG_TABLE_NAME, NEW.contact_id
+            USING ERRCODE = '23503',
+                  HINT = 'Refer to existing contacts only.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell.contact_ref_check_row() IS
+    'Trigger: an UPDATE moving an interaction, sale or outbox row to another contact must name an existing contact.';
+
+CREATE TRIGGER popsell_60_contact_ref
+    AFTER INSERT ON popsell.interactions
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_ref_check();
+CREATE TRIGGER popsell_60_contact_ref
+    AFTER INSERT ON popsell.sales
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_ref_check();
+CREATE TRIGGER popsell_60_contact_ref
+    AFTER INSERT ON popsell.outbox
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_ref_check();
+CREATE TRIGGER popsell_60_contact_ref_update
+    BEFORE UPDATE OF contact_id ON popsell.interactions
+    FOR EACH ROW WHEN (NEW.contact_id IS NOT NULL AND NEW.contact_id IS DISTINCT FROM OLD.contact_id)
+    EXECUTE FUNCTION popsell.contact_ref_check_row();
+CREATE TRIGGER popsell_60_contact_ref_update
+    BEFORE UPDATE OF contact_id ON popsell.sales
+    FOR EACH ROW WHEN (NEW.contact_id IS NOT NULL AND NEW.contact_id IS DISTINCT FROM OLD.contact_id)
+    EXECUTE FUNCTION popsell.contact_ref_check_row();
+CREATE TRIGGER popsell_60_contact_ref_update
+    BEFORE UPDATE OF contact_id ON popsell.outbox
+    FOR EACH ROW WHEN (NEW.contact_id IS NOT NULL AND NEW.contact_id IS DISTINCT FROM OLD.contact_id)
+    EXECUTE FUNCTION popsell.contact_ref_check_row();
+
+-- -------------------------------------------------------------------
+-- Ambassadors
+-- -------------------------------------------------------------------
+-- Before the row goes (and before the foreign keys' actions run): its
+-- contacts that are not brand-visible are erased (brand-visible ones stay,
+-- owned by the brand: ON DELETE SET NULL), its UGC (but contest UGC until
+-- the contest's reuse end) is deleted and its files queued, its unsent
+-- messages cancelled.  Publications, reactions, grants, gamification and
+-- activity log go by ON DELETE CASCADE; sales stay (ambassador_id NULL).
+CREATE FUNCTION popsell.ambassadors_erase_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mark bigint;
+    stamp timestamptz;
+BEGIN
+    IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' OR TG_OP <> 'DELETE'
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'ambassadors' THEN
+        RAISE EXCEPTION 'popsell.ambassadors_erase_row() handles BEFORE DELETE rows of popsell.ambassadors only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN OLD;
+    END IF;
+    stamp := popsell._erasure_now();
+    mark := popsell._erasure_push('ambassador_deleted', true);
+
+    DELETE FROM popsell.contacts c
+     WHERE c.ambassador_id = OLD.id
+       AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+
+    WITH u AS (
+        DELETE FROM popsell.ugc u
+         WHERE u.ambassador_id = OLD.id
+           AND (u.contest_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                WHERE k.id = u.contest_id AND k.reuse_until > stamp))
+        RETURNING u.id, u.file_path)
+    INSERT INTO popsell.outbox (kind, payload, created_at)
+    SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), stamp
+      FROM u
+    UNION ALL
+    SELECT 'delete_file', jsonb_build_object('file_path', OLD.photo_path, 'what', 'ambassador_photo'), stamp
+     WHERE nullif(OLD.photo_path, '') IS NOT NULL;
+
+    DELETE FROM popsell.outbox o
+     WHERE o.ambassador_id = OLD.id AND o.sent_at IS NULL
+       AND o.kind NOT IN ('delete_file', 'partner_erasure');
+
+    PERFORM popsell._erasure_pop(mark);
+    RETURN OLD;
+END
+$$;
+COMMENT ON FUNCTION popsell.ambassadors_erase_row() IS
+    'Trigger: before an ambassador row is deleted, erase its non-brand-visible contacts, its UGC (contest UGC stays until reuse end) and unsent messages; queue its files.';
+
+CREATE FUNCTION popsell.ambassadors_erase() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ctx_reason text;
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'DELETE'
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'ambassadors' THEN
+        RAISE EXCEPTION 'popsell.ambassadors_erase() handles AFTER DELETE statements on popsell.ambassadors only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    SELECT e.reason INTO ctx_reason
+      FROM popsell.erasure_context e
+     WHERE NOT e.ledger
+     ORDER BY e.id DESC LIMIT 1;
+    INSERT INTO popsell.ambassador_tombstones
+           (ambassador_id, created_at, key_id, email_hash, customer_id_hash, facebook_id_hash,
+            city, postal_code, birth_year, deleted_at, reason)
+    SELECT g.id, g.created_at, popsell.hash_key_id(),
+           popsell.hash_email(nullif(g.email, '')),
+           popsell.hash_identifier(nullif(g.customer_id, '')),
+           popsell.hash_identifier(nullif(g.facebook_id, '')),
+           g.city, g.postal_code, extract(year FROM g.birth_date)::integer,
+           popsell._erasure_now(), coalesce(ctx_reason, coalesce(g.leaving_reason, 'deleted'))
+      FROM gone g;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.ambassadors_erase() IS
+    'Trigger: tombstones of deleted ambassadors (signup date, keyed hashes, city, postal code, birth year), set-based.';
+
+CREATE TRIGGER popsell_60_erase_row
+    BEFORE DELETE ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell.ambassadors_erase_row();
+CREATE TRIGGER popsell_60_erase
+    AFTER DELETE ON popsell.ambassadors
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.ambassadors_erase();
+
+-- -------------------------------------------------------------------
+-- The consent ledger is append-only; TRUNCATE of personal data is the
+-- owner's alone (S6).  These guards run as the caller: current_user is
+-- the role executing the statement (popsell_owner inside popsell's own
+-- SECURITY DEFINER code).
+-- -------------------------------------------------------------------
+CREATE FUNCTION popsell.ledger_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'BEFORE' OR TG_TABLE_SCHEMA <> 'popsell'
+       OR TG_TABLE_NAME <> 'consent_events' THEN
+        RAISE EXCEPTION 'popsell.ledger_guard() handles BEFORE statements on popsell.consent_events only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF current_user = 'popsell_owner' THEN
+        IF TG_OP IN ('UPDATE', 'DELETE')
+           AND EXISTS (SELECT 1 FROM popsell.erasure_context e WHERE e.ledger) THEN
+            RETURN NULL;   -- the erasure code re-points or deletes an erased contact's rows
+        END IF;
+    ELSIF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        IF popsell._restoring() THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    RAISE EXCEPTION '% on popsell.consent_events is refused: the consent ledger is append-only', TG_OP
+        USING ERRCODE = 'PS400',
+              DETAIL = 'Only the erasure of a contact re-points or removes its ledger rows.',
+              HINT = 'Erase the contact with DELETE FROM popsell.contacts (or popsell.erase_subject).';
+END
+$$;
+COMMENT ON FUNCTION popsell.ledger_guard() IS
+    'Trigger: refuses UPDATE, DELETE and TRUNCATE on popsell.consent_events except by the erasure code.';
+
+CREATE TRIGGER popsell_10_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON popsell.consent_events
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.ledger_guard();
+
+CREATE FUNCTION popsell.truncate_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_OP <> 'TRUNCATE' OR TG_TABLE_SCHEMA <> 'popsell' THEN
+        RAISE EXCEPTION 'popsell.truncate_guard() handles TRUNCATE of popsell tables only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF current_user = 'popsell_owner' THEN
+        RETURN NULL;
+    END IF;
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        IF popsell._restoring() THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'TRUNCATE of popsell.% is refused: it holds personal data', TG_TABLE_NAME
+        USING ERRCODE = 'PS400',
+              DETAIL = 'TRUNCATE would skip the erasure (tombstones, ledger) and is reserved to popsell_owner.',
+              HINT = 'DELETE the rows (the erasure runs), or SET ROLE popsell_owner if you really mean to drop them all.';
+END
+$$;
+COMMENT ON FUNCTION popsell.truncate_guard() IS
+    'Trigger: refuses TRUNCATE of a personal-data table to every role but popsell_owner.';
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['ambassadors', 'social_grants', 'registration_whitelist', 'contacts',
+                             'blacklist', 'publications', 'ugc', 'community_reactions',
+                             'gamification', 'interactions', 'sales', 'activity_log', 'outbox',
+                             'contact_tombstones', 'ambassador_tombstones']
+    LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER popsell_10_truncate_guard BEFORE TRUNCATE ON popsell.%I '
+            'FOR EACH STATEMENT EXECUTE FUNCTION popsell.truncate_guard()', t);
+    END LOOP;
+END
+$$;
+-- ===================================================================
+-- Retention and reminders (SPEC section 7, S7).  popsell.run_maintenance
+-- applies every rule as of a time, set-based and idempotent; each rule is
+-- its own subtransaction and writes its popsell.maintenance_runs row in it,
+-- so that ledger is the truth of what was done.  Rules are deadline-based:
+-- a missed run is caught up by the next one.
+-- ===================================================================
+
+-- Why a rule failed (NULL when it succeeded): the SQLSTATE only, never the
+-- message (it could quote personal data).
+ALTER TABLE popsell.maintenance_runs ADD COLUMN failed_sqlstate text;
+COMMENT ON COLUMN popsell.maintenance_runs.failed_sqlstate IS
+    'SQLSTATE of the error that rolled the rule back (its work is then not done and is retried next run); NULL on success.';
+
+-- The rules in the order they run (SPEC section 7's table).
+CREATE FUNCTION popsell.maintenance_rules()
+    RETURNS SETOF text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.unnest(ARRAY['ambassador_leaving', 'ambassador_inactive', 'contact_never_invited',
+                                   'invitation_reminder', 'invitation_no_response', 'email_unconfirmed',
+                                   'contact_opted_out', 'contact_inactive', 'program_suspended',
+                                   'brand_contract_ended', 'contest_ugc', 'logs']);
+COMMENT ON FUNCTION popsell.maintenance_rules() IS
+    'The retention rules of popsell.run_maintenance, in the order they run.';
+
+-- One rule, as of AT; returns the rows it acted on.  Called only by
+-- run_maintenance (inside its subtransaction, path system, as-of set).
+-- PREVIEW = true counts what it would do and changes nothing.
+CREATE FUNCTION popsell._maintenance_rule(p_rule text, p_at timestamptz, p_preview boolean)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s popsell.settings;
+    n bigint := 0;
+    m bigint := 0;
+    mark bigint;
+    wi interval;
+    wn integer;
+BEGIN
+    SELECT * INTO STRICT s FROM popsell.settings;
+    wi := s.inactivity_warning_interval;
+    wn := s.inactivity_warnings;
+
+    CASE p_rule
+    WHEN 'ambassador_leaving' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+        ELSE
+            mark := popsell._erasure_push('ambassador_leaving', true);
+            DELETE FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'ambassador_inactive' THEN
+        -- deadline = coalesce(last_login_at, created_at) + ambassador_inactivity.
+        -- Warnings count only when queued after the last login (a login
+        -- cancels).  Warning k of N is due at deadline - (N-k+1) intervals,
+        -- and never sooner than one interval after the previous one; the
+        -- deletion comes at the deadline once all N are queued, and never
+        -- sooner than one interval after the last.
+        IF p_preview THEN
+            SELECT count(*) INTO n
+              FROM popsell.ambassadors a
+              CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
+                                         CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                              THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
+             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
+               AND a.status <> 'leaving'
+               AND (   (w.sent >= wn AND w.base + s.ambassador_inactivity <= p_at
+                        AND (wn = 0 OR a.last_inactivity_warning_at + wi <= p_at))
+                    OR (w.sent < wn
+                        AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
+                        AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
+        ELSE
+            mark := popsell._erasure_push('ambassador_inactive', true);
+            DELETE FROM popsell.ambassadors a
+             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
+               AND a.status <> 'leaving'
+               AND (wn = 0
+                    OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                        AND a.inactivity_warnings_sent >= wn
+                        AND a.last_inactivity_warning_at + wi <= p_at));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+            IF wn > 0 THEN
+                WITH due AS (
+                    SELECT a.id, w.sent + 1 AS k,
+                           w.base + s.ambassador_inactivity AS deadline
+                      FROM popsell.ambassadors a
+                      CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
+                                                 CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                                      THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
+                     WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
+                       AND a.status <> 'leaving'
+                       AND w.sent < wn
+                       AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
+                       AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)
+                       FOR UPDATE OF a),
+                q AS (
+                    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
+                    SELECT 'inactivity_warning', d.id,
+                           jsonb_build_object('warning', d.k, 'of', wn,
+                                              'deletion_not_before', greatest(d.deadline, p_at + wi)),
+                           p_at
+                      FROM due d
+                    RETURNING ambassador_id)
+                UPDATE popsell.ambassadors a
+                   SET inactivity_warnings_sent = d.k, last_inactivity_warning_at = p_at
+                  FROM due d
+                 WHERE a.id = d.id;
+                GET DIAGNOSTICS m = ROW_COUNT;
+                n := n + m;
+            END IF;
+        END IF;
+
+    WHEN 'contact_never_invited' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'new'
+               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+        ELSE
+            mark := popsell._erasure_push('contact_never_invited', false);
+            DELETE FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'new'
+               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'invitation_reminder' THEN
+        -- Only contacts the sending guard lets receive it; the others are
+        -- not marked and become optout_no_response at two windows.
+        IF p_preview THEN
+            SELECT count(*) INTO n
+              FROM popsell.contacts c
+              JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - s.invitation_response_window
+               AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
+               AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
+               AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted;
+        ELSE
+            WITH due AS (
+                SELECT c.id, c.ambassador_id, c.invitation_sent_at
+                  FROM popsell.contacts c
+                  JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
+                 WHERE c.ambassador_optin = 'invitation_sent'
+                   AND c.invitation_sent_at <= p_at - s.invitation_response_window
+                   AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
+                   AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
+                   AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted
+                   FOR UPDATE OF c),
+            q AS (
+                INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload, created_at)
+                SELECT 'invitation_reminder', d.ambassador_id, d.id,
+                       jsonb_build_object('invitation_sent_at', d.invitation_sent_at), p_at
+                  FROM due d
+                RETURNING contact_id)
+            UPDATE popsell.contacts c SET reminder_sent_at = p_at
+              FROM q WHERE c.id = q.contact_id;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'invitation_no_response' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
+        ELSE
+            UPDATE popsell.contacts c SET ambassador_optin = 'optout_no_response'
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'email_unconfirmed' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.email_confirmed_at IS NULL
+               AND c.source IN ('blog', 'blog_internal_form', 'store_purchase')
+               AND c.created_at <= p_at - s.email_confirmation_window;
+        ELSE
+            mark := popsell._erasure_push('email_unconfirmed', false);
+            DELETE FROM popsell.contacts c
+             WHERE c.email_confirmed_at IS NULL
+               AND c.source IN ('blog', 'blog_internal_form', 'store_purchase')
+               AND c.created_at <= p_at - s.email_confirmation_window;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'contact_opted_out' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                                          'global_optout', 'optin_blog_pending')
+               AND c.ambassador_optin_at <= p_at - s.optout_retention
+               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+        ELSE
+            mark := popsell._erasure_push('contact_opted_out', true);
+            DELETE FROM popsell.contacts c
+             WHERE c.ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                                          'global_optout', 'optin_blog_pending')
+               AND c.ambassador_optin_at <= p_at - s.optout_retention
+               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'contact_inactive' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                                              'global_optout', 'optin_blog_pending')
+               AND c.source <> 'brand_sync'
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
+                   <= p_at - s.contact_inactivity;
+        ELSE
+            mark := popsell._erasure_push('contact_inactive', true);
+            DELETE FROM popsell.contacts c
+             WHERE c.ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                                              'global_optout', 'optin_blog_pending')
+               AND c.source <> 'brand_sync'
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
+                   <= p_at - s.contact_inactivity;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'program_suspended', 'brand_contract_ended' THEN
+        IF (p_rule = 'program_suspended'
+            AND s.program_suspended_at IS NOT NULL AND s.program_suspended_at + s.suspension_max <= p_at)
+           OR (p_rule = 'brand_contract_ended'
+               AND s.brand_contract_ended_at IS NOT NULL AND s.brand_contract_ended_at + s.deletion_grace <= p_at) THEN
+            n := popsell._erase_all_personal_data(p_rule, p_at, p_preview);
+        END IF;
+
+    WHEN 'contest_ugc' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.ugc u
+             WHERE u.ambassador_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                WHERE k.id = u.contest_id AND k.reuse_until > p_at);
+        ELSE
+            WITH u AS (
+                DELETE FROM popsell.ugc u
+                 WHERE u.ambassador_id IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                    WHERE k.id = u.contest_id AND k.reuse_until > p_at)
+                RETURNING u.id, u.file_path)
+            INSERT INTO popsell.outbox (kind, payload, created_at)
+            SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), p_at
+              FROM u;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'logs' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
+            SELECT count(*) INTO m FROM popsell.maintenance_runs r
+             WHERE r.finished_at < p_at - s.log_retention AND r.as_of < p_at - s.log_retention;
+        ELSE
+            DELETE FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            -- (as_of too: this run's own rows, stamped by the wall clock, stay)
+            DELETE FROM popsell.maintenance_runs r
+             WHERE r.finished_at < p_at - s.log_retention AND r.as_of < p_at - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+        END IF;
+        n := n + m;
+
+    ELSE
+        RAISE EXCEPTION 'unknown maintenance rule "%"', p_rule
+            USING ERRCODE = 'PS500', HINT = 'See SELECT * FROM popsell.maintenance_rules().';
+    END CASE;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell._maintenance_rule(text, timestamptz, boolean) IS
+    'Internal: apply (or, with preview, count) one retention rule as of a time; returns the rows acted on.';
+
+-- Program suspended too long, or brand contract over: every personal data
+-- row goes (contacts and ambassadors through their erasure, so tombstones,
+-- ledger and statistics stay; all UGC files are queued).  Bulk statements
+-- first, so the per-ambassador trigger finds nothing left to do.
+CREATE FUNCTION popsell._erase_all_personal_data(p_reason text, p_at timestamptz, p_preview boolean)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint := 0;
+    m bigint;
+    mark bigint;
+BEGIN
+    IF p_preview THEN
+        SELECT (SELECT count(*) FROM popsell.contacts) + (SELECT count(*) FROM popsell.ambassadors)
+             + (SELECT count(*) FROM popsell.ugc)
+          INTO n;
+        RETURN n;
+    END IF;
+    mark := popsell._erasure_push(p_reason, true);
+    DELETE FROM popsell.contacts;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    n := n + m;
+    WITH u AS (DELETE FROM popsell.ugc u RETURNING u.id, u.file_path)
+    INSERT INTO popsell.outbox (kind, payload, created_at)
+    SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), p_at
+      FROM u;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    n := n + m;
+    DELETE FROM popsell.community_reactions;
+    DELETE FROM popsell.publications;
+    DELETE FROM popsell.social_grants;
+    DELETE FROM popsell.gamification;
+    DELETE FROM popsell.activity_log;
+    DELETE FROM popsell.outbox o
+     WHERE o.sent_at IS NULL AND o.kind NOT IN ('delete_file', 'partner_erasure');
+    DELETE FROM popsell.ambassadors;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    n := n + m;
+    PERFORM popsell._erasure_pop(mark);
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell._erase_all_personal_data(text, timestamptz, boolean) IS
+    'Internal: erase every contact, ambassador and UGC (program suspended too long, brand contract ended); returns the count.';
+
+CREATE FUNCTION popsell.run_maintenance(at timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (rule text, affected bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+    SET popsell.as_of = ''
+    SET datestyle = 'ISO, YMD'
+AS $$
+DECLARE
+    p_at timestamptz := run_maintenance.at;
+    run bigint;
+    r text;
+    n bigint;
+    t0 timestamptz;
+    st text;
+BEGIN
+    IF p_at IS NULL THEN
+        RAISE EXCEPTION 'run_maintenance needs a time'
+            USING ERRCODE = 'PS500', HINT = 'Call popsell.run_maintenance() (now) or pass a timestamptz.';
+    END IF;
+    IF pg_is_in_recovery() THEN
+        RAISE NOTICE 'popsell.run_maintenance does nothing on a standby';
+        RETURN QUERY SELECT x, NULL::bigint FROM popsell.maintenance_rules() AS x;
+        RETURN;
+    END IF;
+    -- One run at a time per database; an overlapping run is skipped (its
+    -- work is done by the one holding the lock, or by the next run).
+    IF NOT pg_try_advisory_xact_lock(hashtext('popsell.run_maintenance'), 0) THEN
+        RAISE NOTICE 'popsell.run_maintenance skipped: another run is in progress';
+        RETURN QUERY SELECT x, NULL::bigint FROM popsell.maintenance_rules() AS x;
+        RETURN;
+    END IF;
+    PERFORM set_config('popsell.as_of', p_at::text, true);
+    run := nextval('popsell.maintenance_run_id_seq');
+    FOR r IN SELECT x FROM popsell.maintenance_rules() AS x LOOP
+        t0 := clock_timestamp();
+        BEGIN
+            n := popsell._maintenance_rule(r, p_at, false);
+            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by)
+            VALUES (run, r, n, p_at, t0, session_user);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
+            RAISE WARNING 'popsell maintenance rule % failed with SQLSTATE %; its work is rolled back and retried next run', r, st;
+            n := NULL;
+            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by,
+                                                  failed_sqlstate)
+            VALUES (run, r, 0, p_at, t0, session_user, st);
+        END;
+        rule := r;
+        affected := n;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION popsell.run_maintenance(timestamptz) IS
+    'Apply every retention and reminder rule as of AT (default now), set-based and idempotent; one popsell.maintenance_runs row per rule. Skipped while another run holds the lock; no-op on a standby.';
+
+CREATE FUNCTION popsell.maintenance_preview(at timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (rule text, affected bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r text;
+BEGIN
+    IF maintenance_preview.at IS NULL THEN
+        RAISE EXCEPTION 'maintenance_preview needs a time'
+            USING ERRCODE = 'PS500', HINT = 'Pass a timestamptz.';
+    END IF;
+    FOR r IN SELECT x FROM popsell.maintenance_rules() AS x LOOP
+        rule := r;
+        affected := popsell._maintenance_rule(r, maintenance_preview.at, true);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION popsell.maintenance_preview(timestamptz) IS
+    'What popsell.run_maintenance(AT) would do, per rule, with counts; changes nothing.';
+
+-- -------------------------------------------------------------------
+-- pg_cron.  No dependency: cron objects are resolved at call time.
+-- -------------------------------------------------------------------
+CREATE FUNCTION popsell._cron_job_name()
+    RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN 'popsell_maintenance_' OPERATOR(pg_catalog.||) pg_catalog.current_database();
+COMMENT ON FUNCTION popsell._cron_job_name() IS
+    'Internal: the pg_cron job name of this database''s maintenance.';
+
+CREATE FUNCTION popsell.schedule_jobs(schedule text DEFAULT '17 3 * * *')
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    call text;
+    cron_db text := current_setting('cron.database_name', true);
+    job bigint;
+BEGIN
+    IF schedule IS NULL OR btrim(schedule) = '' THEN
+        RAISE EXCEPTION 'schedule_jobs needs a cron schedule'
+            USING ERRCODE = 'PS500', HINT = 'E.g. SELECT popsell.schedule_jobs(''17 3 * * *'');';
+    END IF;
+    call := format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
+                   popsell._cron_job_name(), schedule, 'SELECT popsell.run_maintenance()',
+                   current_database(), 'popsell_maintenance');
+    IF to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NULL THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
+            USING ERRCODE = 'PS500',
+                  DETAIL = CASE WHEN cron_db IS NULL
+                                THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
+                                ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
+                  HINT = format('Connect to the pg_cron database%s as a superuser and run: %s',
+                                coalesce(' ' || quote_ident(cron_db), ''), call);
+    END IF;
+    EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4, $5)'
+       INTO job
+      USING popsell._cron_job_name(), schedule, 'SELECT popsell.run_maintenance()',
+            current_database(), 'popsell_maintenance';
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION popsell.schedule_jobs(text) IS
+    'Register popsell.run_maintenance() with pg_cron (run as popsell_maintenance) when pg_cron lives in this database; else PS500 with the exact cron.schedule_in_database call to run there.';
+
+CREATE FUNCTION popsell.unschedule_jobs()
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cron_db text := current_setting('cron.database_name', true);
+    n bigint;
+BEGIN
+    IF to_regprocedure('cron.unschedule(bigint)') IS NULL OR to_regclass('cron.job') IS NULL THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
+            USING ERRCODE = 'PS500',
+                  DETAIL = CASE WHEN cron_db IS NULL
+                                THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
+                                ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
+                  HINT = format('Connect to the pg_cron database%s as a superuser and run: %s',
+                                coalesce(' ' || quote_ident(cron_db), ''),
+                                format('SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %L AND database = %L;',
+                                       popsell._cron_job_name(), current_database()));
+    END IF;
+    EXECUTE 'SELECT count(cron.unschedule(j.jobid)) FROM cron.job j WHERE j.jobname = $1 AND j.database = $2'
+       INTO n
+      USING popsell._cron_job_name(), current_database();
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell.unschedule_jobs() IS
+    'Remove the pg_cron job of popsell.run_maintenance for this database; returns how many jobs were removed.';
+
+GRANT USAGE ON SCHEMA popsell TO popsell_maintenance, popsell_technical, popsell_account_team;
+GRANT EXECUTE ON FUNCTION popsell.run_maintenance(timestamptz)
+    TO popsell_maintenance, popsell_technical, popsell_account_team;
+GRANT EXECUTE ON FUNCTION popsell.maintenance_preview(timestamptz)
+    TO popsell_maintenance, popsell_technical, popsell_account_team;
+GRANT EXECUTE ON FUNCTION popsell.maintenance_rules() TO popsell_maintenance, popsell_technical, popsell_account_team;
+GRANT EXECUTE ON FUNCTION popsell.schedule_jobs(text), popsell.unschedule_jobs() TO popsell_technical;
+-- popsell_maintenance reads its own record (the security section covers staff).
+GRANT SELECT ON popsell.maintenance_runs TO popsell_maintenance;
+CREATE POLICY popsell_maintenance_select ON popsell.maintenance_runs FOR SELECT TO popsell_maintenance
+    USING (true);
+COMMENT ON POLICY popsell_maintenance_select ON popsell.maintenance_runs IS
+    'The scheduled-jobs role reads the record of the runs.';
+-- ===================================================================
 -- Ambassador and brand lifecycle (SPEC section 5: Ambassadors, Brand).
 -- Signup (terms, whitelist, SSO exclusive), bcrypt passwords, logins,
 -- unsubscription and end of contract with a grace period and a rollback,
