@@ -63,7 +63,9 @@ SELECT t, col, has_column_privilege('popsell_brand', 'popsell.' || t, col, 'SELE
 -- no policy but the owner's (so pg_read_all_data members see no row either).
 SELECT r.rolname
   FROM pg_roles r
- WHERE r.rolname LIKE 'popsell\_%' AND r.rolname <> 'popsell_owner'
+ WHERE r.rolname IN ('popsell_ambassador', 'popsell_brand', 'popsell_brand_bi',
+                     'popsell_account_team', 'popsell_technical', 'popsell_app',
+                     'popsell_maintenance')
    AND (has_table_privilege(r.oid, 'popsell.hash_keys', 'SELECT')
         OR has_any_column_privilege(r.oid, 'popsell.hash_keys', 'SELECT'))
  ORDER BY 1;
@@ -110,9 +112,13 @@ SELECT pg_has_role('popsell_app', 'popsell_ambassador', 'MEMBER') AS app_member,
        has_parameter_privilege('popsell_ambassador', 'popsell.ambassador_id', 'SET') AS ambassador_sets,
        has_parameter_privilege('popsell_brand', 'popsell.ambassador_id', 'SET') AS brand_sets;
 
--- No application role bypasses row security or owns a popsell table.
+-- No popsell role bypasses row security, and none but the owner owns a
+-- popsell table.
 SELECT r.rolname FROM pg_roles r
- WHERE r.rolname LIKE 'popsell\_%' AND (r.rolsuper OR r.rolbypassrls)
+ WHERE r.rolname IN ('popsell_owner', 'popsell_ambassador', 'popsell_brand', 'popsell_brand_bi',
+                     'popsell_account_team', 'popsell_technical', 'popsell_app',
+                     'popsell_maintenance')
+   AND (r.rolsuper OR r.rolbypassrls)
 UNION ALL
 SELECT c.relname || ' owned by ' || c.relowner::regrole FROM pg_class c
  WHERE c.relnamespace = 'popsell'::regnamespace AND c.relowner <> 'popsell_owner'::regrole

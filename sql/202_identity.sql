@@ -4,6 +4,7 @@
 -- COPY TO STDOUT, COPY FROM (refused under row security), cursors and
 -- prepared statements (SPEC section 2).  Runs in a database of its own.
 SET client_min_messages = warning;
+SELECT current_database() AS regress_db \gset
 CREATE DATABASE popsell_identity_test;
 \c popsell_identity_test
 SET client_min_messages = warning;
@@ -117,7 +118,7 @@ COMMIT;
 RESET ROLE;
 DEALLOCATE names;
 
-\c contrib_regression
+\c :regress_db
 DROP DATABASE popsell_identity_test;
 DROP ROLE ps_r_alice;
 DROP ROLE ps_r_app;
