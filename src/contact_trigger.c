@@ -274,6 +274,24 @@ social_forbidden_field(Row *r)
 	return NULL;
 }
 
+/* SPEC section 3: at least one personal field must be filled. */
+static void
+check_has_personal_field(Row *r, int64 id)
+{
+	AttrNumber	f[] = {cols.first_name, cols.last_name, cols.email, cols.facebook_id,
+		cols.twitter_id, cols.instagram_id, cols.public_photo_url, cols.customer_id,
+	cols.mobile_phone, cols.home_phone, cols.address};
+
+	for (int i = 0; i < lengthof(f); i++)
+		if (text_present(r, f[i]))
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_POPSELL_EMPTY_CONTACT),
+			 errmsg("contact %lld has no personal field", (long long) id),
+			 errdetail("A contact needs at least one of: first_name, last_name, email, facebook_id, twitter_id, instagram_id, public_photo_url, customer_id, mobile_phone, home_phone, address."),
+			 errhint("Fill one of them, or delete the contact.")));
+}
+
 static void
 check_brand_sync_ambassador(Row *r)
 {
@@ -359,6 +377,7 @@ contact_insert(TriggerData *td, Row *r)
 				 errhint("Remove %s, or collect the person through a source that carries consent.", forbidden)));
 
 	norm = normalize_email_column(r, &normlen);
+	check_has_personal_field(r, ISNULL(r, cols.id) ? 0 : DatumGetInt64(VAL(r, cols.id)));
 
 	/* C1: explicit initial values must be ones the source can produce. */
 	amb_in = ISNULL(r, cols.ambassador_optin) ? -1 :
@@ -569,6 +588,7 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		norm = normalize_email_column(r, &normlen);
 		email_changed = datum_changed(o, r, cols.email, desc);
 	}
+	check_has_personal_field(r, id);
 
 	oldv[FIELD_AMBASSADOR_OPTIN] = EnumIndex(ENUM_AMB, DatumGetObjectId(VAL(o, cols.ambassador_optin)));
 	oldv[FIELD_BRAND_OPTIN] = EnumIndex(ENUM_BRAND, DatumGetObjectId(VAL(o, cols.brand_optin)));

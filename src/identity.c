@@ -20,6 +20,7 @@
 #include "catalog/pg_authid.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -323,12 +324,43 @@ lookup_active(SPIPlanPtr *plan, const char *query, Oid argtype, Datum arg)
  * session's role (SET ROLE included, SECURITY DEFINER excluded), else the
  * one named by popsell.ambassador_id; NULL when none or not active.
  */
+/*
+ * The answer is kept for the rest of the statement: the same transaction,
+ * statement, command id, role and setting give the same ambassador (the
+ * statement's snapshot cannot see a later change), and a query's policies
+ * may ask more than once.
+ */
+static struct
+{
+	LocalTransactionId lxid;
+	CommandId	cid;
+	TimestampTz stmt_start;
+	Oid			outer;
+	char		guc[32];
+	int64		id;
+}			identity_cache;
+
 Datum
 current_ambassador_id(PG_FUNCTION_ARGS)
 {
 	Oid			outer = GetOuterUserId();
-	char	   *rolname = GetUserNameFromId(outer, true);
+	char	   *rolname;
 	int64		id = 0;
+	const char *guc = ambassador_id_guc ? ambassador_id_guc : "";
+	bool		cacheable = strlen(guc) < sizeof(identity_cache.guc);
+	CommandId	cid = GetCurrentCommandId(false);
+
+	if (cacheable && identity_cache.lxid == MyProc->lxid &&
+		identity_cache.cid == cid && identity_cache.outer == outer &&
+		identity_cache.stmt_start == GetCurrentStatementStartTimestamp() &&
+		strcmp(identity_cache.guc, guc) == 0)
+	{
+		if (identity_cache.id == 0)
+			PG_RETURN_NULL();
+		PG_RETURN_INT64(identity_cache.id);
+	}
+
+	rolname = GetUserNameFromId(outer, true);
 
 	if (rolname != NULL)
 		id = lookup_active(&by_role_plan,
@@ -346,6 +378,15 @@ current_ambassador_id(PG_FUNCTION_ARGS)
 							   " WHERE a.id OPERATOR(pg_catalog.=) $1"
 							   "   AND a.status OPERATOR(pg_catalog.=) 'active'::popsell.ambassador_status",
 							   INT8OID, Int64GetDatum(wanted));
+	}
+	if (cacheable)
+	{
+		identity_cache.lxid = MyProc->lxid;
+		identity_cache.cid = cid;
+		identity_cache.stmt_start = GetCurrentStatementStartTimestamp();
+		identity_cache.outer = outer;
+		strlcpy(identity_cache.guc, guc, sizeof(identity_cache.guc));
+		identity_cache.id = id;
 	}
 	if (id == 0)
 		PG_RETURN_NULL();

@@ -23,7 +23,25 @@
 PG_FUNCTION_INFO_V1(outbox_before_row);
 PG_FUNCTION_INFO_V1(outbox_notify);
 
+extern Datum current_ambassador_id(PG_FUNCTION_ARGS);
+
 static SPIPlanPtr contact_plan = NULL;
+
+/* Is the contact row (column 8: ambassador_id) the calling ambassador's? */
+static bool
+contact_is_callers(HeapTuple ct, TupleDesc cd)
+{
+	bool		isnull;
+	Datum		owner = SPI_getbinval(ct, cd, 8, &isnull);
+	Datum		me;
+	LOCAL_FCINFO(fc, 0);
+
+	if (isnull)
+		return false;
+	InitFunctionCallInfoData(*fc, NULL, 0, InvalidOid, NULL, NULL);
+	me = current_ambassador_id(fc);
+	return !fc->isnull && DatumGetInt64(me) == DatumGetInt64(owner);
+}
 
 static void
 refuse(const char *kind, int64 contact_id, const char *why, const char *hint)
@@ -88,7 +106,7 @@ outbox_before_row(PG_FUNCTION_ARGS)
 									"SELECT c.ambassador_optin::pg_catalog.text, c.email_status::pg_catalog.text,"
 									"       c.restricted, c.email IS NOT NULL,"
 									"       a.status::pg_catalog.text, c.source::pg_catalog.text,"
-									"       c.email_confirmed_at IS NULL"
+									"       c.email_confirmed_at IS NULL, c.ambassador_id"
 									"  FROM popsell.contacts c"
 									"  LEFT JOIN popsell.ambassadors a ON a.id OPERATOR(pg_catalog.=) c.ambassador_id"
 									" WHERE c.id OPERATOR(pg_catalog.=) $1",
@@ -100,11 +118,18 @@ outbox_before_row(PG_FUNCTION_ARGS)
 	}
 	if (SPI_execute_plan(contact_plan, &d, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read popsell.contacts");
-	if (SPI_processed == 0)
+	/*
+	 * Answer before saying anything about the contact: a plain INSERT by an
+	 * ambassador (or anyone not trusted) must not learn whether another
+	 * ambassador's contact exists or what its consent is.
+	 */
+	if (SPI_processed == 0 ||
+		(CurrentPath() == PATH_AMBASSADOR &&
+		 !contact_is_callers(SPI_tuptable->vals[0], SPI_tuptable->tupdesc)))
 		ereport(ERROR,
 				(errcode(ERRCODE_POPSELL_UNKNOWN_ID),
-				 errmsg("contact %lld does not exist", (long long) contact_id),
-				 errhint("Queue messages only for existing contacts.")));
+				 errmsg("contact %lld does not exist or is not yours", (long long) contact_id),
+				 errhint("Queue messages only for your own existing contacts.")));
 	{
 		HeapTuple	ct = SPI_tuptable->vals[0];
 		TupleDesc	cd = SPI_tuptable->tupdesc;
