@@ -309,7 +309,7 @@ BEGIN
                                 WHERE k.id = u.contest_id AND k.reuse_until > stamp))
         RETURNING u.id, u.file_path)
     INSERT INTO popsell.outbox (kind, payload, created_at)
-    SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), stamp
+    SELECT 'delete_file'::popsell.outbox_kind, jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), stamp
       FROM u
     UNION ALL
     SELECT 'delete_file', jsonb_build_object('file_path', OLD.photo_path, 'what', 'ambassador_photo'), stamp
@@ -332,6 +332,7 @@ CREATE FUNCTION popsell.ambassadors_erase() RETURNS trigger
 AS $$
 DECLARE
     ctx_reason text;
+    mark bigint;
 BEGIN
     IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'DELETE'
        OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'ambassadors' THEN
@@ -355,11 +356,20 @@ BEGIN
            g.city, g.postal_code, extract(year FROM g.birth_date)::integer,
            popsell._erasure_now(), coalesce(ctx_reason, coalesce(g.leaving_reason, 'deleted'))
       FROM gone g;
+    -- A login role is named for the person: the ledger keeps that an
+    -- ambassador acted, not which one by name.
+    IF EXISTS (SELECT 1 FROM gone g WHERE g.login_role IS NOT NULL) THEN
+        mark := popsell._erasure_push(coalesce(ctx_reason, 'deleted'), true, true);
+        UPDATE popsell.consent_events e SET actor_role = 'popsell_ambassador'
+          FROM gone g
+         WHERE g.login_role IS NOT NULL AND e.actor_role = g.login_role;
+        PERFORM popsell._erasure_pop(mark);
+    END IF;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION popsell.ambassadors_erase() IS
-    'Trigger: tombstones of deleted ambassadors (signup date, keyed hashes, city, postal code, birth year), set-based.';
+    'Trigger: tombstones of deleted ambassadors (signup date, keyed hashes, city, postal code, birth year), set-based; their login role name leaves the ledger.';
 
 CREATE TRIGGER popsell_60_erase_row
     BEFORE DELETE ON popsell.ambassadors
