@@ -402,7 +402,7 @@ CREATE TABLE popsell.contact_tombstones (
     ambassador_optin  popsell.ambassador_optin,
     brand_optin       popsell.brand_optin,
     partners_optin    boolean,
-    key_id            integer REFERENCES popsell.hash_keys (key_id),
+    key_id            integer,       -- a live key; keys are never deleted
     email_hash        bytea,
     facebook_id_hash  bytea,
     twitter_id_hash   bytea,
@@ -436,7 +436,9 @@ CREATE INDEX ambassador_tombstones_email_idx ON popsell.ambassador_tombstones (e
 
 CREATE TABLE popsell.interactions (
     id                   bigserial PRIMARY KEY,
-    contact_id           bigint REFERENCES popsell.contacts (id) ON DELETE SET NULL,
+    -- no foreign key to contacts: the erasure trigger re-points the row
+    -- to the tombstone, and an insert trigger checks the contact exists
+    contact_id           bigint,
     contact_tombstone_id bigint REFERENCES popsell.contact_tombstones (id) ON DELETE SET NULL,
     publication_id       bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
     channel              text NOT NULL DEFAULT 'email',
@@ -450,7 +452,7 @@ CREATE INDEX interactions_publication_idx ON popsell.interactions (publication_i
 
 CREATE TABLE popsell.sales (
     id                   bigserial PRIMARY KEY,
-    contact_id           bigint REFERENCES popsell.contacts (id) ON DELETE SET NULL,
+    contact_id           bigint,             -- see popsell.interactions
     contact_tombstone_id bigint REFERENCES popsell.contact_tombstones (id) ON DELETE SET NULL,
     ambassador_id        bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
     publication_id       bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
@@ -511,7 +513,7 @@ CREATE TABLE popsell.outbox (
     id             bigserial PRIMARY KEY,
     kind           popsell.outbox_kind NOT NULL,
     ambassador_id  bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
-    contact_id     bigint REFERENCES popsell.contacts (id) ON DELETE SET NULL,
+    contact_id     bigint,                   -- see popsell.interactions
     publication_id bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
     payload        jsonb NOT NULL DEFAULT '{}',
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -531,7 +533,8 @@ CREATE TABLE popsell.maintenance_runs (
     as_of       timestamptz NOT NULL,
     started_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     finished_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    run_by      name NOT NULL DEFAULT pg_catalog.current_user()
+    run_by      name NOT NULL DEFAULT pg_catalog.current_user(),
+    failed_sqlstate text
 );
 COMMENT ON TABLE popsell.maintenance_runs IS
     'One row per retention rule per run of popsell.run_maintenance, counts only; written in the same transaction as the rule''s work.';
@@ -1997,16 +2000,9 @@ CREATE TRIGGER popsell_60_erase
     REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.contacts_erase();
 
--- The erasure trigger does the referential actions towards contacts.
-ALTER TABLE popsell.interactions DROP CONSTRAINT interactions_contact_id_fkey;
-ALTER TABLE popsell.sales DROP CONSTRAINT sales_contact_id_fkey;
-ALTER TABLE popsell.outbox DROP CONSTRAINT outbox_contact_id_fkey;
--- A tombstone's key_id is always popsell.hash_key_id() (a live key) and
--- keys are never deleted; the per-row foreign key check cost a third of a
--- bulk erasure (SPEC 7: cost follows the rows acted on, set-based).
-ALTER TABLE popsell.contact_tombstones DROP CONSTRAINT contact_tombstones_key_id_fkey;
-
--- ... and the existence check on INSERT the foreign keys did: set-based,
+-- interactions, sales and outbox have no foreign key to contacts (the
+-- erasure trigger does the referential actions); this is the existence
+-- check on INSERT a foreign key would do: set-based,
 -- locking the contacts (FOR KEY SHARE, as a foreign key does) so a
 -- concurrent erasure either waits or is seen.
 CREATE FUNCTION popsell.contact_ref_check() RETURNS trigger
@@ -2298,7 +2294,6 @@ $$;
 
 -- Why a rule failed (NULL when it succeeded): the SQLSTATE only, never the
 -- message (it could quote personal data).
-ALTER TABLE popsell.maintenance_runs ADD COLUMN failed_sqlstate text;
 COMMENT ON COLUMN popsell.maintenance_runs.failed_sqlstate IS
     'SQLSTATE of the error that rolled the rule back (its work is then not done and is retried next run); NULL on success.';
 
@@ -3512,7 +3507,9 @@ COMMENT ON FUNCTION popsell.cancel_brand_contract_end() IS
 -- Contacts the pre-GDPR migration has handled, so a second run does not
 -- restart their clock.
 CREATE TABLE popsell.pre_gdpr_migrated (
-    contact_id  bigint PRIMARY KEY REFERENCES popsell.contacts (id) ON DELETE CASCADE,
+    -- no foreign key: contact ids are never reused, and a cascade would
+    -- cost one delete per erased contact
+    contact_id  bigint PRIMARY KEY,
     migrated_at timestamptz NOT NULL,
     result      popsell.ambassador_optin NOT NULL
 );

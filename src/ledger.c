@@ -16,7 +16,16 @@
  */
 #include "ledger.h"
 
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_enum.h"
+#include "commands/sequence.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "utils/inval.h"
+#include "utils/rel.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -45,10 +54,6 @@ static int	nbuffered = 0;
 static MemoryContext ledger_cxt = NULL;
 static bool flushing = false;
 
-static SPIPlanPtr flush_plan = NULL;
-static Oid	flush_plan_amb_type = InvalidOid;
-
-#define NCOLS 18
 
 static void
 ledger_reset(void)
@@ -127,177 +132,202 @@ LedgerAppend(const LedgerEntry *e)
 	nbuffered++;
 }
 
-static Datum
-make_array(Datum *values, bool *nulls, int n, Oid elmtype)
+/* Columns of popsell.consent_events the ledger writes, by name. */
+typedef struct LedgerCols
 {
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
+	Oid			relid;
+	Oid			seqid;
+	Oid			actor_type;
+	Oid			actor_oids[ACTOR__COUNT];
+	AttrNumber	id, contact_id, ambassador_id, changed, old_amb, new_amb,
+				old_brand, new_brand, old_partners, new_partners, old_es, new_es,
+				source, actor, path, actor_role, consent_text, note, occurred_at;
+} LedgerCols;
 
-	get_typlenbyvalalign(elmtype, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs,
-											  elmtype, typlen, typbyval, typalign));
+static LedgerCols lc;
+
+static void
+ledger_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == lc.relid || relid == lc.seqid)
+		lc.relid = InvalidOid;
 }
 
-static Oid
-popsell_type(const char *name)
+static AttrNumber
+ledger_att(const char *name)
 {
-	Oid			nsp = get_namespace_oid("popsell", false);
-	Oid			t = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-									CStringGetDatum(name), ObjectIdGetDatum(nsp));
+	AttrNumber	a = get_attnum(lc.relid, name);
 
-	if (!OidIsValid(t))
-		elog(ERROR, "type popsell.%s does not exist", name);
-	return t;
+	if (a == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_INSTALL),
+				 errmsg("popsell.consent_events has no column \"%s\"", name),
+				 errhint("Reinstall the extension.")));
+	return a;
 }
 
-/* Write every buffered entry in one statement, as popsell_owner. */
+static void
+resolve_ledger(void)
+{
+	static bool callback = false;
+	Oid			nsp;
+
+	if (OidIsValid(lc.relid))
+		return;
+	if (!callback)
+	{
+		CacheRegisterRelcacheCallback(ledger_invalidate, (Datum) 0);
+		callback = true;
+	}
+	nsp = get_namespace_oid("popsell", false);
+	lc.relid = get_relname_relid("consent_events", nsp);
+	lc.seqid = get_relname_relid("consent_events_id_seq", nsp);
+	if (!OidIsValid(lc.relid) || !OidIsValid(lc.seqid))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_INSTALL),
+				 errmsg("popsell.consent_events or its sequence is missing"),
+				 errhint("Reinstall the extension.")));
+	lc.actor_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+									CStringGetDatum("consent_actor"), ObjectIdGetDatum(nsp));
+	for (int i = 0; i < ACTOR__COUNT; i++)
+	{
+		lc.actor_oids[i] = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
+										   ObjectIdGetDatum(lc.actor_type),
+										   CStringGetDatum(popsell_actor_names[i]));
+		if (!OidIsValid(lc.actor_oids[i]))
+			elog(ERROR, "label %s of popsell.consent_actor is missing", popsell_actor_names[i]);
+	}
+	lc.id = ledger_att("id");
+	lc.contact_id = ledger_att("contact_id");
+	lc.ambassador_id = ledger_att("ambassador_id");
+	lc.changed = ledger_att("changed");
+	lc.old_amb = ledger_att("old_ambassador_optin");
+	lc.new_amb = ledger_att("new_ambassador_optin");
+	lc.old_brand = ledger_att("old_brand_optin");
+	lc.new_brand = ledger_att("new_brand_optin");
+	lc.old_partners = ledger_att("old_partners_optin");
+	lc.new_partners = ledger_att("new_partners_optin");
+	lc.old_es = ledger_att("old_email_status");
+	lc.new_es = ledger_att("new_email_status");
+	lc.source = ledger_att("source");
+	lc.actor = ledger_att("actor");
+	lc.path = ledger_att("path");
+	lc.actor_role = ledger_att("actor_role");
+	lc.consent_text = ledger_att("consent_text");
+	lc.note = ledger_att("note");
+	lc.occurred_at = ledger_att("occurred_at");
+}
+
+/*
+ * Write every buffered entry straight into popsell.consent_events and its
+ * indexes, as COPY does: no SQL to plan, no row trigger (the ledger has
+ * none for INSERT), no RLS (this is popsell's own write).  The ledger's
+ * columns are all given here, so its defaults are not needed.
+ */
 void
 LedgerFlush(void)
 {
 	int			n = nbuffered;
-	Datum	   *v[NCOLS];
-	bool	   *nl[NCOLS];
-	Datum		args[NCOLS];
-	Oid			elm[NCOLS];
-	Oid			argtypes[NCOLS];
-	Oid			amb_t,
-				brand_t,
-				es_t,
-				src_t;
-	Oid			save_userid;
-	int			save_sec;
+	Relation	rel;
+	TupleDesc	desc;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	BulkInsertState bis;
+	CommandId	cid;
 	MemoryContext oldcxt;
-	MemoryContext tmp;
+	MemoryContext rowcxt;
+	Oid			last_role = InvalidOid;
+	Datum		last_role_name = (Datum) 0;
 
 	if (n == 0 || flushing)
 		return;
 	flushing = true;
+	resolve_ledger();
 
-	tmp = AllocSetContextCreate(CurrentMemoryContext, "popsell ledger flush",
-								ALLOCSET_DEFAULT_SIZES);
-	oldcxt = MemoryContextSwitchTo(tmp);
-
-	amb_t = popsell_type("ambassador_optin");
-	brand_t = popsell_type("brand_optin");
-	es_t = popsell_type("email_status");
-	src_t = popsell_type("contact_source");
-	elm[0] = INT8OID;
-	elm[1] = INT8OID;
-	elm[2] = INT4OID;
-	elm[3] = elm[4] = amb_t;
-	elm[5] = elm[6] = brand_t;
-	elm[7] = elm[8] = BOOLOID;
-	elm[9] = elm[10] = es_t;
-	elm[11] = src_t;
-	elm[12] = TEXTOID;
-	elm[13] = TEXTOID;
-	elm[14] = NAMEOID;
-	elm[15] = TEXTOID;
-	elm[16] = TEXTOID;
-	elm[17] = TIMESTAMPTZOID;
-	for (int c = 0; c < NCOLS; c++)
-	{
-		v[c] = palloc(n * sizeof(Datum));
-		nl[c] = palloc0(n * sizeof(bool));
-	}
+	rel = table_open(lc.relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+	bis = GetBulkInsertState();
+	cid = GetCurrentCommandId(true);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "popsell ledger row",
+								   ALLOCSET_DEFAULT_SIZES);
 
 	for (int i = 0; i < n; i++)
 	{
 		const LedgerEntry *e = &buffer[i].e;
-		int			mask = 0;
-		char	   *role = GetUserNameFromId(buffer[i].role, true);
+		Datum	   *v;
+		bool	   *nl;
+		Datum		changed[FIELD__COUNT];
+		int			nchanged = 0;
 
+		oldcxt = MemoryContextSwitchTo(rowcxt);
+		ExecClearTuple(slot);
+		v = slot->tts_values;
+		nl = slot->tts_isnull;
+		for (int a = 0; a < desc->natts; a++)
+			nl[a] = true;
+
+		if (buffer[i].role != last_role)
+		{
+			char	   *role = GetUserNameFromId(buffer[i].role, true);
+
+			MemoryContextSwitchTo(estate->es_query_cxt);
+			last_role_name = DirectFunctionCall1(namein, CStringGetDatum(role ? role : "?"));
+			last_role = buffer[i].role;
+			MemoryContextSwitchTo(rowcxt);
+		}
 		for (int f = 0; f < FIELD__COUNT; f++)
 			if (e->old_v[f] != e->new_v[f])
-				mask |= 1 << f;
-		v[0][i] = Int64GetDatum(e->contact_id);
-		v[1][i] = Int64GetDatum(e->ambassador_id);
-		nl[1][i] = e->ambassador_id_null;
-		v[2][i] = Int32GetDatum(mask);
-#define ENUMCOL(c, kind, x) \
-		do { if ((x) < 0) nl[c][i] = true; else v[c][i] = ObjectIdGetDatum(EnumOid(kind, (x))); } while (0)
-		ENUMCOL(3, ENUM_AMB, e->old_v[FIELD_AMBASSADOR_OPTIN]);
-		ENUMCOL(4, ENUM_AMB, e->new_v[FIELD_AMBASSADOR_OPTIN]);
-		ENUMCOL(5, ENUM_BRAND, e->old_v[FIELD_BRAND_OPTIN]);
-		ENUMCOL(6, ENUM_BRAND, e->new_v[FIELD_BRAND_OPTIN]);
-		if (e->old_v[FIELD_PARTNERS_OPTIN] < 0)
-			nl[7][i] = true;
-		else
-			v[7][i] = BoolGetDatum(e->old_v[FIELD_PARTNERS_OPTIN] > 0);
-		v[8][i] = BoolGetDatum(e->new_v[FIELD_PARTNERS_OPTIN] > 0);
-		ENUMCOL(9, ENUM_EMAIL_STATUS, e->old_v[FIELD_EMAIL_STATUS]);
-		ENUMCOL(10, ENUM_EMAIL_STATUS, e->new_v[FIELD_EMAIL_STATUS]);
-		ENUMCOL(11, ENUM_SOURCE, (int) e->source);
-#undef ENUMCOL
-		v[12][i] = CStringGetTextDatum(popsell_actor_names[PathActor(e->path)]);
-		v[13][i] = CStringGetTextDatum(popsell_path_names[e->path]);
-		v[14][i] = DirectFunctionCall1(namein, CStringGetDatum(role ? role : "?"));
+				changed[nchanged++] = CStringGetTextDatum(consent_field_names[f]);
+
+#define SETV(att, val) do { v[(att) - 1] = (val); nl[(att) - 1] = false; } while (0)
+#define SETENUM(att, kind, x) do { if ((x) >= 0) SETV(att, ObjectIdGetDatum(EnumOid(kind, (x)))); } while (0)
+		SETV(lc.id, Int64GetDatum(nextval_internal(lc.seqid, false)));
+		SETV(lc.contact_id, Int64GetDatum(e->contact_id));
+		if (!e->ambassador_id_null)
+			SETV(lc.ambassador_id, Int64GetDatum(e->ambassador_id));
+		SETV(lc.changed, PointerGetDatum(construct_array(changed, nchanged, TEXTOID, -1, false, TYPALIGN_INT)));
+		SETENUM(lc.old_amb, ENUM_AMB, e->old_v[FIELD_AMBASSADOR_OPTIN]);
+		SETENUM(lc.new_amb, ENUM_AMB, e->new_v[FIELD_AMBASSADOR_OPTIN]);
+		SETENUM(lc.old_brand, ENUM_BRAND, e->old_v[FIELD_BRAND_OPTIN]);
+		SETENUM(lc.new_brand, ENUM_BRAND, e->new_v[FIELD_BRAND_OPTIN]);
+		if (e->old_v[FIELD_PARTNERS_OPTIN] >= 0)
+			SETV(lc.old_partners, BoolGetDatum(e->old_v[FIELD_PARTNERS_OPTIN] > 0));
+		SETV(lc.new_partners, BoolGetDatum(e->new_v[FIELD_PARTNERS_OPTIN] > 0));
+		SETENUM(lc.old_es, ENUM_EMAIL_STATUS, e->old_v[FIELD_EMAIL_STATUS]);
+		SETENUM(lc.new_es, ENUM_EMAIL_STATUS, e->new_v[FIELD_EMAIL_STATUS]);
+		SETENUM(lc.source, ENUM_SOURCE, (int) e->source);
+		SETV(lc.actor, ObjectIdGetDatum(lc.actor_oids[PathActor(e->path)]));
+		SETV(lc.path, CStringGetTextDatum(popsell_path_names[e->path]));
+		SETV(lc.actor_role, last_role_name);
 		if (buffer[i].consent_text)
-			v[15][i] = CStringGetTextDatum(buffer[i].consent_text);
-		else
-			nl[15][i] = true;
+			SETV(lc.consent_text, CStringGetTextDatum(buffer[i].consent_text));
 		if (e->note)
-			v[16][i] = CStringGetTextDatum(e->note);
-		else
-			nl[16][i] = true;
-		v[17][i] = TimestampTzGetDatum(e->at);
-	}
-	for (int c = 0; c < NCOLS; c++)
-	{
-		args[c] = make_array(v[c], nl[c], n, elm[c]);
-		argtypes[c] = get_array_type(elm[c]);
+			SETV(lc.note, CStringGetTextDatum(e->note));
+		SETV(lc.occurred_at, TimestampTzGetDatum(e->at));
+#undef SETENUM
+#undef SETV
+		ExecStoreVirtualTuple(slot);
+		table_tuple_insert(rel, slot, cid, 0, bis);
+		if (rri->ri_NumIndices > 0)
+			ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		ResetPerTupleExprContext(estate);
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(rowcxt);
 	}
 
-	EnterOwnerContext(&save_userid, &save_sec);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (flush_plan != NULL && flush_plan_amb_type != amb_t)
-	{
-		/* the extension was re-created: its types have new OIDs */
-		SPI_freeplan(flush_plan);
-		flush_plan = NULL;
-	}
-	if (flush_plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(
-									"INSERT INTO popsell.consent_events (contact_id, ambassador_id, changed,"
-									" old_ambassador_optin, new_ambassador_optin, old_brand_optin, new_brand_optin,"
-									" old_partners_optin, new_partners_optin, old_email_status, new_email_status,"
-									" source, actor, path, actor_role, consent_text, note, occurred_at)"
-									" SELECT u.c, u.a,"
-									"  pg_catalog.array_remove(ARRAY["
-									"   CASE WHEN (u.m OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0 THEN 'ambassador_optin' END,"
-									"   CASE WHEN (u.m OPERATOR(pg_catalog.&) 2) OPERATOR(pg_catalog.<>) 0 THEN 'brand_optin' END,"
-									"   CASE WHEN (u.m OPERATOR(pg_catalog.&) 4) OPERATOR(pg_catalog.<>) 0 THEN 'partners_optin' END,"
-									"   CASE WHEN (u.m OPERATOR(pg_catalog.&) 8) OPERATOR(pg_catalog.<>) 0 THEN 'email_status' END"
-									"  ]::pg_catalog.text[], NULL),"
-									"  u.oa, u.na, u.ob, u.nb, u.op, u.np, u.oe, u.ne, u.s,"
-									"  u.actor::popsell.consent_actor, u.path, u.r, u.ct, u.note, u.at"
-									" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-									"  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-									"  pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9),"
-									"  pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12),"
-									"  pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15),"
-									"  pg_catalog.unnest($16), pg_catalog.unnest($17), pg_catalog.unnest($18))"
-									"   AS u(c, a, m, oa, na, ob, nb, op, np, oe, ne, s, actor, path, r, ct, note, at)",
-									NCOLS, argtypes);
+	FreeBulkInsertState(bis);
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	MemoryContextDelete(rowcxt);
+	table_close(rel, NoLock);
 
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "could not prepare the consent ledger insert: %s",
-				 SPI_result_code_string(SPI_result));
-		flush_plan = p;
-		flush_plan_amb_type = amb_t;
-	}
-	if (SPI_execute_plan(flush_plan, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not append to popsell.consent_events");
-	SPI_finish();
-	LeaveOwnerContext(save_userid, save_sec);
-
-	MemoryContextSwitchTo(oldcxt);
-	MemoryContextDelete(tmp);
 	ledger_reset();
 	flushing = false;
 }

@@ -261,7 +261,7 @@ CREATE TABLE popsell.contact_tombstones (
     ambassador_optin  popsell.ambassador_optin,
     brand_optin       popsell.brand_optin,
     partners_optin    boolean,
-    key_id            integer REFERENCES popsell.hash_keys (key_id),
+    key_id            integer,       -- a live key; keys are never deleted
     email_hash        bytea,
     facebook_id_hash  bytea,
     twitter_id_hash   bytea,
@@ -295,7 +295,9 @@ CREATE INDEX ambassador_tombstones_email_idx ON popsell.ambassador_tombstones (e
 
 CREATE TABLE popsell.interactions (
     id                   bigserial PRIMARY KEY,
-    contact_id           bigint REFERENCES popsell.contacts (id) ON DELETE SET NULL,
+    -- no foreign key to contacts: the erasure trigger re-points the row
+    -- to the tombstone, and an insert trigger checks the contact exists
+    contact_id           bigint,
     contact_tombstone_id bigint REFERENCES popsell.contact_tombstones (id) ON DELETE SET NULL,
     publication_id       bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
     channel              text NOT NULL DEFAULT 'email',
@@ -309,7 +311,7 @@ CREATE INDEX interactions_publication_idx ON popsell.interactions (publication_i
 
 CREATE TABLE popsell.sales (
     id                   bigserial PRIMARY KEY,
-    contact_id           bigint REFERENCES popsell.contacts (id) ON DELETE SET NULL,
+    contact_id           bigint,             -- see popsell.interactions
     contact_tombstone_id bigint REFERENCES popsell.contact_tombstones (id) ON DELETE SET NULL,
     ambassador_id        bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
     publication_id       bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
@@ -370,7 +372,7 @@ CREATE TABLE popsell.outbox (
     id             bigserial PRIMARY KEY,
     kind           popsell.outbox_kind NOT NULL,
     ambassador_id  bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
-    contact_id     bigint REFERENCES popsell.contacts (id) ON DELETE SET NULL,
+    contact_id     bigint,                   -- see popsell.interactions
     publication_id bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
     payload        jsonb NOT NULL DEFAULT '{}',
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -390,7 +392,8 @@ CREATE TABLE popsell.maintenance_runs (
     as_of       timestamptz NOT NULL,
     started_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     finished_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    run_by      name NOT NULL DEFAULT pg_catalog.current_user()
+    run_by      name NOT NULL DEFAULT pg_catalog.current_user(),
+    failed_sqlstate text
 );
 COMMENT ON TABLE popsell.maintenance_runs IS
     'One row per retention rule per run of popsell.run_maintenance, counts only; written in the same transaction as the rule''s work.';

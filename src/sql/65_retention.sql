@@ -8,7 +8,6 @@
 
 -- Why a rule failed (NULL when it succeeded): the SQLSTATE only, never the
 -- message (it could quote personal data).
-ALTER TABLE popsell.maintenance_runs ADD COLUMN failed_sqlstate text;
 COMMENT ON COLUMN popsell.maintenance_runs.failed_sqlstate IS
     'SQLSTATE of the error that rolled the rule back (its work is then not done and is retried next run); NULL on success.';
 

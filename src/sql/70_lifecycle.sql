@@ -718,7 +718,9 @@ COMMENT ON FUNCTION popsell.cancel_brand_contract_end() IS
 -- Contacts the pre-GDPR migration has handled, so a second run does not
 -- restart their clock.
 CREATE TABLE popsell.pre_gdpr_migrated (
-    contact_id  bigint PRIMARY KEY REFERENCES popsell.contacts (id) ON DELETE CASCADE,
+    -- no foreign key: contact ids are never reused, and a cascade would
+    -- cost one delete per erased contact
+    contact_id  bigint PRIMARY KEY,
     migrated_at timestamptz NOT NULL,
     result      popsell.ambassador_optin NOT NULL
 );
