@@ -2716,9 +2716,16 @@ CREATE FUNCTION popsell.schedule_jobs(schedule text DEFAULT '17 3 * * *')
 AS $$
 DECLARE
     call text;
-    cron_db text := current_setting('cron.database_name', true);
+    cron_db text;
     job bigint;
 BEGIN
+    -- cron.database_name is readable only by superusers and members of
+    -- pg_read_all_settings; others ('' here) get the error without it.
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := '';
+    END;
     IF schedule IS NULL OR btrim(schedule) = '' THEN
         RAISE EXCEPTION 'schedule_jobs needs a cron schedule'
             USING ERRCODE = 'PS500', HINT = 'E.g. SELECT popsell.schedule_jobs(''17 3 * * *'');';
@@ -2731,9 +2738,11 @@ BEGIN
             USING ERRCODE = 'PS500',
                   DETAIL = CASE WHEN cron_db IS NULL
                                 THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
+                                WHEN cron_db = ''
+                                THEN 'Only superusers can read cron.database_name, the database pg_cron lives in.'
                                 ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
                   HINT = format('Connect to the pg_cron database%s as a superuser and run: %s',
-                                coalesce(' ' || quote_ident(cron_db), ''), call);
+                                coalesce(' ' || quote_ident(nullif(cron_db, '')), ''), call);
     END IF;
     EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4, $5)'
        INTO job
@@ -2751,17 +2760,26 @@ CREATE FUNCTION popsell.unschedule_jobs()
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    cron_db text := current_setting('cron.database_name', true);
+    cron_db text;
     n bigint;
 BEGIN
+    -- cron.database_name is readable only by superusers and members of
+    -- pg_read_all_settings; others ('' here) get the error without it.
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := '';
+    END;
     IF to_regprocedure('cron.unschedule(bigint)') IS NULL OR to_regclass('cron.job') IS NULL THEN
         RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
             USING ERRCODE = 'PS500',
                   DETAIL = CASE WHEN cron_db IS NULL
                                 THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
+                                WHEN cron_db = ''
+                                THEN 'Only superusers can read cron.database_name, the database pg_cron lives in.'
                                 ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
                   HINT = format('Connect to the pg_cron database%s as a superuser and run: %s',
-                                coalesce(' ' || quote_ident(cron_db), ''),
+                                coalesce(' ' || quote_ident(nullif(cron_db, '')), ''),
                                 format('SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %L AND database = %L;',
                                        popsell._cron_job_name(), current_database()));
     END IF;
@@ -2780,7 +2798,8 @@ GRANT EXECUTE ON FUNCTION popsell.run_maintenance(timestamptz)
 GRANT EXECUTE ON FUNCTION popsell.maintenance_preview(timestamptz)
     TO popsell_maintenance, popsell_technical, popsell_account_team;
 GRANT EXECUTE ON FUNCTION popsell.maintenance_rules() TO popsell_maintenance, popsell_technical, popsell_account_team;
-GRANT EXECUTE ON FUNCTION popsell.schedule_jobs(text), popsell.unschedule_jobs() TO popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.schedule_jobs(text), popsell.unschedule_jobs(), popsell._cron_job_name()
+    TO popsell_technical;
 -- popsell_maintenance reads its own record (the security section covers staff).
 GRANT SELECT ON popsell.maintenance_runs TO popsell_maintenance;
 CREATE POLICY popsell_maintenance_select ON popsell.maintenance_runs FOR SELECT TO popsell_maintenance
