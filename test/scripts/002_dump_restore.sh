@@ -5,7 +5,7 @@
 # `pg_dump | psql`; both give back the same rows in every table (same count
 # and same contents, so nothing was re-stamped or re-hashed), the same
 # settings row, the same hashing key and the same sequence positions, with
-# no error output.
+# no error output; and the restored blacklist blocks the same emails.
 set -euo pipefail
 # shellcheck source=test/scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -180,6 +180,30 @@ for db in "$custom" "$plain"; do
 		problems=$((problems + 1))
 	else
 		echo "ok: $db has the same rows, sequences, settings and keys ($(wc -l <<<"$got") checks)"
+	fi
+	# The restored blacklist still blocks: an ambassador import of the
+	# globally opted-out email is skipped, a form entry of the hard-bounced
+	# one gets that status (C3), under the restored key (same hash).
+	got=$(q "$db" "BEGIN" \
+		"SELECT i.imported || ' ' || i.skipped_blacklisted
+		   FROM popsell.ambassadors a,
+		        popsell.import_contacts(a.id, jsonb_build_array(jsonb_build_object('email', 'Contact00003@example.test'),
+		                                                        jsonb_build_object('email', 'contact00099@example.test'))) i
+		  WHERE a.email = 'amb0002@example.test'" \
+		"SELECT FROM popsell.ambassadors a,
+		        popsell.collect_contact(a.id, 'order', jsonb_build_object('email', 'contact00004@example.test'),
+		                                brand_optin_checked => true)
+		  WHERE a.email = 'amb0002@example.test'" \
+		"SELECT c.email_status FROM popsell.contacts c JOIN popsell.ambassadors a ON a.id = c.ambassador_id
+		  WHERE a.email = 'amb0002@example.test' AND c.email = 'contact00004@example.test'" \
+		"SELECT popsell._globally_opted_out('contact00003@example.test')" \
+		"ROLLBACK" 2>&1) || true
+	want_bl=$(printf '1 1\nhard_bounce\nt')
+	if [ "$got" != "$want_bl" ]; then
+		echo "$db: the restored blacklist does not block as before: got '$got', want '$want_bl'"
+		problems=$((problems + 1))
+	else
+		echo "ok: $db: restored blacklist blocks the same emails"
 	fi
 	# The restored brand keeps working.
 	if ! q "$db" "SELECT count(*) FROM popsell.run_maintenance()" >/dev/null 2>"$tmp/use.err"; then
