@@ -507,7 +507,8 @@ CREATE TABLE popsell.consent_events (
 COMMENT ON TABLE popsell.consent_events IS
     'Append-only proof of every opt-in and email status change: which fields, old and new values, source, actor, acting role, time.';
 CREATE INDEX consent_events_contact_idx ON popsell.consent_events (contact_id);
-CREATE INDEX consent_events_tombstone_idx ON popsell.consent_events (contact_tombstone_id);
+CREATE INDEX consent_events_tombstone_idx ON popsell.consent_events (contact_tombstone_id)
+    WHERE contact_tombstone_id IS NOT NULL;
 
 CREATE TABLE popsell.outbox (
     id             bigserial PRIMARY KEY,
@@ -727,6 +728,16 @@ COMMENT ON FUNCTION popsell.hash_keys_changed() IS
 CREATE TRIGGER popsell_90_keys_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON popsell.hash_keys
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.hash_keys_changed();
+
+CREATE FUNCTION popsell.blacklist_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'hash_keys_changed';
+COMMENT ON FUNCTION popsell.blacklist_changed() IS
+    'Trigger: make every backend drop its in-memory filter of the blacklist after it changes.';
+
+CREATE TRIGGER popsell_90_blacklist_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON popsell.blacklist
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.blacklist_changed();
 
 -- Only popsell's own functions (owned by popsell_owner) set the path and
 -- the as-of time; only trusted applications say which ambassador they act

@@ -30,6 +30,8 @@
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "storage/bufmgr.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -50,6 +52,25 @@ static RelIds ids;
 static bool ids_valid = false;
 static bool ids_callback = false;
 
+/*
+ * A Bloom filter of the blacklist's hashes, kept per backend once it has
+ * probed enough rows to be worth it (a bulk import), so that the common
+ * case, an email that is not blacklisted, costs no index probe.  Every
+ * write to popsell.blacklist sends a relcache invalidation (statement
+ * trigger), which drops the filter; a writer of contacts holds its lock on
+ * popsell.contacts, which a global opt-out must wait for, so no entry that
+ * matters can appear while a statement relies on the filter.  The digests
+ * are HMAC outputs, uniformly random already: their bytes are the hash
+ * functions.
+ */
+#define BLOOM_AFTER_PROBES	2000
+#define BLOOM_K				7
+
+static uint64 *bloom = NULL;
+static uint64 bloom_mask = 0;	/* number of bits - 1 (a power of two) */
+static bool bloom_valid = false;
+static int64 probes_without_bloom = 0;
+
 static void
 ids_invalidate(Datum arg, Oid relid)
 {
@@ -57,6 +78,91 @@ ids_invalidate(Datum arg, Oid relid)
 		relid == ids.blacklist_pkey || relid == ids.contacts ||
 		relid == ids.contacts_email_idx)
 		ids_valid = false;
+	if (relid == InvalidOid || relid == ids.blacklist)
+	{
+		bloom_valid = false;
+		probes_without_bloom = 0;
+	}
+}
+
+static inline void
+bloom_positions(const uint8 *digest, uint64 *pos)
+{
+	uint64		h1,
+				h2;
+
+	memcpy(&h1, digest, sizeof(h1));
+	memcpy(&h2, digest + 8, sizeof(h2));
+	h2 |= 1;
+	for (int i = 0; i < BLOOM_K; i++)
+		pos[i] = (h1 + i * h2) & bloom_mask;
+}
+
+static void
+bloom_add(const uint8 *digest)
+{
+	uint64		pos[BLOOM_K];
+
+	bloom_positions(digest, pos);
+	for (int i = 0; i < BLOOM_K; i++)
+		bloom[pos[i] >> 6] |= UINT64CONST(1) << (pos[i] & 63);
+}
+
+static bool
+bloom_maybe(const uint8 *digest)
+{
+	uint64		pos[BLOOM_K];
+
+	bloom_positions(digest, pos);
+	for (int i = 0; i < BLOOM_K; i++)
+		if (!(bloom[pos[i] >> 6] & (UINT64CONST(1) << (pos[i] & 63))))
+			return false;
+	return true;
+}
+
+/* Build the filter from every blacklist row visible to the latest snapshot. */
+static void
+bloom_build(void)
+{
+	Relation	heap;
+	Snapshot	snap;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	AttrNumber	hash_attno;
+	double		ntuples;
+	uint64		nbits = 1024;
+
+	heap = table_open(ids.blacklist, AccessShareLock);
+	/* opening may have processed an invalidation that reset us */
+	ntuples = Max(heap->rd_rel->reltuples, RelationGetNumberOfBlocks(heap) * 100.0);
+	while (nbits < (uint64) (ntuples * 16) && nbits < (UINT64CONST(1) << 31))
+		nbits <<= 1;
+	if (bloom != NULL)
+		pfree(bloom);
+	bloom = MemoryContextAllocZero(TopMemoryContext, nbits / 8);
+	bloom_mask = nbits - 1;
+
+	hash_attno = get_attnum(ids.blacklist, "email_hash");
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(heap, snap, 0, NULL);
+	slot = table_slot_create(heap, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, hash_attno, &isnull);
+		bytea	   *b;
+
+		if (isnull)
+			continue;
+		b = DatumGetByteaPP(d);
+		if (VARSIZE_ANY_EXHDR(b) >= 16)
+			bloom_add((const uint8 *) VARDATA_ANY(b));
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(heap, AccessShareLock);
+	bloom_valid = true;
 }
 
 static Oid
@@ -108,9 +214,22 @@ BlacklistReasons(const PopsellHash *h, int n)
 	TupleTableSlot *slot;
 	IndexScanDesc scan;
 	uint32		found = 0;
-	bytea	   *key = palloc(VARHDRSZ + POPSELL_HASH_LEN);
+	bytea	   *key;
 
 	resolve_ids();
+	if (!bloom_valid && ++probes_without_bloom >= BLOOM_AFTER_PROBES)
+		bloom_build();
+	if (bloom_valid)
+	{
+		bool		maybe = false;
+
+		for (int i = 0; i < n && !maybe; i++)
+			maybe = bloom_maybe(h[i].digest);
+		if (!maybe)
+			return 0;
+	}
+
+	key = palloc(VARHDRSZ + POPSELL_HASH_LEN);
 	heap = table_open(ids.blacklist, AccessShareLock);
 	idx = index_open(ids.blacklist_pkey, AccessShareLock);
 	snap = RegisterSnapshot(GetLatestSnapshot());

@@ -45,7 +45,7 @@ typedef struct ContactCols
 				partners_optin, partners_optin_at, address, city, postal_code,
 				country, mobile_phone, home_phone, restricted,
 				email_confirmed_at, last_activity_at, created_at, created_by,
-				modified_at, modified_by;
+				modified_at, modified_by, contact_type, tags, invitations_sent;
 } ContactCols;
 
 static ContactCols cols;
@@ -117,6 +117,9 @@ resolve_cols(Relation rel)
 	C(created_by);
 	C(modified_at);
 	C(modified_by);
+	C(contact_type);
+	C(tags);
+	C(invitations_sent);
 #undef C
 	EnumCheckType(ENUM_AMB, TupleDescAttr(d, cols.ambassador_optin - 1)->atttypid);
 	EnumCheckType(ENUM_BRAND, TupleDescAttr(d, cols.brand_optin - 1)->atttypid);
@@ -274,6 +277,36 @@ social_forbidden_field(Row *r)
 	return NULL;
 }
 
+/*
+ * Columns PostgreSQL would reject as NULL (or out of range) with the whole
+ * row, personal data included, in the error's detail: reject them first,
+ * naming only the column (SPEC S8).
+ */
+static void
+check_required_columns(Row *r, int64 id)
+{
+	struct
+	{
+		AttrNumber	a;
+		const char *name;
+	}			f[] = {
+		{cols.contact_type, "contact_type"}, {cols.tags, "tags"},
+		{cols.restricted, "restricted"}, {cols.invitations_sent, "invitations_sent"},
+		{cols.created_at, "created_at"}, {cols.partners_optin, "partners_optin"},
+	};
+
+	for (int i = 0; i < lengthof(f); i++)
+		if (ISNULL(r, f[i].a))
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("column %s of contact %lld cannot be NULL", f[i].name, (long long) id),
+					 errhint("Omit the column to get its default, or give a value.")));
+	if (DatumGetInt32(VAL(r, cols.invitations_sent)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("invitations_sent of contact %lld cannot be negative", (long long) id)));
+}
+
 /* SPEC section 3: at least one personal field must be filled. */
 static void
 check_has_personal_field(Row *r, int64 id)
@@ -379,6 +412,7 @@ contact_insert(TriggerData *td, Row *r)
 	norm = normalize_email_column(r, &normlen);
 	check_has_personal_field(r, ISNULL(r, cols.id) ? 0 : DatumGetInt64(VAL(r, cols.id)));
 
+
 	/* C1: explicit initial values must be ones the source can produce. */
 	amb_in = ISNULL(r, cols.ambassador_optin) ? -1 :
 		EnumIndex(ENUM_AMB, DatumGetObjectId(VAL(r, cols.ambassador_optin)));
@@ -483,6 +517,7 @@ contact_insert(TriggerData *td, Row *r)
 
 	if (ISNULL(r, cols.id))
 		elog(ERROR, "popsell.contacts.id must be set before the trigger runs");
+	check_required_columns(r, DatumGetInt64(VAL(r, cols.id)));
 	memset(&e, 0, sizeof(e));
 	e.contact_id = DatumGetInt64(VAL(r, cols.id));
 	e.ambassador_id = DatumGetInt64(VAL(r, cols.ambassador_id));
@@ -498,13 +533,8 @@ contact_insert(TriggerData *td, Row *r)
 	e.note = note;
 	e.at = now;
 
-	/*
-	 * An ambassador's own entry carries no consent (new, no_optin): the
-	 * ledger records it only when the blacklist imposed a state.
-	 */
-	if (!((src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT ||
-		   src == SRC_SOCIAL_NETWORK) && reasons == 0))
-		LedgerAppend(&e);
+	/* The initial state, whoever entered it, is the contact's first ledger row. */
+	LedgerAppend(&e);
 
 	return heap_modify_tuple(td->tg_trigtuple, desc, r->values, r->nulls, r->repl);
 }
@@ -589,6 +619,7 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		email_changed = datum_changed(o, r, cols.email, desc);
 	}
 	check_has_personal_field(r, id);
+	check_required_columns(r, id);
 
 	oldv[FIELD_AMBASSADOR_OPTIN] = EnumIndex(ENUM_AMB, DatumGetObjectId(VAL(o, cols.ambassador_optin)));
 	oldv[FIELD_BRAND_OPTIN] = EnumIndex(ENUM_BRAND, DatumGetObjectId(VAL(o, cols.brand_optin)));
@@ -645,6 +676,25 @@ contact_update(TriggerData *td, Row *o, Row *r)
 			oldv[FIELD_AMBASSADOR_OPTIN] == AO_OPTIN_BLOG_PENDING &&
 			AmbIsOptedIn((AmbOptin) newv[FIELD_AMBASSADOR_OPTIN]))
 			note = "the contact's own confirmed consent lifts the global opt-out for this row";
+	}
+
+	/*
+	 * A global opt-out recorded by a plain UPDATE (staff recording what
+	 * the person asked) is global: the email is blacklisted and every row
+	 * with it follows, at the end of the statement.  popsell's own paths
+	 * blacklist first, so the probe finds the entry and nothing is queued.
+	 */
+	if (newv[FIELD_AMBASSADOR_OPTIN] == AO_GLOBAL_OPTOUT &&
+		oldv[FIELD_AMBASSADOR_OPTIN] != AO_GLOBAL_OPTOUT && !ISNULL(r, cols.email))
+	{
+		if (norm == NULL)
+		{
+			norm = text_to_cstring(DatumGetTextPP(VAL(r, cols.email)));
+			normlen = strlen(norm);
+			reasons = probe_email(norm, normlen);
+		}
+		if (!(reasons & (1u << BL_GLOBAL_OPTOUT)))
+			QueueGlobalOptout(norm, path);
 	}
 
 	for (int f = 0; f < FIELD__COUNT; f++)

@@ -414,8 +414,9 @@ hash_key_id(PG_FUNCTION_ARGS)
 }
 
 /*
- * Statement trigger on popsell.hash_keys: tell every backend to reload
- * its keyed contexts once this transaction commits.
+ * Statement trigger on popsell.hash_keys and popsell.blacklist: tell every
+ * backend, once this transaction commits (and this one at once), to drop
+ * what it keeps of them: keyed contexts, the blacklist filter.
  */
 Datum
 hash_keys_changed(PG_FUNCTION_ARGS)

@@ -23,6 +23,7 @@
 #include "catalog/pg_enum.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
 #include "nodes/makefuncs.h"
 #include "utils/inval.h"
 #include "utils/rel.h"
@@ -33,6 +34,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -49,6 +51,18 @@ typedef struct BufferedEntry
 	int			nest_level;
 } BufferedEntry;
 
+/* Emails a plain UPDATE opted out globally, blacklisted at statement end. */
+typedef struct PendingOptout
+{
+	char	   *email;
+	PopsellPath path;
+	int			nest_level;
+} PendingOptout;
+
+static PendingOptout *pending = NULL;
+static int	npending = 0;
+static int	pending_cap = 0;
+
 static BufferedEntry *buffer = NULL;
 static int	nbuffered = 0;
 static MemoryContext ledger_cxt = NULL;
@@ -59,9 +73,85 @@ static void
 ledger_reset(void)
 {
 	nbuffered = 0;
-	if (ledger_cxt != NULL)
+	if (ledger_cxt != NULL && npending == 0)
 		MemoryContextReset(ledger_cxt);
+	if (npending == 0)
+	{
+		pending = NULL;
+		pending_cap = 0;
+	}
 	buffer = NULL;
+}
+
+static void
+ensure_cxt(void)
+{
+	if (ledger_cxt == NULL)
+		ledger_cxt = AllocSetContextCreate(TopMemoryContext, "popsell ledger",
+										   ALLOCSET_DEFAULT_SIZES);
+}
+
+void
+QueueGlobalOptout(const char *email, PopsellPath path)
+{
+	ensure_cxt();
+	if (npending == pending_cap)
+	{
+		int			newcap = pending_cap ? pending_cap * 2 : 16;
+
+		pending = pending ? repalloc(pending, newcap * sizeof(PendingOptout))
+			: MemoryContextAlloc(ledger_cxt, newcap * sizeof(PendingOptout));
+		pending_cap = newcap;
+	}
+	pending[npending].email = MemoryContextStrdup(ledger_cxt, email);
+	pending[npending].path = path;
+	pending[npending].nest_level = GetCurrentTransactionNestLevel();
+	npending++;
+}
+
+/* Blacklist the queued emails (each applies to every row with it). */
+static void
+process_pending_optouts(void)
+{
+	int			n = npending;
+	char	  **emails;
+	PopsellPath *paths;
+	Oid			save_userid;
+	int			save_sec;
+	Oid			argtype = TEXTOID;
+
+	if (n == 0)
+		return;
+	/* take the queue: the nested updates must not see it */
+	emails = palloc(n * sizeof(char *));
+	paths = palloc(n * sizeof(PopsellPath));
+	for (int i = 0; i < n; i++)
+	{
+		emails[i] = pstrdup(pending[i].email);
+		paths[i] = pending[i].path;
+	}
+	npending = 0;
+	ledger_reset();
+
+	EnterOwnerContext(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (int i = 0; i < n; i++)
+	{
+		Datum		arg = CStringGetTextDatum(emails[i]);
+		int			nest = NewGUCNestLevel();
+
+		/* the other rows change on the path of the change that queued it */
+		(void) set_config_option("popsell.actor", popsell_path_names[paths[i]],
+								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+		if (SPI_execute_with_args("SELECT popsell._blacklist_add($1, 'global_optout')",
+								  1, &argtype, &arg, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not blacklist a globally opted-out email");
+		AtEOXact_GUC(true, nest);
+	}
+	SPI_finish();
+	LeaveOwnerContext(save_userid, save_sec);
 }
 
 static void
@@ -78,6 +168,7 @@ ledger_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+			npending = 0;
 			ledger_reset();
 			flushing = false;
 			break;
@@ -93,6 +184,9 @@ ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
 		int			level = GetCurrentTransactionNestLevel();
+
+		while (npending > 0 && pending[npending - 1].nest_level >= level)
+			npending--;
 
 		/* entries are appended in order: drop the aborted tail */
 		while (nbuffered > 0 && buffer[nbuffered - 1].nest_level >= level)
@@ -114,9 +208,7 @@ LedgerAppend(const LedgerEntry *e)
 	BufferedEntry *b;
 	const char *ctext = ConsentTextRef();
 
-	if (ledger_cxt == NULL)
-		ledger_cxt = AllocSetContextCreate(TopMemoryContext, "popsell ledger",
-										   ALLOCSET_DEFAULT_SIZES);
+	ensure_cxt();
 	if (buffer == NULL)
 		buffer = MemoryContextAlloc(ledger_cxt, LEDGER_BATCH * sizeof(BufferedEntry));
 	if (nbuffered >= LEDGER_BATCH)
@@ -341,5 +433,6 @@ contacts_after_statement(PG_FUNCTION_ARGS)
 {
 	CheckPopsellTrigger(fcinfo, "popsell.contacts_after_statement", "contacts", false, false);
 	LedgerFlush();
+	process_pending_optouts();
 	return PointerGetDatum(NULL);
 }

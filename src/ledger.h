@@ -26,5 +26,6 @@ typedef struct LedgerEntry
 extern void LedgerInit(void);
 extern void LedgerAppend(const LedgerEntry *e);
 extern void LedgerFlush(void);
+extern void QueueGlobalOptout(const char *email, PopsellPath path);
 
 #endif							/* POPSELL_LEDGER_H */

@@ -73,6 +73,7 @@ outbox_before_row(PG_FUNCTION_ARGS)
 				has_email,
 				unconfirmed;
 	bool		to_contact;
+	PopsellPath path;
 
 	CheckPopsellTrigger(fcinfo, "popsell.outbox_before_row", "outbox", true, true);
 	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
@@ -96,6 +97,7 @@ outbox_before_row(PG_FUNCTION_ARGS)
 	if (strcmp(kind, "delete_file") == 0 || strcmp(kind, "partner_erasure") == 0)
 		return PointerGetDatum(tup);
 	to_contact = true;
+	path = CurrentPath();		/* the caller's, before we act as the owner */
 
 	EnterOwnerContext(&save_userid, &save_sec);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -124,7 +126,7 @@ outbox_before_row(PG_FUNCTION_ARGS)
 	 * ambassador's contact exists or what its consent is.
 	 */
 	if (SPI_processed == 0 ||
-		(CurrentPath() == PATH_AMBASSADOR &&
+		(path == PATH_AMBASSADOR &&
 		 !contact_is_callers(SPI_tuptable->vals[0], SPI_tuptable->tupdesc)))
 		ereport(ERROR,
 				(errcode(ERRCODE_POPSELL_UNKNOWN_ID),
@@ -176,7 +178,7 @@ outbox_before_row(PG_FUNCTION_ARGS)
 	}
 	else if (strcmp(kind, "invitation_reminder") == 0)
 	{
-		if (CurrentPath() != PATH_SYSTEM)
+		if (path != PATH_SYSTEM)
 			refuse(kind, contact_id, "reminders are queued by popsell.run_maintenance only",
 				   "Let the invitation_reminder rule queue it.");
 		if (strcmp(ao, "invitation_sent") != 0)

@@ -366,7 +366,8 @@ CREATE TABLE popsell.consent_events (
 COMMENT ON TABLE popsell.consent_events IS
     'Append-only proof of every opt-in and email status change: which fields, old and new values, source, actor, acting role, time.';
 CREATE INDEX consent_events_contact_idx ON popsell.consent_events (contact_id);
-CREATE INDEX consent_events_tombstone_idx ON popsell.consent_events (contact_tombstone_id);
+CREATE INDEX consent_events_tombstone_idx ON popsell.consent_events (contact_tombstone_id)
+    WHERE contact_tombstone_id IS NOT NULL;
 
 CREATE TABLE popsell.outbox (
     id             bigserial PRIMARY KEY,

@@ -150,6 +150,16 @@ CREATE TRIGGER popsell_90_keys_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON popsell.hash_keys
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.hash_keys_changed();
 
+CREATE FUNCTION popsell.blacklist_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'hash_keys_changed';
+COMMENT ON FUNCTION popsell.blacklist_changed() IS
+    'Trigger: make every backend drop its in-memory filter of the blacklist after it changes.';
+
+CREATE TRIGGER popsell_90_blacklist_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON popsell.blacklist
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.blacklist_changed();
+
 -- Only popsell's own functions (owned by popsell_owner) set the path and
 -- the as-of time; only trusted applications say which ambassador they act
 -- for.  These settings are PGC_SUSET, so nobody else can.
