@@ -425,10 +425,14 @@ hash_keys_changed(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		strcmp(get_namespace_name(RelationGetNamespace(trigdata->tg_relation)), "popsell") != 0 ||
+		(strcmp(RelationGetRelationName(trigdata->tg_relation), "hash_keys") != 0 &&
+		 strcmp(RelationGetRelationName(trigdata->tg_relation), "blacklist") != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_POPSELL_MISUSE),
-				 errmsg("hash_keys_changed must be an AFTER ... FOR EACH STATEMENT trigger")));
+				 errmsg("this popsell trigger function must be an AFTER ... FOR EACH STATEMENT trigger on popsell.hash_keys or popsell.blacklist"),
+				 errhint("Drop this trigger; popsell attaches its triggers itself.")));
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 	keys_valid = false;
 	return PointerGetDatum(NULL);
