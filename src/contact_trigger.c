@@ -701,6 +701,9 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		if (oldv[f] != newv[f])
 			any_change = true;
 
+	if (any_change || datum_changed(o, r, cols.restricted, desc))
+		QueueOutboxRecheck(id);
+
 	if (any_change)
 	{
 		LedgerEntry e;

@@ -63,6 +63,12 @@ static PendingOptout *pending = NULL;
 static int	npending = 0;
 static int	pending_cap = 0;
 
+/* Contacts whose consent changed: unsent mail they may no longer get goes. */
+static int64 *recheck = NULL;
+static int	nrecheck = 0;
+static int	recheck_cap = 0;
+static int	recheck_level = 0;
+
 static BufferedEntry *buffer = NULL;
 static int	nbuffered = 0;
 static MemoryContext ledger_cxt = NULL;
@@ -73,12 +79,13 @@ static void
 ledger_reset(void)
 {
 	nbuffered = 0;
-	if (ledger_cxt != NULL && npending == 0)
-		MemoryContextReset(ledger_cxt);
-	if (npending == 0)
+	if (ledger_cxt != NULL && npending == 0 && nrecheck == 0)
 	{
+		MemoryContextReset(ledger_cxt);
 		pending = NULL;
 		pending_cap = 0;
+		recheck = NULL;
+		recheck_cap = 0;
 	}
 	buffer = NULL;
 }
@@ -107,6 +114,75 @@ QueueGlobalOptout(const char *email, PopsellPath path)
 	pending[npending].path = path;
 	pending[npending].nest_level = GetCurrentTransactionNestLevel();
 	npending++;
+}
+
+void
+QueueOutboxRecheck(int64 contact_id)
+{
+	ensure_cxt();
+	if (nrecheck == recheck_cap)
+	{
+		int			newcap = recheck_cap ? recheck_cap * 2 : 64;
+
+		recheck = recheck ? repalloc(recheck, newcap * sizeof(int64))
+			: MemoryContextAlloc(ledger_cxt, newcap * sizeof(int64));
+		recheck_cap = newcap;
+	}
+	if (nrecheck == 0)
+		recheck_level = GetCurrentTransactionNestLevel();
+	recheck[nrecheck++] = contact_id;
+}
+
+/*
+ * Mail queued before a contact's consent changed must not go out after it:
+ * drop the unsent outbox rows the sending guard would now refuse.
+ */
+static void
+process_outbox_recheck(void)
+{
+	int			n = nrecheck;
+	Datum	   *ids;
+	Datum		arg;
+	Oid			argtype = INT8ARRAYOID;
+	Oid			save_userid;
+	int			save_sec;
+
+	if (n == 0)
+		return;
+	ids = palloc(n * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(recheck[i]);
+	nrecheck = 0;
+	ledger_reset();
+	arg = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	EnterOwnerContext(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(
+							  "DELETE FROM popsell.outbox o"
+							  " USING popsell.contacts c"
+							  " WHERE c.id OPERATOR(pg_catalog.=) ANY ($1)"
+							  "   AND o.contact_id OPERATOR(pg_catalog.=) c.id"
+							  "   AND o.sent_at IS NULL"
+							  "   AND o.kind OPERATOR(pg_catalog.=) ANY ('{invitation,invitation_reminder,publication,email_confirmation}'::popsell.outbox_kind[])"
+							  "   AND (c.restricted"
+							  "        OR (o.kind OPERATOR(pg_catalog.=) 'publication' AND"
+							  "            (c.email_status OPERATOR(pg_catalog.<>) 'ok' OR c.ambassador_optin OPERATOR(pg_catalog.<>) ALL"
+							  "             ('{invitation_accepted,optin_brand_imported,optin_blog_verified,optin_internal_form,"
+							  "               optin_external_form,optin_order,optin_order_popin,optin_other}'::popsell.ambassador_optin[])))"
+							  "        OR (o.kind OPERATOR(pg_catalog.=) 'invitation' AND"
+							  "            (c.email_status OPERATOR(pg_catalog.<>) 'ok' OR c.ambassador_optin OPERATOR(pg_catalog.<>) ALL"
+							  "             ('{new,invitation_sent}'::popsell.ambassador_optin[])))"
+							  "        OR (o.kind OPERATOR(pg_catalog.=) 'invitation_reminder' AND"
+							  "            (c.email_status OPERATOR(pg_catalog.<>) 'ok' OR c.ambassador_optin OPERATOR(pg_catalog.<>) 'invitation_sent'))"
+							  "        OR (o.kind OPERATOR(pg_catalog.=) 'email_confirmation' AND"
+							  "            (c.email_confirmed_at IS NOT NULL OR c.email_status OPERATOR(pg_catalog.<>) ALL"
+							  "             ('{ok,unverified}'::popsell.email_status[]))))",
+							  1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not cancel outbox rows");
+	SPI_finish();
+	LeaveOwnerContext(save_userid, save_sec);
 }
 
 /* Blacklist the queued emails (each applies to every row with it). */
@@ -169,6 +245,7 @@ ledger_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			npending = 0;
+			nrecheck = 0;
 			ledger_reset();
 			flushing = false;
 			break;
@@ -187,6 +264,8 @@ ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 		while (npending > 0 && pending[npending - 1].nest_level >= level)
 			npending--;
+		if (nrecheck > 0 && recheck_level >= level)
+			nrecheck = 0;		/* a statement's rechecks live in one level */
 
 		/* entries are appended in order: drop the aborted tail */
 		while (nbuffered > 0 && buffer[nbuffered - 1].nest_level >= level)
@@ -434,5 +513,6 @@ contacts_after_statement(PG_FUNCTION_ARGS)
 	CheckPopsellTrigger(fcinfo, "popsell.contacts_after_statement", "contacts", false, false);
 	LedgerFlush();
 	process_pending_optouts();
+	process_outbox_recheck();
 	return PointerGetDatum(NULL);
 }

@@ -27,5 +27,6 @@ extern void LedgerInit(void);
 extern void LedgerAppend(const LedgerEntry *e);
 extern void LedgerFlush(void);
 extern void QueueGlobalOptout(const char *email, PopsellPath path);
+extern void QueueOutboxRecheck(int64 contact_id);
 
 #endif							/* POPSELL_LEDGER_H */
