@@ -36,6 +36,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "storage/proc.h"
 
 PG_FUNCTION_INFO_V1(email_rows_unseen);
 
@@ -45,6 +46,8 @@ typedef struct RelIds
 	Oid			blacklist_pkey;
 	Oid			contacts;
 	Oid			contacts_email_idx;
+	Oid			ambassadors;
+	Oid			ambassadors_pkey;
 	AttrNumber	reason_attno;
 } RelIds;
 
@@ -76,7 +79,8 @@ ids_invalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == ids.blacklist ||
 		relid == ids.blacklist_pkey || relid == ids.contacts ||
-		relid == ids.contacts_email_idx)
+		relid == ids.contacts_email_idx || relid == ids.ambassadors ||
+		relid == ids.ambassadors_pkey)
 		ids_valid = false;
 	if (relid == InvalidOid || relid == ids.blacklist)
 	{
@@ -195,6 +199,8 @@ resolve_ids(void)
 	ids.blacklist_pkey = popsell_rel("blacklist_email_hash_idx", nsp);
 	ids.contacts = popsell_rel("contacts", nsp);
 	ids.contacts_email_idx = popsell_rel("contacts_email_idx", nsp);
+	ids.ambassadors = popsell_rel("ambassadors", nsp);
+	ids.ambassadors_pkey = popsell_rel("ambassadors_pkey", nsp);
 	ids.reason_attno = get_attnum(ids.blacklist, "reason");
 	if (ids.reason_attno == InvalidAttrNumber)
 		elog(ERROR, "popsell.blacklist has no column reason");
@@ -311,4 +317,49 @@ email_rows_unseen(PG_FUNCTION_ARGS)
 	index_close(idx, AccessShareLock);
 	table_close(heap, AccessShareLock);
 	PG_RETURN_BOOL(unseen);
+}
+
+/*
+ * Does ambassador ID exist?  Only for a clear PS200 before the foreign key
+ * says it with its own code; the foreign key still checks.  Ids seen in
+ * this transaction are remembered (a bulk load names few ambassadors).
+ */
+#define KNOWN_SLOTS 1024
+static int64 known_ids[KNOWN_SLOTS];
+static LocalTransactionId known_lxid = InvalidLocalTransactionId;
+
+bool
+AmbassadorExists(int64 id)
+{
+	int			slot = (int) ((uint64) id % KNOWN_SLOTS);
+	Relation	heap;
+	Relation	idx;
+	TupleTableSlot *tslot;
+	IndexScanDesc scan;
+	ScanKeyData sk;
+	bool		found;
+
+	if (known_lxid != MyProc->lxid)
+	{
+		memset(known_ids, 0, sizeof(known_ids));
+		known_lxid = MyProc->lxid;
+	}
+	if (id != 0 && known_ids[slot] == id)
+		return true;
+
+	resolve_ids();
+	heap = table_open(ids.ambassadors, AccessShareLock);
+	idx = index_open(ids.ambassadors_pkey, AccessShareLock);
+	tslot = table_slot_create(heap, NULL);
+	scan = index_beginscan(heap, idx, GetActiveSnapshot(), 1, 0);
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	index_rescan(scan, &sk, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, tslot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(tslot);
+	index_close(idx, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	if (found)
+		known_ids[slot] = id;
+	return found;
 }

@@ -402,6 +402,14 @@ contact_insert(TriggerData *td, Row *r)
 				 errdetail("Ambassadors enter crm_manual and private_import contacts only; other sources carry the contact's own consent."),
 				 errhint("Use popsell.collect_contact() from the trusted application for forms, orders and syncs.")));
 
+	if (!ISNULL(r, cols.ambassador_id) &&
+		!AmbassadorExists(DatumGetInt64(VAL(r, cols.ambassador_id))))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_UNKNOWN_ID),
+				 errmsg("ambassador %lld does not exist",
+						(long long) DatumGetInt64(VAL(r, cols.ambassador_id))),
+				 errhint("Give the id of an existing ambassador.")));
+
 	if (src == SRC_SOCIAL_NETWORK && (forbidden = social_forbidden_field(r)) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_POPSELL_PERSONAL_FIELD),

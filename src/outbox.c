@@ -96,6 +96,11 @@ outbox_before_row(PG_FUNCTION_ARGS)
 	/* Files and partner notices are not messages to the contact. */
 	if (strcmp(kind, "delete_file") == 0 || strcmp(kind, "partner_erasure") == 0)
 		return PointerGetDatum(tup);
+	/* Notices to ambassadors are never addressed to a contact. */
+	if (strcmp(kind, "inactivity_warning") == 0 || strcmp(kind, "suspension_notice") == 0 ||
+		strcmp(kind, "deletion_notice") == 0)
+		refuse(kind, contact_id, "it is a message to ambassadors, not to contacts",
+			   "Queue it with contact_id NULL and the ambassador_id.");
 	to_contact = true;
 	path = CurrentPath();		/* the caller's, before we act as the owner */
 
