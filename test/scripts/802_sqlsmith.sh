@@ -130,9 +130,15 @@ log_file=$(q "$db" "SELECT CASE WHEN current_setting('logging_collector')::boole
                                THEN current_setting('data_directory') || '/' || pg_current_logfile() END" || true)
 if [ -z "$log_file" ]; then
 	cluster=$(q "$db" "SELECT replace(current_setting('cluster_name'), '/', '-')" || true)
-	if [ -n "$cluster" ] && [ -r "/var/log/postgresql/postgresql-$cluster.log" ]; then
-		log_file="/var/log/postgresql/postgresql-$cluster.log"
-	fi
+	# Debian clusters log to /var/log/postgresql; pg_virtualenv's to a
+	# log directory next to its PG_CLUSTER_CONF_ROOT.
+	for f in "${PG_CLUSTER_CONF_ROOT:+${PG_CLUSTER_CONF_ROOT%/*}/log/postgresql-$cluster.log}" \
+		"/var/log/postgresql/postgresql-$cluster.log"; do
+		if [ -n "$cluster" ] && [ -n "$f" ] && [ -r "$f" ]; then
+			log_file="$f"
+			break
+		fi
+	done
 fi
 log_offset=0
 if [ -n "$log_file" ] && [ -r "$log_file" ]; then
