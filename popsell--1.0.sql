@@ -879,7 +879,7 @@ DECLARE
 BEGIN
     IF contacts IS NULL OR jsonb_typeof(contacts) <> 'array' THEN
         RAISE EXCEPTION 'contacts must be a JSON array of objects'
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
     END IF;
     SELECT string_agg(DISTINCT k, ', ') INTO bad
@@ -891,7 +891,7 @@ BEGIN
                      'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'import_contacts does not accept the keys: %', bad
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
     END IF;
 
@@ -968,7 +968,7 @@ BEGIN
     END IF;
     IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
         RAISE EXCEPTION 'data must be a JSON object of contact fields'
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''{"email": "a@example.test", "first_name": "A"}''.';
     END IF;
     PERFORM popsell._ambassador_for_caller(collect_contact.ambassador_id);
@@ -981,7 +981,7 @@ BEGIN
                      'brand_optin_at', 'partners_optin_at', 'email_confirmed_at');
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
     END IF;
 
@@ -1151,7 +1151,7 @@ DECLARE
 BEGIN
     IF status IS NULL OR status NOT IN ('spam', 'hard_bounce', 'soft_bounce', 'blocked') THEN
         RAISE EXCEPTION 'email_callback does not accept status %', coalesce(status::text, 'NULL')
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Report spam, hard_bounce, soft_bounce or blocked.';
     END IF;
     IF email IS NULL THEN
@@ -1209,7 +1209,7 @@ DECLARE
 BEGIN
     IF kind IS NULL THEN
         RAISE EXCEPTION 'interaction kind must not be NULL'
-            USING ERRCODE = '22023', HINT = 'One of open, click, like, comment, reshare.';
+            USING ERRCODE = 'PS106', HINT = 'One of open, click, like, comment, reshare.';
     END IF;
     INSERT INTO popsell.interactions (contact_id, publication_id, channel, kind, occurred_at)
     VALUES (c.id, publication_id, coalesce(channel, 'email'), kind, t)
@@ -1243,7 +1243,7 @@ DECLARE
 BEGIN
     IF amount IS NULL OR amount < 0 THEN
         RAISE EXCEPTION 'sale amount must be zero or more, not %', coalesce(amount::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'Pass the amount in the sale''s currency.';
+            USING ERRCODE = 'PS106', HINT = 'Pass the amount in the sale''s currency.';
     END IF;
     INSERT INTO popsell.sales (contact_id, ambassador_id, publication_id, sold_at, amount,
                                currency, products, channel)
@@ -3006,7 +3006,7 @@ DECLARE
 BEGIN
     IF p_data IS NULL OR pg_catalog.jsonb_typeof(p_data) OPERATOR(pg_catalog.<>) 'object' THEN
         RAISE EXCEPTION 'data must be a JSON object of ambassador fields'
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''{"first_name": "Ada", "city": "Lyon"}''.';
     END IF;
     SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO bad
@@ -3014,13 +3014,13 @@ BEGIN
      WHERE NOT k OPERATOR(pg_catalog.=) ANY (popsell._ambassador_data_keys() OPERATOR(pg_catalog.||) p_extra);
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'unknown or protected ambassador fields: %', bad
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Status, terms, password and login role are set by their own functions.';
     END IF;
 END
 $$;
 COMMENT ON FUNCTION popsell._check_ambassador_data(jsonb, text[]) IS
-    'Internal: 22023 unless data is an object whose keys are ambassador fields a signup may set.';
+    'Internal: PS106 unless data is an object whose keys are ambassador fields a signup may set.';
 
 -- The whitelist lets this email or customer id sign up (an empty
 -- whitelist lets everyone).  Compared under every live key.
@@ -3047,7 +3047,7 @@ BEGIN
                                     'popsell.whitelist_add');
     IF pg_catalog.num_nonnulls(NULLIF(email, ''), NULLIF(customer_id, '')) OPERATOR(pg_catalog.<>) 1 THEN
         RAISE EXCEPTION 'give either an email or a customer id'
-            USING ERRCODE = '22023', HINT = 'One whitelist entry per email or customer id.';
+            USING ERRCODE = 'PS106', HINT = 'One whitelist entry per email or customer id.';
     END IF;
     INSERT INTO popsell.registration_whitelist (email_hash, customer_id_hash, key_id)
     VALUES (CASE WHEN NULLIF(email, '') IS NOT NULL
@@ -3421,7 +3421,7 @@ BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.log_activity');
     IF log_activity.kind IS NULL OR pg_catalog.btrim(log_activity.kind) OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'an activity kind is required'
-            USING ERRCODE = '22023', HINT = 'Pass e.g. ''login''.';
+            USING ERRCODE = 'PS106', HINT = 'Pass e.g. ''login''.';
     END IF;
     IF log_activity.ambassador_id IS NULL
        OR NOT EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE a.id OPERATOR(pg_catalog.=) log_activity.ambassador_id) THEN
@@ -3851,7 +3851,7 @@ DECLARE
 BEGIN
     IF restrict_subject."on" IS NULL THEN
         RAISE EXCEPTION 'restrict_subject needs on => true or false'
-            USING ERRCODE = '22023', HINT = 'true restricts processing, false lifts the restriction.';
+            USING ERRCODE = 'PS106', HINT = 'true restricts processing, false lifts the restriction.';
     END IF;
     UPDATE popsell.contacts c SET restricted = restrict_subject."on"
      WHERE c.email OPERATOR(pg_catalog.=) e

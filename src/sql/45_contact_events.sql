@@ -132,7 +132,7 @@ DECLARE
 BEGIN
     IF contacts IS NULL OR jsonb_typeof(contacts) <> 'array' THEN
         RAISE EXCEPTION 'contacts must be a JSON array of objects'
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
     END IF;
     SELECT string_agg(DISTINCT k, ', ') INTO bad
@@ -144,7 +144,7 @@ BEGIN
                      'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'import_contacts does not accept the keys: %', bad
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
     END IF;
 
@@ -221,7 +221,7 @@ BEGIN
     END IF;
     IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
         RAISE EXCEPTION 'data must be a JSON object of contact fields'
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''{"email": "a@example.test", "first_name": "A"}''.';
     END IF;
     PERFORM popsell._ambassador_for_caller(collect_contact.ambassador_id);
@@ -234,7 +234,7 @@ BEGIN
                      'brand_optin_at', 'partners_optin_at', 'email_confirmed_at');
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
     END IF;
 
@@ -404,7 +404,7 @@ DECLARE
 BEGIN
     IF status IS NULL OR status NOT IN ('spam', 'hard_bounce', 'soft_bounce', 'blocked') THEN
         RAISE EXCEPTION 'email_callback does not accept status %', coalesce(status::text, 'NULL')
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Report spam, hard_bounce, soft_bounce or blocked.';
     END IF;
     IF email IS NULL THEN
@@ -462,7 +462,7 @@ DECLARE
 BEGIN
     IF kind IS NULL THEN
         RAISE EXCEPTION 'interaction kind must not be NULL'
-            USING ERRCODE = '22023', HINT = 'One of open, click, like, comment, reshare.';
+            USING ERRCODE = 'PS106', HINT = 'One of open, click, like, comment, reshare.';
     END IF;
     INSERT INTO popsell.interactions (contact_id, publication_id, channel, kind, occurred_at)
     VALUES (c.id, publication_id, coalesce(channel, 'email'), kind, t)
@@ -496,7 +496,7 @@ DECLARE
 BEGIN
     IF amount IS NULL OR amount < 0 THEN
         RAISE EXCEPTION 'sale amount must be zero or more, not %', coalesce(amount::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'Pass the amount in the sale''s currency.';
+            USING ERRCODE = 'PS106', HINT = 'Pass the amount in the sale''s currency.';
     END IF;
     INSERT INTO popsell.sales (contact_id, ambassador_id, publication_id, sold_at, amount,
                                currency, products, channel)

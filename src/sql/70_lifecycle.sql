@@ -178,7 +178,7 @@ DECLARE
 BEGIN
     IF p_data IS NULL OR pg_catalog.jsonb_typeof(p_data) OPERATOR(pg_catalog.<>) 'object' THEN
         RAISE EXCEPTION 'data must be a JSON object of ambassador fields'
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''{"first_name": "Ada", "city": "Lyon"}''.';
     END IF;
     SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO bad
@@ -186,13 +186,13 @@ BEGIN
      WHERE NOT k OPERATOR(pg_catalog.=) ANY (popsell._ambassador_data_keys() OPERATOR(pg_catalog.||) p_extra);
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'unknown or protected ambassador fields: %', bad
-            USING ERRCODE = '22023',
+            USING ERRCODE = 'PS106',
                   HINT = 'Status, terms, password and login role are set by their own functions.';
     END IF;
 END
 $$;
 COMMENT ON FUNCTION popsell._check_ambassador_data(jsonb, text[]) IS
-    'Internal: 22023 unless data is an object whose keys are ambassador fields a signup may set.';
+    'Internal: PS106 unless data is an object whose keys are ambassador fields a signup may set.';
 
 -- The whitelist lets this email or customer id sign up (an empty
 -- whitelist lets everyone).  Compared under every live key.
@@ -219,7 +219,7 @@ BEGIN
                                     'popsell.whitelist_add');
     IF pg_catalog.num_nonnulls(NULLIF(email, ''), NULLIF(customer_id, '')) OPERATOR(pg_catalog.<>) 1 THEN
         RAISE EXCEPTION 'give either an email or a customer id'
-            USING ERRCODE = '22023', HINT = 'One whitelist entry per email or customer id.';
+            USING ERRCODE = 'PS106', HINT = 'One whitelist entry per email or customer id.';
     END IF;
     INSERT INTO popsell.registration_whitelist (email_hash, customer_id_hash, key_id)
     VALUES (CASE WHEN NULLIF(email, '') IS NOT NULL
@@ -593,7 +593,7 @@ BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.log_activity');
     IF log_activity.kind IS NULL OR pg_catalog.btrim(log_activity.kind) OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'an activity kind is required'
-            USING ERRCODE = '22023', HINT = 'Pass e.g. ''login''.';
+            USING ERRCODE = 'PS106', HINT = 'Pass e.g. ''login''.';
     END IF;
     IF log_activity.ambassador_id IS NULL
        OR NOT EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE a.id OPERATOR(pg_catalog.=) log_activity.ambassador_id) THEN

@@ -211,7 +211,7 @@ DECLARE
 BEGIN
     IF restrict_subject."on" IS NULL THEN
         RAISE EXCEPTION 'restrict_subject needs on => true or false'
-            USING ERRCODE = '22023', HINT = 'true restricts processing, false lifts the restriction.';
+            USING ERRCODE = 'PS106', HINT = 'true restricts processing, false lifts the restriction.';
     END IF;
     UPDATE popsell.contacts c SET restricted = restrict_subject."on"
      WHERE c.email OPERATOR(pg_catalog.=) e

@@ -96,7 +96,7 @@ RESET ROLE;
 SET LOCAL ROLE popsell_account_team;
 SELECT is(popsell.restrict_subject('zoe.quintessa@example.test', true), 2::bigint, 'restricts both rows');
 SELECT is(popsell.restrict_subject('zoe.quintessa@example.test', true), 0::bigint, 'idempotent');
-SELECT throws_ok($$SELECT popsell.restrict_subject('zoe.quintessa@example.test', NULL)$$, '22023', NULL, 'on must be given');
+SELECT throws_ok($$SELECT popsell.restrict_subject('zoe.quintessa@example.test', NULL)$$, 'PS106', NULL, 'on must be given');
 RESET ROLE;
 SELECT is((SELECT count(*) FROM popsell.contacts WHERE email = 'zoe.quintessa@example.test' AND restricted),
           2::bigint, 'rows kept, restricted');
