@@ -67,10 +67,10 @@ static bool ids_callback = false;
  * functions.
  */
 #define BLOOM_AFTER_PROBES	2000
-#define BLOOM_K				7
+#define BLOOM_K				8	/* bits set per entry, all in one 64-byte block */
 
 static uint64 *bloom = NULL;
-static uint64 bloom_mask = 0;	/* number of bits - 1 (a power of two) */
+static uint64 bloom_blocks_mask = 0;	/* number of 512-bit blocks - 1 */
 static bool bloom_valid = false;
 static int64 probes_without_bloom = 0;
 
@@ -89,37 +89,42 @@ ids_invalidate(Datum arg, Oid relid)
 	}
 }
 
-static inline void
-bloom_positions(const uint8 *digest, uint64 *pos)
+/*
+ * A blocked Bloom filter: the first 8 digest bytes pick a 64-byte block,
+ * the next 8 bytes give the bit positions inside it, so a probe touches a
+ * single cache line.
+ */
+static inline uint64 *
+bloom_block(const uint8 *digest, uint16 *bits)
 {
-	uint64		h1,
-				h2;
+	uint64		h1;
+	uint64		h2;
 
 	memcpy(&h1, digest, sizeof(h1));
 	memcpy(&h2, digest + 8, sizeof(h2));
-	h2 |= 1;
 	for (int i = 0; i < BLOOM_K; i++)
-		pos[i] = (h1 + i * h2) & bloom_mask;
+		bits[i] = (uint16) ((h2 >> (i * 8)) & 0xFF) | (uint16) (((h1 >> (56 + (i % 8))) & 1) << 8);
+	return &bloom[(h1 & bloom_blocks_mask) * 8];
 }
 
 static void
 bloom_add(const uint8 *digest)
 {
-	uint64		pos[BLOOM_K];
+	uint16		bits[BLOOM_K];
+	uint64	   *block = bloom_block(digest, bits);
 
-	bloom_positions(digest, pos);
 	for (int i = 0; i < BLOOM_K; i++)
-		bloom[pos[i] >> 6] |= UINT64CONST(1) << (pos[i] & 63);
+		block[bits[i] >> 6] |= UINT64CONST(1) << (bits[i] & 63);
 }
 
 static bool
 bloom_maybe(const uint8 *digest)
 {
-	uint64		pos[BLOOM_K];
+	uint16		bits[BLOOM_K];
+	uint64	   *block = bloom_block(digest, bits);
 
-	bloom_positions(digest, pos);
 	for (int i = 0; i < BLOOM_K; i++)
-		if (!(bloom[pos[i] >> 6] & (UINT64CONST(1) << (pos[i] & 63))))
+		if (!(block[bits[i] >> 6] & (UINT64CONST(1) << (bits[i] & 63))))
 			return false;
 	return true;
 }
@@ -134,17 +139,19 @@ bloom_build(void)
 	TupleTableSlot *slot;
 	AttrNumber	hash_attno;
 	double		ntuples;
-	uint64		nbits = 1024;
+	uint64		nblocks = 2;
 
 	heap = table_open(ids.blacklist, AccessShareLock);
 	/* opening may have processed an invalidation that reset us */
 	ntuples = Max(heap->rd_rel->reltuples, RelationGetNumberOfBlocks(heap) * 100.0);
-	while (nbits < (uint64) (ntuples * 16) && nbits < (UINT64CONST(1) << 31))
-		nbits <<= 1;
+	/* about 16 bits per entry */
+	while (nblocks * 512 < (uint64) (ntuples * 16) && nblocks < (UINT64CONST(1) << 22))
+		nblocks <<= 1;
 	if (bloom != NULL)
 		pfree(bloom);
-	bloom = MemoryContextAllocZero(TopMemoryContext, nbits / 8);
-	bloom_mask = nbits - 1;
+	bloom = MemoryContextAllocHuge(TopMemoryContext, nblocks * 64);
+	memset(bloom, 0, nblocks * 64);
+	bloom_blocks_mask = nblocks - 1;
 
 	hash_attno = get_attnum(ids.blacklist, "email_hash");
 	snap = RegisterSnapshot(GetLatestSnapshot());

@@ -541,8 +541,17 @@ contact_insert(TriggerData *td, Row *r)
 	e.note = note;
 	e.at = now;
 
-	/* The initial state, whoever entered it, is the contact's first ledger row. */
-	LedgerAppend(&e);
+	/*
+	 * The initial state is the first ledger row of a contact collected with
+	 * a consent choice.  A contact an ambassador enters (crm_manual,
+	 * private_import, social_network) has none to prove (new or
+	 * social_media_only, no_optin): its first ledger row is its first
+	 * change, whose old values are that state.  Skipping it keeps bulk
+	 * imports cheap; a state the blacklist imposed is always recorded.
+	 */
+	if (!((src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT ||
+		   src == SRC_SOCIAL_NETWORK) && reasons == 0))
+		LedgerAppend(&e);
 
 	return heap_modify_tuple(td->tg_trigtuple, desc, r->values, r->nulls, r->repl);
 }
