@@ -1,11 +1,9 @@
-# popsell: PGXS build.  The install script is assembled from src/sql/*.sql
-# (sections in file-name order) so each concept keeps its SQL next to its C.
+# popsell: PGXS build.
 
 EXTENSION  = popsell
 MODULE_big = popsell
 OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA       = popsell--1.0.sql $(wildcard popsell--*--*.sql)
-SQL_PARTS  = $(sort $(wildcard src/sql/*.sql))
 
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=pgcrypto
@@ -18,10 +16,5 @@ SHLIB_LINK  = -lcrypto
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
-
-all: popsell--1.0.sql
-
-popsell--1.0.sql: $(SQL_PARTS)
-	cat $(SQL_PARTS) > $@
 
 $(OBJS): $(wildcard src/*.h)

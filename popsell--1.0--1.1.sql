@@ -5,7 +5,7 @@
 -- 1.1 adds popsell.maintenance_status: per retention rule, what the last
 -- run of popsell.run_maintenance did (when, how many rows, the SQLSTATE if
 -- it failed), when it last succeeded, how many runs failed since, and how
--- many rows are due now.  The generic loops of 90_ownership.sql do not run
+-- many rows are due now.  The generic loops at the end of popsell--1.0.sql do not run
 -- for an upgrade: ownership, privileges and comments are set here.
 
 \echo Use "ALTER EXTENSION popsell UPDATE TO '1.1'" to load this file. \quit

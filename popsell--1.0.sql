@@ -1,6 +1,8 @@
--- popsell--1.0.sql: install script, assembled from src/sql/*.sql in name order.
+-- popsell--1.0.sql: install script of popsell 1.0.  Released: later
+-- versions change the schema in upgrade scripts (popsell--1.0--1.1.sql).
 -- Sections mirror SPEC.md: types, roles, tables, C functions, consent
--- events, security, erasure and retention, lifecycle and rights.
+-- events, security, erasure and retention, lifecycle and rights, and last
+-- the generic ownership, privilege, row security and pg_dump section.
 
 \echo Use "CREATE EXTENSION popsell CASCADE" to load this file. \quit
 
@@ -1282,7 +1284,7 @@ COMMENT ON FUNCTION popsell.rotate_hash_key(boolean) IS
 -- table and column level), one row level security policy per SPEC role
 -- and command on every table, and the views of each reading path.
 --
--- Row security is enabled and forced on every table by 90_ownership.sql,
+-- Row security is enabled and forced on every table by the ownership section at the end,
 -- which also adds the popsell_owner_all policy.  Policies compare with the
 -- caller through (SELECT popsell.current_ambassador_id()): a STABLE
 -- function in an initplan, evaluated once per query, so the row predicate
