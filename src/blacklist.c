@@ -144,8 +144,8 @@ bloom_build(void)
 	heap = table_open(ids.blacklist, AccessShareLock);
 	/* opening may have processed an invalidation that reset us */
 	ntuples = Max(heap->rd_rel->reltuples, RelationGetNumberOfBlocks(heap) * 100.0);
-	/* about 16 bits per entry */
-	while (nblocks * 512 < (uint64) (ntuples * 16) && nblocks < (UINT64CONST(1) << 22))
+	/* about 16 bits per entry, 64 MB at most */
+	while (nblocks * 512 < (uint64) (ntuples * 16) && nblocks < (UINT64CONST(1) << 20))
 		nblocks <<= 1;
 	if (bloom != NULL)
 		pfree(bloom);

@@ -434,7 +434,8 @@ hash_keys_changed(PG_FUNCTION_ARGS)
 				 errmsg("this popsell trigger function must be an AFTER ... FOR EACH STATEMENT trigger on popsell.hash_keys or popsell.blacklist"),
 				 errhint("Drop this trigger; popsell attaches its triggers itself.")));
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
-	keys_valid = false;
+	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "hash_keys") == 0)
+		keys_valid = false;
 	return PointerGetDatum(NULL);
 }
 
