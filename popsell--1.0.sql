@@ -2960,6 +2960,21 @@ BEGIN
     IF NEW.email IS NOT NULL THEN
         NEW.email := popsell.normalize_email(NEW.email);
     END IF;
+    -- History (signup date, last login) is given only by trusted callers
+    -- (migrations, SSO sync); anyone else could backdate an ambassador into
+    -- the inactivity deletion (SPEC section 5, history columns).
+    IF NOT (su OR current_user OPERATOR(pg_catalog.=) 'popsell_owner'
+            OR pg_catalog.pg_has_role(current_user, 'popsell_app', 'USAGE')) THEN
+        IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+            NEW.created_at := pg_catalog.now();
+            NEW.last_login_at := NULL;
+        ELSIF NEW.created_at IS DISTINCT FROM OLD.created_at
+              OR NEW.last_login_at IS DISTINCT FROM OLD.last_login_at THEN
+            RAISE EXCEPTION 'created_at and last_login_at of ambassador % change only through popsell functions', OLD.id
+                USING ERRCODE = 'PS105',
+                      HINT = 'Logins are recorded with popsell.record_login(id).';
+        END IF;
+    END IF;
     IF NEW.password_hash IS NOT NULL
        AND (TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR NEW.password_hash IS DISTINCT FROM OLD.password_hash)
        AND NEW.password_hash !~ '^\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}$' THEN
