@@ -97,7 +97,7 @@ ps_stage_tree() {
 	fi
 	# Build products never come from the checkout.
 	rm -rf "$dest/results" "$dest/output_iso" "$dest/regression.diffs" \
-		"$dest/regression.out" "$dest/popsell--1.0.sql"
+		"$dest/regression.out"
 	find "$dest" \( -name '*.o' -o -name '*.so' -o -name '*.bc' \) -delete
 }
 
