@@ -5,15 +5,19 @@
  *	  one contact from top to bottom.
  *
  *	  INSERT: source rules, email normalization, initial opt-ins (C1),
- *	          blacklist (C3), history stamps, one ledger row.
+ *	          blacklist (C3), history stamps, the initial ledger row.
  *	  UPDATE: immutable columns, email normalization and blacklist, every
  *	          consent change checked against the transition table (C2),
- *	          stamps, one ledger row per accepted change.
+ *	          stamps, one ledger row per accepted change, and the
+ *	          statement-end work (a global opt-out made global, unsent mail
+ *	          the contact may no longer get cancelled).
  *
- * Bookkeeping (email gate, blacklist, ledger, ambassador kind) is read and
- * written as popsell_owner through prepared, kept SPI plans whose text
- * names popsell's relations by schema, so neither the caller's privileges
- * nor its search_path matter.
+ * Bookkeeping never depends on the caller: the blacklist and ambassadors
+ * are probed directly through their indexes (blacklist.c), the ledger is
+ * written directly (ledger.c), and the one SQL query (an ambassador's
+ * kind) is a prepared, kept SPI plan run as popsell_owner whose text names
+ * popsell's relations by schema, so neither the caller's privileges nor
+ * its search_path matter.
  *
  *-------------------------------------------------------------------------
  */
@@ -193,7 +197,7 @@ keep_plan(SPIPlanPtr *slot, const char *query, int nargs, Oid *argtypes)
 }
 
 /* ---------------------------------------------------------------------
- * Email: normalization, the gate, the blacklist
+ * Email: normalization and the blacklist
  * ---------------------------------------------------------------------
  */
 

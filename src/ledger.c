@@ -4,13 +4,17 @@
  *	  The consent ledger: one popsell.consent_events row per accepted
  *	  consent change, written in the same transaction as the change.
  *
- * The row trigger of popsell.contacts buffers entries in memory and they
- * are written set-based, one INSERT ... SELECT FROM unnest(...) per
- * statement (by the AFTER STATEMENT trigger) or per full buffer: a bulk
- * load then costs one ledger statement instead of one per row.  Entries of
- * an aborted (sub)transaction are dropped with it, so a rejected change
- * never leaves a ledger row, and a flush at pre-commit is the last guard
- * against losing one.
+ * The row trigger of popsell.contacts buffers entries in memory; they are
+ * written straight into the ledger's heap and indexes once per statement
+ * (by the AFTER STATEMENT trigger) or per full buffer, so a bulk load
+ * plans no SQL per row.  Entries of an aborted (sub)transaction are
+ * dropped with it, so a rejected change never leaves a ledger row, and a
+ * flush at pre-commit is the last guard against losing one.
+ *
+ * The same statement-end trigger does the work a row trigger cannot do
+ * while its statement runs: blacklisting an email a plain UPDATE opted out
+ * globally (every row with it follows), and cancelling unsent mail that a
+ * contact whose consent changed may no longer receive.
  *
  *-------------------------------------------------------------------------
  */
