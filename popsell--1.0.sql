@@ -1213,6 +1213,11 @@ BEGIN
         RAISE EXCEPTION 'interaction kind must not be NULL'
             USING ERRCODE = 'PS106', HINT = 'One of open, click, like, comment, reshare.';
     END IF;
+    IF record_interaction.publication_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM popsell.publications p WHERE p.id = record_interaction.publication_id) THEN
+        RAISE EXCEPTION 'publication % does not exist', record_interaction.publication_id
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing publication, or NULL.';
+    END IF;
     INSERT INTO popsell.interactions (contact_id, publication_id, channel, kind, occurred_at)
     VALUES (c.id, publication_id, coalesce(channel, 'email'), kind, t)
     RETURNING id INTO new_id;
@@ -1246,6 +1251,11 @@ BEGIN
     IF amount IS NULL OR amount < 0 THEN
         RAISE EXCEPTION 'sale amount must be zero or more, not %', coalesce(amount::text, 'NULL')
             USING ERRCODE = 'PS106', HINT = 'Pass the amount in the sale''s currency.';
+    END IF;
+    IF record_sale.publication_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM popsell.publications p WHERE p.id = record_sale.publication_id) THEN
+        RAISE EXCEPTION 'publication % does not exist', record_sale.publication_id
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing publication, or NULL.';
     END IF;
     INSERT INTO popsell.sales (contact_id, ambassador_id, publication_id, sold_at, amount,
                                currency, products, channel)
@@ -3356,6 +3366,10 @@ BEGIN
     IF subject IS NULL OR pg_catalog.btrim(subject) OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'an SSO subject is required'
             USING ERRCODE = 'PS200', HINT = 'Pass the subject (user id) the brand''s identity provider sent.';
+    END IF;
+    IF pg_catalog.octet_length(subject) OPERATOR(pg_catalog.>) 1024 THEN
+        RAISE EXCEPTION 'an SSO subject is at most 1024 bytes, not %', pg_catalog.octet_length(subject)
+            USING ERRCODE = 'PS106', HINT = 'Pass the identity provider''s user id, not a token.';
     END IF;
     PERFORM popsell._check_ambassador_data(coalesce(d, '{}'), ARRAY['email', 'terms_accepted']);
     d := coalesce(d, '{}');
