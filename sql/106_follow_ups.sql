@@ -54,7 +54,9 @@ SELECT * FROM pg_temp.err($$SELECT popsell.sso_upsert_ambassador(repeat('x', 200
 SELECT 1 AS still_answering;
 
 -- Ambassadors' history: given only by trusted callers.
+SET client_min_messages = warning;
 DROP ROLE IF EXISTS popsell_t106_team;
+RESET client_min_messages;
 CREATE ROLE popsell_t106_team IN ROLE popsell_account_team;
 SET ROLE popsell_t106_team;
 INSERT INTO popsell.ambassadors (kind, status, first_name, email, created_at, last_login_at)
