@@ -899,46 +899,38 @@ BEGIN
 
     candidates := jsonb_array_length(contacts);
 
-    -- Duplicates: the same email already in this CRM, or earlier in the list.
-    WITH input AS (
-        SELECT x.ord, popsell.normalize_email(nullif(btrim(x.o ->> 'email'), '')) AS nemail
-          FROM jsonb_array_elements(contacts) WITH ORDINALITY AS x(o, ord)),
-    ranked AS (
-        SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
-          FROM input i WHERE i.nemail IS NOT NULL)
-    SELECT count(*) INTO duplicates
-      FROM ranked r
-     WHERE (r.rn > 1
-            OR EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.ambassador_id = amb AND c.email = r.nemail))
-       AND NOT popsell._globally_opted_out(r.nemail);
-
+    -- One pass: a row is a duplicate when its email is already in this CRM
+    -- or earlier in the list; globally opted-out rows go on to the trigger,
+    -- which skips them, and are counted as such.
     WITH input AS (
         SELECT x.ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
           FROM jsonb_array_elements(contacts) WITH ORDINALITY AS x(o, ord)
           CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
-    ranked AS (
-        SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
-          FROM input i),
-    keep AS (
-        SELECT r.* FROM ranked r
-         WHERE r.nemail IS NULL
-            OR (r.rn = 1 AND NOT EXISTS (SELECT 1 FROM popsell.contacts c
-                                          WHERE c.ambassador_id = amb AND c.email = r.nemail))
-            -- blacklisted rows go on to the trigger, which skips and we count them
-            OR popsell._globally_opted_out(r.nemail))
-    INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
-                                  twitter_id, instagram_id, public_photo_url, customer_id,
-                                  contact_type, notes, address, city, postal_code, country,
-                                  mobile_phone, home_phone, tags, created_at, last_activity_at,
-                                  ambassador_optin, brand_optin)
-    SELECT amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
-           k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
-           coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
-           k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
-           k.ambassador_optin, k.brand_optin
-      FROM keep k
-     ORDER BY k.ord;
-    GET DIAGNOSTICS inserted = ROW_COUNT;
+    classified AS (
+        SELECT r.*,
+               r.nemail IS NOT NULL
+               AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
+                                         WHERE c.ambassador_id = amb AND c.email = r.nemail))
+               AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
+          FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
+                  FROM input i) r),
+    ins AS (
+        INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                      twitter_id, instagram_id, public_photo_url, customer_id,
+                                      contact_type, notes, address, city, postal_code, country,
+                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                      ambassador_optin, brand_optin)
+        SELECT amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
+               k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+               coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+               k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+               k.ambassador_optin, k.brand_optin
+          FROM classified k
+         WHERE NOT k.duplicate
+         ORDER BY k.ord
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM classified WHERE duplicate), (SELECT count(*) FROM ins)
+      INTO duplicates, inserted;
 
     imported := inserted;
     skipped_duplicate := duplicates;
