@@ -37,9 +37,12 @@ SELECT * FROM pg_temp.err('SELECT popsell.suspend_program()');
 RESET ROLE;
 SELECT program_suspended_at IS NOT NULL AS suspended FROM popsell.settings;
 -- one notice per active ambassador, all at once, with the deadline
+-- the deadline is the suspension plus suspension_max, compared as the same
+-- expression (an interval printed in days would depend on today's date)
 SELECT kind, ambassador_id, contact_id,
-       (payload ->> 'data_kept_until')::timestamptz - (payload ->> 'suspended_at')::timestamptz AS kept_for
-  FROM popsell.outbox ORDER BY ambassador_id;
+       (payload ->> 'data_kept_until')::timestamptz
+         = (payload ->> 'suspended_at')::timestamptz + s.suspension_max AS kept_for_suspension_max
+  FROM popsell.outbox, popsell.settings s ORDER BY ambassador_id;
 SELECT count(DISTINCT created_at) AS queued_at_once FROM popsell.outbox;
 SET ROLE popsell_account_team;
 SELECT popsell.resume_program();

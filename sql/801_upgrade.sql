@@ -1,6 +1,6 @@
--- 801_upgrade: the upgrade path 1.0 -> 1.1 (STYLE 11).  One database gets
+-- 801_upgrade: the upgrade path 1.0 -> 1.1 -> 2.0.  One database gets
 -- popsell 1.0, data, then ALTER EXTENSION popsell UPDATE; another gets a
--- fresh CREATE EXTENSION popsell (1.1).  Both must hold the same objects
+-- fresh CREATE EXTENSION popsell (2.0).  Both must hold the same objects
 -- (a catalog fingerprint: functions, relations, columns, ACLs, row
 -- security, policies, triggers, indexes, constraints, types, comments,
 -- extension members and pg_dump configuration) and behave the same: the

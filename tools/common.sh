@@ -95,6 +95,13 @@ ps_stage_tree() {
 	else
 		tar -C "$PS_ROOT" --exclude .git -cf - . | tar -xf - -C "$dest"
 	fi
+	# Keep the generated files as the checkout has them: the build may
+	# remake them, and test/scripts/003_generated_files.sh compares.
+	mkdir -p "$dest/.pristine"
+	cp "$dest"/popsell--*.sql "$dest/.pristine/"
+	if [ -f "$dest/doc/reference.md" ]; then
+		cp "$dest/doc/reference.md" "$dest/.pristine/"
+	fi
 	# Build products never come from the checkout.
 	rm -rf "$dest/results" "$dest/output_iso" "$dest/regression.diffs" \
 		"$dest/regression.out"

@@ -1,0 +1,4135 @@
+-- popsell install script of the current version.  Built by make from
+-- src/sql/*.sql, concatenated in name order, one file per concept (types,
+-- roles, tables, the C engine, contact events, security, erasure,
+-- retention, lifecycle, rights, restore); src/sql/99_finalize.sql comes
+-- last and also ends every upgrade script.  Edit those files, never the
+-- built script.
+
+\echo Use "CREATE EXTENSION popsell CASCADE" to load this file. \quit
+
+-- The control file names schema popsell; PostgreSQL creates it for us, but
+-- reuses one that already exists.  A schema planted beforehand by another
+-- role could hold look-alike objects (CVE-2022-2625), so refuse it.
+DO $$
+DECLARE
+    owner_is_us boolean;
+    foreign_objects bigint;
+BEGIN
+    SELECT n.nspowner OPERATOR(pg_catalog.=) r.oid
+      INTO owner_is_us
+      FROM pg_catalog.pg_namespace n, pg_catalog.pg_roles r
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
+       AND r.rolname OPERATOR(pg_catalog.=) pg_catalog.current_user();
+    SELECT pg_catalog.count(*) INTO foreign_objects
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell';
+    IF NOT coalesce(owner_is_us, false) OR foreign_objects OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'schema popsell already exists and was not created for this extension'
+            USING ERRCODE = 'PS001',
+                  HINT = 'Drop or rename the existing schema popsell, then run CREATE EXTENSION popsell again.';
+    END IF;
+END
+$$;
+-- ===================================================================
+-- Types.  Labels and their order are public interface (SPEC section 3).
+-- ===================================================================
+
+CREATE TYPE popsell.ambassador_optin AS ENUM (
+    'new', 'invitation_sent', 'invitation_accepted', 'invitation_declined',
+    'optout_email', 'optout_no_response', 'global_optout', 'social_media_only',
+    'optin_brand_imported', 'optin_blog_pending', 'optin_blog_verified',
+    'optin_internal_form', 'optin_external_form', 'optin_order',
+    'optin_order_popin', 'optin_other', 'storage_only');
+COMMENT ON TYPE popsell.ambassador_optin IS
+    'A contact''s consent to receive publications from its ambassador (the guide''s 17 states, in its order).';
+
+CREATE TYPE popsell.brand_optin AS ENUM (
+    'no_optin', 'optin_blog', 'optin_internal_form', 'optin_external_form',
+    'optin_brand_database', 'storage_only');
+COMMENT ON TYPE popsell.brand_optin IS
+    'A contact''s consent to be contacted by the brand itself.';
+
+CREATE TYPE popsell.email_status AS ENUM (
+    'ok', 'spam', 'hard_bounce', 'soft_bounce', 'blocked', 'unverified');
+COMMENT ON TYPE popsell.email_status IS
+    'Deliverability of a contact''s email; every value but ok blocks sending.';
+
+CREATE TYPE popsell.contact_source AS ENUM (
+    'crm_manual', 'private_import', 'brand_sync', 'social_network', 'blog',
+    'blog_internal_form', 'order', 'order_popin', 'store_purchase',
+    'external_form');
+COMMENT ON TYPE popsell.contact_source IS
+    'How a contact was collected (the guide''s ten mechanisms); fixes its initial consent.';
+
+CREATE TYPE popsell.contact_type AS ENUM ('hostess', 'customer', 'prospect');
+COMMENT ON TYPE popsell.contact_type IS 'Business category of a contact.';
+
+CREATE TYPE popsell.ambassador_kind AS ENUM ('customer', 'sales_rep', 'employee');
+COMMENT ON TYPE popsell.ambassador_kind IS
+    'Who the ambassador is to the brand; only sales_rep and employee receive brand_sync contacts.';
+
+CREATE TYPE popsell.ambassador_status AS ENUM ('signup_incomplete', 'active', 'leaving');
+COMMENT ON TYPE popsell.ambassador_status IS
+    'Account state: only active ambassadors have access; leaving ones await deletion.';
+
+CREATE TYPE popsell.blacklist_reason AS ENUM ('global_optout', 'spam', 'hard_bounce', 'blocked');
+COMMENT ON TYPE popsell.blacklist_reason IS
+    'Why a hashed email is on the blacklist.';
+
+CREATE TYPE popsell.interaction_kind AS ENUM ('open', 'click', 'like', 'comment', 'reshare');
+COMMENT ON TYPE popsell.interaction_kind IS
+    'Reaction of a contact to a publication; every kind but open is an activity.';
+
+CREATE TYPE popsell.sale_channel AS ENUM ('online', 'store');
+COMMENT ON TYPE popsell.sale_channel IS 'Where a sale happened.';
+
+CREATE TYPE popsell.outbox_kind AS ENUM (
+    'invitation', 'invitation_reminder', 'email_confirmation',
+    'inactivity_warning', 'suspension_notice', 'publication', 'delete_file',
+    'partner_erasure', 'deletion_notice');
+COMMENT ON TYPE popsell.outbox_kind IS
+    'What the application must carry out for an outbox row (popsell never sends mail itself).';
+
+CREATE TYPE popsell.consent_actor AS ENUM (
+    'contact', 'ambassador', 'staff', 'brand_sync', 'system');
+COMMENT ON TYPE popsell.consent_actor IS
+    'Who made a consent change; fixed by the path (function or role), never by a caller''s value.';
+-- ===================================================================
+-- Roles (SPEC section 2).  Roles are cluster-wide: a second brand database
+-- in the same cluster reuses them.  A role that already exists is reused
+-- only if it cannot bypass row security.
+-- ===================================================================
+
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT v.rolname, v.can_login
+          FROM (VALUES ('popsell_owner', false),
+                       ('popsell_ambassador', false),
+                       ('popsell_brand', false),
+                       ('popsell_brand_bi', false),
+                       ('popsell_account_team', false),
+                       ('popsell_technical', false),
+                       ('popsell_app', false),
+                       ('popsell_maintenance', true)) AS v(rolname, can_login)
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+                    WHERE rolname OPERATOR(pg_catalog.=) r.rolname
+                      AND (rolsuper OR rolbypassrls)) THEN
+            RAISE EXCEPTION 'role % is a superuser or has BYPASSRLS', r.rolname
+                USING ERRCODE = 'PS001',
+                      DETAIL = 'popsell roles must be subject to row level security.',
+                      HINT = pg_catalog.format('ALTER ROLE %I NOSUPERUSER NOBYPASSRLS, then retry.', r.rolname);
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+                        WHERE rolname OPERATOR(pg_catalog.=) r.rolname) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I %s NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS',
+                                      r.rolname,
+                                      CASE WHEN r.can_login THEN 'LOGIN' ELSE 'NOLOGIN' END);
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON ROLE popsell_owner IS 'popsell: NOLOGIN owner of popsell''s tables and privileged functions.';
+COMMENT ON ROLE popsell_ambassador IS 'popsell: the ambassador-facing application acting as one ambassador.';
+COMMENT ON ROLE popsell_brand IS 'popsell: brand administrators, support agents and community managers.';
+COMMENT ON ROLE popsell_brand_bi IS 'popsell: brand BI tools, read-only, through views.';
+COMMENT ON ROLE popsell_account_team IS 'popsell: the vendor''s community managers and support agents (all data of the brand).';
+COMMENT ON ROLE popsell_technical IS 'popsell: the vendor''s developers and administrators (all data).';
+COMMENT ON ROLE popsell_app IS 'popsell: trusted application login roles acting on behalf of an ambassador or a contact.';
+COMMENT ON ROLE popsell_maintenance IS 'popsell: non-superuser login role that scheduled jobs (pg_cron) run as.';
+-- ===================================================================
+-- Tables (SPEC section 3).  Columns named in SPEC.md are public; the rest
+-- are popsell's bookkeeping.  Personal-data tables get row level security
+-- in the security section.
+-- ===================================================================
+
+-- The brand's configuration: exactly one row (the primary key is a
+-- constant true).
+CREATE TABLE popsell.settings (
+    id                            boolean PRIMARY KEY DEFAULT true CHECK (id),
+    brand_name                    text,
+    deletion_grace                interval NOT NULL DEFAULT '7 days',
+    ambassador_inactivity         interval NOT NULL DEFAULT '3 years',
+    inactivity_warnings           integer  NOT NULL DEFAULT 2 CHECK (inactivity_warnings BETWEEN 0 AND 10),
+    inactivity_warning_interval   interval NOT NULL DEFAULT '15 days',
+    new_contact_invitation_window interval NOT NULL DEFAULT '30 days',
+    invitation_response_window    interval NOT NULL DEFAULT '15 days',
+    email_confirmation_window     interval NOT NULL DEFAULT '15 days',
+    optout_retention              interval NOT NULL DEFAULT '1 year',
+    contact_inactivity            interval NOT NULL DEFAULT '3 years',
+    suspension_max                interval NOT NULL DEFAULT '6 months',
+    log_retention                 interval NOT NULL DEFAULT '1 year',
+    community_name_format         text NOT NULL DEFAULT 'first_initial'
+                                  CHECK (community_name_format IN ('full', 'first_initial', 'initials')),
+    sso_exclusive                 boolean NOT NULL DEFAULT false,
+    bcrypt_cost                   integer NOT NULL DEFAULT 12 CHECK (bcrypt_cost BETWEEN 4 AND 31),
+    program_suspended_at          timestamptz,
+    brand_contract_ended_at       timestamptz,
+    CHECK (deletion_grace >= '0'::interval AND ambassador_inactivity > '0'::interval
+           AND inactivity_warning_interval >= '0'::interval
+           AND new_contact_invitation_window > '0'::interval
+           AND invitation_response_window > '0'::interval
+           AND email_confirmation_window > '0'::interval
+           AND optout_retention >= '0'::interval AND contact_inactivity > '0'::interval
+           AND suspension_max >= '0'::interval AND log_retention >= '0'::interval)
+);
+COMMENT ON TABLE popsell.settings IS
+    'The brand''s configuration (one row): retention windows, community display, SSO, program and contract state.';
+INSERT INTO popsell.settings DEFAULT VALUES;
+
+-- Keys for the keyed email hashes.  Every key stays live so that entries
+-- hashed under an older key keep working after a rotation; a NULL secret
+-- is the guide's legacy plain SHA-256.  Only popsell_owner reads it.
+CREATE TABLE popsell.hash_keys (
+    key_id     integer PRIMARY KEY CHECK (key_id > 0),
+    secret     bytea CHECK (secret IS NULL OR octet_length(secret) >= 16),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.hash_keys IS
+    'Brand secret keys of the keyed email hashes (HMAC-SHA-256); the newest hashes new entries, all are checked. Owner only.';
+
+CREATE TABLE popsell.ambassadors (
+    id                       bigserial PRIMARY KEY,
+    kind                     popsell.ambassador_kind NOT NULL DEFAULT 'customer',
+    status                   popsell.ambassador_status NOT NULL DEFAULT 'signup_incomplete',
+    created_at               timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    first_name               text,
+    last_name                text,
+    password_hash            text CONSTRAINT ambassadors_password_hash_bcrypt
+                             CHECK (password_hash ~ '^\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}$'),
+    customer_id              text,
+    facebook_id              text,
+    email                    text,
+    address                  text,
+    city                     text,
+    postal_code              text,
+    country                  text,
+    preferred_language       text,
+    birth_date               date,
+    terms_accepted_at        timestamptz,
+    photo_path               text,
+    description              text,
+    position                 text,
+    iban                     text,
+    hide_events              boolean NOT NULL DEFAULT false,
+    hide_from_community      boolean NOT NULL DEFAULT false,
+    newsletter_optin         boolean NOT NULL DEFAULT false,
+    event_notifications      boolean NOT NULL DEFAULT true,
+    challenge_notifications  boolean NOT NULL DEFAULT true,
+    comment_notifications    boolean NOT NULL DEFAULT true,
+    last_login_at            timestamptz,
+    leaving_reason           text,
+    deletion_due_at          timestamptz,
+    login_role               name UNIQUE,
+    sso_subject              text UNIQUE,
+    inactivity_warnings_sent integer NOT NULL DEFAULT 0,
+    last_inactivity_warning_at timestamptz,
+    CONSTRAINT ambassadors_active_needs_terms
+        CHECK (status <> 'active' OR terms_accepted_at IS NOT NULL),
+    CONSTRAINT ambassadors_leaving_needs_due
+        CHECK (status <> 'leaving' OR deletion_due_at IS NOT NULL)
+);
+COMMENT ON TABLE popsell.ambassadors IS
+    'Ambassadors (micro-influencers, sales reps, employees). DELETE is the erasure: a tombstone keeps only hashes, city, postal code and birth year.';
+CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (email);
+CREATE INDEX ambassadors_deletion_due_idx ON popsell.ambassadors (deletion_due_at)
+    WHERE deletion_due_at IS NOT NULL;
+CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_login_at, created_at)));
+
+CREATE TABLE popsell.social_grants (
+    id            bigserial PRIMARY KEY,
+    ambassador_id bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    network       text NOT NULL,
+    account_id    text,
+    scopes        text[] NOT NULL DEFAULT '{}',
+    granted_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at    timestamptz,
+    revoked_at    timestamptz
+);
+COMMENT ON TABLE popsell.social_grants IS 'An ambassador''s grants to social networks.';
+CREATE INDEX social_grants_ambassador_idx ON popsell.social_grants (ambassador_id);
+
+CREATE TABLE popsell.registration_whitelist (
+    id               bigserial PRIMARY KEY,
+    email_hash       bytea,
+    customer_id_hash bytea,
+    key_id           integer NOT NULL REFERENCES popsell.hash_keys (key_id),
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK (num_nonnulls(email_hash, customer_id_hash) = 1)
+);
+COMMENT ON TABLE popsell.registration_whitelist IS
+    'Hashed emails and customer ids allowed to sign up; an empty whitelist allows everyone.';
+CREATE INDEX registration_whitelist_email_idx ON popsell.registration_whitelist (email_hash);
+CREATE INDEX registration_whitelist_customer_idx ON popsell.registration_whitelist (customer_id_hash);
+
+CREATE TABLE popsell.contacts (
+    id                  bigserial PRIMARY KEY,
+    ambassador_id       bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
+    source              popsell.contact_source NOT NULL,
+    first_name          text,
+    last_name           text,
+    email               text,
+    email_status        popsell.email_status NOT NULL,
+    facebook_id         text,
+    twitter_id          text,
+    instagram_id        text,
+    public_photo_url    text,
+    customer_id         text,
+    ambassador_optin    popsell.ambassador_optin NOT NULL,
+    ambassador_optin_at timestamptz NOT NULL,
+    brand_optin         popsell.brand_optin NOT NULL,
+    brand_optin_at      timestamptz NOT NULL,
+    partners_optin      boolean NOT NULL DEFAULT false,
+    partners_optin_at   timestamptz,
+    contact_type        popsell.contact_type NOT NULL DEFAULT 'prospect',
+    notes               text,
+    address             text,
+    city                text,
+    postal_code         text,
+    country             text,
+    mobile_phone        text,
+    home_phone          text,
+    tags                text[] NOT NULL DEFAULT '{}',
+    restricted          boolean NOT NULL DEFAULT false,
+    email_confirmed_at  timestamptz,
+    invitation_sent_at  timestamptz,
+    invitations_sent    integer NOT NULL DEFAULT 0 CHECK (invitations_sent >= 0),
+    reminder_sent_at    timestamptz,
+    last_activity_at    timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by          name,
+    modified_at         timestamptz,
+    modified_by         name,
+    CONSTRAINT contacts_has_personal_field CHECK (
+        num_nonnulls(nullif(first_name, ''), nullif(last_name, ''), nullif(email, ''),
+                     nullif(facebook_id, ''), nullif(twitter_id, ''), nullif(instagram_id, ''),
+                     nullif(public_photo_url, ''), nullif(customer_id, ''),
+                     nullif(mobile_phone, ''), nullif(home_phone, ''), nullif(address, '')) > 0)
+);
+COMMENT ON TABLE popsell.contacts IS
+    'Ambassadors'' CRM contacts and their consents. INSERT/UPDATE obey the consent rules (C triggers); DELETE is the erasure.';
+
+-- Reading paths: an ambassador's CRM, lookups by (normalized) email.
+CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
+CREATE INDEX contacts_email_idx ON popsell.contacts (email) WHERE email IS NOT NULL;
+-- One index per retention rule, matching its predicate (SPEC section 7),
+-- so a rule's cost follows the rows it acts on.
+CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at)
+    WHERE ambassador_optin = 'new';
+CREATE INDEX contacts_invitation_sent_idx ON popsell.contacts (invitation_sent_at)
+    WHERE ambassador_optin = 'invitation_sent';
+CREATE INDEX contacts_unconfirmed_idx ON popsell.contacts (created_at)
+    WHERE email_confirmed_at IS NULL AND source IN ('blog', 'blog_internal_form', 'store_purchase');
+CREATE INDEX contacts_opted_out_idx ON popsell.contacts (ambassador_optin_at)
+    WHERE ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                               'global_optout', 'optin_blog_pending');
+CREATE INDEX contacts_inactivity_idx ON popsell.contacts
+    ((greatest(last_activity_at, ambassador_optin_at, created_at)))
+    WHERE ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                                   'global_optout', 'optin_blog_pending')
+      AND source <> 'brand_sync';
+
+-- Blacklist: hashed emails only (SPEC C3).
+CREATE TABLE popsell.blacklist (
+    email_hash bytea NOT NULL,
+    key_id     integer NOT NULL REFERENCES popsell.hash_keys (key_id),
+    reason     popsell.blacklist_reason NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (email_hash, reason)
+);
+-- Probed once per inserted contact: a hash index reaches the entry in
+-- fewer page reads than the primary key's btree.
+CREATE INDEX blacklist_email_hash_idx ON popsell.blacklist USING hash (email_hash);
+COMMENT ON TABLE popsell.blacklist IS
+    'Keyed hashes of emails that must never be contacted again (global opt-out) or are undeliverable (spam, hard bounce, blocked). No plaintext.';
+
+CREATE TABLE popsell.contests (
+    id          bigserial PRIMARY KEY,
+    name        text NOT NULL,
+    reuse_until timestamptz
+);
+COMMENT ON TABLE popsell.contests IS 'Brand contests; their UGC may be reused until reuse_until.';
+
+CREATE TABLE popsell.publications (
+    id            bigserial PRIMARY KEY,
+    ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    comment       text
+);
+COMMENT ON TABLE popsell.publications IS 'Publications an ambassador shares by email or social networks.';
+CREATE INDEX publications_ambassador_idx ON popsell.publications (ambassador_id);
+
+CREATE TABLE popsell.ugc (
+    id            bigserial PRIMARY KEY,
+    ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
+    contest_id    bigint REFERENCES popsell.contests (id) ON DELETE SET NULL,
+    file_path     text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.ugc IS
+    'User generated content (photos). Kept past its ambassador''s deletion only for a contest, until the contest''s reuse end.';
+CREATE INDEX ugc_ambassador_idx ON popsell.ugc (ambassador_id);
+CREATE INDEX ugc_orphan_contest_idx ON popsell.ugc (contest_id) WHERE ambassador_id IS NULL;
+
+CREATE TABLE popsell.community_reactions (
+    id             bigserial PRIMARY KEY,
+    ambassador_id  bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    publication_id bigint REFERENCES popsell.publications (id) ON DELETE CASCADE,
+    kind           text NOT NULL CHECK (kind IN ('like', 'comment')),
+    body           text,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.community_reactions IS 'Likes and comments between ambassadors.';
+CREATE INDEX community_reactions_ambassador_idx ON popsell.community_reactions (ambassador_id);
+CREATE INDEX community_reactions_publication_idx ON popsell.community_reactions (publication_id);
+
+CREATE TABLE popsell.gamification (
+    ambassador_id bigint PRIMARY KEY REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    score         integer NOT NULL DEFAULT 0,
+    level         integer NOT NULL DEFAULT 1,
+    badges        text[] NOT NULL DEFAULT '{}',
+    awards        jsonb NOT NULL DEFAULT '[]'
+);
+COMMENT ON TABLE popsell.gamification IS 'Score, level, badges and awards of an ambassador.';
+
+CREATE TABLE popsell.contact_tombstones (
+    id                bigserial PRIMARY KEY,
+    contact_id        bigint NOT NULL,
+    ambassador_id     bigint,
+    source            popsell.contact_source NOT NULL,
+    ambassador_optin  popsell.ambassador_optin,
+    brand_optin       popsell.brand_optin,
+    partners_optin    boolean,
+    key_id            integer,       -- a live key; keys are never deleted
+    email_hash        bytea,
+    facebook_id_hash  bytea,
+    twitter_id_hash   bytea,
+    instagram_id_hash bytea,
+    city              text,
+    postal_code       text,
+    deleted_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    reason            text NOT NULL
+);
+COMMENT ON TABLE popsell.contact_tombstones IS
+    'What is kept of an erased contact: keyed hashes, city, postal code, ambassador id, source and last opt-ins. No plaintext personal data.';
+CREATE INDEX contact_tombstones_email_idx ON popsell.contact_tombstones (email_hash);
+
+CREATE TABLE popsell.ambassador_tombstones (
+    id                bigserial PRIMARY KEY,
+    ambassador_id     bigint NOT NULL,
+    created_at        timestamptz,
+    key_id            integer REFERENCES popsell.hash_keys (key_id),
+    email_hash        bytea,
+    customer_id_hash  bytea,
+    facebook_id_hash  bytea,
+    city              text,
+    postal_code       text,
+    birth_year        integer,
+    deleted_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    reason            text NOT NULL
+);
+COMMENT ON TABLE popsell.ambassador_tombstones IS
+    'What is kept of an erased ambassador: signup date, keyed hashes, city, postal code, birth year.';
+CREATE INDEX ambassador_tombstones_email_idx ON popsell.ambassador_tombstones (email_hash);
+
+CREATE TABLE popsell.interactions (
+    id                   bigserial PRIMARY KEY,
+    -- no foreign key to contacts: the erasure trigger re-points the row
+    -- to the tombstone, and an insert trigger checks the contact exists
+    contact_id           bigint,
+    contact_tombstone_id bigint REFERENCES popsell.contact_tombstones (id) ON DELETE SET NULL,
+    publication_id       bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
+    channel              text NOT NULL DEFAULT 'email',
+    kind                 popsell.interaction_kind NOT NULL,
+    occurred_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.interactions IS
+    'Opens, clicks, likes, comments and reshares of publications by contacts; every kind but open is an activity.';
+CREATE INDEX interactions_contact_idx ON popsell.interactions (contact_id);
+CREATE INDEX interactions_publication_idx ON popsell.interactions (publication_id);
+
+CREATE TABLE popsell.sales (
+    id                   bigserial PRIMARY KEY,
+    contact_id           bigint,             -- see popsell.interactions
+    contact_tombstone_id bigint REFERENCES popsell.contact_tombstones (id) ON DELETE SET NULL,
+    ambassador_id        bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
+    publication_id       bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
+    sold_at              timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    amount               numeric(14, 2) NOT NULL CHECK (amount >= 0),
+    currency             char(3) NOT NULL DEFAULT 'EUR' CHECK (currency ~ '^[A-Z]{3}$'),
+    products             jsonb,
+    channel              popsell.sale_channel NOT NULL DEFAULT 'online'
+);
+COMMENT ON TABLE popsell.sales IS
+    'Sales attributed to an ambassador and a contact; amounts survive erasure for statistics.';
+CREATE INDEX sales_contact_idx ON popsell.sales (contact_id);
+CREATE INDEX sales_ambassador_idx ON popsell.sales (ambassador_id);
+
+CREATE TABLE popsell.activity_log (
+    id            bigserial PRIMARY KEY,
+    ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    kind          text NOT NULL,
+    ip_hash       bytea,
+    user_agent    text,
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.activity_log IS
+    'Ambassador activity for anti-fraud: IPs are hashed at write time, never stored plain.';
+CREATE INDEX activity_log_ambassador_idx ON popsell.activity_log (ambassador_id);
+CREATE INDEX activity_log_created_idx ON popsell.activity_log (created_at);
+
+-- Consent ledger: one row per accepted change (or initial state), listing
+-- which opt-ins changed with old and new values.
+CREATE TABLE popsell.consent_events (
+    id                   bigserial PRIMARY KEY,
+    contact_id           bigint,
+    contact_tombstone_id bigint REFERENCES popsell.contact_tombstones (id) ON DELETE SET NULL,
+    ambassador_id        bigint,
+    changed              text[] NOT NULL,
+    old_ambassador_optin popsell.ambassador_optin,
+    new_ambassador_optin popsell.ambassador_optin,
+    old_brand_optin      popsell.brand_optin,
+    new_brand_optin      popsell.brand_optin,
+    old_partners_optin   boolean,
+    new_partners_optin   boolean,
+    old_email_status     popsell.email_status,
+    new_email_status     popsell.email_status,
+    source               popsell.contact_source,
+    actor                popsell.consent_actor NOT NULL,
+    path                 text NOT NULL,
+    actor_role           name NOT NULL,
+    consent_text         text,
+    note                 text,
+    occurred_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.consent_events IS
+    'Append-only proof of every opt-in and email status change: which fields, old and new values, source, actor, acting role, time.';
+CREATE INDEX consent_events_contact_idx ON popsell.consent_events (contact_id);
+CREATE INDEX consent_events_tombstone_idx ON popsell.consent_events (contact_tombstone_id)
+    WHERE contact_tombstone_id IS NOT NULL;
+
+CREATE TABLE popsell.outbox (
+    id             bigserial PRIMARY KEY,
+    kind           popsell.outbox_kind NOT NULL,
+    ambassador_id  bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
+    contact_id     bigint,                   -- see popsell.interactions
+    publication_id bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
+    payload        jsonb NOT NULL DEFAULT '{}',
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    sent_at        timestamptz
+);
+COMMENT ON TABLE popsell.outbox IS
+    'Emails and file deletions the application must carry out; NOTIFY popsell_outbox on insert. popsell never sends mail itself.';
+CREATE INDEX outbox_unsent_idx ON popsell.outbox (id) WHERE sent_at IS NULL;
+CREATE INDEX outbox_contact_idx ON popsell.outbox (contact_id);
+CREATE INDEX outbox_ambassador_idx ON popsell.outbox (ambassador_id);
+
+CREATE TABLE popsell.maintenance_runs (
+    id          bigserial PRIMARY KEY,
+    run_id      bigint NOT NULL,
+    rule        text NOT NULL,
+    affected    bigint NOT NULL,
+    as_of       timestamptz NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    run_by      name NOT NULL DEFAULT pg_catalog.current_user(),
+    failed_sqlstate text
+);
+COMMENT ON TABLE popsell.maintenance_runs IS
+    'One row per retention rule per run of popsell.run_maintenance, counts only; written in the same transaction as the rule''s work.';
+CREATE INDEX maintenance_runs_run_idx ON popsell.maintenance_runs (run_id);
+CREATE INDEX maintenance_runs_finished_idx ON popsell.maintenance_runs (finished_at);
+CREATE SEQUENCE popsell.maintenance_run_id_seq;
+COMMENT ON SEQUENCE popsell.maintenance_run_id_seq IS 'Run numbers of popsell.run_maintenance.';
+-- ===================================================================
+-- pgcrypto (bcrypt).  pgcrypto may live in any schema; these wrappers
+-- are created with that schema written in, the way @extschema:pgcrypto@
+-- does on PostgreSQL 16, so nothing is resolved through search_path.
+-- ===================================================================
+
+DO $$
+DECLARE
+    s name;
+BEGIN
+    SELECT n.nspname INTO s
+      FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'pgcrypto';
+    IF s IS NULL THEN
+        RAISE EXCEPTION 'popsell requires pgcrypto' USING ERRCODE = 'PS001',
+            HINT = 'CREATE EXTENSION popsell CASCADE;';
+    END IF;
+    EXECUTE pg_catalog.format($f$
+        CREATE FUNCTION popsell._bcrypt(password text, salt text) RETURNS text
+            LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+            SET search_path = pg_catalog, pg_temp
+            RETURN %I.crypt(password, salt)$f$, s);
+    EXECUTE pg_catalog.format($f$
+        CREATE FUNCTION popsell._bcrypt_salt(cost integer) RETURNS text
+            LANGUAGE sql VOLATILE STRICT
+            SET search_path = pg_catalog, pg_temp
+            RETURN %I.gen_salt('bf', cost)$f$, s);
+END
+$$;
+COMMENT ON FUNCTION popsell._bcrypt(text, text) IS
+    'Internal: pgcrypto crypt(), schema-qualified at install.';
+COMMENT ON FUNCTION popsell._bcrypt_salt(integer) IS
+    'Internal: a bcrypt salt of the given cost from pgcrypto gen_salt().';
+-- ===================================================================
+-- C functions and the triggers that enforce the rules (SPEC sections 2,
+-- 4 and 6).  Creating the first C function loads the library, which
+-- defines the popsell.* settings used below.
+-- ===================================================================
+
+CREATE FUNCTION popsell.current_ambassador_id() RETURNS bigint
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'current_ambassador_id';
+COMMENT ON FUNCTION popsell.current_ambassador_id() IS
+    'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app; NULL for nobody.';
+
+CREATE FUNCTION popsell._random_bytes(n integer) RETURNS bytea
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'popsell_random_bytes';
+COMMENT ON FUNCTION popsell._random_bytes(integer) IS
+    'Internal: N bytes from the server''s strong random source (keys).';
+
+-- The brand's first key, from the strong random source.
+INSERT INTO popsell.hash_keys (key_id, secret) VALUES (1, popsell._random_bytes(32));
+
+CREATE FUNCTION popsell._restoring() RETURNS boolean
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'popsell_restoring';
+COMMENT ON FUNCTION popsell._restoring() IS
+    'Internal: true while a superuser loads rows with row_security off (pg_restore), when triggers let rows through unchanged.';
+
+CREATE FUNCTION popsell._caller_in(role text) RETURNS boolean
+    LANGUAGE c STABLE STRICT
+    AS 'MODULE_PATHNAME', 'popsell_caller_in';
+COMMENT ON FUNCTION popsell._caller_in(text) IS
+    'Internal: whether the role calling into popsell (not a SECURITY DEFINER owner) has the privileges of the given role.';
+
+CREATE FUNCTION popsell.current_path() RETURNS text
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'popsell_current_path';
+COMMENT ON FUNCTION popsell.current_path() IS
+    'The path (actor) a consent change made now would be recorded under.';
+
+CREATE FUNCTION popsell.normalize_email(email text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'normalize_email';
+COMMENT ON FUNCTION popsell.normalize_email(text) IS
+    'The stored form of an email: trimmed, lower-cased, Unicode NFC; raises PS202 when malformed.';
+
+CREATE FUNCTION popsell.hash_email(email text) RETURNS bytea
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'hash_email';
+COMMENT ON FUNCTION popsell.hash_email(text) IS
+    'Keyed HMAC-SHA-256 of the normalized email under the brand''s newest key (plain SHA-256 for a legacy key).';
+
+CREATE FUNCTION popsell.hash_identifier(value text) RETURNS bytea
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'hash_email';
+COMMENT ON FUNCTION popsell.hash_identifier(text) IS
+    'Keyed hash of any identifier (customer id, social id, IP), normalized like an email.';
+
+CREATE FUNCTION popsell.email_hashes(email text) RETURNS bytea[]
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'email_hashes';
+COMMENT ON FUNCTION popsell.email_hashes(text) IS
+    'The email''s hash under every live key, newest first: what blacklist and tombstone lookups compare with.';
+
+CREATE FUNCTION popsell.hash_key_id() RETURNS integer
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'hash_key_id';
+COMMENT ON FUNCTION popsell.hash_key_id() IS
+    'Id of the key new hashes are made with.';
+
+CREATE FUNCTION popsell.transition_rules()
+    RETURNS TABLE (field text, from_states text, to_states text, paths text, sources text, why text)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'transition_rules';
+COMMENT ON FUNCTION popsell.transition_rules() IS
+    'The consent transition table enforced by the contacts trigger, one row per rule (the README shows the same table).';
+
+CREATE FUNCTION popsell.transition_allowed(field text, from_state text, to_state text, path text,
+                                           source popsell.contact_source)
+    RETURNS boolean
+    LANGUAGE c STABLE STRICT
+    AS 'MODULE_PATHNAME', 'transition_allowed';
+COMMENT ON FUNCTION popsell.transition_allowed(text, text, text, text, popsell.contact_source) IS
+    'Whether the transition table lets PATH move FIELD from FROM_STATE to TO_STATE for a contact of SOURCE.';
+
+CREATE FUNCTION popsell.initial_optins(source popsell.contact_source,
+                                       ambassador_optin_checked boolean DEFAULT NULL,
+                                       brand_optin_checked boolean DEFAULT NULL,
+                                       partners_optin_checked boolean DEFAULT NULL,
+                                       OUT ambassador_optin popsell.ambassador_optin,
+                                       OUT brand_optin popsell.brand_optin,
+                                       OUT partners_optin boolean)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'initial_optins';
+COMMENT ON FUNCTION popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean) IS
+    'The opt-ins a contact collected from SOURCE starts with, given the checkboxes ticked (SPEC C1).';
+
+CREATE FUNCTION popsell.contacts_before_row() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'contacts_before_row';
+COMMENT ON FUNCTION popsell.contacts_before_row() IS
+    'Trigger: consent rules of popsell.contacts (initial opt-ins, transitions, blacklist, ledger).';
+
+CREATE TRIGGER popsell_50_consent
+    BEFORE INSERT OR UPDATE ON popsell.contacts
+    FOR EACH ROW EXECUTE FUNCTION popsell.contacts_before_row();
+
+CREATE FUNCTION popsell.contacts_after_statement() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'contacts_after_statement';
+COMMENT ON FUNCTION popsell.contacts_after_statement() IS
+    'Trigger: write the statement''s consent ledger rows, set-based.';
+
+CREATE TRIGGER popsell_90_ledger
+    AFTER INSERT OR UPDATE ON popsell.contacts
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contacts_after_statement();
+
+CREATE FUNCTION popsell._email_rows_unseen(email text) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'email_rows_unseen';
+COMMENT ON FUNCTION popsell._email_rows_unseen(text) IS
+    'Internal: whether contact rows with this email were committed after the transaction snapshot (REPEATABLE READ).';
+
+CREATE FUNCTION popsell.outbox_before_row() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'outbox_before_row';
+COMMENT ON FUNCTION popsell.outbox_before_row() IS
+    'Trigger: the sending guard of popsell.outbox (SPEC C4).';
+
+CREATE TRIGGER popsell_50_sending_guard
+    BEFORE INSERT ON popsell.outbox
+    FOR EACH ROW EXECUTE FUNCTION popsell.outbox_before_row();
+
+CREATE FUNCTION popsell.outbox_notify() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'outbox_notify';
+COMMENT ON FUNCTION popsell.outbox_notify() IS
+    'Trigger: NOTIFY popsell_outbox after rows are queued.';
+
+CREATE TRIGGER popsell_90_notify
+    AFTER INSERT ON popsell.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.outbox_notify();
+
+CREATE FUNCTION popsell.hash_keys_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'hash_keys_changed';
+COMMENT ON FUNCTION popsell.hash_keys_changed() IS
+    'Trigger: make every backend reload the hashing keys after they change.';
+
+CREATE TRIGGER popsell_90_keys_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON popsell.hash_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.hash_keys_changed();
+
+CREATE FUNCTION popsell.blacklist_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'hash_keys_changed';
+COMMENT ON FUNCTION popsell.blacklist_changed() IS
+    'Trigger: make every backend drop its in-memory filter of the blacklist after it changes.';
+
+CREATE TRIGGER popsell_90_blacklist_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON popsell.blacklist
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.blacklist_changed();
+
+-- Only popsell's own functions (owned by popsell_owner) set the path and
+-- the as-of time; only trusted applications say which ambassador they act
+-- for.  These settings are PGC_SUSET, so nobody else can.
+GRANT SET ON PARAMETER popsell.actor TO popsell_owner;
+GRANT SET ON PARAMETER popsell.as_of TO popsell_owner;
+GRANT SET ON PARAMETER popsell.ambassador_id TO popsell_app;
+-- ===================================================================
+-- Contact events (SPEC section 5).  Each function fixes the path its
+-- changes are recorded under with a SET popsell.actor clause: only
+-- popsell_owner, which owns these SECURITY DEFINER functions, may set it,
+-- so no caller can forge the actor of a consent change.
+-- ===================================================================
+
+-- The contact a caller may act on: staff, trusted apps and the owner act
+-- on any; an ambassador only on its own.  Unknown and foreign contacts get
+-- the same error, so existence does not leak.
+CREATE FUNCTION popsell._contact_for_caller(p_contact_id bigint)
+    RETURNS popsell.contacts
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c popsell.contacts;
+BEGIN
+    IF p_contact_id IS NULL THEN
+        RAISE EXCEPTION 'contact id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing contact.';
+    END IF;
+    SELECT * INTO c FROM popsell.contacts WHERE id = p_contact_id;
+    IF NOT FOUND
+       OR NOT (popsell._caller_in('popsell_app')
+               OR popsell._caller_in('popsell_brand')
+               OR popsell._caller_in('popsell_account_team')
+               OR popsell._caller_in('popsell_technical')
+               OR popsell._caller_in('popsell_owner')
+               OR c.ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()
+                  AND c.ambassador_id IS NOT NULL) THEN
+        RAISE EXCEPTION 'contact % does not exist or is not yours', p_contact_id
+            USING ERRCODE = 'PS200',
+                  HINT = 'Check the contact id and the ambassador the session acts as.';
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION popsell._contact_for_caller(bigint) IS
+    'Internal: the contact row if the calling role may act on it, else PS200.';
+
+-- The ambassador id a caller may act for.
+CREATE FUNCTION popsell._ambassador_for_caller(p_ambassador_id bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_ambassador_id IS NULL THEN
+        RAISE EXCEPTION 'ambassador id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing ambassador.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM popsell.ambassadors WHERE id = p_ambassador_id)
+       OR NOT (popsell._caller_in('popsell_app')
+               OR popsell._caller_in('popsell_brand')
+               OR popsell._caller_in('popsell_account_team')
+               OR popsell._caller_in('popsell_technical')
+               OR popsell._caller_in('popsell_owner')
+               OR p_ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()) THEN
+        RAISE EXCEPTION 'ambassador % does not exist or is not you', p_ambassador_id
+            USING ERRCODE = 'PS200',
+                  HINT = 'Check the ambassador id and the ambassador the session acts as.';
+    END IF;
+    RETURN p_ambassador_id;
+END
+$$;
+COMMENT ON FUNCTION popsell._ambassador_for_caller(bigint) IS
+    'Internal: the ambassador id if the calling role may act for it, else PS200.';
+
+-- Put an email on the blacklist and apply it to every contact row with
+-- that email at once.  SHARE ROW EXCLUSIVE waits for every transaction
+-- writing contacts and holds new writers until we commit; writers probe
+-- the blacklist with the latest snapshot, so they see our entry.  Under
+-- REPEATABLE READ our own snapshot may predate a writer we waited for:
+-- then we fail with a serialization error rather than miss its row.
+CREATE FUNCTION popsell._blacklist_add(p_email text, p_reason popsell.blacklist_reason)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell.normalize_email(p_email);
+    n bigint;
+BEGIN
+    LOCK TABLE popsell.contacts IN SHARE ROW EXCLUSIVE MODE;
+    IF popsell._email_rows_unseen(e) THEN
+        RAISE EXCEPTION 'could not serialize access due to a concurrent insert of the same email'
+            USING ERRCODE = '40001',
+                  HINT = 'Retry the transaction.';
+    END IF;
+    INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)
+        SELECT popsell.hash_email(e), popsell.hash_key_id(), p_reason, now()
+         WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b
+                            WHERE b.email_hash = ANY (popsell.email_hashes(e))
+                              AND b.reason = p_reason);
+    IF p_reason = 'global_optout' THEN
+        UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
+         WHERE email = e AND ambassador_optin <> 'global_optout';
+    ELSE
+        UPDATE popsell.contacts SET email_status = p_reason::text::popsell.email_status
+         WHERE email = e AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell._blacklist_add(text, popsell.blacklist_reason) IS
+    'Internal: blacklist an email (hashed) and apply it to every contact row with that email.';
+
+CREATE FUNCTION popsell._globally_opted_out(p_email text)
+    RETURNS boolean
+    LANGUAGE sql STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    RETURN EXISTS (SELECT 1 FROM popsell.blacklist b
+                    WHERE b.email_hash = ANY (popsell.email_hashes(p_email))
+                      AND b.reason = 'global_optout');
+COMMENT ON FUNCTION popsell._globally_opted_out(text) IS
+    'Internal: whether an email is on the blacklist for a global opt-out (under any live key).';
+
+CREATE FUNCTION popsell.import_contacts(ambassador_id bigint, contacts jsonb)
+    RETURNS TABLE (imported bigint, skipped_blacklisted bigint, skipped_duplicate bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'ambassador'
+AS $$
+DECLARE
+    amb bigint := popsell._ambassador_for_caller(import_contacts.ambassador_id);
+    candidates bigint;
+    duplicates bigint;
+    inserted bigint;
+    bad text;
+BEGIN
+    IF contacts IS NULL OR jsonb_typeof(contacts) <> 'array' THEN
+        RAISE EXCEPTION 'contacts must be a JSON array of objects'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
+    END IF;
+    SELECT string_agg(DISTINCT k, ', ') INTO bad
+      FROM jsonb_array_elements(contacts) AS x(o)
+      CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(x.o) = 'object' THEN x.o ELSE '{"(not an object)": 1}' END) AS k
+     WHERE k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'import_contacts does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
+    END IF;
+
+    candidates := jsonb_array_length(contacts);
+
+    -- One pass: a row is a duplicate when its email is already in this CRM
+    -- or earlier in the list; globally opted-out rows go on to the trigger,
+    -- which skips them, and are counted as such.
+    WITH input AS (
+        SELECT x.ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+          FROM jsonb_array_elements(contacts) WITH ORDINALITY AS x(o, ord)
+          CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
+    classified AS (
+        SELECT r.*,
+               r.nemail IS NOT NULL
+               AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
+                                         WHERE c.ambassador_id = amb AND c.email = r.nemail))
+               AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
+          FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
+                  FROM input i) r),
+    ins AS (
+        INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                      twitter_id, instagram_id, public_photo_url, customer_id,
+                                      contact_type, notes, address, city, postal_code, country,
+                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                      ambassador_optin, brand_optin)
+        SELECT amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
+               k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+               coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+               k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+               k.ambassador_optin, k.brand_optin
+          FROM classified k
+         WHERE NOT k.duplicate
+         ORDER BY k.ord
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM classified WHERE duplicate), (SELECT count(*) FROM ins)
+      INTO duplicates, inserted;
+
+    imported := inserted;
+    skipped_duplicate := duplicates;
+    skipped_blacklisted := candidates - duplicates - inserted;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION popsell.import_contacts(bigint, jsonb) IS
+    'Import an ambassador''s private list (JSON array of contact objects): globally opted-out emails and duplicates are skipped and counted.';
+
+CREATE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
+                                        ambassador_optin_checked boolean DEFAULT NULL,
+                                        brand_optin_checked boolean DEFAULT NULL,
+                                        partners_optin_checked boolean DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    init record;
+    r popsell.contacts;
+    new_id bigint;
+    bad text;
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'a contact source is required'
+            USING ERRCODE = 'PS102', HINT = 'Pass one of the popsell.contact_source values.';
+    END IF;
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'data must be a JSON object of contact fields'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''{"email": "a@example.test", "first_name": "A"}''.';
+    END IF;
+    PERFORM popsell._ambassador_for_caller(collect_contact.ambassador_id);
+    SELECT string_agg(k, ', ') INTO bad
+      FROM jsonb_object_keys(data) AS k
+     WHERE k NOT IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin_at',
+                     'brand_optin_at', 'partners_optin_at', 'email_confirmed_at');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+
+    -- The path: the brand's sync, an ambassador's own entry, else the contact.
+    PERFORM set_config('popsell.actor',
+                       CASE WHEN source = 'brand_sync' THEN 'brand_sync'
+                            WHEN source IN ('crm_manual', 'private_import') THEN 'ambassador'
+                            ELSE 'contact' END, true);
+
+    init := popsell.initial_optins(source, ambassador_optin_checked, brand_optin_checked,
+                                   partners_optin_checked);
+    r := jsonb_populate_record(NULL::popsell.contacts, data);
+    INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                  twitter_id, instagram_id, public_photo_url, customer_id,
+                                  contact_type, notes, address, city, postal_code, country,
+                                  mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                  ambassador_optin, brand_optin, partners_optin,
+                                  ambassador_optin_at, brand_optin_at, partners_optin_at,
+                                  email_confirmed_at)
+    VALUES (collect_contact.ambassador_id, source, r.first_name, r.last_name, r.email, r.facebook_id,
+            r.twitter_id, r.instagram_id, r.public_photo_url, r.customer_id,
+            coalesce(r.contact_type, 'prospect'), r.notes, r.address, r.city, r.postal_code, r.country,
+            r.mobile_phone, r.home_phone, coalesce(r.tags, '{}'), r.created_at, r.last_activity_at,
+            init.ambassador_optin, init.brand_optin, init.partners_optin,
+            r.ambassador_optin_at, r.brand_optin_at, r.partners_optin_at,
+            r.email_confirmed_at)
+    RETURNING id INTO new_id;
+
+    IF new_id IS NOT NULL AND source IN ('blog', 'blog_internal_form', 'store_purchase') THEN
+        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+        SELECT 'email_confirmation', c.ambassador_id, c.id,
+               jsonb_build_object('source', c.source)
+          FROM popsell.contacts c
+         WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
+    'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1). Returns the id, or NULL when a globally opted-out email was skipped.';
+
+CREATE FUNCTION popsell.send_invitation(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'send_invitation'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
+BEGIN
+    PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
+    SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
+    IF c.ambassador_optin <> 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "%" to "invitation_sent": only new contacts are invited', c.ambassador_optin
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Contact %s has already been invited or has another consent state.', c.id),
+                  HINT = 'Invitations go to new contacts, once.';
+    END IF;
+    -- queue first: the sending guard checks the contact is still new
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    UPDATE popsell.contacts
+       SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
+           invitations_sent = invitations_sent + 1
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.send_invitation(bigint) IS
+    'Queue the invitation email of a new contact and mark it invitation_sent.';
+
+CREATE FUNCTION popsell._answer_invitation(p_contact_id bigint, p_answer popsell.ambassador_optin)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(p_contact_id);
+BEGIN
+    UPDATE popsell.contacts SET ambassador_optin = p_answer WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell._answer_invitation(bigint, popsell.ambassador_optin) IS
+    'Internal: the contact''s answer to an invitation.';
+
+CREATE FUNCTION popsell.accept_invitation(contact_id bigint)
+    RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+    BEGIN ATOMIC
+        SELECT popsell._answer_invitation(contact_id, 'invitation_accepted');
+    END;
+COMMENT ON FUNCTION popsell.accept_invitation(bigint) IS
+    'The contact accepts the invitation (invitation_sent to invitation_accepted).';
+
+CREATE FUNCTION popsell.decline_invitation(contact_id bigint)
+    RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+    BEGIN ATOMIC
+        SELECT popsell._answer_invitation(contact_id, 'invitation_declined');
+    END;
+COMMENT ON FUNCTION popsell.decline_invitation(bigint) IS
+    'The contact declines the invitation (invitation_sent to invitation_declined).';
+
+CREATE FUNCTION popsell.confirm_email(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'confirm_email'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
+BEGIN
+    IF c.email_confirmed_at IS NOT NULL OR c.source NOT IN ('blog', 'blog_internal_form', 'store_purchase') THEN
+        RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
+                  HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
+    END IF;
+    UPDATE popsell.contacts
+       SET email_confirmed_at = now(),
+           email_status = CASE WHEN email_status = 'unverified' THEN 'ok' ELSE email_status END,
+           ambassador_optin = CASE
+               WHEN ambassador_optin <> 'optin_blog_pending' THEN ambassador_optin
+               WHEN source = 'blog_internal_form' THEN 'optin_internal_form'
+               ELSE 'optin_blog_verified' END
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
+    'The contact confirms the email address: the pending consent becomes effective (and lifts a global opt-out for this row only).';
+
+CREATE FUNCTION popsell.opt_out(contact_id bigint, global boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(opt_out.contact_id);
+BEGIN
+    IF coalesce(opt_out.global, false) AND c.email IS NOT NULL THEN
+        PERFORM popsell._blacklist_add(c.email, 'global_optout');
+    ELSIF coalesce(opt_out.global, false) THEN
+        UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
+         WHERE id = c.id AND ambassador_optin <> 'global_optout';
+    ELSE
+        UPDATE popsell.contacts SET ambassador_optin = 'optout_email'
+         WHERE id = c.id AND ambassador_optin NOT IN ('optout_email', 'global_optout');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell.opt_out(bigint, boolean) IS
+    'The contact opts out of its ambassador''s emails, or with global => true out of every ambassador of the brand (blacklisted by hash).';
+
+CREATE FUNCTION popsell.email_callback(email text, status popsell.email_status)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'email_callback'
+AS $$
+DECLARE
+    e text;
+    n bigint;
+BEGIN
+    IF status IS NULL OR status NOT IN ('spam', 'hard_bounce', 'soft_bounce', 'blocked') THEN
+        RAISE EXCEPTION 'email_callback does not accept status %', coalesce(status::text, 'NULL')
+            USING ERRCODE = 'PS106',
+                  HINT = 'Report spam, hard_bounce, soft_bounce or blocked.';
+    END IF;
+    IF email IS NULL THEN
+        RAISE EXCEPTION 'email must not be NULL'
+            USING ERRCODE = 'PS202', HINT = 'Pass the address the provider reported.';
+    END IF;
+    e := popsell.normalize_email(email);
+    IF status = 'soft_bounce' THEN
+        UPDATE popsell.contacts SET email_status = 'soft_bounce'
+         WHERE contacts.email = e AND email_status IN ('ok', 'unverified');
+        GET DIAGNOSTICS n = ROW_COUNT;
+        RETURN n;
+    END IF;
+    RETURN popsell._blacklist_add(e, status::text::popsell.blacklist_reason);
+END
+$$;
+COMMENT ON FUNCTION popsell.email_callback(text, popsell.email_status) IS
+    'The email provider reports a complaint or bounce: definitive ones blacklist the email (hashed) for every row and every future insert. Returns rows changed.';
+
+CREATE FUNCTION popsell.release_soft_bounce(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'release_soft_bounce'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(release_soft_bounce.contact_id);
+BEGIN
+    IF c.email_status <> 'soft_bounce' THEN
+        RAISE EXCEPTION 'email_status cannot change from "%" to "ok" by release_soft_bounce', c.email_status
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Contact %s is not in soft_bounce.', c.id),
+                  HINT = 'Only a soft bounce can be released; spam, hard_bounce and blocked are final.';
+    END IF;
+    UPDATE popsell.contacts SET email_status = 'ok' WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.release_soft_bounce(bigint) IS
+    'The ambassador releases a soft-bounced email so it can be sent to again.';
+
+CREATE FUNCTION popsell.record_interaction(contact_id bigint, kind popsell.interaction_kind,
+                                           publication_id bigint DEFAULT NULL,
+                                           channel text DEFAULT 'email',
+                                           occurred_at timestamptz DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(record_interaction.contact_id);
+    t timestamptz := CASE WHEN occurred_at IS NOT NULL AND (popsell._caller_in('popsell_app')
+                                                            OR popsell._caller_in('popsell_owner'))
+                          THEN occurred_at ELSE now() END;
+    new_id bigint;
+BEGIN
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'interaction kind must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'One of open, click, like, comment, reshare.';
+    END IF;
+    IF record_interaction.publication_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM popsell.publications p WHERE p.id = record_interaction.publication_id) THEN
+        RAISE EXCEPTION 'publication % does not exist', record_interaction.publication_id
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing publication, or NULL.';
+    END IF;
+    INSERT INTO popsell.interactions (contact_id, publication_id, channel, kind, occurred_at)
+    VALUES (c.id, publication_id, coalesce(channel, 'email'), kind, t)
+    RETURNING id INTO new_id;
+    IF kind <> 'open' THEN
+        UPDATE popsell.contacts SET last_activity_at = t
+         WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.record_interaction(bigint, popsell.interaction_kind, bigint, text, timestamptz) IS
+    'Record an open, click, like, comment or reshare; every kind but open is an activity and moves last_activity_at.';
+
+CREATE FUNCTION popsell.record_sale(contact_id bigint, amount numeric,
+                                    currency text DEFAULT 'EUR',
+                                    products jsonb DEFAULT NULL,
+                                    channel popsell.sale_channel DEFAULT 'online',
+                                    publication_id bigint DEFAULT NULL,
+                                    sold_at timestamptz DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(record_sale.contact_id);
+    t timestamptz := CASE WHEN sold_at IS NOT NULL AND (popsell._caller_in('popsell_app')
+                                                        OR popsell._caller_in('popsell_owner'))
+                          THEN sold_at ELSE now() END;
+    new_id bigint;
+BEGIN
+    IF amount IS NULL OR amount < 0 THEN
+        RAISE EXCEPTION 'sale amount must be zero or more, not %', coalesce(amount::text, 'NULL')
+            USING ERRCODE = 'PS106', HINT = 'Pass the amount in the sale''s currency.';
+    END IF;
+    IF record_sale.publication_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM popsell.publications p WHERE p.id = record_sale.publication_id) THEN
+        RAISE EXCEPTION 'publication % does not exist', record_sale.publication_id
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing publication, or NULL.';
+    END IF;
+    INSERT INTO popsell.sales (contact_id, ambassador_id, publication_id, sold_at, amount,
+                               currency, products, channel)
+    VALUES (c.id, c.ambassador_id, publication_id, t, amount, upper(coalesce(currency, 'EUR')),
+            products, coalesce(channel, 'online'))
+    RETURNING id INTO new_id;
+    UPDATE popsell.contacts SET last_activity_at = t
+     WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.record_sale(bigint, numeric, text, jsonb, popsell.sale_channel, bigint, timestamptz) IS
+    'Record a sale to a contact (an activity); the amount survives the contact''s erasure for statistics.';
+
+CREATE FUNCTION popsell.rotate_hash_key(legacy boolean DEFAULT false)
+    RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id integer;
+BEGIN
+    LOCK TABLE popsell.hash_keys IN EXCLUSIVE MODE;
+    INSERT INTO popsell.hash_keys (key_id, secret)
+    SELECT coalesce(max(key_id), 0) + 1,
+           CASE WHEN coalesce(legacy, false) THEN NULL ELSE popsell._random_bytes(32) END
+      FROM popsell.hash_keys
+    RETURNING key_id INTO new_id;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.rotate_hash_key(boolean) IS
+    'Start hashing with a new brand key (or, legacy => true, plain SHA-256); older keys stay live so existing entries keep matching.';
+-- ===================================================================
+-- Security (SPEC section 2, S5): who sees what.  Grants (least privilege,
+-- table and column level), one row level security policy per SPEC role
+-- and command on every table, and the views of each reading path.
+--
+-- Row security is enabled and forced on every table by the ownership section at the end,
+-- which also adds the popsell_owner_all policy.  Policies compare with the
+-- caller through (SELECT popsell.current_ambassador_id()): a STABLE
+-- function in an initplan, evaluated once per query, so the row predicate
+-- left is plain column comparisons an index can serve.  Brand visibility
+-- is written inline (a SQL helper with a SET clause would not be inlined),
+-- as one CASE expression: the planner costs it in one step instead of
+-- looking up statistics for each enum comparison, which halves the
+-- planning overhead of a brand's point lookup and scans no slower.
+--
+-- Views: RLS-filtered views are security_invoker; a view that masks a
+-- column its reader may not read in the table (my_contacts, community,
+-- the bi_* views) runs with its owner's rights, filters by the caller
+-- itself and is a security_barrier.
+-- ===================================================================
+
+-- The trusted application switches to popsell_ambassador with SET LOCAL
+-- ROLE after setting popsell.ambassador_id.  popsell_app is NOINHERIT so
+-- that its login members do not silently carry the ambassador policies
+-- and column grants: they act as an ambassador only after SET ROLE.
+ALTER ROLE popsell_app NOINHERIT;
+GRANT popsell_ambassador TO popsell_app;
+
+-- The identity has no input and raises no data-dependent error.
+ALTER FUNCTION popsell.current_ambassador_id() LEAKPROOF;
+
+GRANT USAGE ON SCHEMA popsell TO popsell_ambassador, popsell_brand, popsell_brand_bi,
+    popsell_account_team, popsell_technical, popsell_app;
+
+-- Harmless functions every role may call (identity, normalization, rules).
+GRANT EXECUTE ON FUNCTION popsell.current_ambassador_id(), popsell.normalize_email(text),
+    popsell.transition_rules(),
+    popsell.transition_allowed(text, text, text, text, popsell.contact_source),
+    popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean),
+    popsell.current_path(), popsell._caller_in(text)
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
+       popsell_technical, popsell_app;
+
+-- Event functions (SPEC section 5).  Paths where the contact acts (accept,
+-- decline, confirm, opt out, collect) belong to trusted applications only:
+-- an ambassador calling them would forge a consent.
+GRANT EXECUTE ON FUNCTION popsell.import_contacts(bigint, jsonb),
+    popsell.send_invitation(bigint), popsell.release_soft_bounce(bigint)
+    TO popsell_ambassador, popsell_app, popsell_account_team, popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.send_invitation(bigint) TO popsell_brand;
+GRANT EXECUTE ON FUNCTION
+    popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean),
+    popsell.accept_invitation(bigint), popsell.decline_invitation(bigint),
+    popsell.confirm_email(bigint), popsell.opt_out(bigint, boolean),
+    popsell.email_callback(text, popsell.email_status)
+    TO popsell_app;
+GRANT EXECUTE ON FUNCTION
+    popsell.record_interaction(bigint, popsell.interaction_kind, bigint, text, timestamptz),
+    popsell.record_sale(bigint, numeric, text, jsonb, popsell.sale_channel, bigint, timestamptz)
+    TO popsell_app, popsell_account_team, popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.rotate_hash_key(boolean) TO popsell_technical;
+
+-- -------------------------------------------------------------------
+-- Vendor staff (account team, technical): all data of the brand, but
+-- no secrets (hash_keys), no TRUNCATE, and the append-only or
+-- function-written tables read-only.
+-- -------------------------------------------------------------------
+GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.ambassadors, popsell.contacts,
+    popsell.social_grants, popsell.publications, popsell.ugc, popsell.community_reactions,
+    popsell.gamification, popsell.contests, popsell.interactions, popsell.sales,
+    popsell.activity_log, popsell.outbox, popsell.registration_whitelist
+    TO popsell_account_team, popsell_technical;
+GRANT SELECT ON popsell.consent_events, popsell.blacklist,
+    popsell.contact_tombstones, popsell.ambassador_tombstones, popsell.maintenance_runs
+    TO popsell_account_team, popsell_technical;
+GRANT SELECT, UPDATE ON popsell.settings TO popsell_account_team, popsell_technical;
+GRANT USAGE ON SEQUENCE popsell.ambassadors_id_seq, popsell.contacts_id_seq,
+    popsell.social_grants_id_seq, popsell.publications_id_seq, popsell.ugc_id_seq,
+    popsell.community_reactions_id_seq, popsell.contests_id_seq, popsell.interactions_id_seq,
+    popsell.sales_id_seq, popsell.activity_log_id_seq, popsell.outbox_id_seq,
+    popsell.registration_whitelist_id_seq
+    TO popsell_account_team, popsell_technical;
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['ambassadors', 'contacts', 'social_grants', 'publications', 'ugc',
+                             'community_reactions', 'gamification', 'contests', 'interactions',
+                             'sales', 'activity_log', 'outbox', 'registration_whitelist', 'settings']
+    LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE POLICY popsell_staff_all ON popsell.%I TO popsell_account_team, popsell_technical'
+            ' USING (true) WITH CHECK (true)', t);
+        EXECUTE pg_catalog.format(
+            'COMMENT ON POLICY popsell_staff_all ON popsell.%I IS %L', t,
+            'Vendor staff (account team, technical) see and change every row of the brand.');
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['consent_events', 'blacklist', 'contact_tombstones',
+                             'ambassador_tombstones', 'maintenance_runs']
+    LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE POLICY popsell_staff_select ON popsell.%I FOR SELECT'
+            ' TO popsell_account_team, popsell_technical USING (true)', t);
+        EXECUTE pg_catalog.format(
+            'COMMENT ON POLICY popsell_staff_select ON popsell.%I IS %L', t,
+            'Vendor staff read every row; writes go through popsell''s functions and triggers.');
+    END LOOP;
+END
+$$;
+
+-- -------------------------------------------------------------------
+-- settings and contests: configuration, readable by every SPEC role.
+-- -------------------------------------------------------------------
+GRANT SELECT ON popsell.settings TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_app;
+GRANT UPDATE (brand_name, deletion_grace, ambassador_inactivity, inactivity_warnings,
+              inactivity_warning_interval, new_contact_invitation_window,
+              invitation_response_window, email_confirmation_window, optout_retention,
+              contact_inactivity, suspension_max, log_retention, community_name_format,
+              sso_exclusive)
+    ON popsell.settings TO popsell_brand;
+CREATE POLICY popsell_read ON popsell.settings FOR SELECT
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_app USING (true);
+COMMENT ON POLICY popsell_read ON popsell.settings IS 'The brand''s configuration is no personal data.';
+CREATE POLICY popsell_brand_update ON popsell.settings FOR UPDATE TO popsell_brand
+    USING (true) WITH CHECK (true);
+COMMENT ON POLICY popsell_brand_update ON popsell.settings IS
+    'Brand administrators tune the retention windows and the community display (column grants).';
+
+GRANT SELECT ON popsell.contests TO popsell_ambassador, popsell_brand_bi;
+GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.contests TO popsell_brand;
+GRANT USAGE ON SEQUENCE popsell.contests_id_seq TO popsell_brand;
+CREATE POLICY popsell_read ON popsell.contests FOR SELECT
+    TO popsell_ambassador, popsell_brand_bi USING (true);
+COMMENT ON POLICY popsell_read ON popsell.contests IS 'Contests are public to the community.';
+CREATE POLICY popsell_brand_all ON popsell.contests TO popsell_brand USING (true) WITH CHECK (true);
+COMMENT ON POLICY popsell_brand_all ON popsell.contests IS 'The brand runs its contests.';
+
+-- -------------------------------------------------------------------
+-- ambassadors
+-- -------------------------------------------------------------------
+-- An ambassador reads its own row without the password hash and edits
+-- its own profile; status, identity and bookkeeping change through the
+-- lifecycle functions.
+GRANT SELECT (id, kind, status, created_at, first_name, last_name, customer_id, facebook_id,
+              email, address, city, postal_code, country, preferred_language, birth_date,
+              terms_accepted_at, photo_path, description, position, iban, hide_events,
+              hide_from_community, newsletter_optin, event_notifications,
+              challenge_notifications, comment_notifications, last_login_at, leaving_reason,
+              deletion_due_at, login_role, sso_subject)
+    ON popsell.ambassadors TO popsell_ambassador, popsell_brand;
+GRANT UPDATE (first_name, last_name, address, city, postal_code, country, preferred_language,
+              birth_date, photo_path, description, position, iban, hide_events,
+              hide_from_community, newsletter_optin, event_notifications,
+              challenge_notifications, comment_notifications)
+    ON popsell.ambassadors TO popsell_ambassador;
+-- Brand support agents rectify profiles (GDPR art. 16).
+GRANT UPDATE (kind, first_name, last_name, customer_id, email, address, city, postal_code,
+              country, preferred_language, birth_date, photo_path, description, position)
+    ON popsell.ambassadors TO popsell_brand;
+
+CREATE POLICY popsell_ambassador_select ON popsell.ambassadors FOR SELECT TO popsell_ambassador
+    USING (id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
+COMMENT ON POLICY popsell_ambassador_select ON popsell.ambassadors IS
+    'An ambassador reads its own row only; others through popsell.community.';
+CREATE POLICY popsell_ambassador_update ON popsell.ambassadors FOR UPDATE TO popsell_ambassador
+    USING (id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()))
+    WITH CHECK (id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
+COMMENT ON POLICY popsell_ambassador_update ON popsell.ambassadors IS
+    'An ambassador edits its own profile (column grants say which fields).';
+CREATE POLICY popsell_brand_select ON popsell.ambassadors FOR SELECT TO popsell_brand USING (true);
+COMMENT ON POLICY popsell_brand_select ON popsell.ambassadors IS
+    'The brand sees every ambassador, without secrets (column grants: no password hash).';
+CREATE POLICY popsell_brand_update ON popsell.ambassadors FOR UPDATE TO popsell_brand
+    USING (true) WITH CHECK (true);
+COMMENT ON POLICY popsell_brand_update ON popsell.ambassadors IS
+    'Brand support agents rectify ambassador profiles (column grants say which fields).';
+
+-- -------------------------------------------------------------------
+-- contacts
+-- -------------------------------------------------------------------
+-- Ambassadors never read contacts.email in the table (opted-out contacts'
+-- emails are masked in popsell.my_contacts); they may write it.
+GRANT SELECT (id, ambassador_id, source, first_name, last_name, email_status, facebook_id,
+              twitter_id, instagram_id, public_photo_url, customer_id, ambassador_optin,
+              ambassador_optin_at, brand_optin, brand_optin_at, partners_optin,
+              partners_optin_at, contact_type, notes, address, city, postal_code, country,
+              mobile_phone, home_phone, tags, restricted, email_confirmed_at,
+              invitation_sent_at, invitations_sent, reminder_sent_at, last_activity_at,
+              created_at, created_by, modified_at, modified_by)
+    ON popsell.contacts TO popsell_ambassador;
+GRANT INSERT (ambassador_id, source, first_name, last_name, email, facebook_id, twitter_id,
+              instagram_id, public_photo_url, customer_id, ambassador_optin, brand_optin,
+              contact_type, notes, address, city, postal_code, country, mobile_phone,
+              home_phone, tags)
+    ON popsell.contacts TO popsell_ambassador;
+GRANT UPDATE (first_name, last_name, email, facebook_id, twitter_id, instagram_id,
+              public_photo_url, customer_id, ambassador_optin, contact_type, notes, address,
+              city, postal_code, country, mobile_phone, home_phone, tags)
+    ON popsell.contacts TO popsell_ambassador;
+GRANT DELETE ON popsell.contacts TO popsell_ambassador;
+GRANT USAGE ON SEQUENCE popsell.contacts_id_seq TO popsell_ambassador, popsell_app;
+
+CREATE POLICY popsell_ambassador_select ON popsell.contacts FOR SELECT TO popsell_ambassador
+    USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
+           AND CASE WHEN email_confirmed_at IS NOT NULL THEN true
+                ELSE NOT source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END);
+COMMENT ON POLICY popsell_ambassador_select ON popsell.contacts IS
+    'An ambassador reads its own contacts, not those pending email confirmation (no email column: see popsell.my_contacts).';
+CREATE POLICY popsell_ambassador_insert ON popsell.contacts FOR INSERT TO popsell_ambassador
+    WITH CHECK (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
+                AND source OPERATOR(pg_catalog.=) ANY ('{crm_manual,private_import}'::popsell.contact_source[]));
+COMMENT ON POLICY popsell_ambassador_insert ON popsell.contacts IS
+    'An ambassador adds contacts for itself, by hand or private import only (other sources carry a contact''s consent).';
+CREATE POLICY popsell_ambassador_update ON popsell.contacts FOR UPDATE TO popsell_ambassador
+    USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
+           AND CASE WHEN email_confirmed_at IS NOT NULL THEN true
+                ELSE NOT source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END)
+    WITH CHECK (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
+COMMENT ON POLICY popsell_ambassador_update ON popsell.contacts IS
+    'An ambassador edits its own visible contacts and cannot hand them to someone else.';
+CREATE POLICY popsell_ambassador_delete ON popsell.contacts FOR DELETE TO popsell_ambassador
+    USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
+           AND CASE WHEN email_confirmed_at IS NOT NULL THEN true
+                ELSE NOT source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END);
+COMMENT ON POLICY popsell_ambassador_delete ON popsell.contacts IS
+    'An ambassador erases its own visible contacts.';
+
+-- The brand: brand-visible contacts (brand or partners opt-in), not
+-- pending confirmation, not restricted (GDPR art. 18).  Brand records come
+-- in through collect_contact (brand_sync), not plain INSERT.
+GRANT SELECT, DELETE ON popsell.contacts TO popsell_brand;
+GRANT UPDATE (first_name, last_name, email, email_status, facebook_id, twitter_id,
+              instagram_id, public_photo_url, customer_id, ambassador_optin, brand_optin,
+              partners_optin, contact_type, notes, address, city, postal_code, country,
+              mobile_phone, home_phone, tags, restricted)
+    ON popsell.contacts TO popsell_brand;
+CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
+    USING (CASE WHEN restricted THEN false
+                WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+                ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END);
+COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
+    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted.';
+CREATE POLICY popsell_brand_update ON popsell.contacts FOR UPDATE TO popsell_brand
+    USING (CASE WHEN restricted THEN false
+                WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+                ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END)
+    WITH CHECK (true);
+COMMENT ON POLICY popsell_brand_update ON popsell.contacts IS
+    'Staff changes to brand-visible contacts (recording an opt-out may hide the row, hence no visibility check on the new row).';
+CREATE POLICY popsell_brand_delete ON popsell.contacts FOR DELETE TO popsell_brand
+    USING (CASE WHEN restricted THEN false
+                WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+                ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END);
+COMMENT ON POLICY popsell_brand_delete ON popsell.contacts IS 'The brand erases brand-visible contacts.';
+
+-- Trusted applications insert contacts of any source (forms, webhooks)
+-- and read the contacts their outbox tells them to write to.
+GRANT INSERT ON popsell.contacts TO popsell_app;
+GRANT SELECT ON popsell.contacts TO popsell_app;
+CREATE POLICY popsell_app_insert ON popsell.contacts FOR INSERT TO popsell_app WITH CHECK (true);
+COMMENT ON POLICY popsell_app_insert ON popsell.contacts IS
+    'Trusted applications record contacts of any source; the consent trigger checks the values.';
+CREATE POLICY popsell_app_select ON popsell.contacts FOR SELECT TO popsell_app
+    USING (EXISTS (SELECT 1 FROM popsell.outbox o
+                    WHERE o.contact_id OPERATOR(pg_catalog.=) contacts.id AND o.sent_at IS NULL));
+COMMENT ON POLICY popsell_app_select ON popsell.contacts IS
+    'Trusted applications read the contacts they have an unsent outbox message for.';
+
+-- -------------------------------------------------------------------
+-- Tables tied to an ambassador: own rows for the ambassador, all rows
+-- (read, moderate) for the brand.
+-- -------------------------------------------------------------------
+GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.social_grants TO popsell_ambassador;
+GRANT USAGE ON SEQUENCE popsell.social_grants_id_seq TO popsell_ambassador;
+CREATE POLICY popsell_ambassador_all ON popsell.social_grants TO popsell_ambassador
+    USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()))
+    WITH CHECK (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
+COMMENT ON POLICY popsell_ambassador_all ON popsell.social_grants IS
+    'An ambassador manages its own social network grants.';
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.publications, popsell.ugc TO popsell_ambassador;
+GRANT USAGE ON SEQUENCE popsell.publications_id_seq, popsell.ugc_id_seq TO popsell_ambassador;
+GRANT SELECT, DELETE ON popsell.publications, popsell.ugc TO popsell_brand;
+GRANT SELECT, INSERT, DELETE ON popsell.community_reactions TO popsell_ambassador;
+GRANT USAGE ON SEQUENCE popsell.community_reactions_id_seq TO popsell_ambassador;
+GRANT SELECT, DELETE ON popsell.community_reactions TO popsell_brand;
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['publications', 'ugc', 'community_reactions']
+    LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE POLICY popsell_ambassador_all ON popsell.%I TO popsell_ambassador'
+            ' USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()))'
+            ' WITH CHECK (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()))', t);
+        EXECUTE pg_catalog.format('COMMENT ON POLICY popsell_ambassador_all ON popsell.%I IS %L', t,
+            'An ambassador manages its own rows; others'' activity through popsell.community_activity.');
+        EXECUTE pg_catalog.format(
+            'CREATE POLICY popsell_brand_select ON popsell.%I FOR SELECT TO popsell_brand USING (true)', t);
+        EXECUTE pg_catalog.format('COMMENT ON POLICY popsell_brand_select ON popsell.%I IS %L', t,
+            'Brand community managers see the community''s content.');
+        EXECUTE pg_catalog.format(
+            'CREATE POLICY popsell_brand_delete ON popsell.%I FOR DELETE TO popsell_brand USING (true)', t);
+        EXECUTE pg_catalog.format('COMMENT ON POLICY popsell_brand_delete ON popsell.%I IS %L', t,
+            'Brand community managers moderate the community''s content.');
+    END LOOP;
+END
+$$;
+
+GRANT SELECT ON popsell.gamification TO popsell_ambassador;
+GRANT SELECT, INSERT, UPDATE ON popsell.gamification TO popsell_brand;
+CREATE POLICY popsell_ambassador_select ON popsell.gamification FOR SELECT TO popsell_ambassador
+    USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
+COMMENT ON POLICY popsell_ambassador_select ON popsell.gamification IS
+    'An ambassador reads its own score; others'' through popsell.community.';
+CREATE POLICY popsell_brand_all ON popsell.gamification FOR ALL TO popsell_brand
+    USING (true) WITH CHECK (true);
+COMMENT ON POLICY popsell_brand_all ON popsell.gamification IS 'The brand runs its gamification.';
+
+-- Activity log: anti-fraud data.  The brand sees what happened, not the
+-- IP hashes nor the user agents; ambassadors see nothing.
+GRANT SELECT (id, ambassador_id, kind, created_at) ON popsell.activity_log TO popsell_brand;
+CREATE POLICY popsell_brand_select ON popsell.activity_log FOR SELECT TO popsell_brand USING (true);
+COMMENT ON POLICY popsell_brand_select ON popsell.activity_log IS
+    'The brand sees ambassadors'' activity without IP data (column grants).';
+
+-- -------------------------------------------------------------------
+-- Tables tied to a contact: visible when the contact is.  The subquery
+-- runs under the reader's own row security on popsell.contacts, so the
+-- contact policies above decide.
+-- -------------------------------------------------------------------
+GRANT SELECT ON popsell.interactions, popsell.consent_events TO popsell_ambassador, popsell_brand;
+CREATE POLICY popsell_ambassador_select ON popsell.interactions FOR SELECT TO popsell_ambassador
+    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) interactions.contact_id));
+COMMENT ON POLICY popsell_ambassador_select ON popsell.interactions IS
+    'An ambassador sees interactions of the contacts it sees.';
+CREATE POLICY popsell_brand_select ON popsell.interactions FOR SELECT TO popsell_brand
+    USING (contact_id IS NULL
+           OR EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) interactions.contact_id));
+COMMENT ON POLICY popsell_brand_select ON popsell.interactions IS
+    'The brand sees interactions of brand-visible contacts and of erased ones (statistics).';
+CREATE POLICY popsell_ambassador_select ON popsell.consent_events FOR SELECT TO popsell_ambassador
+    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) consent_events.contact_id));
+COMMENT ON POLICY popsell_ambassador_select ON popsell.consent_events IS
+    'An ambassador reads the consent proof of the contacts it sees.';
+CREATE POLICY popsell_brand_select ON popsell.consent_events FOR SELECT TO popsell_brand
+    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) consent_events.contact_id));
+COMMENT ON POLICY popsell_brand_select ON popsell.consent_events IS
+    'The brand reads the consent proof of brand-visible contacts.';
+
+-- Sales: an ambassador sees its own sales without the products.
+GRANT SELECT (id, contact_id, contact_tombstone_id, ambassador_id, publication_id, sold_at,
+              amount, currency, channel)
+    ON popsell.sales TO popsell_ambassador;
+GRANT SELECT ON popsell.sales TO popsell_brand;
+CREATE POLICY popsell_ambassador_select ON popsell.sales FOR SELECT TO popsell_ambassador
+    USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
+COMMENT ON POLICY popsell_ambassador_select ON popsell.sales IS
+    'An ambassador sees its own sales, without the products (column grants; see popsell.my_sales).';
+CREATE POLICY popsell_brand_select ON popsell.sales FOR SELECT TO popsell_brand
+    USING (contact_id IS NULL
+           OR EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) sales.contact_id));
+COMMENT ON POLICY popsell_brand_select ON popsell.sales IS
+    'The brand sees sales of brand-visible contacts and of erased ones (statistics).';
+
+-- Contact tombstones: statistics for the brand, without the hashes.
+GRANT SELECT (id, contact_id, ambassador_id, source, ambassador_optin, brand_optin,
+              partners_optin, city, postal_code, deleted_at, reason)
+    ON popsell.contact_tombstones TO popsell_brand;
+CREATE POLICY popsell_brand_select ON popsell.contact_tombstones FOR SELECT TO popsell_brand
+    USING (true);
+COMMENT ON POLICY popsell_brand_select ON popsell.contact_tombstones IS
+    'The brand counts erased contacts (no hashes: column grants).';
+GRANT SELECT ON popsell.maintenance_runs TO popsell_brand;
+CREATE POLICY popsell_brand_select ON popsell.maintenance_runs FOR SELECT TO popsell_brand
+    USING (true);
+COMMENT ON POLICY popsell_brand_select ON popsell.maintenance_runs IS
+    'The brand sees what the retention rules did (counts only).';
+
+-- Outbox: the application carries it out.  Ambassadors get no INSERT:
+-- the sending guard (a BEFORE trigger) runs before row security's WITH
+-- CHECK and would answer about contacts the ambassador cannot see.
+GRANT SELECT, INSERT ON popsell.outbox TO popsell_app;
+GRANT UPDATE (sent_at) ON popsell.outbox TO popsell_app;
+GRANT USAGE ON SEQUENCE popsell.outbox_id_seq TO popsell_app;
+CREATE POLICY popsell_app_all ON popsell.outbox TO popsell_app USING (true) WITH CHECK (true);
+COMMENT ON POLICY popsell_app_all ON popsell.outbox IS
+    'Trusted applications queue messages and mark them sent.';
+
+-- -------------------------------------------------------------------
+-- Views
+-- -------------------------------------------------------------------
+
+-- The ambassador's complete view of its CRM: own contacts, none pending
+-- confirmation, the email NULL for opted-out contacts.  Owner's rights
+-- (ambassadors cannot read contacts.email), so it filters by the caller.
+CREATE VIEW popsell.my_contacts WITH (security_barrier = true) AS
+SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name,
+       CASE WHEN c.ambassador_optin OPERATOR(pg_catalog.=) ANY
+                 ('{invitation_declined,optout_email,optout_no_response,global_optout,optin_blog_pending}'::popsell.ambassador_optin[])
+            THEN NULL ELSE c.email END AS email,
+       c.email_status, c.facebook_id, c.twitter_id, c.instagram_id, c.public_photo_url,
+       c.customer_id, c.ambassador_optin, c.ambassador_optin_at, c.brand_optin, c.brand_optin_at,
+       c.partners_optin, c.partners_optin_at, c.contact_type, c.notes, c.address, c.city,
+       c.postal_code, c.country, c.mobile_phone, c.home_phone, c.tags, c.restricted,
+       c.email_confirmed_at, c.invitation_sent_at, c.invitations_sent, c.last_activity_at,
+       c.created_at, c.created_by, c.modified_at, c.modified_by
+  FROM popsell.contacts c
+ WHERE c.ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
+   AND CASE WHEN c.email_confirmed_at IS NOT NULL THEN true
+                ELSE NOT c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END;
+COMMENT ON VIEW popsell.my_contacts IS
+    'The acting ambassador''s contacts, none pending email confirmation, email NULL for opted-out ones (owner''s rights, filtered by popsell.current_ambassador_id()).';
+GRANT SELECT ON popsell.my_contacts TO popsell_ambassador;
+
+-- The ambassador's sales without products (row security on popsell.sales).
+CREATE VIEW popsell.my_sales WITH (security_invoker = true) AS
+SELECT s.id, s.contact_id, s.contact_tombstone_id, s.ambassador_id, s.publication_id, s.sold_at,
+       s.amount, s.currency, s.channel
+  FROM popsell.sales s;
+COMMENT ON VIEW popsell.my_sales IS
+    'The acting ambassador''s sales, without products (security_invoker: row security of popsell.sales decides).';
+GRANT SELECT ON popsell.my_sales TO popsell_ambassador;
+
+-- The brand's reading paths (row security on the tables decides).
+CREATE VIEW popsell.brand_contacts WITH (security_invoker = true) AS
+SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name, c.email, c.email_status,
+       c.facebook_id, c.twitter_id, c.instagram_id, c.public_photo_url, c.customer_id,
+       c.ambassador_optin, c.ambassador_optin_at, c.brand_optin, c.brand_optin_at,
+       c.partners_optin, c.partners_optin_at, c.contact_type, c.notes, c.address, c.city,
+       c.postal_code, c.country, c.mobile_phone, c.home_phone, c.tags, c.restricted,
+       c.email_confirmed_at, c.invitation_sent_at, c.invitations_sent, c.last_activity_at,
+       c.created_at, c.created_by, c.modified_at, c.modified_by
+  FROM popsell.contacts c
+ WHERE CASE WHEN c.restricted THEN false
+                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END;
+COMMENT ON VIEW popsell.brand_contacts IS
+    'Brand-visible contacts (brand or partners opt-in, confirmed, not restricted); security_invoker, so the reader''s row security applies too.';
+GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, popsell_technical;
+
+CREATE VIEW popsell.brand_ambassadors WITH (security_invoker = true) AS
+SELECT a.id, a.kind, a.status, a.created_at, a.first_name, a.last_name, a.customer_id,
+       a.facebook_id, a.email, a.address, a.city, a.postal_code, a.country,
+       a.preferred_language, a.birth_date, a.terms_accepted_at, a.photo_path, a.description,
+       a.position, a.iban, a.hide_events, a.hide_from_community, a.newsletter_optin,
+       a.event_notifications, a.challenge_notifications, a.comment_notifications,
+       a.last_login_at, a.leaving_reason, a.deletion_due_at, a.login_role, a.sso_subject
+  FROM popsell.ambassadors a;
+COMMENT ON VIEW popsell.brand_ambassadors IS
+    'Ambassadors without secrets (no password hash, no IP data); security_invoker.';
+GRANT SELECT ON popsell.brand_ambassadors TO popsell_brand, popsell_account_team, popsell_technical;
+
+-- Read-only BI views: popsell_brand_bi holds no table privilege, so these
+-- run with the owner's rights, repeat the brand's row filter and show
+-- rows only to a caller with the rights of popsell_brand_bi.
+CREATE VIEW popsell.bi_contacts WITH (security_barrier = true) AS
+SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name, c.email, c.email_status,
+       c.facebook_id, c.twitter_id, c.instagram_id, c.public_photo_url, c.customer_id,
+       c.ambassador_optin, c.ambassador_optin_at, c.brand_optin, c.brand_optin_at,
+       c.partners_optin, c.partners_optin_at, c.contact_type, c.address, c.city,
+       c.postal_code, c.country, c.tags, c.email_confirmed_at, c.invitation_sent_at,
+       c.invitations_sent, c.last_activity_at, c.created_at, c.modified_at
+  FROM popsell.contacts c
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
+   AND CASE WHEN c.restricted THEN false
+                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END;
+COMMENT ON VIEW popsell.bi_contacts IS
+    'BI: the brand''s contacts (same rows as popsell_brand sees), read-only, for popsell_brand_bi.';
+
+CREATE VIEW popsell.bi_ambassadors WITH (security_barrier = true) AS
+SELECT a.id, a.kind, a.status, a.created_at, a.first_name, a.last_name, a.customer_id,
+       a.email, a.city, a.postal_code, a.country, a.preferred_language, a.terms_accepted_at,
+       a.position, a.hide_from_community, a.newsletter_optin, a.last_login_at,
+       a.leaving_reason, a.deletion_due_at
+  FROM popsell.ambassadors a
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'));
+COMMENT ON VIEW popsell.bi_ambassadors IS
+    'BI: ambassadors without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
+
+CREATE VIEW popsell.bi_sales WITH (security_barrier = true) AS
+SELECT s.id, s.contact_id, s.contact_tombstone_id, s.ambassador_id, s.publication_id,
+       s.sold_at, s.amount, s.currency, s.products, s.channel
+  FROM popsell.sales s
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
+   AND (s.contact_id IS NULL
+        OR EXISTS (SELECT 1 FROM popsell.contacts c
+                    WHERE c.id OPERATOR(pg_catalog.=) s.contact_id
+                      AND CASE WHEN c.restricted THEN false
+                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END));
+COMMENT ON VIEW popsell.bi_sales IS
+    'BI: sales of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
+
+CREATE VIEW popsell.bi_interactions WITH (security_barrier = true) AS
+SELECT i.id, i.contact_id, i.contact_tombstone_id, i.publication_id, i.channel, i.kind,
+       i.occurred_at
+  FROM popsell.interactions i
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
+   AND (i.contact_id IS NULL
+        OR EXISTS (SELECT 1 FROM popsell.contacts c
+                    WHERE c.id OPERATOR(pg_catalog.=) i.contact_id
+                      AND CASE WHEN c.restricted THEN false
+                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END));
+COMMENT ON VIEW popsell.bi_interactions IS
+    'BI: interactions of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
+
+CREATE VIEW popsell.bi_contact_tombstones WITH (security_barrier = true) AS
+SELECT t.id, t.ambassador_id, t.source, t.ambassador_optin, t.brand_optin, t.partners_optin,
+       t.city, t.postal_code, t.deleted_at, t.reason
+  FROM popsell.contact_tombstones t
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'));
+COMMENT ON VIEW popsell.bi_contact_tombstones IS
+    'BI: erased contacts for statistics (no hashes), read-only, for popsell_brand_bi.';
+GRANT SELECT ON popsell.bi_contacts, popsell.bi_ambassadors, popsell.bi_sales,
+    popsell.bi_interactions, popsell.bi_contact_tombstones TO popsell_brand_bi;
+
+-- The community: what an ambassador may know of the others.  Owner's
+-- rights (ambassadors read only their own row), shown to a caller acting
+-- as an active ambassador or with brand or vendor staff rights.
+CREATE VIEW popsell.community WITH (security_barrier = true) AS
+SELECT a.id,
+       CASE s.community_name_format
+           WHEN 'full' THEN pg_catalog.concat_ws(' ', a.first_name, a.last_name)
+           WHEN 'first_initial' THEN pg_catalog.concat_ws(' ', a.first_name,
+               pg_catalog.upper(pg_catalog."left"(a.last_name, 1)) OPERATOR(pg_catalog.||) '.')
+           ELSE pg_catalog.concat(pg_catalog.upper(pg_catalog."left"(a.first_name, 1)) OPERATOR(pg_catalog.||) '.',
+                                  pg_catalog.upper(pg_catalog."left"(a.last_name, 1)) OPERATOR(pg_catalog.||) '.')
+       END AS display_name,
+       a.postal_code, a.photo_path, coalesce(g.score, 0) AS score, coalesce(g.level, 1) AS level,
+       coalesce(g.badges, '{}'::text[]) AS badges
+  FROM popsell.ambassadors a
+  CROSS JOIN popsell.settings s
+  LEFT JOIN popsell.gamification g ON g.ambassador_id OPERATOR(pg_catalog.=) a.id
+ WHERE a.status OPERATOR(pg_catalog.=) 'active'::popsell.ambassador_status
+   AND NOT a.hide_from_community
+   AND ((SELECT popsell.current_ambassador_id()) IS NOT NULL
+        OR (SELECT popsell._caller_in('popsell_brand') OR popsell._caller_in('popsell_account_team')
+                   OR popsell._caller_in('popsell_technical')));
+COMMENT ON VIEW popsell.community IS
+    'Active ambassadors as the community sees them: display name per settings.community_name_format, postal code, photo, score, level, badges; no email, IBAN or password hash; hide_from_community honoured.';
+GRANT SELECT ON popsell.community TO popsell_ambassador, popsell_brand, popsell_account_team,
+    popsell_technical;
+
+-- The community's activity stream: publications of ambassadors who show
+-- up in the community and do not hide their events.
+CREATE VIEW popsell.community_activity WITH (security_barrier = true) AS
+SELECT p.id, p.ambassador_id, p.created_at, p.comment
+  FROM popsell.publications p
+  JOIN popsell.ambassadors a ON a.id OPERATOR(pg_catalog.=) p.ambassador_id
+ WHERE a.status OPERATOR(pg_catalog.=) 'active'::popsell.ambassador_status
+   AND NOT a.hide_from_community
+   AND NOT a.hide_events
+   AND ((SELECT popsell.current_ambassador_id()) IS NOT NULL
+        OR (SELECT popsell._caller_in('popsell_brand') OR popsell._caller_in('popsell_account_team')
+                   OR popsell._caller_in('popsell_technical')));
+COMMENT ON VIEW popsell.community_activity IS
+    'Publications of community members who do not hide their events (hide_events, hide_from_community honoured).';
+GRANT SELECT ON popsell.community_activity TO popsell_ambassador, popsell_brand,
+    popsell_account_team, popsell_technical;
+-- ===================================================================
+-- Erasure (SPEC section 6, S6).  A plain DELETE on popsell.contacts or
+-- popsell.ambassadors is the erasure: the row goes, a tombstone keeps the
+-- keyed hashes and the few plain values section 6 lists, and the rows that
+-- pointed at the person are re-pointed to the tombstone or deleted.
+--
+-- Contacts are erased set-based by a statement-level AFTER DELETE trigger
+-- reading the transition table.  The referential actions of the tables
+-- pointing at a contact (interactions, sales, outbox) are done by that
+-- trigger, so their foreign keys to popsell.contacts are replaced below by
+-- a set-based existence check on INSERT: an ON DELETE SET NULL action would
+-- run (row by row) before the statement trigger and lose which contact a
+-- row belonged to.
+-- ===================================================================
+
+-- Why the current transaction erases, and whether it keeps a tombstone.
+-- Only popsell's own code (popsell_owner) writes here, and every row is
+-- removed again before that code returns, so no other transaction ever
+-- sees one: an ambassador cannot forge "no tombstone" (tombstones are the
+-- brand's memory of opt-outs).  The newest row wins (nested erasures).
+-- A row with ledger = true lets the erasure code, and only it, re-point
+-- or delete popsell.consent_events rows.
+CREATE TABLE popsell.erasure_context (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    reason    text NOT NULL,
+    tombstone boolean NOT NULL,
+    ledger    boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE popsell.erasure_context IS
+    'Internal: the reason of the erasure under way in this transaction (always empty once committed). Owner only.';
+
+CREATE FUNCTION popsell._erasure_push(p_reason text, p_tombstone boolean, p_ledger boolean DEFAULT false)
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO popsell.erasure_context (reason, tombstone, ledger)
+    VALUES (p_reason, p_tombstone, p_ledger)
+    RETURNING id;
+END;
+COMMENT ON FUNCTION popsell._erasure_push(text, boolean, boolean) IS
+    'Internal (owner only): the following DELETEs of this transaction erase for REASON, with or without tombstones; undo with _erasure_pop.';
+
+CREATE FUNCTION popsell._erasure_pop(p_id bigint)
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    DELETE FROM popsell.erasure_context WHERE id OPERATOR(pg_catalog.>=) p_id;
+END;
+COMMENT ON FUNCTION popsell._erasure_pop(bigint) IS
+    'Internal (owner only): end the erasure context opened by _erasure_push.';
+
+-- The time erasure stamps carry: run_maintenance's as-of time, else now().
+CREATE FUNCTION popsell._erasure_now()
+    RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN coalesce(nullif(pg_catalog.current_setting('popsell.as_of', true), '')::timestamptz,
+                    pg_catalog.now());
+COMMENT ON FUNCTION popsell._erasure_now() IS
+    'Internal: popsell.as_of when run_maintenance sets it, else now().';
+
+-- -------------------------------------------------------------------
+-- Contacts
+-- -------------------------------------------------------------------
+CREATE FUNCTION popsell.contacts_erase() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ctx_reason text;
+    ctx_tombstone boolean;
+    mark bigint;
+    stamp timestamptz;
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'DELETE'
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'contacts' THEN
+        RAISE EXCEPTION 'popsell.contacts_erase() handles AFTER DELETE statements on popsell.contacts only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    SELECT e.reason, e.tombstone INTO ctx_reason, ctx_tombstone
+      FROM popsell.erasure_context e
+     WHERE NOT e.ledger
+     ORDER BY e.id DESC LIMIT 1;
+    ctx_reason := coalesce(ctx_reason, 'deleted');
+    ctx_tombstone := coalesce(ctx_tombstone, true);
+    stamp := popsell._erasure_now();
+    mark := popsell._erasure_push(ctx_reason, ctx_tombstone, true);
+
+    -- One statement per branch, so the transition table is read once.
+    -- Unsent messages are cancelled, sent ones lose the link; the ledger,
+    -- interactions and sales move to the tombstone (or go with the
+    -- contact when it leaves none); partners are told (GDPR art. 19).
+    IF ctx_tombstone THEN
+        WITH t AS (
+            INSERT INTO popsell.contact_tombstones
+                   (contact_id, ambassador_id, source, ambassador_optin, brand_optin, partners_optin,
+                    key_id, email_hash, facebook_id_hash, twitter_id_hash, instagram_id_hash,
+                    city, postal_code, deleted_at, reason)
+            SELECT g.id, g.ambassador_id, g.source, g.ambassador_optin, g.brand_optin, g.partners_optin,
+                   popsell.hash_key_id(),
+                   popsell.hash_email(nullif(g.email, '')),
+                   popsell.hash_identifier(nullif(g.facebook_id, '')),
+                   popsell.hash_identifier(nullif(g.twitter_id, '')),
+                   popsell.hash_identifier(nullif(g.instagram_id, '')),
+                   g.city, g.postal_code, stamp, ctx_reason
+              FROM gone g
+            RETURNING id, contact_id, partners_optin),
+        o1 AS (
+            DELETE FROM popsell.outbox o USING t
+             WHERE o.contact_id = t.contact_id AND o.sent_at IS NULL),
+        o2 AS (
+            UPDATE popsell.outbox o SET contact_id = NULL
+              FROM t WHERE o.contact_id = t.contact_id AND o.sent_at IS NOT NULL),
+        ce AS (
+            UPDATE popsell.consent_events e
+               SET contact_tombstone_id = t.id, contact_id = NULL
+              FROM t WHERE e.contact_id = t.contact_id),
+        i AS (
+            UPDATE popsell.interactions x
+               SET contact_tombstone_id = t.id, contact_id = NULL
+              FROM t WHERE x.contact_id = t.contact_id),
+        s AS (
+            UPDATE popsell.sales x
+               SET contact_tombstone_id = t.id, contact_id = NULL
+              FROM t WHERE x.contact_id = t.contact_id)
+        INSERT INTO popsell.outbox (kind, payload, created_at)
+        SELECT 'partner_erasure',
+               jsonb_build_object('contact_id', t.contact_id, 'contact_tombstone_id', t.id,
+                                  'reason', ctx_reason),
+               stamp
+          FROM t WHERE t.partners_optin;
+    ELSE
+        WITH g AS MATERIALIZED (
+            SELECT gone.id, gone.partners_optin FROM gone),
+        o1 AS (
+            DELETE FROM popsell.outbox o USING g
+             WHERE o.contact_id = g.id AND o.sent_at IS NULL),
+        o2 AS (
+            UPDATE popsell.outbox o SET contact_id = NULL
+              FROM g WHERE o.contact_id = g.id AND o.sent_at IS NOT NULL),
+        ce AS (
+            DELETE FROM popsell.consent_events e USING g WHERE e.contact_id = g.id),
+        i AS (
+            DELETE FROM popsell.interactions x USING g WHERE x.contact_id = g.id),
+        s AS (
+            DELETE FROM popsell.sales x USING g WHERE x.contact_id = g.id)
+        INSERT INTO popsell.outbox (kind, payload, created_at)
+        SELECT 'partner_erasure',
+               jsonb_build_object('contact_id', g.id, 'contact_tombstone_id', NULL, 'reason', ctx_reason),
+               stamp
+          FROM g WHERE g.partners_optin;
+    END IF;
+
+    PERFORM popsell._erasure_pop(mark);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_erase() IS
+    'Trigger: erasure of deleted contacts, set-based: tombstones (unless the retention rule says none), ledger, interactions and sales re-pointed, unsent outbox rows cancelled, partners told.';
+
+CREATE TRIGGER popsell_60_erase
+    AFTER DELETE ON popsell.contacts
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contacts_erase();
+
+-- interactions, sales and outbox have no foreign key to contacts (the
+-- erasure trigger does the referential actions); this is the existence
+-- check on INSERT a foreign key would do: set-based,
+-- locking the contacts (FOR KEY SHARE, as a foreign key does) so a
+-- concurrent erasure either waits or is seen.
+CREATE FUNCTION popsell.contact_ref_check() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wanted bigint;
+    found bigint;
+    missing bigint;
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_TABLE_SCHEMA <> 'popsell'
+       OR TG_TABLE_NAME NOT IN ('interactions', 'sales', 'outbox') THEN
+        RAISE EXCEPTION 'popsell.contact_ref_check() handles AFTER INSERT statements on interactions, sales and outbox only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    -- popsell._restoring() looks at the current user, popsell_owner here
+    -- (SECURITY DEFINER): a restore is a superuser session with
+    -- row_security off (pg_restore, pg_dump | psql).
+    IF popsell._restoring()
+       OR (pg_catalog.current_setting('row_security') OPERATOR(pg_catalog.=) 'off'
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                        WHERE r.rolname OPERATOR(pg_catalog.=) SESSION_USER AND r.rolsuper)) THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(DISTINCT n.contact_id) INTO wanted FROM added n WHERE n.contact_id IS NOT NULL;
+    IF wanted = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(*) INTO found
+      FROM (SELECT c.id FROM popsell.contacts c
+             WHERE c.id IN (SELECT n.contact_id FROM added n)
+               FOR KEY SHARE OF c) x;
+    IF found < wanted THEN
+        SELECT min(n.contact_id) INTO missing FROM added n
+         WHERE n.contact_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id = n.contact_id);
+        RAISE EXCEPTION 'insert into popsell.% refers to contact %, which does not exist', TG_TABLE_NAME, missing
+            USING ERRCODE = '23503',
+                  HINT = 'The contact may have been erased; refer to existing contacts only.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contact_ref_check() IS
+    'Trigger: rows inserted into interactions, sales and outbox must refer to an existing contact (the foreign key''s check, set-based).';
+
+CREATE FUNCTION popsell.contact_ref_check_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL <> 'ROW' OR TG_OP <> 'UPDATE' OR TG_TABLE_SCHEMA <> 'popsell'
+       OR TG_TABLE_NAME NOT IN ('interactions', 'sales', 'outbox') THEN
+        RAISE EXCEPTION 'popsell.contact_ref_check_row() handles UPDATE rows of interactions, sales and outbox only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring()   -- as in contact_ref_check: the session, not popsell_owner, restores
+       OR (pg_catalog.current_setting('row_security') OPERATOR(pg_catalog.=) 'off'
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                        WHERE r.rolname OPERATOR(pg_catalog.=) SESSION_USER AND r.rolsuper)) THEN
+        RETURN NEW;
+    END IF;
+    PERFORM 1 FROM popsell.contacts c WHERE c.id = NEW.contact_id FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'update of popsell.% refers to contact %, which does not exist', TG_TABLE_NAME, NEW.contact_id
+            USING ERRCODE = '23503',
+                  HINT = 'Refer to existing contacts only.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell.contact_ref_check_row() IS
+    'Trigger: an UPDATE moving an interaction, sale or outbox row to another contact must name an existing contact.';
+
+CREATE TRIGGER popsell_60_contact_ref
+    AFTER INSERT ON popsell.interactions
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_ref_check();
+CREATE TRIGGER popsell_60_contact_ref
+    AFTER INSERT ON popsell.sales
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_ref_check();
+CREATE TRIGGER popsell_60_contact_ref
+    AFTER INSERT ON popsell.outbox
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_ref_check();
+CREATE TRIGGER popsell_60_contact_ref_update
+    BEFORE UPDATE OF contact_id ON popsell.interactions
+    FOR EACH ROW WHEN (NEW.contact_id IS NOT NULL AND NEW.contact_id IS DISTINCT FROM OLD.contact_id)
+    EXECUTE FUNCTION popsell.contact_ref_check_row();
+CREATE TRIGGER popsell_60_contact_ref_update
+    BEFORE UPDATE OF contact_id ON popsell.sales
+    FOR EACH ROW WHEN (NEW.contact_id IS NOT NULL AND NEW.contact_id IS DISTINCT FROM OLD.contact_id)
+    EXECUTE FUNCTION popsell.contact_ref_check_row();
+CREATE TRIGGER popsell_60_contact_ref_update
+    BEFORE UPDATE OF contact_id ON popsell.outbox
+    FOR EACH ROW WHEN (NEW.contact_id IS NOT NULL AND NEW.contact_id IS DISTINCT FROM OLD.contact_id)
+    EXECUTE FUNCTION popsell.contact_ref_check_row();
+
+-- -------------------------------------------------------------------
+-- Ambassadors
+-- -------------------------------------------------------------------
+-- Before the row goes (and before the foreign keys' actions run): its
+-- contacts that are not brand-visible are erased (brand-visible ones stay,
+-- owned by the brand: ON DELETE SET NULL), its UGC (but contest UGC until
+-- the contest's reuse end) is deleted and its files queued, its unsent
+-- messages cancelled.  Publications, reactions, grants, gamification and
+-- activity log go by ON DELETE CASCADE; sales stay (ambassador_id NULL).
+CREATE FUNCTION popsell.ambassadors_erase_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mark bigint;
+    stamp timestamptz;
+BEGIN
+    IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' OR TG_OP <> 'DELETE'
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'ambassadors' THEN
+        RAISE EXCEPTION 'popsell.ambassadors_erase_row() handles BEFORE DELETE rows of popsell.ambassadors only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN OLD;
+    END IF;
+    stamp := popsell._erasure_now();
+    mark := popsell._erasure_push('ambassador_deleted', true);
+
+    DELETE FROM popsell.contacts c
+     WHERE c.ambassador_id = OLD.id
+       AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+
+    WITH u AS (
+        DELETE FROM popsell.ugc u
+         WHERE u.ambassador_id = OLD.id
+           AND (u.contest_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                WHERE k.id = u.contest_id AND k.reuse_until > stamp))
+        RETURNING u.id, u.file_path)
+    INSERT INTO popsell.outbox (kind, payload, created_at)
+    SELECT 'delete_file'::popsell.outbox_kind, jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), stamp
+      FROM u
+    UNION ALL
+    SELECT 'delete_file', jsonb_build_object('file_path', OLD.photo_path, 'what', 'ambassador_photo'), stamp
+     WHERE nullif(OLD.photo_path, '') IS NOT NULL;
+
+    DELETE FROM popsell.outbox o
+     WHERE o.ambassador_id = OLD.id AND o.sent_at IS NULL
+       AND o.kind NOT IN ('delete_file', 'partner_erasure');
+
+    PERFORM popsell._erasure_pop(mark);
+    RETURN OLD;
+END
+$$;
+COMMENT ON FUNCTION popsell.ambassadors_erase_row() IS
+    'Trigger: before an ambassador row is deleted, erase its non-brand-visible contacts, its UGC (contest UGC stays until reuse end) and unsent messages; queue its files.';
+
+CREATE FUNCTION popsell.ambassadors_erase() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ctx_reason text;
+    mark bigint;
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'DELETE'
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'ambassadors' THEN
+        RAISE EXCEPTION 'popsell.ambassadors_erase() handles AFTER DELETE statements on popsell.ambassadors only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    SELECT e.reason INTO ctx_reason
+      FROM popsell.erasure_context e
+     WHERE NOT e.ledger
+     ORDER BY e.id DESC LIMIT 1;
+    INSERT INTO popsell.ambassador_tombstones
+           (ambassador_id, created_at, key_id, email_hash, customer_id_hash, facebook_id_hash,
+            city, postal_code, birth_year, deleted_at, reason)
+    SELECT g.id, g.created_at, popsell.hash_key_id(),
+           popsell.hash_email(nullif(g.email, '')),
+           popsell.hash_identifier(nullif(g.customer_id, '')),
+           popsell.hash_identifier(nullif(g.facebook_id, '')),
+           g.city, g.postal_code, extract(year FROM g.birth_date)::integer,
+           popsell._erasure_now(), coalesce(ctx_reason, coalesce(g.leaving_reason, 'deleted'))
+      FROM gone g;
+    -- A login role is named for the person: the ledger keeps that an
+    -- ambassador acted, not which one by name.
+    IF EXISTS (SELECT 1 FROM gone g WHERE g.login_role IS NOT NULL) THEN
+        mark := popsell._erasure_push(coalesce(ctx_reason, 'deleted'), true, true);
+        UPDATE popsell.consent_events e SET actor_role = 'popsell_ambassador'
+          FROM gone g
+         WHERE g.login_role IS NOT NULL AND e.actor_role = g.login_role;
+        PERFORM popsell._erasure_pop(mark);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.ambassadors_erase() IS
+    'Trigger: tombstones of deleted ambassadors (signup date, keyed hashes, city, postal code, birth year), set-based; their login role name leaves the ledger.';
+
+CREATE TRIGGER popsell_60_erase_row
+    BEFORE DELETE ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell.ambassadors_erase_row();
+CREATE TRIGGER popsell_60_erase
+    AFTER DELETE ON popsell.ambassadors
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.ambassadors_erase();
+
+-- -------------------------------------------------------------------
+-- The consent ledger is append-only; TRUNCATE of personal data is the
+-- owner's alone (S6).  These guards run as the caller: current_user is
+-- the role executing the statement (popsell_owner inside popsell's own
+-- SECURITY DEFINER code).
+-- -------------------------------------------------------------------
+CREATE FUNCTION popsell.ledger_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'BEFORE' OR TG_TABLE_SCHEMA <> 'popsell'
+       OR TG_TABLE_NAME <> 'consent_events' THEN
+        RAISE EXCEPTION 'popsell.ledger_guard() handles BEFORE statements on popsell.consent_events only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF current_user = 'popsell_owner' THEN
+        IF TG_OP IN ('UPDATE', 'DELETE')
+           AND EXISTS (SELECT 1 FROM popsell.erasure_context e WHERE e.ledger) THEN
+            RETURN NULL;   -- the erasure code re-points or deletes an erased contact's rows
+        END IF;
+    ELSIF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        IF popsell._restoring() THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    RAISE EXCEPTION '% on popsell.consent_events is refused: the consent ledger is append-only', TG_OP
+        USING ERRCODE = 'PS400',
+              DETAIL = 'Only the erasure of a contact re-points or removes its ledger rows.',
+              HINT = 'Erase the contact with DELETE FROM popsell.contacts (or popsell.erase_subject).';
+END
+$$;
+COMMENT ON FUNCTION popsell.ledger_guard() IS
+    'Trigger: refuses UPDATE, DELETE and TRUNCATE on popsell.consent_events except by the erasure code.';
+
+CREATE TRIGGER popsell_10_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON popsell.consent_events
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.ledger_guard();
+
+CREATE FUNCTION popsell.truncate_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_OP <> 'TRUNCATE' OR TG_TABLE_SCHEMA <> 'popsell' THEN
+        RAISE EXCEPTION 'popsell.truncate_guard() handles TRUNCATE of popsell tables only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF current_user = 'popsell_owner' THEN
+        RETURN NULL;
+    END IF;
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        IF popsell._restoring() THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'TRUNCATE of popsell.% is refused: it holds personal data', TG_TABLE_NAME
+        USING ERRCODE = 'PS400',
+              DETAIL = 'TRUNCATE would skip the erasure (tombstones, ledger) and is reserved to popsell_owner.',
+              HINT = 'DELETE the rows (the erasure runs), or SET ROLE popsell_owner if you really mean to drop them all.';
+END
+$$;
+COMMENT ON FUNCTION popsell.truncate_guard() IS
+    'Trigger: refuses TRUNCATE of a personal-data table to every role but popsell_owner.';
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['ambassadors', 'social_grants', 'registration_whitelist', 'contacts',
+                             'blacklist', 'publications', 'ugc', 'community_reactions',
+                             'gamification', 'interactions', 'sales', 'activity_log', 'outbox',
+                             'contact_tombstones', 'ambassador_tombstones']
+    LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER popsell_10_truncate_guard BEFORE TRUNCATE ON popsell.%I '
+            'FOR EACH STATEMENT EXECUTE FUNCTION popsell.truncate_guard()', t);
+    END LOOP;
+END
+$$;
+-- ===================================================================
+-- Retention and reminders (SPEC section 7, S7).  popsell.run_maintenance
+-- applies every rule as of a time, set-based and idempotent; each rule is
+-- its own subtransaction and writes its popsell.maintenance_runs row in it,
+-- so that ledger is the truth of what was done.  Rules are deadline-based:
+-- a missed run is caught up by the next one.
+-- ===================================================================
+
+-- Why a rule failed (NULL when it succeeded): the SQLSTATE only, never the
+-- message (it could quote personal data).
+COMMENT ON COLUMN popsell.maintenance_runs.failed_sqlstate IS
+    'SQLSTATE of the error that rolled the rule back (its work is then not done and is retried next run); NULL on success.';
+
+-- The rules in the order they run (SPEC section 7's table).
+CREATE FUNCTION popsell.maintenance_rules()
+    RETURNS SETOF text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.unnest(ARRAY['ambassador_leaving', 'ambassador_inactive', 'contact_never_invited',
+                                   'invitation_reminder', 'invitation_no_response', 'email_unconfirmed',
+                                   'contact_opted_out', 'contact_inactive', 'program_suspended',
+                                   'brand_contract_ended', 'contest_ugc', 'logs']);
+COMMENT ON FUNCTION popsell.maintenance_rules() IS
+    'The retention rules of popsell.run_maintenance, in the order they run.';
+
+-- One rule, as of AT; returns the rows it acted on.  Called only by
+-- run_maintenance (inside its subtransaction, path system, as-of set).
+-- PREVIEW = true counts what it would do and changes nothing.
+CREATE FUNCTION popsell._maintenance_rule(p_rule text, p_at timestamptz, p_preview boolean)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s popsell.settings;
+    n bigint := 0;
+    m bigint := 0;
+    mark bigint;
+    wi interval;
+    wn integer;
+BEGIN
+    SELECT * INTO STRICT s FROM popsell.settings;
+    wi := s.inactivity_warning_interval;
+    wn := s.inactivity_warnings;
+
+    CASE p_rule
+    WHEN 'ambassador_leaving' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+        ELSE
+            mark := popsell._erasure_push('ambassador_leaving', true);
+            DELETE FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'ambassador_inactive' THEN
+        -- deadline = coalesce(last_login_at, created_at) + ambassador_inactivity.
+        -- Warnings count only when queued after the last login (a login
+        -- cancels).  Warning k of N is due at deadline - (N-k+1) intervals,
+        -- and never sooner than one interval after the previous one; the
+        -- deletion comes at the deadline once all N are queued, and never
+        -- sooner than one interval after the last.
+        IF p_preview THEN
+            SELECT count(*) INTO n
+              FROM popsell.ambassadors a
+              CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
+                                         CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                              THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
+             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
+               AND a.status <> 'leaving'
+               AND (   (w.sent >= wn AND w.base + s.ambassador_inactivity <= p_at
+                        AND (wn = 0 OR a.last_inactivity_warning_at + wi <= p_at))
+                    OR (w.sent < wn
+                        AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
+                        AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
+        ELSE
+            mark := popsell._erasure_push('ambassador_inactive', true);
+            DELETE FROM popsell.ambassadors a
+             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
+               AND a.status <> 'leaving'
+               AND (wn = 0
+                    OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                        AND a.inactivity_warnings_sent >= wn
+                        AND a.last_inactivity_warning_at + wi <= p_at));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+            IF wn > 0 THEN
+                WITH due AS (
+                    SELECT a.id, w.sent + 1 AS k,
+                           w.base + s.ambassador_inactivity AS deadline
+                      FROM popsell.ambassadors a
+                      CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
+                                                 CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                                      THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
+                     WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
+                       AND a.status <> 'leaving'
+                       AND w.sent < wn
+                       AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
+                       AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)
+                       FOR UPDATE OF a),
+                q AS (
+                    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
+                    SELECT 'inactivity_warning', d.id,
+                           jsonb_build_object('warning', d.k, 'of', wn,
+                                              'deletion_not_before', greatest(d.deadline, p_at + wi)),
+                           p_at
+                      FROM due d
+                    RETURNING ambassador_id)
+                UPDATE popsell.ambassadors a
+                   SET inactivity_warnings_sent = d.k, last_inactivity_warning_at = p_at
+                  FROM due d
+                 WHERE a.id = d.id;
+                GET DIAGNOSTICS m = ROW_COUNT;
+                n := n + m;
+            END IF;
+        END IF;
+
+    WHEN 'contact_never_invited' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'new'
+               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+        ELSE
+            mark := popsell._erasure_push('contact_never_invited', false);
+            DELETE FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'new'
+               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'invitation_reminder' THEN
+        -- Only contacts the sending guard lets receive it; the others are
+        -- not marked and become optout_no_response at two windows.
+        IF p_preview THEN
+            SELECT count(*) INTO n
+              FROM popsell.contacts c
+              JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - s.invitation_response_window
+               AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
+               AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
+               AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted;
+        ELSE
+            WITH due AS (
+                SELECT c.id, c.ambassador_id, c.invitation_sent_at
+                  FROM popsell.contacts c
+                  JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
+                 WHERE c.ambassador_optin = 'invitation_sent'
+                   AND c.invitation_sent_at <= p_at - s.invitation_response_window
+                   AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
+                   AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
+                   AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted
+                   FOR UPDATE OF c),
+            q AS (
+                INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload, created_at)
+                SELECT 'invitation_reminder', d.ambassador_id, d.id,
+                       jsonb_build_object('invitation_sent_at', d.invitation_sent_at), p_at
+                  FROM due d
+                RETURNING contact_id)
+            UPDATE popsell.contacts c SET reminder_sent_at = p_at
+              FROM q WHERE c.id = q.contact_id;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'invitation_no_response' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
+        ELSE
+            UPDATE popsell.contacts c SET ambassador_optin = 'optout_no_response'
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'email_unconfirmed' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.email_confirmed_at IS NULL
+               AND c.source IN ('blog', 'blog_internal_form', 'store_purchase')
+               AND c.created_at <= p_at - s.email_confirmation_window;
+        ELSE
+            mark := popsell._erasure_push('email_unconfirmed', false);
+            DELETE FROM popsell.contacts c
+             WHERE c.email_confirmed_at IS NULL
+               AND c.source IN ('blog', 'blog_internal_form', 'store_purchase')
+               AND c.created_at <= p_at - s.email_confirmation_window;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'contact_opted_out' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                                          'global_optout', 'optin_blog_pending')
+               AND c.ambassador_optin_at <= p_at - s.optout_retention
+               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+        ELSE
+            mark := popsell._erasure_push('contact_opted_out', true);
+            DELETE FROM popsell.contacts c
+             WHERE c.ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                                          'global_optout', 'optin_blog_pending')
+               AND c.ambassador_optin_at <= p_at - s.optout_retention
+               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'contact_inactive' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                                              'global_optout', 'optin_blog_pending')
+               AND c.source <> 'brand_sync'
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
+                   <= p_at - s.contact_inactivity;
+        ELSE
+            mark := popsell._erasure_push('contact_inactive', true);
+            DELETE FROM popsell.contacts c
+             WHERE c.ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                                              'global_optout', 'optin_blog_pending')
+               AND c.source <> 'brand_sync'
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
+                   <= p_at - s.contact_inactivity;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'program_suspended', 'brand_contract_ended' THEN
+        IF (p_rule = 'program_suspended'
+            AND s.program_suspended_at IS NOT NULL AND s.program_suspended_at + s.suspension_max <= p_at)
+           OR (p_rule = 'brand_contract_ended'
+               AND s.brand_contract_ended_at IS NOT NULL AND s.brand_contract_ended_at + s.deletion_grace <= p_at) THEN
+            n := popsell._erase_all_personal_data(p_rule, p_at, p_preview);
+        END IF;
+
+    WHEN 'contest_ugc' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.ugc u
+             WHERE u.ambassador_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                WHERE k.id = u.contest_id AND k.reuse_until > p_at);
+        ELSE
+            WITH u AS (
+                DELETE FROM popsell.ugc u
+                 WHERE u.ambassador_id IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                    WHERE k.id = u.contest_id AND k.reuse_until > p_at)
+                RETURNING u.id, u.file_path)
+            INSERT INTO popsell.outbox (kind, payload, created_at)
+            SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), p_at
+              FROM u;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'logs' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
+            SELECT count(*) INTO m FROM popsell.maintenance_runs r
+             WHERE r.finished_at < p_at - s.log_retention AND r.as_of < p_at - s.log_retention;
+        ELSE
+            DELETE FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            -- (as_of too: this run's own rows, stamped by the wall clock, stay)
+            DELETE FROM popsell.maintenance_runs r
+             WHERE r.finished_at < p_at - s.log_retention AND r.as_of < p_at - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+        END IF;
+        n := n + m;
+
+    ELSE
+        RAISE EXCEPTION 'unknown maintenance rule "%"', p_rule
+            USING ERRCODE = 'PS500', HINT = 'See SELECT * FROM popsell.maintenance_rules().';
+    END CASE;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell._maintenance_rule(text, timestamptz, boolean) IS
+    'Internal: apply (or, with preview, count) one retention rule as of a time; returns the rows acted on.';
+
+-- Program suspended too long, or brand contract over: every personal data
+-- row goes (contacts and ambassadors through their erasure, so tombstones,
+-- ledger and statistics stay; all UGC files are queued).  Bulk statements
+-- first, so the per-ambassador trigger finds nothing left to do.
+CREATE FUNCTION popsell._erase_all_personal_data(p_reason text, p_at timestamptz, p_preview boolean)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint := 0;
+    m bigint;
+    mark bigint;
+BEGIN
+    IF p_preview THEN
+        SELECT (SELECT count(*) FROM popsell.contacts) + (SELECT count(*) FROM popsell.ambassadors)
+             + (SELECT count(*) FROM popsell.ugc)
+          INTO n;
+        RETURN n;
+    END IF;
+    mark := popsell._erasure_push(p_reason, true);
+    DELETE FROM popsell.contacts;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    n := n + m;
+    WITH u AS (DELETE FROM popsell.ugc u RETURNING u.id, u.file_path)
+    INSERT INTO popsell.outbox (kind, payload, created_at)
+    SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), p_at
+      FROM u;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    n := n + m;
+    DELETE FROM popsell.community_reactions;
+    DELETE FROM popsell.publications;
+    DELETE FROM popsell.social_grants;
+    DELETE FROM popsell.gamification;
+    DELETE FROM popsell.activity_log;
+    DELETE FROM popsell.outbox o
+     WHERE o.sent_at IS NULL AND o.kind NOT IN ('delete_file', 'partner_erasure');
+    DELETE FROM popsell.ambassadors;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    n := n + m;
+    PERFORM popsell._erasure_pop(mark);
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell._erase_all_personal_data(text, timestamptz, boolean) IS
+    'Internal: erase every contact, ambassador and UGC (program suspended too long, brand contract ended); returns the count.';
+
+CREATE FUNCTION popsell.run_maintenance(at timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (rule text, affected bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+    SET popsell.as_of = ''
+    SET datestyle = 'ISO, YMD'
+AS $$
+DECLARE
+    p_at timestamptz := run_maintenance.at;
+    run bigint;
+    r text;
+    n bigint;
+    t0 timestamptz;
+    st text;
+BEGIN
+    IF p_at IS NULL THEN
+        RAISE EXCEPTION 'run_maintenance needs a time'
+            USING ERRCODE = 'PS500', HINT = 'Call popsell.run_maintenance() (now) or pass a timestamptz.';
+    END IF;
+    IF pg_is_in_recovery() THEN
+        RAISE NOTICE 'popsell.run_maintenance does nothing on a standby';
+        RETURN QUERY SELECT x, NULL::bigint FROM popsell.maintenance_rules() AS x;
+        RETURN;
+    END IF;
+    -- One run at a time per database; an overlapping run is skipped (its
+    -- work is done by the one holding the lock, or by the next run).
+    IF NOT pg_try_advisory_xact_lock(hashtext('popsell.run_maintenance'), 0) THEN
+        RAISE NOTICE 'popsell.run_maintenance skipped: another run is in progress';
+        RETURN QUERY SELECT x, NULL::bigint FROM popsell.maintenance_rules() AS x;
+        RETURN;
+    END IF;
+    PERFORM set_config('popsell.as_of', p_at::text, true);
+    run := nextval('popsell.maintenance_run_id_seq');
+    FOR r IN SELECT x FROM popsell.maintenance_rules() AS x LOOP
+        t0 := clock_timestamp();
+        BEGIN
+            n := popsell._maintenance_rule(r, p_at, false);
+            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by)
+            VALUES (run, r, n, p_at, t0, session_user);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
+            RAISE WARNING 'popsell maintenance rule % failed with SQLSTATE %; its work is rolled back and retried next run', r, st;
+            n := NULL;
+            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by,
+                                                  failed_sqlstate)
+            VALUES (run, r, 0, p_at, t0, session_user, st);
+        END;
+        rule := r;
+        affected := n;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION popsell.run_maintenance(timestamptz) IS
+    'Apply every retention and reminder rule as of AT (default now), set-based and idempotent; one popsell.maintenance_runs row per rule. Skipped while another run holds the lock; no-op on a standby.';
+
+CREATE FUNCTION popsell.maintenance_preview(at timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (rule text, affected bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r text;
+BEGIN
+    IF maintenance_preview.at IS NULL THEN
+        RAISE EXCEPTION 'maintenance_preview needs a time'
+            USING ERRCODE = 'PS500', HINT = 'Pass a timestamptz.';
+    END IF;
+    FOR r IN SELECT x FROM popsell.maintenance_rules() AS x LOOP
+        rule := r;
+        affected := popsell._maintenance_rule(r, maintenance_preview.at, true);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION popsell.maintenance_preview(timestamptz) IS
+    'What popsell.run_maintenance(AT) would do, per rule, with counts; changes nothing.';
+
+-- -------------------------------------------------------------------
+-- pg_cron.  No dependency: cron objects are resolved at call time.
+-- -------------------------------------------------------------------
+CREATE FUNCTION popsell._cron_job_name()
+    RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN 'popsell_maintenance_' OPERATOR(pg_catalog.||) pg_catalog.current_database();
+COMMENT ON FUNCTION popsell._cron_job_name() IS
+    'Internal: the pg_cron job name of this database''s maintenance.';
+
+CREATE FUNCTION popsell.schedule_jobs(schedule text DEFAULT '17 3 * * *')
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    call text;
+    cron_db text;
+    job bigint;
+BEGIN
+    -- cron.database_name is readable only by superusers and members of
+    -- pg_read_all_settings; others ('' here) get the error without it.
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := '';
+    END;
+    IF schedule IS NULL OR btrim(schedule) = '' THEN
+        RAISE EXCEPTION 'schedule_jobs needs a cron schedule'
+            USING ERRCODE = 'PS500', HINT = 'E.g. SELECT popsell.schedule_jobs(''17 3 * * *'');';
+    END IF;
+    call := format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
+                   popsell._cron_job_name(), schedule, 'SELECT popsell.run_maintenance()',
+                   current_database(), 'popsell_maintenance');
+    IF to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NULL THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
+            USING ERRCODE = 'PS500',
+                  DETAIL = CASE WHEN cron_db IS NULL
+                                THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
+                                WHEN cron_db = ''
+                                THEN 'Only superusers can read cron.database_name, the database pg_cron lives in.'
+                                ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
+                  HINT = format('Connect to the pg_cron database%s as a superuser and run: %s',
+                                coalesce(' ' || quote_ident(nullif(cron_db, '')), ''), call);
+    END IF;
+    EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4, $5)'
+       INTO job
+      USING popsell._cron_job_name(), schedule, 'SELECT popsell.run_maintenance()',
+            current_database(), 'popsell_maintenance';
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION popsell.schedule_jobs(text) IS
+    'Register popsell.run_maintenance() with pg_cron (run as popsell_maintenance) when pg_cron lives in this database; else PS500 with the exact cron.schedule_in_database call to run there.';
+
+CREATE FUNCTION popsell.unschedule_jobs()
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cron_db text;
+    n bigint;
+BEGIN
+    -- cron.database_name is readable only by superusers and members of
+    -- pg_read_all_settings; others ('' here) get the error without it.
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := '';
+    END;
+    IF to_regprocedure('cron.unschedule(bigint)') IS NULL OR to_regclass('cron.job') IS NULL THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
+            USING ERRCODE = 'PS500',
+                  DETAIL = CASE WHEN cron_db IS NULL
+                                THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
+                                WHEN cron_db = ''
+                                THEN 'Only superusers can read cron.database_name, the database pg_cron lives in.'
+                                ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
+                  HINT = format('Connect to the pg_cron database%s as a superuser and run: %s',
+                                coalesce(' ' || quote_ident(nullif(cron_db, '')), ''),
+                                format('SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %L AND database = %L;',
+                                       popsell._cron_job_name(), current_database()));
+    END IF;
+    EXECUTE 'SELECT count(cron.unschedule(j.jobid)) FROM cron.job j WHERE j.jobname = $1 AND j.database = $2'
+       INTO n
+      USING popsell._cron_job_name(), current_database();
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell.unschedule_jobs() IS
+    'Remove the pg_cron job of popsell.run_maintenance for this database; returns how many jobs were removed.';
+
+GRANT USAGE ON SCHEMA popsell TO popsell_maintenance, popsell_technical, popsell_account_team;
+GRANT EXECUTE ON FUNCTION popsell.run_maintenance(timestamptz)
+    TO popsell_maintenance, popsell_technical, popsell_account_team;
+GRANT EXECUTE ON FUNCTION popsell.maintenance_preview(timestamptz)
+    TO popsell_maintenance, popsell_technical, popsell_account_team;
+GRANT EXECUTE ON FUNCTION popsell.maintenance_rules() TO popsell_maintenance, popsell_technical, popsell_account_team;
+GRANT EXECUTE ON FUNCTION popsell.schedule_jobs(text), popsell.unschedule_jobs(), popsell._cron_job_name()
+    TO popsell_technical;
+-- popsell_maintenance reads its own record (the security section covers staff).
+GRANT SELECT ON popsell.maintenance_runs TO popsell_maintenance;
+CREATE POLICY popsell_maintenance_select ON popsell.maintenance_runs FOR SELECT TO popsell_maintenance
+    USING (true);
+COMMENT ON POLICY popsell_maintenance_select ON popsell.maintenance_runs IS
+    'The scheduled-jobs role reads the record of the runs.';
+
+-- security_invoker: the reader's own rights on popsell.maintenance_runs
+-- (row security) and on popsell.maintenance_preview decide, so only roles
+-- that may already read the run record and preview the rules see it.
+CREATE VIEW popsell.maintenance_status WITH (security_invoker = true) AS
+SELECT r.rule,
+       r.position::integer AS position,
+       l.run_id AS last_run_id,
+       l.as_of AS last_as_of,
+       l.finished_at AS last_finished_at,
+       l.affected AS last_affected,
+       l.failed_sqlstate AS last_failed_sqlstate,
+       l.run_by AS last_run_by,
+       ok.finished_at AS last_success_at,
+       coalesce(f.failures, 0) AS failures_since_success,
+       p.affected AS due_now
+  FROM popsell.maintenance_rules() WITH ORDINALITY AS r(rule, position)
+  LEFT JOIN LATERAL (
+        SELECT m.run_id, m.as_of, m.finished_at, m.affected, m.failed_sqlstate, m.run_by
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+         ORDER BY m.id DESC
+         LIMIT 1) AS l ON true
+  LEFT JOIN LATERAL (
+        SELECT m.id, m.finished_at
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+           AND m.failed_sqlstate IS NULL
+         ORDER BY m.id DESC
+         LIMIT 1) AS ok ON true
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS failures
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+           AND m.failed_sqlstate IS NOT NULL
+           AND m.id OPERATOR(pg_catalog.>) coalesce(ok.id, 0)) AS f ON true
+  LEFT JOIN popsell.maintenance_preview(pg_catalog.now()) AS p
+         ON p.rule OPERATOR(pg_catalog.=) r.rule;
+
+REVOKE ALL ON popsell.maintenance_status FROM PUBLIC;
+-- The vendor's staff and the scheduled-jobs role: the readers of the run
+-- record who may also preview the rules.
+GRANT SELECT ON popsell.maintenance_status
+    TO popsell_owner, popsell_maintenance, popsell_account_team, popsell_technical;
+
+COMMENT ON VIEW popsell.maintenance_status IS
+    'Health of the retention job, one row per rule in run order: the last run of popsell.run_maintenance (as-of time, finish time, rows, failed SQLSTATE, role), the last success, failures since, and the rows due now (popsell.maintenance_preview). Counts only.';
+COMMENT ON COLUMN popsell.maintenance_status.rule IS 'Retention rule (popsell.maintenance_rules()).';
+COMMENT ON COLUMN popsell.maintenance_status.position IS 'Order in which run_maintenance applies the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_run_id IS 'Run number of the last run that recorded this rule; NULL if it never ran.';
+COMMENT ON COLUMN popsell.maintenance_status.last_as_of IS 'The time the last run applied the rule as of (run_maintenance(at)).';
+COMMENT ON COLUMN popsell.maintenance_status.last_finished_at IS 'Wall-clock time the last run finished the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_affected IS 'Rows the last run acted on (0 when it failed).';
+COMMENT ON COLUMN popsell.maintenance_status.last_failed_sqlstate IS 'SQLSTATE of the last run''s failure; NULL when it succeeded.';
+COMMENT ON COLUMN popsell.maintenance_status.last_run_by IS 'Session role of the last run (popsell_maintenance under pg_cron).';
+COMMENT ON COLUMN popsell.maintenance_status.last_success_at IS 'Wall-clock time of the last successful run of the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.failures_since_success IS 'Failed runs of the rule since its last success (alert when above 0).';
+COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())).';
+-- ===================================================================
+-- Ambassador and brand lifecycle (SPEC section 5: Ambassadors, Brand).
+-- Signup (terms, whitelist, SSO exclusive), bcrypt passwords, logins,
+-- unsubscription and end of contract with a grace period and a rollback,
+-- SSO provisioning, the anti-fraud activity log (IPs hashed at write
+-- time), program suspension, end of the brand's contract and the
+-- pre-GDPR migration of contacts.  The functions are SECURITY DEFINER
+-- (they run as popsell_owner) and check who calls them themselves.
+-- Error codes: PS105 column changed outside its function, PS200 unknown
+-- id, PS202 email, PS300 ambassador state, PS301 grace over, PS302
+-- whitelist, PS303 SSO exclusive, PS304 email already registered, PS305
+-- password, PS310 program state.
+-- ===================================================================
+
+-- Now, or the as-of time popsell_owner set for a run "in the future"
+-- (the contacts trigger stamps with the same value).
+CREATE FUNCTION popsell._lifecycle_now() RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN coalesce(NULLIF(pg_catalog.current_setting('popsell.as_of', true), '')::timestamptz,
+                    pg_catalog.now());
+COMMENT ON FUNCTION popsell._lifecycle_now() IS
+    'Internal: popsell.as_of when set, else now(): the time lifecycle functions stamp with.';
+
+-- Refuse a caller that is none of the given roles (superusers and
+-- popsell_owner always pass).
+CREATE FUNCTION popsell._require_caller(p_roles text[], p_what text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF popsell._caller_in('popsell_owner') THEN
+        RETURN;
+    END IF;
+    FOR i IN 1 .. coalesce(pg_catalog.array_length(p_roles, 1), 0) LOOP
+        IF popsell._caller_in(p_roles[i]) THEN
+            RETURN;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'permission denied for %', p_what
+        USING ERRCODE = '42501',
+              DETAIL = pg_catalog.format('%s is for members of %s.', p_what,
+                                         pg_catalog.array_to_string(p_roles, ', ')),
+              HINT = 'Call it from a session of one of those roles.';
+END
+$$;
+COMMENT ON FUNCTION popsell._require_caller(text[], text) IS
+    'Internal: raise 42501 unless the role calling into popsell is a member of one of the given roles.';
+
+-- The ambassador row to act on, locked: PS200 for NULL or unknown ids,
+-- and unless the caller is one of p_roles or (p_self) the ambassador
+-- itself.  Unknown and foreign ids get the same error.
+CREATE FUNCTION popsell._ambassador_to_act_on(p_id bigint, p_roles text[], p_self boolean)
+    RETURNS popsell.ambassadors
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors;
+    allowed boolean := popsell._caller_in('popsell_owner');
+BEGIN
+    IF p_id IS NULL THEN
+        RAISE EXCEPTION 'ambassador id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing ambassador.';
+    END IF;
+    FOR i IN 1 .. coalesce(pg_catalog.array_length(p_roles, 1), 0) LOOP
+        allowed := allowed OR popsell._caller_in(p_roles[i]);
+    END LOOP;
+    IF NOT allowed AND p_self THEN
+        allowed := p_id OPERATOR(pg_catalog.=) popsell.current_ambassador_id();
+    END IF;
+    IF allowed THEN
+        SELECT * INTO a FROM popsell.ambassadors WHERE id OPERATOR(pg_catalog.=) p_id FOR UPDATE;
+    END IF;
+    IF NOT allowed OR a.id IS NULL THEN
+        RAISE EXCEPTION 'ambassador % does not exist or is not yours', p_id
+            USING ERRCODE = 'PS200',
+                  HINT = 'Check the ambassador id and the role or ambassador the session acts as.';
+    END IF;
+    RETURN a;
+END
+$$;
+COMMENT ON FUNCTION popsell._ambassador_to_act_on(bigint, text[], boolean) IS
+    'Internal: the locked ambassador row if the calling role may act on it, else PS200.';
+
+CREATE FUNCTION popsell._refuse_leaving(a popsell.ambassadors) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF a.status OPERATOR(pg_catalog.=) 'leaving' THEN
+        RAISE EXCEPTION 'ambassador % is leaving', a.id
+            USING ERRCODE = 'PS300',
+                  DETAIL = pg_catalog.format('Access was blocked; the account is deleted at %s.', a.deletion_due_at),
+                  HINT = 'Staff can call popsell.restore_ambassador() before then.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell._refuse_leaving(popsell.ambassadors) IS
+    'Internal: PS300 when the ambassador is leaving.';
+
+-- ------------------------------------------------------------------
+-- Row rules of popsell.ambassadors: emails stored normalized, only bcrypt
+-- hashes as passwords (a clear PS305 before the CHECK's 23514), and the
+-- lifecycle columns (status, deletion_due_at, leaving_reason) moved only
+-- by popsell's functions (run as popsell_owner) or a superuser.
+-- ------------------------------------------------------------------
+CREATE FUNCTION popsell.ambassadors_before_row() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- the role running the statement: popsell_owner inside popsell's
+    -- functions, else the application's role (this trigger runs as it,
+    -- so it calls nothing that role may not execute)
+    su boolean := coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                             WHERE r.rolname OPERATOR(pg_catalog.=) current_user), false);
+BEGIN
+    IF su THEN
+        IF popsell._restoring() THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'popsell' OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'ambassadors'
+       OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW'
+       OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
+        RAISE EXCEPTION 'popsell.ambassadors_before_row must be a BEFORE INSERT OR UPDATE FOR EACH ROW trigger on popsell.ambassadors'
+            USING ERRCODE = 'PS900', HINT = 'Drop this trigger; popsell attaches its triggers itself.';
+    END IF;
+    IF NEW.email IS NOT NULL THEN
+        NEW.email := popsell.normalize_email(NEW.email);
+    END IF;
+    -- History (signup date, last login) is given only by trusted callers
+    -- (migrations, SSO sync); anyone else could backdate an ambassador into
+    -- the inactivity deletion (SPEC section 5, history columns).
+    IF NOT (su OR current_user OPERATOR(pg_catalog.=) 'popsell_owner'
+            OR pg_catalog.pg_has_role(current_user, 'popsell_app', 'USAGE')) THEN
+        IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+            NEW.created_at := pg_catalog.now();
+            NEW.last_login_at := NULL;
+        ELSIF NEW.created_at IS DISTINCT FROM OLD.created_at
+              OR NEW.last_login_at IS DISTINCT FROM OLD.last_login_at THEN
+            RAISE EXCEPTION 'created_at and last_login_at of ambassador % change only through popsell functions', OLD.id
+                USING ERRCODE = 'PS105',
+                      HINT = 'Logins are recorded with popsell.record_login(id).';
+        END IF;
+    END IF;
+    IF NEW.password_hash IS NOT NULL
+       AND (TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR NEW.password_hash IS DISTINCT FROM OLD.password_hash)
+       AND NEW.password_hash !~ '^\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}$' THEN
+        RAISE EXCEPTION 'password_hash of ambassador % must be a bcrypt hash', NEW.id
+            USING ERRCODE = 'PS305',
+                  DETAIL = 'Plain passwords and other hash schemes are never stored.',
+                  HINT = 'Use popsell.set_password(id, password), which hashes with bcrypt.';
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+       AND (NEW.status IS DISTINCT FROM OLD.status
+            OR NEW.deletion_due_at IS DISTINCT FROM OLD.deletion_due_at
+            OR NEW.leaving_reason IS DISTINCT FROM OLD.leaving_reason)
+       AND NOT (su OR current_user OPERATOR(pg_catalog.=) 'popsell_owner') THEN
+        RAISE EXCEPTION 'status, deletion_due_at and leaving_reason of ambassador % change only through popsell functions', OLD.id
+            USING ERRCODE = 'PS105',
+                  HINT = 'Use popsell.accept_terms, unsubscribe_ambassador, end_ambassador_contract, restore_ambassador or sso_delete_ambassador.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell.ambassadors_before_row() IS
+    'Trigger: ambassadors'' emails normalized, bcrypt-only password hashes (PS305), lifecycle columns moved only by popsell functions (PS105).';
+
+CREATE TRIGGER popsell_40_lifecycle
+    BEFORE INSERT OR UPDATE ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell.ambassadors_before_row();
+
+-- Keys signup and SSO accept in their data object.
+CREATE FUNCTION popsell._ambassador_data_keys() RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN ARRAY['kind', 'first_name', 'last_name', 'customer_id', 'facebook_id', 'address',
+                 'city', 'postal_code', 'country', 'preferred_language', 'birth_date', 'photo_path',
+                 'description', 'position', 'iban', 'hide_events', 'hide_from_community',
+                 'newsletter_optin', 'event_notifications', 'challenge_notifications',
+                 'comment_notifications'];
+COMMENT ON FUNCTION popsell._ambassador_data_keys() IS
+    'Internal: the ambassador fields signup and sso_upsert_ambassador accept in their data object.';
+
+CREATE FUNCTION popsell._check_ambassador_data(p_data jsonb, p_extra text[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    IF p_data IS NULL OR pg_catalog.jsonb_typeof(p_data) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'data must be a JSON object of ambassador fields'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''{"first_name": "Ada", "city": "Lyon"}''.';
+    END IF;
+    SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO bad
+      FROM pg_catalog.jsonb_object_keys(p_data) AS k
+     WHERE NOT k OPERATOR(pg_catalog.=) ANY (popsell._ambassador_data_keys() OPERATOR(pg_catalog.||) p_extra);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown or protected ambassador fields: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Status, terms, password and login role are set by their own functions.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell._check_ambassador_data(jsonb, text[]) IS
+    'Internal: PS106 unless data is an object whose keys are ambassador fields a signup may set.';
+
+-- The whitelist lets this email or customer id sign up (an empty
+-- whitelist lets everyone).  Compared under every live key.
+CREATE FUNCTION popsell._whitelisted(p_email text, p_customer_id text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN NOT EXISTS (SELECT 1 FROM popsell.registration_whitelist)
+        OR EXISTS (SELECT 1 FROM popsell.registration_whitelist w
+                    WHERE w.email_hash OPERATOR(pg_catalog.=) ANY (popsell.email_hashes(p_email)))
+        OR (NULLIF(p_customer_id, '') IS NOT NULL
+            AND EXISTS (SELECT 1 FROM popsell.registration_whitelist w
+                         WHERE w.customer_id_hash OPERATOR(pg_catalog.=) ANY (popsell.email_hashes(p_customer_id))));
+COMMENT ON FUNCTION popsell._whitelisted(text, text) IS
+    'Internal: whether the registration whitelist is empty or holds the email''s or the customer id''s hash (any live key).';
+
+CREATE FUNCTION popsell.whitelist_add(email text DEFAULT NULL, customer_id text DEFAULT NULL) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_brand', 'popsell_account_team', 'popsell_technical'],
+                                    'popsell.whitelist_add');
+    IF pg_catalog.num_nonnulls(NULLIF(email, ''), NULLIF(customer_id, '')) OPERATOR(pg_catalog.<>) 1 THEN
+        RAISE EXCEPTION 'give either an email or a customer id'
+            USING ERRCODE = 'PS106', HINT = 'One whitelist entry per email or customer id.';
+    END IF;
+    INSERT INTO popsell.registration_whitelist (email_hash, customer_id_hash, key_id)
+    VALUES (CASE WHEN NULLIF(email, '') IS NOT NULL
+                 THEN popsell.hash_email(popsell.normalize_email(email)) END,
+            CASE WHEN NULLIF(customer_id, '') IS NOT NULL
+                 THEN popsell.hash_identifier(customer_id) END,
+            popsell.hash_key_id())
+    RETURNING id INTO new_id;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.whitelist_add(text, text) IS
+    'Allow an email or a customer id to sign up (stored as a keyed hash). While the whitelist has entries, only they may sign up.';
+
+-- Insert a new ambassador from validated data.
+CREATE FUNCTION popsell._insert_ambassador(p_email text, p_data jsonb, p_terms boolean, p_sso_subject text)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r popsell.ambassadors := pg_catalog.jsonb_populate_record(NULL::popsell.ambassadors, p_data);
+    t timestamptz := popsell._lifecycle_now();
+    new_id bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE a.email OPERATOR(pg_catalog.=) p_email) THEN
+        RAISE EXCEPTION 'an ambassador with this email already exists'
+            USING ERRCODE = 'PS304',
+                  HINT = 'Log in, or reset the password of the existing account.';
+    END IF;
+    INSERT INTO popsell.ambassadors (kind, status, created_at, first_name, last_name, customer_id, facebook_id,
+                                     email, address, city, postal_code, country, preferred_language,
+                                     birth_date, terms_accepted_at, photo_path, description, position, iban,
+                                     hide_events, hide_from_community, newsletter_optin, event_notifications,
+                                     challenge_notifications, comment_notifications, sso_subject)
+    VALUES (coalesce(r.kind, 'customer'),
+            CASE WHEN p_terms THEN 'active' ELSE 'signup_incomplete' END::popsell.ambassador_status,
+            t, r.first_name, r.last_name, r.customer_id, r.facebook_id,
+            p_email, r.address, r.city, r.postal_code, r.country, r.preferred_language,
+            r.birth_date, CASE WHEN p_terms THEN t END, r.photo_path, r.description, r.position, r.iban,
+            coalesce(r.hide_events, false), coalesce(r.hide_from_community, false),
+            coalesce(r.newsletter_optin, false), coalesce(r.event_notifications, true),
+            coalesce(r.challenge_notifications, true), coalesce(r.comment_notifications, true),
+            p_sso_subject)
+    RETURNING id INTO new_id;
+    RETURN new_id;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'an ambassador with this email, SSO subject or login role already exists'
+        USING ERRCODE = 'PS304', HINT = 'Log in, or update the existing account.';
+END
+$$;
+COMMENT ON FUNCTION popsell._insert_ambassador(text, jsonb, boolean, text) IS
+    'Internal: insert a new ambassador (active when terms are accepted, else signup_incomplete).';
+
+CREATE FUNCTION popsell._hash_password(p_password text) RETURNS text
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_password IS NULL OR p_password OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'a password must not be NULL or empty'
+            USING ERRCODE = 'PS305', HINT = 'Pass the password the ambassador chose.';
+    END IF;
+    IF pg_catalog.octet_length(p_password) OPERATOR(pg_catalog.>) 72 THEN
+        RAISE EXCEPTION 'a password must be at most 72 bytes'
+            USING ERRCODE = 'PS305',
+                  DETAIL = 'bcrypt ignores what follows the 72nd byte.',
+                  HINT = 'Choose a shorter password.';
+    END IF;
+    RETURN popsell._bcrypt(p_password,
+                           popsell._bcrypt_salt((SELECT s.bcrypt_cost FROM popsell.settings s)));
+END
+$$;
+COMMENT ON FUNCTION popsell._hash_password(text) IS
+    'Internal: bcrypt hash of a password at settings.bcrypt_cost (PS305 for NULL, empty or over 72 bytes).';
+
+CREATE FUNCTION popsell.signup(email text, data jsonb DEFAULT '{}', password text DEFAULT NULL,
+                               terms_accepted boolean DEFAULT false)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text;
+    ph text;
+    new_id bigint;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_account_team', 'popsell_technical'],
+                                    'popsell.signup');
+    IF (SELECT s.sso_exclusive FROM popsell.settings s) THEN
+        RAISE EXCEPTION 'signup is only possible through SSO'
+            USING ERRCODE = 'PS303',
+                  DETAIL = 'The brand set settings.sso_exclusive.',
+                  HINT = 'Sign up through the brand''s single sign-on (popsell.sso_upsert_ambassador).';
+    END IF;
+    IF signup.email IS NULL OR pg_catalog.btrim(signup.email) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'an email is required to sign up'
+            USING ERRCODE = 'PS202', HINT = 'Pass the ambassador''s email address.';
+    END IF;
+    e := popsell.normalize_email(signup.email);
+    PERFORM popsell._check_ambassador_data(coalesce(signup.data, '{}'), '{}');
+    IF NOT popsell._whitelisted(e, signup.data ->> 'customer_id') THEN
+        RAISE EXCEPTION 'this email or customer id is not on the registration whitelist'
+            USING ERRCODE = 'PS302',
+                  DETAIL = 'The brand allows only whitelisted emails and customer ids to sign up.',
+                  HINT = 'Ask the brand to whitelist the address or customer id.';
+    END IF;
+    IF signup.password IS NOT NULL THEN
+        ph := popsell._hash_password(signup.password);
+    END IF;
+    new_id := popsell._insert_ambassador(e, coalesce(signup.data, '{}'),
+                                         coalesce(signup.terms_accepted, false), NULL);
+    UPDATE popsell.ambassadors SET password_hash = ph
+     WHERE id OPERATOR(pg_catalog.=) new_id AND ph IS NOT NULL;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.signup(text, jsonb, text, boolean) IS
+    'Sign an ambassador up (registration whitelist and sso_exclusive respected): active when terms_accepted, else signup_incomplete with no access. Returns the id.';
+
+CREATE FUNCTION popsell.accept_terms(ambassador_id bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors := popsell._ambassador_to_act_on(
+        accept_terms.ambassador_id, ARRAY['popsell_app', 'popsell_account_team', 'popsell_technical'], false);
+BEGIN
+    PERFORM popsell._refuse_leaving(a);
+    UPDATE popsell.ambassadors
+       SET terms_accepted_at = coalesce(terms_accepted_at, popsell._lifecycle_now()), status = 'active'
+     WHERE id OPERATOR(pg_catalog.=) a.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.accept_terms(bigint) IS
+    'The ambassador accepts the terms and conditions: an incomplete signup becomes active.';
+
+CREATE FUNCTION popsell.set_password(ambassador_id bigint, password text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors := popsell._ambassador_to_act_on(
+        set_password.ambassador_id, ARRAY['popsell_app', 'popsell_account_team', 'popsell_technical'], true);
+BEGIN
+    PERFORM popsell._refuse_leaving(a);
+    UPDATE popsell.ambassadors SET password_hash = popsell._hash_password(set_password.password)
+     WHERE id OPERATOR(pg_catalog.=) a.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.set_password(bigint, text) IS
+    'Store the bcrypt hash of an ambassador''s new password (cost settings.bcrypt_cost); the plain password is never stored.';
+
+CREATE FUNCTION popsell.check_password(ambassador_id bigint, password text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.check_password');
+    IF check_password.ambassador_id IS NULL THEN
+        RAISE EXCEPTION 'ambassador id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing ambassador.';
+    END IF;
+    SELECT * INTO a FROM popsell.ambassadors WHERE id OPERATOR(pg_catalog.=) check_password.ambassador_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'ambassador % does not exist', check_password.ambassador_id
+            USING ERRCODE = 'PS200', HINT = 'Check the ambassador id.';
+    END IF;
+    -- only an active account (terms accepted, not leaving) can log in
+    RETURN a.status OPERATOR(pg_catalog.=) 'active'
+       AND check_password.password IS NOT NULL
+       AND a.password_hash IS NOT NULL
+       AND popsell._bcrypt(check_password.password, a.password_hash) OPERATOR(pg_catalog.=) a.password_hash;
+END
+$$;
+COMMENT ON FUNCTION popsell.check_password(bigint, text) IS
+    'Whether the password matches the ambassador''s bcrypt hash; always false for an account that is not active (signup incomplete, leaving).';
+
+CREATE FUNCTION popsell.record_login(ambassador_id bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors := popsell._ambassador_to_act_on(
+        record_login.ambassador_id, ARRAY['popsell_app', 'popsell_technical'], false);
+BEGIN
+    PERFORM popsell._refuse_leaving(a);
+    IF a.status OPERATOR(pg_catalog.<>) 'active' THEN
+        RAISE EXCEPTION 'ambassador % has not accepted the terms', a.id
+            USING ERRCODE = 'PS300',
+                  DETAIL = 'An incomplete signup has no access.',
+                  HINT = 'Complete the signup with popsell.accept_terms().';
+    END IF;
+    -- a login cancels the inactivity warnings
+    UPDATE popsell.ambassadors
+       SET last_login_at = popsell._lifecycle_now(), inactivity_warnings_sent = 0,
+           last_inactivity_warning_at = NULL
+     WHERE id OPERATOR(pg_catalog.=) a.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.record_login(bigint) IS
+    'Record a login of an active ambassador (cancels inactivity warnings); PS300 for a leaving or incomplete account.';
+
+-- Start the grace period of a leaving ambassador: access blocked now,
+-- deleted by run_maintenance (ambassador_leaving) when it ends.
+CREATE FUNCTION popsell._start_leaving(a popsell.ambassadors, p_reason text) RETURNS timestamptz
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    due timestamptz := popsell._lifecycle_now() OPERATOR(pg_catalog.+)
+                       (SELECT s.deletion_grace FROM popsell.settings s);
+BEGIN
+    PERFORM popsell._refuse_leaving(a);
+    UPDATE popsell.ambassadors
+       SET status = 'leaving', leaving_reason = p_reason, deletion_due_at = due
+     WHERE id OPERATOR(pg_catalog.=) a.id;
+    RETURN due;
+END
+$$;
+COMMENT ON FUNCTION popsell._start_leaving(popsell.ambassadors, text) IS
+    'Internal: block an ambassador''s access and set its deletion after settings.deletion_grace.';
+
+CREATE FUNCTION popsell.unsubscribe_ambassador(ambassador_id bigint) RETURNS timestamptz
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    RETURN popsell._start_leaving(
+        popsell._ambassador_to_act_on(unsubscribe_ambassador.ambassador_id,
+                                      ARRAY['popsell_app', 'popsell_brand', 'popsell_account_team',
+                                            'popsell_technical'], true),
+        'unsubscribed');
+COMMENT ON FUNCTION popsell.unsubscribe_ambassador(bigint) IS
+    'The ambassador leaves the program: access blocked at once, deleted after settings.deletion_grace unless restored. Returns the deletion time.';
+
+CREATE FUNCTION popsell.end_ambassador_contract(ambassador_id bigint) RETURNS timestamptz
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    RETURN popsell._start_leaving(
+        popsell._ambassador_to_act_on(end_ambassador_contract.ambassador_id,
+                                      ARRAY['popsell_app', 'popsell_brand', 'popsell_account_team',
+                                            'popsell_technical'], false),
+        'contract_ended');
+COMMENT ON FUNCTION popsell.end_ambassador_contract(bigint) IS
+    'The brand ends an employee''s or sales rep''s contract: access blocked at once, deleted after settings.deletion_grace unless restored. Returns the deletion time.';
+
+CREATE FUNCTION popsell.restore_ambassador(ambassador_id bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors := popsell._ambassador_to_act_on(
+        restore_ambassador.ambassador_id,
+        ARRAY['popsell_brand', 'popsell_account_team', 'popsell_technical'], false);
+BEGIN
+    IF a.status OPERATOR(pg_catalog.<>) 'leaving' THEN
+        RAISE EXCEPTION 'ambassador % is not leaving', a.id
+            USING ERRCODE = 'PS300',
+                  DETAIL = pg_catalog.format('Its status is %s.', a.status),
+                  HINT = 'Only an unsubscribed, ended or SSO-deleted account in its grace period can be restored.';
+    END IF;
+    IF a.deletion_due_at OPERATOR(pg_catalog.<=) popsell._lifecycle_now() THEN
+        RAISE EXCEPTION 'the grace period of ambassador % is over', a.id
+            USING ERRCODE = 'PS301',
+                  DETAIL = pg_catalog.format('It ended at %s.', a.deletion_due_at),
+                  HINT = 'The account is deleted by the next maintenance run and cannot be restored.';
+    END IF;
+    UPDATE popsell.ambassadors
+       SET status = CASE WHEN terms_accepted_at IS NULL THEN 'signup_incomplete' ELSE 'active' END::popsell.ambassador_status,
+           leaving_reason = NULL, deletion_due_at = NULL
+     WHERE id OPERATOR(pg_catalog.=) a.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.restore_ambassador(bigint) IS
+    'Roll back an unsubscription, end of contract or SSO deletion before the grace period ends (PS301 after).';
+
+CREATE FUNCTION popsell.sso_upsert_ambassador(subject text, data jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors;
+    r popsell.ambassadors;
+    d jsonb := sso_upsert_ambassador.data;
+    e text;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.sso_upsert_ambassador');
+    IF subject IS NULL OR pg_catalog.btrim(subject) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'an SSO subject is required'
+            USING ERRCODE = 'PS200', HINT = 'Pass the subject (user id) the brand''s identity provider sent.';
+    END IF;
+    IF pg_catalog.octet_length(subject) OPERATOR(pg_catalog.>) 1024 THEN
+        RAISE EXCEPTION 'an SSO subject is at most 1024 bytes, not %', pg_catalog.octet_length(subject)
+            USING ERRCODE = 'PS106', HINT = 'Pass the identity provider''s user id, not a token.';
+    END IF;
+    PERFORM popsell._check_ambassador_data(coalesce(d, '{}'), ARRAY['email', 'terms_accepted']);
+    d := coalesce(d, '{}');
+    IF d ? 'email' THEN
+        e := popsell.normalize_email(NULLIF(pg_catalog.btrim(d ->> 'email'), ''));
+    END IF;
+    SELECT * INTO a FROM popsell.ambassadors WHERE sso_subject OPERATOR(pg_catalog.=) subject FOR UPDATE;
+    IF NOT FOUND THEN
+        -- provisioning on first login: the brand's identity provider vouches
+        -- for the person (no whitelist), the terms must still be accepted
+        IF e IS NULL THEN
+            RAISE EXCEPTION 'an email is required to provision an SSO ambassador'
+                USING ERRCODE = 'PS202', HINT = 'Send the email claim with the first login.';
+        END IF;
+        RETURN popsell._insert_ambassador(e, d - 'email' - 'terms_accepted',
+                                          coalesce((d ->> 'terms_accepted')::boolean, false), subject);
+    END IF;
+    PERFORM popsell._refuse_leaving(a);
+    -- later logins: the brand's data wins for the fields it sends
+    r := pg_catalog.jsonb_populate_record(a, d - 'email' - 'terms_accepted');
+    UPDATE popsell.ambassadors
+       SET kind = r.kind, first_name = r.first_name, last_name = r.last_name, customer_id = r.customer_id,
+           facebook_id = r.facebook_id, email = coalesce(e, email), address = r.address, city = r.city,
+           postal_code = r.postal_code, country = r.country, preferred_language = r.preferred_language,
+           birth_date = r.birth_date, photo_path = r.photo_path, description = r.description,
+           position = r.position, iban = r.iban, hide_events = r.hide_events,
+           hide_from_community = r.hide_from_community, newsletter_optin = r.newsletter_optin,
+           event_notifications = r.event_notifications, challenge_notifications = r.challenge_notifications,
+           comment_notifications = r.comment_notifications,
+           terms_accepted_at = CASE WHEN (d ->> 'terms_accepted')::boolean
+                                    THEN coalesce(terms_accepted_at, popsell._lifecycle_now())
+                                    ELSE terms_accepted_at END,
+           status = CASE WHEN (d ->> 'terms_accepted')::boolean OR terms_accepted_at IS NOT NULL
+                         THEN 'active' ELSE 'signup_incomplete' END::popsell.ambassador_status,
+           last_login_at = CASE WHEN (d ->> 'terms_accepted')::boolean OR terms_accepted_at IS NOT NULL
+                                THEN popsell._lifecycle_now() ELSE last_login_at END,
+           inactivity_warnings_sent = 0, last_inactivity_warning_at = NULL
+     WHERE id OPERATOR(pg_catalog.=) a.id;
+    RETURN a.id;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'another ambassador already has this email'
+        USING ERRCODE = 'PS304', HINT = 'Merge or delete the other account first.';
+END
+$$;
+COMMENT ON FUNCTION popsell.sso_upsert_ambassador(text, jsonb) IS
+    'SSO login: provision the ambassador on first login (active once data.terms_accepted is true), update the fields the brand sends after (and record the login). Returns the id.';
+
+CREATE FUNCTION popsell.sso_delete_ambassador(subject text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.sso_delete_ambassador');
+    SELECT * INTO a FROM popsell.ambassadors WHERE sso_subject OPERATOR(pg_catalog.=) subject FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no ambassador has this SSO subject'
+            USING ERRCODE = 'PS200', HINT = 'Check the subject the identity provider sent.';
+    END IF;
+    -- the brand's deletion sync may repeat itself: already leaving is done
+    IF a.status OPERATOR(pg_catalog.<>) 'leaving' THEN
+        PERFORM popsell._start_leaving(a, 'sso_deleted');
+    END IF;
+    RETURN a.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.sso_delete_ambassador(text) IS
+    'The brand deleted the account in its identity provider: access blocked at once, deleted after settings.deletion_grace (idempotent). Returns the id.';
+
+CREATE FUNCTION popsell.log_activity(ambassador_id bigint, kind text, ip inet DEFAULT NULL,
+                                     user_agent text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.log_activity');
+    IF log_activity.kind IS NULL OR pg_catalog.btrim(log_activity.kind) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'an activity kind is required'
+            USING ERRCODE = 'PS106', HINT = 'Pass e.g. ''login''.';
+    END IF;
+    IF log_activity.ambassador_id IS NULL
+       OR NOT EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE a.id OPERATOR(pg_catalog.=) log_activity.ambassador_id) THEN
+        RAISE EXCEPTION 'ambassador % does not exist', coalesce(log_activity.ambassador_id::text, 'NULL')
+            USING ERRCODE = 'PS200', HINT = 'Check the ambassador id.';
+    END IF;
+    -- the IP is hashed here and never stored plain
+    INSERT INTO popsell.activity_log (ambassador_id, kind, ip_hash, user_agent, created_at)
+    VALUES (log_activity.ambassador_id, log_activity.kind,
+            popsell.hash_identifier(pg_catalog.host(log_activity.ip)),
+            log_activity.user_agent, popsell._lifecycle_now())
+    RETURNING id INTO new_id;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.log_activity(bigint, text, inet, text) IS
+    'Log an ambassador''s activity for anti-fraud: the IP is stored as a keyed hash, never plain.';
+
+-- ------------------------------------------------------------------
+-- Brand
+-- ------------------------------------------------------------------
+CREATE FUNCTION popsell.suspend_program() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s popsell.settings;
+    t timestamptz := popsell._lifecycle_now();
+    n bigint;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_brand', 'popsell_account_team', 'popsell_technical'],
+                                    'popsell.suspend_program');
+    SELECT * INTO s FROM popsell.settings FOR UPDATE;
+    IF s.program_suspended_at IS NOT NULL THEN
+        RAISE EXCEPTION 'the program is already suspended'
+            USING ERRCODE = 'PS310',
+                  DETAIL = pg_catalog.format('Suspended since %s.', s.program_suspended_at),
+                  HINT = 'Call popsell.resume_program() to relaunch it.';
+    END IF;
+    UPDATE popsell.settings SET program_suspended_at = t;
+    -- every active ambassador is warned at once, and may opt out
+    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
+    SELECT 'suspension_notice', a.id,
+           pg_catalog.jsonb_build_object('suspended_at', t,
+                                         'data_kept_until', t OPERATOR(pg_catalog.+) s.suspension_max),
+           t
+      FROM popsell.ambassadors a
+     WHERE a.status OPERATOR(pg_catalog.=) 'active';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell.suspend_program() IS
+    'Suspend the program: queue a suspension_notice for every active ambassador; personal data is deleted by run_maintenance after settings.suspension_max unless resumed. Returns the notices queued.';
+
+CREATE FUNCTION popsell.resume_program() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_brand', 'popsell_account_team', 'popsell_technical'],
+                                    'popsell.resume_program');
+    UPDATE popsell.settings SET program_suspended_at = NULL WHERE program_suspended_at IS NOT NULL;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the program is not suspended'
+            USING ERRCODE = 'PS310', HINT = 'Nothing to resume.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell.resume_program() IS
+    'Relaunch a suspended program (stops the suspension_max clock).';
+
+CREATE FUNCTION popsell.end_brand_contract() RETURNS timestamptz
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s popsell.settings;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_account_team', 'popsell_technical'],
+                                    'popsell.end_brand_contract');
+    SELECT * INTO s FROM popsell.settings FOR UPDATE;
+    IF s.brand_contract_ended_at IS NOT NULL THEN
+        RAISE EXCEPTION 'the brand''s contract has already ended'
+            USING ERRCODE = 'PS310',
+                  DETAIL = pg_catalog.format('Ended at %s.', s.brand_contract_ended_at),
+                  HINT = 'popsell.cancel_brand_contract_end() rolls it back during the grace period.';
+    END IF;
+    UPDATE popsell.settings SET brand_contract_ended_at = popsell._lifecycle_now();
+    RETURN popsell._lifecycle_now() OPERATOR(pg_catalog.+) s.deletion_grace;
+END
+$$;
+COMMENT ON FUNCTION popsell.end_brand_contract() IS
+    'The contract between Popsell and the brand ends: all personal data is deleted by run_maintenance after settings.deletion_grace. Returns that time.';
+
+CREATE FUNCTION popsell.cancel_brand_contract_end() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s popsell.settings;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_account_team', 'popsell_technical'],
+                                    'popsell.cancel_brand_contract_end');
+    SELECT * INTO s FROM popsell.settings FOR UPDATE;
+    IF s.brand_contract_ended_at IS NULL THEN
+        RAISE EXCEPTION 'the brand''s contract has not ended'
+            USING ERRCODE = 'PS310', HINT = 'Nothing to roll back.';
+    END IF;
+    IF s.brand_contract_ended_at OPERATOR(pg_catalog.+) s.deletion_grace OPERATOR(pg_catalog.<=) popsell._lifecycle_now() THEN
+        RAISE EXCEPTION 'the grace period after the end of the brand''s contract is over'
+            USING ERRCODE = 'PS301',
+                  DETAIL = pg_catalog.format('It ended at %s.', s.brand_contract_ended_at OPERATOR(pg_catalog.+) s.deletion_grace),
+                  HINT = 'The personal data is deleted by the next maintenance run.';
+    END IF;
+    UPDATE popsell.settings SET brand_contract_ended_at = NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.cancel_brand_contract_end() IS
+    'Roll back end_brand_contract() before the grace period ends (PS301 after).';
+
+-- Contacts the pre-GDPR migration has handled, so a second run does not
+-- restart their clock.
+CREATE TABLE popsell.pre_gdpr_migrated (
+    -- no foreign key: contact ids are never reused, and a cascade would
+    -- cost one delete per erased contact
+    contact_id  bigint PRIMARY KEY,
+    migrated_at timestamptz NOT NULL,
+    result      popsell.ambassador_optin NOT NULL
+);
+COMMENT ON TABLE popsell.pre_gdpr_migrated IS
+    'Internal: contacts handled by apply_pre_gdpr_migration (ids only), so the migration applies once per contact.';
+
+CREATE FUNCTION popsell.apply_pre_gdpr_migration()
+    RETURNS TABLE (optin_other bigint, kept_new bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'migration'
+AS $$
+DECLARE
+    t timestamptz := popsell._lifecycle_now();
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_technical'], 'popsell.apply_pre_gdpr_migration');
+    -- Candidates: still new, no consent event besides the INSERT's own
+    -- ledger row (which has no old values), not handled by an earlier run.
+    WITH cand AS (
+        SELECT c.id,
+               (c.last_activity_at IS NOT NULL
+                OR EXISTS (SELECT 1 FROM popsell.interactions i
+                            WHERE i.contact_id OPERATOR(pg_catalog.=) c.id
+                              AND i.kind OPERATOR(pg_catalog.<>) 'open')
+                OR EXISTS (SELECT 1 FROM popsell.sales s
+                            WHERE s.contact_id OPERATOR(pg_catalog.=) c.id)) AS active
+          FROM popsell.contacts c
+         WHERE c.ambassador_optin OPERATOR(pg_catalog.=) 'new'
+           AND NOT EXISTS (SELECT 1 FROM popsell.pre_gdpr_migrated m
+                            WHERE m.contact_id OPERATOR(pg_catalog.=) c.id)
+           AND NOT EXISTS (SELECT 1 FROM popsell.consent_events ce
+                            WHERE ce.contact_id OPERATOR(pg_catalog.=) c.id
+                              AND pg_catalog.num_nonnulls(ce.old_ambassador_optin, ce.old_brand_optin,
+                                                          ce.old_partners_optin, ce.old_email_status)
+                                  OPERATOR(pg_catalog.>) 0)
+           FOR UPDATE OF c),
+    upd_other AS (
+        UPDATE popsell.contacts c SET ambassador_optin = 'optin_other'
+          FROM cand WHERE c.id OPERATOR(pg_catalog.=) cand.id AND cand.active
+        RETURNING c.id),
+    upd_new AS (
+        UPDATE popsell.contacts c SET ambassador_optin_at = t
+          FROM cand WHERE c.id OPERATOR(pg_catalog.=) cand.id AND NOT cand.active
+        RETURNING c.id),
+    marked AS (
+        INSERT INTO popsell.pre_gdpr_migrated (contact_id, migrated_at, result)
+        SELECT id, t, 'optin_other'::popsell.ambassador_optin FROM upd_other
+        UNION ALL
+        SELECT id, t, 'new'::popsell.ambassador_optin FROM upd_new
+        RETURNING result)
+    SELECT pg_catalog.count(*) FILTER (WHERE result OPERATOR(pg_catalog.=) 'optin_other'),
+           pg_catalog.count(*) FILTER (WHERE result OPERATOR(pg_catalog.=) 'new')
+      INTO optin_other, kept_new
+      FROM marked;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION popsell.apply_pre_gdpr_migration() IS
+    'Pre-GDPR migration, once per contact: new contacts with no consent event but their insert get optin_other when they had activity (last_activity_at, an interaction other than open, a sale); the others stay new with their clock (ambassador_optin_at) starting now.';
+
+-- ------------------------------------------------------------------
+-- Grants (roles per SPEC section 2).  Ambassadors change their own
+-- visibility and notification opt-ins with a plain UPDATE; the column
+-- grants for that are in the security section.
+-- ------------------------------------------------------------------
+GRANT EXECUTE ON FUNCTION popsell.signup(text, jsonb, text, boolean),
+                          popsell.accept_terms(bigint)
+    TO popsell_app, popsell_account_team, popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.set_password(bigint, text)
+    TO popsell_app, popsell_ambassador, popsell_account_team, popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.check_password(bigint, text),
+                          popsell.record_login(bigint),
+                          popsell.sso_upsert_ambassador(text, jsonb),
+                          popsell.sso_delete_ambassador(text),
+                          popsell.log_activity(bigint, text, inet, text)
+    TO popsell_app, popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.unsubscribe_ambassador(bigint)
+    TO popsell_app, popsell_ambassador, popsell_brand, popsell_account_team, popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.end_ambassador_contract(bigint)
+    TO popsell_app, popsell_brand, popsell_account_team, popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.restore_ambassador(bigint),
+                          popsell.suspend_program(),
+                          popsell.resume_program(),
+                          popsell.whitelist_add(text, text)
+    TO popsell_brand, popsell_account_team, popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.end_brand_contract(),
+                          popsell.cancel_brand_contract_end()
+    TO popsell_account_team, popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.apply_pre_gdpr_migration() TO popsell_technical;
+-- ===================================================================
+-- Data-subject rights, GDPR articles 15 to 22 (SPEC section 5), by email:
+-- access and portability (subject_access), erasure (erase_subject),
+-- restriction (restrict_subject), objection (object_subject).
+-- Rectification (art. 16) is a plain UPDATE.  Callable by the vendor's
+-- account team and technical team; each request leaves an accountability
+-- record in popsell.rights_requests that holds no personal data.
+-- ===================================================================
+
+CREATE TABLE popsell.rights_requests (
+    id           bigserial PRIMARY KEY,
+    request      text NOT NULL CHECK (request IN ('access', 'erasure', 'restriction', 'restriction_lifted',
+                                                  'objection')),
+    gdpr_article integer NOT NULL CHECK (gdpr_article BETWEEN 15 AND 22),
+    requested_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    requested_by name NOT NULL,
+    acting_as    name NOT NULL,
+    counts       jsonb NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE popsell.rights_requests IS
+    'Accountability record of every data-subject request (which right, when, by which role, counts); no personal data, not even a hash.';
+CREATE INDEX rights_requests_requested_at_idx ON popsell.rights_requests (requested_at);
+
+CREATE POLICY rights_requests_staff_read ON popsell.rights_requests
+    FOR SELECT TO popsell_account_team, popsell_technical USING (true);
+GRANT SELECT ON popsell.rights_requests TO popsell_account_team, popsell_technical;
+
+-- The normalized email of a request (PS202 when NULL, empty or malformed)
+-- after checking the caller may exercise rights on behalf of people.
+CREATE FUNCTION popsell._rights_email(p_email text, p_what text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_account_team', 'popsell_technical'], p_what);
+    IF p_email IS NULL OR pg_catalog.btrim(p_email) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'an email is required'
+            USING ERRCODE = 'PS202', HINT = 'Pass the email address of the person making the request.';
+    END IF;
+    RETURN popsell.normalize_email(p_email);
+END
+$$;
+COMMENT ON FUNCTION popsell._rights_email(text, text) IS
+    'Internal: check the caller (account team, technical) and return the normalized email of a rights request.';
+
+CREATE FUNCTION popsell._record_rights_request(p_request text, p_article integer, p_counts jsonb) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+        INSERT INTO popsell.rights_requests (request, gdpr_article, requested_at, requested_by, acting_as, counts)
+        VALUES (p_request, p_article, pg_catalog.now(), session_user,
+                CASE WHEN popsell._caller_in('popsell_technical') THEN 'popsell_technical'
+                     WHEN popsell._caller_in('popsell_account_team') THEN 'popsell_account_team'
+                     ELSE 'popsell_owner' END,
+                p_counts);
+    END;
+COMMENT ON FUNCTION popsell._record_rights_request(text, integer, jsonb) IS
+    'Internal: append the accountability record of a rights request.';
+
+-- Art. 15 and 20.  Matching is by email only: every contact row with the
+-- normalized email in any ambassador's CRM, the ambassador account with
+-- it, and the erased records (tombstones) whose keyed hash matches.  The
+-- document names no one else: a contact row gives its ambassador's id,
+-- never that ambassador's name; the roles that created or changed a row
+-- or a consent (created_by, modified_by, actor_role) are left out;
+-- sales attributed to the person as an ambassador leave out the buyer.
+CREATE FUNCTION popsell.subject_access(email text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell._rights_email(subject_access.email, 'popsell.subject_access');
+    h bytea[] := popsell.email_hashes(e);
+    amb jsonb;
+    contacts jsonb;
+    erased jsonb;
+    bl jsonb;
+    doc jsonb;
+BEGIN
+    SELECT pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.-) 'password_hash'
+           OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+               'has_password', a.password_hash IS NOT NULL,
+               'social_grants', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(g) ORDER BY g.id), '[]')
+                                   FROM popsell.social_grants g WHERE g.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'gamification', (SELECT pg_catalog.to_jsonb(x) OPERATOR(pg_catalog.-) 'ambassador_id'
+                                  FROM popsell.gamification x WHERE x.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'publications', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(p) ORDER BY p.id), '[]')
+                                  FROM popsell.publications p WHERE p.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'ugc', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(u) ORDER BY u.id), '[]')
+                         FROM popsell.ugc u WHERE u.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'community_reactions', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r) ORDER BY r.id), '[]')
+                                         FROM popsell.community_reactions r
+                                        WHERE r.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'activity_log', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(l) ORDER BY l.id), '[]')
+                                  FROM popsell.activity_log l WHERE l.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'sales', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                     'id', s.id, 'sold_at', s.sold_at, 'amount', s.amount, 'currency', s.currency,
+                                     'channel', s.channel, 'publication_id', s.publication_id) ORDER BY s.id), '[]')
+                           FROM popsell.sales s WHERE s.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'outbox', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(o) ORDER BY o.id), '[]')
+                            FROM popsell.outbox o
+                           WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.contact_id IS NULL))
+      INTO amb
+      FROM popsell.ambassadors a
+     WHERE a.email OPERATOR(pg_catalog.=) e;
+
+    SELECT coalesce(pg_catalog.jsonb_agg(
+               pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) 'created_by' OPERATOR(pg_catalog.-) 'modified_by'
+               OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                   'consent_events',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ce) OPERATOR(pg_catalog.-) 'actor_role'
+                                                         ORDER BY ce.id), '[]')
+                      FROM popsell.consent_events ce WHERE ce.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'interactions',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(i) ORDER BY i.id), '[]')
+                      FROM popsell.interactions i WHERE i.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'sales',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s) ORDER BY s.id), '[]')
+                      FROM popsell.sales s WHERE s.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'outbox',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(o) ORDER BY o.id), '[]')
+                      FROM popsell.outbox o WHERE o.contact_id OPERATOR(pg_catalog.=) c.id))
+               ORDER BY c.id), '[]')
+      INTO contacts
+      FROM popsell.contacts c
+     WHERE c.email OPERATOR(pg_catalog.=) e;
+
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'ambassador_id', t.ambassador_id,
+               'source', t.source, 'ambassador_optin', t.ambassador_optin, 'brand_optin', t.brand_optin,
+               'partners_optin', t.partners_optin, 'city', t.city, 'postal_code', t.postal_code,
+               'consent_events',
+               (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ce) OPERATOR(pg_catalog.-) 'actor_role'
+                                                     ORDER BY ce.id), '[]')
+                  FROM popsell.consent_events ce WHERE ce.contact_tombstone_id OPERATOR(pg_catalog.=) t.id))
+               ORDER BY t.id), '[]')
+      INTO erased
+      FROM popsell.contact_tombstones t
+     WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h);
+
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('reason', b.reason, 'since', b.created_at)
+                                         ORDER BY b.created_at, b.reason), '[]')
+      INTO bl
+      FROM popsell.blacklist b
+     WHERE b.email_hash OPERATOR(pg_catalog.=) ANY (h);
+
+    doc := pg_catalog.jsonb_build_object(
+        'format', 'popsell.subject_access/1',
+        'generated_at', pg_catalog.now(),
+        'email', e,
+        'ambassador', amb,
+        'contacts', contacts,
+        'erased_contacts', erased,
+        'erased_ambassadors',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'created_at', t.created_at,
+                        'city', t.city, 'postal_code', t.postal_code, 'birth_year', t.birth_year)
+                        ORDER BY t.id), '[]')
+               FROM popsell.ambassador_tombstones t WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h)),
+        'blacklisted', bl OPERATOR(pg_catalog.<>) '[]'::jsonb,
+        'blacklist', bl,
+        'whitelisted', EXISTS (SELECT 1 FROM popsell.registration_whitelist w
+                                WHERE w.email_hash OPERATOR(pg_catalog.=) ANY (h)));
+
+    PERFORM popsell._record_rights_request('access', 15, pg_catalog.jsonb_build_object(
+        'ambassadors', (amb IS NOT NULL)::integer,
+        'contacts', pg_catalog.jsonb_array_length(contacts),
+        'erased_contacts', pg_catalog.jsonb_array_length(erased)));
+    RETURN doc;
+END
+$$;
+COMMENT ON FUNCTION popsell.subject_access(text) IS
+    'GDPR art. 15 and 20: everything popsell holds on the person with this email, as one machine-readable document (format popsell.subject_access/1, see the README).';
+
+-- Art. 17.  Plain DELETEs: the erasure triggers keep tombstones (hashes
+-- only) per SPEC section 6 and tell partners (art. 19).
+CREATE FUNCTION popsell.erase_subject(email text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'rights'
+AS $$
+DECLARE
+    e text := popsell._rights_email(erase_subject.email, 'popsell.erase_subject');
+    n_contacts bigint;
+    n_ambassadors bigint;
+    result jsonb;
+BEGIN
+    DELETE FROM popsell.contacts c WHERE c.email OPERATOR(pg_catalog.=) e;
+    GET DIAGNOSTICS n_contacts = ROW_COUNT;
+    DELETE FROM popsell.ambassadors a WHERE a.email OPERATOR(pg_catalog.=) e;
+    GET DIAGNOSTICS n_ambassadors = ROW_COUNT;
+    result := pg_catalog.jsonb_build_object('format', 'popsell.erase_subject/1',
+                                            'contacts', n_contacts, 'ambassadors', n_ambassadors);
+    PERFORM popsell._record_rights_request('erasure', 17, result OPERATOR(pg_catalog.-) 'format');
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION popsell.erase_subject(text) IS
+    'GDPR art. 17: erase at once every contact row and the ambassador account with this email (tombstones keep hashes only). Returns counts.';
+
+-- Art. 18.  Restricted rows are kept, hidden from the brand, never sent
+-- to (outbox guard) and not deleted early by retention rules.
+CREATE FUNCTION popsell.restrict_subject(email text, "on" boolean) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'rights'
+AS $$
+DECLARE
+    e text := popsell._rights_email(restrict_subject.email, 'popsell.restrict_subject');
+    n bigint;
+BEGIN
+    IF restrict_subject."on" IS NULL THEN
+        RAISE EXCEPTION 'restrict_subject needs on => true or false'
+            USING ERRCODE = 'PS106', HINT = 'true restricts processing, false lifts the restriction.';
+    END IF;
+    UPDATE popsell.contacts c SET restricted = restrict_subject."on"
+     WHERE c.email OPERATOR(pg_catalog.=) e
+       AND c.restricted OPERATOR(pg_catalog.<>) restrict_subject."on";
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM popsell._record_rights_request(
+        CASE WHEN restrict_subject."on" THEN 'restriction' ELSE 'restriction_lifted' END, 18,
+        pg_catalog.jsonb_build_object('contacts', n));
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell.restrict_subject(text, boolean) IS
+    'GDPR art. 18: restrict (on => true) or lift the restriction of every contact row with this email: kept, hidden from the brand, nothing sent. Returns rows changed.';
+
+-- Art. 21.  A global opt-out recorded as the person's own (path contact):
+-- the hash goes on the blacklist, so no ambassador can enter or invite
+-- the address again, and the ambassador newsletter stops.
+CREATE FUNCTION popsell.object_subject(email text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    e text := popsell._rights_email(object_subject.email, 'popsell.object_subject');
+    n bigint;
+    m bigint;
+BEGIN
+    n := popsell._blacklist_add(e, 'global_optout');
+    UPDATE popsell.ambassadors a SET newsletter_optin = false
+     WHERE a.email OPERATOR(pg_catalog.=) e AND a.newsletter_optin;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    PERFORM popsell._record_rights_request('objection', 21,
+        pg_catalog.jsonb_build_object('contacts', n, 'ambassadors', m));
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell.object_subject(text) IS
+    'GDPR art. 21: global opt-out of the email (blacklisted by keyed hash, every contact row opted out, ambassador newsletter off). Returns contact rows changed.';
+
+GRANT EXECUTE ON FUNCTION popsell.subject_access(text),
+                          popsell.erase_subject(text),
+                          popsell.restrict_subject(text, boolean),
+                          popsell.object_subject(text)
+    TO popsell_account_team, popsell_technical;
+-- ===================================================================
+-- Backups (SPEC S9): restoring a dump is not collecting data.
+-- ===================================================================
+
+-- A restore brings back the settings row and the keys the install script
+-- already created: replace them instead of colliding (SPEC S9).
+CREATE FUNCTION popsell._restore_singletons() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT popsell._restoring() THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'settings' THEN
+        DELETE FROM popsell.settings WHERE id = NEW.id;
+    ELSIF TG_TABLE_NAME = 'hash_keys' THEN
+        DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    END IF;
+    RETURN NEW;
+END
+$$;
+ALTER FUNCTION popsell._restore_singletons() OWNER TO popsell_owner;
+REVOKE ALL ON FUNCTION popsell._restore_singletons() FROM PUBLIC;
+COMMENT ON FUNCTION popsell._restore_singletons() IS
+    'Trigger: while restoring, a restored settings row or key replaces the one the install script created.';
+CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.settings
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.hash_keys
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+-- ===================================================================
+-- Ownership, privileges, row security baseline and pg_dump, for every
+-- object of the schema.  One idempotent step that the install script and
+-- every upgrade script end with, so an upgrade cannot forget a table's
+-- FORCE ROW LEVEL SECURITY, its owner or its pg_dump registration.
+-- Upgrade scripts get this file appended by the Makefile.
+-- ===================================================================
+
+CREATE OR REPLACE FUNCTION popsell._finalize_extension() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    -- pg_extension_config_dump only works inside CREATE/ALTER EXTENSION;
+    -- say so before changing anything.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+                    WHERE rolname OPERATOR(pg_catalog.=) pg_catalog.current_user()
+                      AND rolsuper) THEN
+        RAISE EXCEPTION 'popsell._finalize_extension() runs only in popsell''s install and upgrade scripts'
+            USING ERRCODE = 'PS001',
+                  HINT = 'Run CREATE EXTENSION popsell or ALTER EXTENSION popsell UPDATE as a superuser.';
+    END IF;
+
+    -- Tables, sequences and views belong to the NOLOGIN popsell_owner, as
+    -- do the SQL and PL/pgSQL functions (so SECURITY DEFINER ones run as
+    -- it, not as a superuser).  C functions stay with the superuser.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj, c.relkind
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
+           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'v', 'm', 'p', 'S']::"char"[])
+           AND c.relowner OPERATOR(pg_catalog.<>) 'popsell_owner'::pg_catalog.regrole
+           -- a sequence owned by a column follows its table
+           AND NOT (c.relkind OPERATOR(pg_catalog.=) 'S' AND EXISTS (
+                    SELECT 1 FROM pg_catalog.pg_depend d
+                     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                       AND d.objid OPERATOR(pg_catalog.=) c.oid
+                       AND d.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::"char"[])))
+    LOOP
+        IF r.relkind OPERATOR(pg_catalog.=) 'S' THEN
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %s OWNER TO popsell_owner', r.obj);
+        ELSE
+            EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO popsell_owner', r.obj);
+        END IF;
+    END LOOP;
+    FOR r IN
+        SELECT p.oid::pg_catalog.regprocedure AS fn
+          FROM pg_catalog.pg_proc p
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+          JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
+           AND l.lanname OPERATOR(pg_catalog.<>) 'c'
+           AND p.proowner OPERATOR(pg_catalog.<>) 'popsell_owner'::pg_catalog.regrole
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO popsell_owner', r.fn);
+    END LOOP;
+
+    -- Nothing of popsell is granted to PUBLIC; roles get what they need in
+    -- the security section.  popsell_owner runs popsell's own functions.
+    REVOKE ALL ON SCHEMA popsell FROM PUBLIC;
+    REVOKE ALL ON ALL TABLES IN SCHEMA popsell FROM PUBLIC;
+    REVOKE ALL ON ALL SEQUENCES IN SCHEMA popsell FROM PUBLIC;
+    REVOKE ALL ON ALL FUNCTIONS IN SCHEMA popsell FROM PUBLIC;
+    GRANT USAGE ON SCHEMA popsell TO popsell_owner;
+    GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA popsell TO popsell_owner;
+
+    -- Types are usable by PUBLIC by default: only popsell's roles get them.
+    FOR r IN
+        SELECT t.oid::pg_catalog.regtype AS typ
+          FROM pg_catalog.pg_type t
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
+           AND t.typtype OPERATOR(pg_catalog.=) 'e'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON TYPE %s FROM PUBLIC', r.typ);
+        EXECUTE pg_catalog.format('GRANT USAGE ON TYPE %s TO popsell_owner, popsell_ambassador, '
+                                  'popsell_brand, popsell_brand_bi, popsell_account_team, '
+                                  'popsell_technical, popsell_app, popsell_maintenance', r.typ);
+    END LOOP;
+
+    -- Row level security on every table, forced so the owner is subject to
+    -- it too; popsell_owner (popsell's own functions and triggers) sees all
+    -- rows, other roles get policies in the security section.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj, c.oid
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
+           AND c.relkind OPERATOR(pg_catalog.=) 'r'
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', r.obj);
+        EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', r.obj);
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy
+                        WHERE polrelid OPERATOR(pg_catalog.=) r.oid
+                          AND polname OPERATOR(pg_catalog.=) 'popsell_owner_all') THEN
+            EXECUTE pg_catalog.format(
+                'CREATE POLICY popsell_owner_all ON %s TO popsell_owner USING (true) WITH CHECK (true)', r.obj);
+        END IF;
+    END LOOP;
+
+    -- pg_dump keeps what users filled (SPEC section 3, S9): every table
+    -- and sequence, registered once.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          JOIN pg_catalog.pg_extension e ON e.extname OPERATOR(pg_catalog.=) 'popsell'
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
+           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'S']::"char"[])
+           AND NOT c.oid OPERATOR(pg_catalog.=) ANY (coalesce(e.extconfig, '{}'::pg_catalog.oid[]))
+    LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(r.obj, '');
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION popsell._finalize_extension() FROM PUBLIC;
+COMMENT ON FUNCTION popsell._finalize_extension() IS
+    'Install and upgrade step (superuser, inside CREATE/ALTER EXTENSION only): every popsell table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, every table and sequence registered for pg_dump. Idempotent.';
+
+SELECT popsell._finalize_extension();

@@ -1,0 +1,404 @@
+-- ===================================================================
+-- Tables (SPEC section 3).  Columns named in SPEC.md are public; the rest
+-- are popsell's bookkeeping.  Personal-data tables get row level security
+-- in the security section.
+-- ===================================================================
+
+-- The brand's configuration: exactly one row (the primary key is a
+-- constant true).
+CREATE TABLE popsell.settings (
+    id                            boolean PRIMARY KEY DEFAULT true CHECK (id),
+    brand_name                    text,
+    deletion_grace                interval NOT NULL DEFAULT '7 days',
+    ambassador_inactivity         interval NOT NULL DEFAULT '3 years',
+    inactivity_warnings           integer  NOT NULL DEFAULT 2 CHECK (inactivity_warnings BETWEEN 0 AND 10),
+    inactivity_warning_interval   interval NOT NULL DEFAULT '15 days',
+    new_contact_invitation_window interval NOT NULL DEFAULT '30 days',
+    invitation_response_window    interval NOT NULL DEFAULT '15 days',
+    email_confirmation_window     interval NOT NULL DEFAULT '15 days',
+    optout_retention              interval NOT NULL DEFAULT '1 year',
+    contact_inactivity            interval NOT NULL DEFAULT '3 years',
+    suspension_max                interval NOT NULL DEFAULT '6 months',
+    log_retention                 interval NOT NULL DEFAULT '1 year',
+    community_name_format         text NOT NULL DEFAULT 'first_initial'
+                                  CHECK (community_name_format IN ('full', 'first_initial', 'initials')),
+    sso_exclusive                 boolean NOT NULL DEFAULT false,
+    bcrypt_cost                   integer NOT NULL DEFAULT 12 CHECK (bcrypt_cost BETWEEN 4 AND 31),
+    program_suspended_at          timestamptz,
+    brand_contract_ended_at       timestamptz,
+    CHECK (deletion_grace >= '0'::interval AND ambassador_inactivity > '0'::interval
+           AND inactivity_warning_interval >= '0'::interval
+           AND new_contact_invitation_window > '0'::interval
+           AND invitation_response_window > '0'::interval
+           AND email_confirmation_window > '0'::interval
+           AND optout_retention >= '0'::interval AND contact_inactivity > '0'::interval
+           AND suspension_max >= '0'::interval AND log_retention >= '0'::interval)
+);
+COMMENT ON TABLE popsell.settings IS
+    'The brand''s configuration (one row): retention windows, community display, SSO, program and contract state.';
+INSERT INTO popsell.settings DEFAULT VALUES;
+
+-- Keys for the keyed email hashes.  Every key stays live so that entries
+-- hashed under an older key keep working after a rotation; a NULL secret
+-- is the guide's legacy plain SHA-256.  Only popsell_owner reads it.
+CREATE TABLE popsell.hash_keys (
+    key_id     integer PRIMARY KEY CHECK (key_id > 0),
+    secret     bytea CHECK (secret IS NULL OR octet_length(secret) >= 16),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.hash_keys IS
+    'Brand secret keys of the keyed email hashes (HMAC-SHA-256); the newest hashes new entries, all are checked. Owner only.';
+
+CREATE TABLE popsell.ambassadors (
+    id                       bigserial PRIMARY KEY,
+    kind                     popsell.ambassador_kind NOT NULL DEFAULT 'customer',
+    status                   popsell.ambassador_status NOT NULL DEFAULT 'signup_incomplete',
+    created_at               timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    first_name               text,
+    last_name                text,
+    password_hash            text CONSTRAINT ambassadors_password_hash_bcrypt
+                             CHECK (password_hash ~ '^\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}$'),
+    customer_id              text,
+    facebook_id              text,
+    email                    text,
+    address                  text,
+    city                     text,
+    postal_code              text,
+    country                  text,
+    preferred_language       text,
+    birth_date               date,
+    terms_accepted_at        timestamptz,
+    photo_path               text,
+    description              text,
+    position                 text,
+    iban                     text,
+    hide_events              boolean NOT NULL DEFAULT false,
+    hide_from_community      boolean NOT NULL DEFAULT false,
+    newsletter_optin         boolean NOT NULL DEFAULT false,
+    event_notifications      boolean NOT NULL DEFAULT true,
+    challenge_notifications  boolean NOT NULL DEFAULT true,
+    comment_notifications    boolean NOT NULL DEFAULT true,
+    last_login_at            timestamptz,
+    leaving_reason           text,
+    deletion_due_at          timestamptz,
+    login_role               name UNIQUE,
+    sso_subject              text UNIQUE,
+    inactivity_warnings_sent integer NOT NULL DEFAULT 0,
+    last_inactivity_warning_at timestamptz,
+    CONSTRAINT ambassadors_active_needs_terms
+        CHECK (status <> 'active' OR terms_accepted_at IS NOT NULL),
+    CONSTRAINT ambassadors_leaving_needs_due
+        CHECK (status <> 'leaving' OR deletion_due_at IS NOT NULL)
+);
+COMMENT ON TABLE popsell.ambassadors IS
+    'Ambassadors (micro-influencers, sales reps, employees). DELETE is the erasure: a tombstone keeps only hashes, city, postal code and birth year.';
+CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (email);
+CREATE INDEX ambassadors_deletion_due_idx ON popsell.ambassadors (deletion_due_at)
+    WHERE deletion_due_at IS NOT NULL;
+CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_login_at, created_at)));
+
+CREATE TABLE popsell.social_grants (
+    id            bigserial PRIMARY KEY,
+    ambassador_id bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    network       text NOT NULL,
+    account_id    text,
+    scopes        text[] NOT NULL DEFAULT '{}',
+    granted_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at    timestamptz,
+    revoked_at    timestamptz
+);
+COMMENT ON TABLE popsell.social_grants IS 'An ambassador''s grants to social networks.';
+CREATE INDEX social_grants_ambassador_idx ON popsell.social_grants (ambassador_id);
+
+CREATE TABLE popsell.registration_whitelist (
+    id               bigserial PRIMARY KEY,
+    email_hash       bytea,
+    customer_id_hash bytea,
+    key_id           integer NOT NULL REFERENCES popsell.hash_keys (key_id),
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK (num_nonnulls(email_hash, customer_id_hash) = 1)
+);
+COMMENT ON TABLE popsell.registration_whitelist IS
+    'Hashed emails and customer ids allowed to sign up; an empty whitelist allows everyone.';
+CREATE INDEX registration_whitelist_email_idx ON popsell.registration_whitelist (email_hash);
+CREATE INDEX registration_whitelist_customer_idx ON popsell.registration_whitelist (customer_id_hash);
+
+CREATE TABLE popsell.contacts (
+    id                  bigserial PRIMARY KEY,
+    ambassador_id       bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
+    source              popsell.contact_source NOT NULL,
+    first_name          text,
+    last_name           text,
+    email               text,
+    email_status        popsell.email_status NOT NULL,
+    facebook_id         text,
+    twitter_id          text,
+    instagram_id        text,
+    public_photo_url    text,
+    customer_id         text,
+    ambassador_optin    popsell.ambassador_optin NOT NULL,
+    ambassador_optin_at timestamptz NOT NULL,
+    brand_optin         popsell.brand_optin NOT NULL,
+    brand_optin_at      timestamptz NOT NULL,
+    partners_optin      boolean NOT NULL DEFAULT false,
+    partners_optin_at   timestamptz,
+    contact_type        popsell.contact_type NOT NULL DEFAULT 'prospect',
+    notes               text,
+    address             text,
+    city                text,
+    postal_code         text,
+    country             text,
+    mobile_phone        text,
+    home_phone          text,
+    tags                text[] NOT NULL DEFAULT '{}',
+    restricted          boolean NOT NULL DEFAULT false,
+    email_confirmed_at  timestamptz,
+    invitation_sent_at  timestamptz,
+    invitations_sent    integer NOT NULL DEFAULT 0 CHECK (invitations_sent >= 0),
+    reminder_sent_at    timestamptz,
+    last_activity_at    timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by          name,
+    modified_at         timestamptz,
+    modified_by         name,
+    CONSTRAINT contacts_has_personal_field CHECK (
+        num_nonnulls(nullif(first_name, ''), nullif(last_name, ''), nullif(email, ''),
+                     nullif(facebook_id, ''), nullif(twitter_id, ''), nullif(instagram_id, ''),
+                     nullif(public_photo_url, ''), nullif(customer_id, ''),
+                     nullif(mobile_phone, ''), nullif(home_phone, ''), nullif(address, '')) > 0)
+);
+COMMENT ON TABLE popsell.contacts IS
+    'Ambassadors'' CRM contacts and their consents. INSERT/UPDATE obey the consent rules (C triggers); DELETE is the erasure.';
+
+-- Reading paths: an ambassador's CRM, lookups by (normalized) email.
+CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
+CREATE INDEX contacts_email_idx ON popsell.contacts (email) WHERE email IS NOT NULL;
+-- One index per retention rule, matching its predicate (SPEC section 7),
+-- so a rule's cost follows the rows it acts on.
+CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at)
+    WHERE ambassador_optin = 'new';
+CREATE INDEX contacts_invitation_sent_idx ON popsell.contacts (invitation_sent_at)
+    WHERE ambassador_optin = 'invitation_sent';
+CREATE INDEX contacts_unconfirmed_idx ON popsell.contacts (created_at)
+    WHERE email_confirmed_at IS NULL AND source IN ('blog', 'blog_internal_form', 'store_purchase');
+CREATE INDEX contacts_opted_out_idx ON popsell.contacts (ambassador_optin_at)
+    WHERE ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                               'global_optout', 'optin_blog_pending');
+CREATE INDEX contacts_inactivity_idx ON popsell.contacts
+    ((greatest(last_activity_at, ambassador_optin_at, created_at)))
+    WHERE ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
+                                   'global_optout', 'optin_blog_pending')
+      AND source <> 'brand_sync';
+
+-- Blacklist: hashed emails only (SPEC C3).
+CREATE TABLE popsell.blacklist (
+    email_hash bytea NOT NULL,
+    key_id     integer NOT NULL REFERENCES popsell.hash_keys (key_id),
+    reason     popsell.blacklist_reason NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (email_hash, reason)
+);
+-- Probed once per inserted contact: a hash index reaches the entry in
+-- fewer page reads than the primary key's btree.
+CREATE INDEX blacklist_email_hash_idx ON popsell.blacklist USING hash (email_hash);
+COMMENT ON TABLE popsell.blacklist IS
+    'Keyed hashes of emails that must never be contacted again (global opt-out) or are undeliverable (spam, hard bounce, blocked). No plaintext.';
+
+CREATE TABLE popsell.contests (
+    id          bigserial PRIMARY KEY,
+    name        text NOT NULL,
+    reuse_until timestamptz
+);
+COMMENT ON TABLE popsell.contests IS 'Brand contests; their UGC may be reused until reuse_until.';
+
+CREATE TABLE popsell.publications (
+    id            bigserial PRIMARY KEY,
+    ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    comment       text
+);
+COMMENT ON TABLE popsell.publications IS 'Publications an ambassador shares by email or social networks.';
+CREATE INDEX publications_ambassador_idx ON popsell.publications (ambassador_id);
+
+CREATE TABLE popsell.ugc (
+    id            bigserial PRIMARY KEY,
+    ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
+    contest_id    bigint REFERENCES popsell.contests (id) ON DELETE SET NULL,
+    file_path     text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.ugc IS
+    'User generated content (photos). Kept past its ambassador''s deletion only for a contest, until the contest''s reuse end.';
+CREATE INDEX ugc_ambassador_idx ON popsell.ugc (ambassador_id);
+CREATE INDEX ugc_orphan_contest_idx ON popsell.ugc (contest_id) WHERE ambassador_id IS NULL;
+
+CREATE TABLE popsell.community_reactions (
+    id             bigserial PRIMARY KEY,
+    ambassador_id  bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    publication_id bigint REFERENCES popsell.publications (id) ON DELETE CASCADE,
+    kind           text NOT NULL CHECK (kind IN ('like', 'comment')),
+    body           text,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.community_reactions IS 'Likes and comments between ambassadors.';
+CREATE INDEX community_reactions_ambassador_idx ON popsell.community_reactions (ambassador_id);
+CREATE INDEX community_reactions_publication_idx ON popsell.community_reactions (publication_id);
+
+CREATE TABLE popsell.gamification (
+    ambassador_id bigint PRIMARY KEY REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    score         integer NOT NULL DEFAULT 0,
+    level         integer NOT NULL DEFAULT 1,
+    badges        text[] NOT NULL DEFAULT '{}',
+    awards        jsonb NOT NULL DEFAULT '[]'
+);
+COMMENT ON TABLE popsell.gamification IS 'Score, level, badges and awards of an ambassador.';
+
+CREATE TABLE popsell.contact_tombstones (
+    id                bigserial PRIMARY KEY,
+    contact_id        bigint NOT NULL,
+    ambassador_id     bigint,
+    source            popsell.contact_source NOT NULL,
+    ambassador_optin  popsell.ambassador_optin,
+    brand_optin       popsell.brand_optin,
+    partners_optin    boolean,
+    key_id            integer,       -- a live key; keys are never deleted
+    email_hash        bytea,
+    facebook_id_hash  bytea,
+    twitter_id_hash   bytea,
+    instagram_id_hash bytea,
+    city              text,
+    postal_code       text,
+    deleted_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    reason            text NOT NULL
+);
+COMMENT ON TABLE popsell.contact_tombstones IS
+    'What is kept of an erased contact: keyed hashes, city, postal code, ambassador id, source and last opt-ins. No plaintext personal data.';
+CREATE INDEX contact_tombstones_email_idx ON popsell.contact_tombstones (email_hash);
+
+CREATE TABLE popsell.ambassador_tombstones (
+    id                bigserial PRIMARY KEY,
+    ambassador_id     bigint NOT NULL,
+    created_at        timestamptz,
+    key_id            integer REFERENCES popsell.hash_keys (key_id),
+    email_hash        bytea,
+    customer_id_hash  bytea,
+    facebook_id_hash  bytea,
+    city              text,
+    postal_code       text,
+    birth_year        integer,
+    deleted_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    reason            text NOT NULL
+);
+COMMENT ON TABLE popsell.ambassador_tombstones IS
+    'What is kept of an erased ambassador: signup date, keyed hashes, city, postal code, birth year.';
+CREATE INDEX ambassador_tombstones_email_idx ON popsell.ambassador_tombstones (email_hash);
+
+CREATE TABLE popsell.interactions (
+    id                   bigserial PRIMARY KEY,
+    -- no foreign key to contacts: the erasure trigger re-points the row
+    -- to the tombstone, and an insert trigger checks the contact exists
+    contact_id           bigint,
+    contact_tombstone_id bigint REFERENCES popsell.contact_tombstones (id) ON DELETE SET NULL,
+    publication_id       bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
+    channel              text NOT NULL DEFAULT 'email',
+    kind                 popsell.interaction_kind NOT NULL,
+    occurred_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.interactions IS
+    'Opens, clicks, likes, comments and reshares of publications by contacts; every kind but open is an activity.';
+CREATE INDEX interactions_contact_idx ON popsell.interactions (contact_id);
+CREATE INDEX interactions_publication_idx ON popsell.interactions (publication_id);
+
+CREATE TABLE popsell.sales (
+    id                   bigserial PRIMARY KEY,
+    contact_id           bigint,             -- see popsell.interactions
+    contact_tombstone_id bigint REFERENCES popsell.contact_tombstones (id) ON DELETE SET NULL,
+    ambassador_id        bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
+    publication_id       bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
+    sold_at              timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    amount               numeric(14, 2) NOT NULL CHECK (amount >= 0),
+    currency             char(3) NOT NULL DEFAULT 'EUR' CHECK (currency ~ '^[A-Z]{3}$'),
+    products             jsonb,
+    channel              popsell.sale_channel NOT NULL DEFAULT 'online'
+);
+COMMENT ON TABLE popsell.sales IS
+    'Sales attributed to an ambassador and a contact; amounts survive erasure for statistics.';
+CREATE INDEX sales_contact_idx ON popsell.sales (contact_id);
+CREATE INDEX sales_ambassador_idx ON popsell.sales (ambassador_id);
+
+CREATE TABLE popsell.activity_log (
+    id            bigserial PRIMARY KEY,
+    ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    kind          text NOT NULL,
+    ip_hash       bytea,
+    user_agent    text,
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.activity_log IS
+    'Ambassador activity for anti-fraud: IPs are hashed at write time, never stored plain.';
+CREATE INDEX activity_log_ambassador_idx ON popsell.activity_log (ambassador_id);
+CREATE INDEX activity_log_created_idx ON popsell.activity_log (created_at);
+
+-- Consent ledger: one row per accepted change (or initial state), listing
+-- which opt-ins changed with old and new values.
+CREATE TABLE popsell.consent_events (
+    id                   bigserial PRIMARY KEY,
+    contact_id           bigint,
+    contact_tombstone_id bigint REFERENCES popsell.contact_tombstones (id) ON DELETE SET NULL,
+    ambassador_id        bigint,
+    changed              text[] NOT NULL,
+    old_ambassador_optin popsell.ambassador_optin,
+    new_ambassador_optin popsell.ambassador_optin,
+    old_brand_optin      popsell.brand_optin,
+    new_brand_optin      popsell.brand_optin,
+    old_partners_optin   boolean,
+    new_partners_optin   boolean,
+    old_email_status     popsell.email_status,
+    new_email_status     popsell.email_status,
+    source               popsell.contact_source,
+    actor                popsell.consent_actor NOT NULL,
+    path                 text NOT NULL,
+    actor_role           name NOT NULL,
+    consent_text         text,
+    note                 text,
+    occurred_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.consent_events IS
+    'Append-only proof of every opt-in and email status change: which fields, old and new values, source, actor, acting role, time.';
+CREATE INDEX consent_events_contact_idx ON popsell.consent_events (contact_id);
+CREATE INDEX consent_events_tombstone_idx ON popsell.consent_events (contact_tombstone_id)
+    WHERE contact_tombstone_id IS NOT NULL;
+
+CREATE TABLE popsell.outbox (
+    id             bigserial PRIMARY KEY,
+    kind           popsell.outbox_kind NOT NULL,
+    ambassador_id  bigint REFERENCES popsell.ambassadors (id) ON DELETE SET NULL,
+    contact_id     bigint,                   -- see popsell.interactions
+    publication_id bigint REFERENCES popsell.publications (id) ON DELETE SET NULL,
+    payload        jsonb NOT NULL DEFAULT '{}',
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    sent_at        timestamptz
+);
+COMMENT ON TABLE popsell.outbox IS
+    'Emails and file deletions the application must carry out; NOTIFY popsell_outbox on insert. popsell never sends mail itself.';
+CREATE INDEX outbox_unsent_idx ON popsell.outbox (id) WHERE sent_at IS NULL;
+CREATE INDEX outbox_contact_idx ON popsell.outbox (contact_id);
+CREATE INDEX outbox_ambassador_idx ON popsell.outbox (ambassador_id);
+
+CREATE TABLE popsell.maintenance_runs (
+    id          bigserial PRIMARY KEY,
+    run_id      bigint NOT NULL,
+    rule        text NOT NULL,
+    affected    bigint NOT NULL,
+    as_of       timestamptz NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    run_by      name NOT NULL DEFAULT pg_catalog.current_user(),
+    failed_sqlstate text
+);
+COMMENT ON TABLE popsell.maintenance_runs IS
+    'One row per retention rule per run of popsell.run_maintenance, counts only; written in the same transaction as the rule''s work.';
+CREATE INDEX maintenance_runs_run_idx ON popsell.maintenance_runs (run_id);
+CREATE INDEX maintenance_runs_finished_idx ON popsell.maintenance_runs (finished_at);
+CREATE SEQUENCE popsell.maintenance_run_id_seq;
+COMMENT ON SEQUENCE popsell.maintenance_run_id_seq IS 'Run numbers of popsell.run_maintenance.';

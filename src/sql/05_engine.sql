@@ -1,0 +1,168 @@
+-- ===================================================================
+-- C functions and the triggers that enforce the rules (SPEC sections 2,
+-- 4 and 6).  Creating the first C function loads the library, which
+-- defines the popsell.* settings used below.
+-- ===================================================================
+
+CREATE FUNCTION popsell.current_ambassador_id() RETURNS bigint
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'current_ambassador_id';
+COMMENT ON FUNCTION popsell.current_ambassador_id() IS
+    'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app; NULL for nobody.';
+
+CREATE FUNCTION popsell._random_bytes(n integer) RETURNS bytea
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'popsell_random_bytes';
+COMMENT ON FUNCTION popsell._random_bytes(integer) IS
+    'Internal: N bytes from the server''s strong random source (keys).';
+
+-- The brand's first key, from the strong random source.
+INSERT INTO popsell.hash_keys (key_id, secret) VALUES (1, popsell._random_bytes(32));
+
+CREATE FUNCTION popsell._restoring() RETURNS boolean
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'popsell_restoring';
+COMMENT ON FUNCTION popsell._restoring() IS
+    'Internal: true while a superuser loads rows with row_security off (pg_restore), when triggers let rows through unchanged.';
+
+CREATE FUNCTION popsell._caller_in(role text) RETURNS boolean
+    LANGUAGE c STABLE STRICT
+    AS 'MODULE_PATHNAME', 'popsell_caller_in';
+COMMENT ON FUNCTION popsell._caller_in(text) IS
+    'Internal: whether the role calling into popsell (not a SECURITY DEFINER owner) has the privileges of the given role.';
+
+CREATE FUNCTION popsell.current_path() RETURNS text
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'popsell_current_path';
+COMMENT ON FUNCTION popsell.current_path() IS
+    'The path (actor) a consent change made now would be recorded under.';
+
+CREATE FUNCTION popsell.normalize_email(email text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'normalize_email';
+COMMENT ON FUNCTION popsell.normalize_email(text) IS
+    'The stored form of an email: trimmed, lower-cased, Unicode NFC; raises PS202 when malformed.';
+
+CREATE FUNCTION popsell.hash_email(email text) RETURNS bytea
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'hash_email';
+COMMENT ON FUNCTION popsell.hash_email(text) IS
+    'Keyed HMAC-SHA-256 of the normalized email under the brand''s newest key (plain SHA-256 for a legacy key).';
+
+CREATE FUNCTION popsell.hash_identifier(value text) RETURNS bytea
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'hash_email';
+COMMENT ON FUNCTION popsell.hash_identifier(text) IS
+    'Keyed hash of any identifier (customer id, social id, IP), normalized like an email.';
+
+CREATE FUNCTION popsell.email_hashes(email text) RETURNS bytea[]
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'email_hashes';
+COMMENT ON FUNCTION popsell.email_hashes(text) IS
+    'The email''s hash under every live key, newest first: what blacklist and tombstone lookups compare with.';
+
+CREATE FUNCTION popsell.hash_key_id() RETURNS integer
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'hash_key_id';
+COMMENT ON FUNCTION popsell.hash_key_id() IS
+    'Id of the key new hashes are made with.';
+
+CREATE FUNCTION popsell.transition_rules()
+    RETURNS TABLE (field text, from_states text, to_states text, paths text, sources text, why text)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'transition_rules';
+COMMENT ON FUNCTION popsell.transition_rules() IS
+    'The consent transition table enforced by the contacts trigger, one row per rule (the README shows the same table).';
+
+CREATE FUNCTION popsell.transition_allowed(field text, from_state text, to_state text, path text,
+                                           source popsell.contact_source)
+    RETURNS boolean
+    LANGUAGE c STABLE STRICT
+    AS 'MODULE_PATHNAME', 'transition_allowed';
+COMMENT ON FUNCTION popsell.transition_allowed(text, text, text, text, popsell.contact_source) IS
+    'Whether the transition table lets PATH move FIELD from FROM_STATE to TO_STATE for a contact of SOURCE.';
+
+CREATE FUNCTION popsell.initial_optins(source popsell.contact_source,
+                                       ambassador_optin_checked boolean DEFAULT NULL,
+                                       brand_optin_checked boolean DEFAULT NULL,
+                                       partners_optin_checked boolean DEFAULT NULL,
+                                       OUT ambassador_optin popsell.ambassador_optin,
+                                       OUT brand_optin popsell.brand_optin,
+                                       OUT partners_optin boolean)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'initial_optins';
+COMMENT ON FUNCTION popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean) IS
+    'The opt-ins a contact collected from SOURCE starts with, given the checkboxes ticked (SPEC C1).';
+
+CREATE FUNCTION popsell.contacts_before_row() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'contacts_before_row';
+COMMENT ON FUNCTION popsell.contacts_before_row() IS
+    'Trigger: consent rules of popsell.contacts (initial opt-ins, transitions, blacklist, ledger).';
+
+CREATE TRIGGER popsell_50_consent
+    BEFORE INSERT OR UPDATE ON popsell.contacts
+    FOR EACH ROW EXECUTE FUNCTION popsell.contacts_before_row();
+
+CREATE FUNCTION popsell.contacts_after_statement() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'contacts_after_statement';
+COMMENT ON FUNCTION popsell.contacts_after_statement() IS
+    'Trigger: write the statement''s consent ledger rows, set-based.';
+
+CREATE TRIGGER popsell_90_ledger
+    AFTER INSERT OR UPDATE ON popsell.contacts
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contacts_after_statement();
+
+CREATE FUNCTION popsell._email_rows_unseen(email text) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'email_rows_unseen';
+COMMENT ON FUNCTION popsell._email_rows_unseen(text) IS
+    'Internal: whether contact rows with this email were committed after the transaction snapshot (REPEATABLE READ).';
+
+CREATE FUNCTION popsell.outbox_before_row() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'outbox_before_row';
+COMMENT ON FUNCTION popsell.outbox_before_row() IS
+    'Trigger: the sending guard of popsell.outbox (SPEC C4).';
+
+CREATE TRIGGER popsell_50_sending_guard
+    BEFORE INSERT ON popsell.outbox
+    FOR EACH ROW EXECUTE FUNCTION popsell.outbox_before_row();
+
+CREATE FUNCTION popsell.outbox_notify() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'outbox_notify';
+COMMENT ON FUNCTION popsell.outbox_notify() IS
+    'Trigger: NOTIFY popsell_outbox after rows are queued.';
+
+CREATE TRIGGER popsell_90_notify
+    AFTER INSERT ON popsell.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.outbox_notify();
+
+CREATE FUNCTION popsell.hash_keys_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'hash_keys_changed';
+COMMENT ON FUNCTION popsell.hash_keys_changed() IS
+    'Trigger: make every backend reload the hashing keys after they change.';
+
+CREATE TRIGGER popsell_90_keys_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON popsell.hash_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.hash_keys_changed();
+
+CREATE FUNCTION popsell.blacklist_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'hash_keys_changed';
+COMMENT ON FUNCTION popsell.blacklist_changed() IS
+    'Trigger: make every backend drop its in-memory filter of the blacklist after it changes.';
+
+CREATE TRIGGER popsell_90_blacklist_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON popsell.blacklist
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.blacklist_changed();
+
+-- Only popsell's own functions (owned by popsell_owner) set the path and
+-- the as-of time; only trusted applications say which ambassador they act
+-- for.  These settings are PGC_SUSET, so nobody else can.
+GRANT SET ON PARAMETER popsell.actor TO popsell_owner;
+GRANT SET ON PARAMETER popsell.as_of TO popsell_owner;
+GRANT SET ON PARAMETER popsell.ambassador_id TO popsell_app;
