@@ -42,10 +42,21 @@ popsell--$(EXTVERSION).sql: $(SQL_SOURCES)
 
 # An upgrade script: src/updates/FROM--TO.sql, then the parts in
 # src/updates/FROM--TO/ in name order (one per change, so parallel work
-# does not collide), then the finalize step.
+# does not collide), then the finalize step.  A part NN_x.sql is copied;
+# a part NN_x.objects lists objects whose current definition
+# tools/upgrade-part restates from src/sql (no hand-made copies).
 .SECONDEXPANSION:
-popsell--%.sql: src/updates/%.sql $$(sort $$(wildcard src/updates/$$*/*.sql)) $(SQL_FINALIZE)
-	cat $^ > $@
+popsell--%.sql: src/updates/%.sql $$(sort $$(wildcard src/updates/$$*/*)) $(SQL_FINALIZE) $(SQL_SOURCES) tools/upgrade-part
+	{ cat src/updates/$*.sql; \
+	  for part in $(sort $(wildcard src/updates/$*/*)); do \
+	    echo; echo "-- $$part"; \
+	    case $$part in \
+	      *.objects) tools/upgrade-part $$(grep -v '^#' $$part) || exit 1 ;; \
+	      *) cat $$part ;; \
+	    esac; \
+	  done; \
+	  echo; cat $(SQL_FINALIZE); } > $@.tmp
+	mv $@.tmp $@
 
 # doc/reference.md: every public function's signature, grants and
 # COMMENT, read from the catalog of a database where popsell is installed

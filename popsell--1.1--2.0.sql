@@ -6,6 +6,526 @@
 
 \echo Use "ALTER EXTENSION popsell UPDATE TO '2.0'" to load this file. \quit
 
+
+-- src/updates/1.1--2.0/10_state_classes.sql
+-- ===================================================================
+-- State classes of the consent types, defined once (in C).
+-- ===================================================================
+-- The state classes (SPEC sections 2, 3 and C1), each defined once, in C
+-- next to the transition table (src/consent.c), and used by the row
+-- security policies, the views, the partial indexes and the retention
+-- rules alike.  IMMUTABLE, so an index predicate and a query spelling the
+-- same call match.
+CREATE FUNCTION popsell.is_opted_out(ambassador_optin popsell.ambassador_optin) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'is_opted_out';
+COMMENT ON FUNCTION popsell.is_opted_out(popsell.ambassador_optin) IS
+    'Whether an ambassador opt-in is an opted-out state: invitation_declined, optout_email, optout_no_response, global_optout, or optin_blog_pending (until the email is confirmed). Any role of popsell may call it; no errors.';
+CREATE FUNCTION popsell.is_pending_confirmation(source popsell.contact_source, email_confirmed_at timestamptz)
+    RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'is_pending_confirmation';
+COMMENT ON FUNCTION popsell.is_pending_confirmation(popsell.contact_source, timestamptz) IS
+    'Whether a contact is pending email confirmation: source blog, blog_internal_form or store_purchase and email_confirmed_at NULL (hidden from the ambassador and the brand). NULL for a NULL source. Any role of popsell may call it; no errors.';
+CREATE FUNCTION popsell.is_brand_visible(brand_optin popsell.brand_optin, partners_optin boolean) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'is_brand_visible';
+COMMENT ON FUNCTION popsell.is_brand_visible(popsell.brand_optin, boolean) IS
+    'Whether a contact is brand-visible: brand_optin other than no_optin, or a partners opt-in. Any role of popsell may call it; no errors.';
+CREATE FUNCTION popsell.brand_sees(restricted boolean, source popsell.contact_source,
+                                   email_confirmed_at timestamptz, brand_optin popsell.brand_optin,
+                                   partners_optin boolean) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'brand_sees';
+COMMENT ON FUNCTION popsell.brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean) IS
+    'Whether the brand (popsell_brand, popsell_brand_bi) sees a contact: brand-visible (popsell.is_brand_visible), not pending confirmation (popsell.is_pending_confirmation) and not restricted. The one definition behind the brand''s row security policies and views. Any role of popsell may call it; no errors.';
+GRANT EXECUTE ON FUNCTION popsell.is_opted_out(popsell.ambassador_optin),
+                          popsell.brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean),
+                          popsell.is_pending_confirmation(popsell.contact_source, timestamptz),
+                          popsell.is_brand_visible(popsell.brand_optin, boolean)
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
+       popsell_technical, popsell_app, popsell_maintenance;
+
+-- src/updates/1.1--2.0/11_state_classes_uses.objects
+DROP INDEX popsell.contacts_unconfirmed_idx;
+CREATE INDEX contacts_unconfirmed_idx ON popsell.contacts (created_at)
+    WHERE popsell.is_pending_confirmation(source, email_confirmed_at);
+
+DROP INDEX popsell.contacts_opted_out_idx;
+CREATE INDEX contacts_opted_out_idx ON popsell.contacts (ambassador_optin_at)
+    WHERE popsell.is_opted_out(ambassador_optin);
+
+DROP INDEX popsell.contacts_inactivity_idx;
+CREATE INDEX contacts_inactivity_idx ON popsell.contacts
+    ((greatest(last_activity_at, ambassador_optin_at, created_at)))
+    WHERE NOT popsell.is_opted_out(ambassador_optin)
+      AND source <> 'brand_sync';
+
+DROP POLICY popsell_ambassador_select ON popsell.contacts;
+CREATE POLICY popsell_ambassador_select ON popsell.contacts FOR SELECT TO popsell_ambassador
+    USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
+           AND NOT popsell.is_pending_confirmation(source, email_confirmed_at));
+COMMENT ON POLICY popsell_ambassador_select ON popsell.contacts IS
+    'An ambassador reads its own contacts, not those pending email confirmation (no email column: see popsell.my_contacts).';
+
+DROP POLICY popsell_ambassador_update ON popsell.contacts;
+CREATE POLICY popsell_ambassador_update ON popsell.contacts FOR UPDATE TO popsell_ambassador
+    USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
+           AND NOT popsell.is_pending_confirmation(source, email_confirmed_at))
+    WITH CHECK (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
+COMMENT ON POLICY popsell_ambassador_update ON popsell.contacts IS
+    'An ambassador edits its own visible contacts and cannot hand them to someone else.';
+
+DROP POLICY popsell_ambassador_delete ON popsell.contacts;
+CREATE POLICY popsell_ambassador_delete ON popsell.contacts FOR DELETE TO popsell_ambassador
+    USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
+           AND NOT popsell.is_pending_confirmation(source, email_confirmed_at));
+COMMENT ON POLICY popsell_ambassador_delete ON popsell.contacts IS
+    'An ambassador erases its own visible contacts.';
+
+DROP POLICY popsell_brand_select ON popsell.contacts;
+CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin));
+COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
+    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted.';
+
+DROP POLICY popsell_brand_update ON popsell.contacts;
+CREATE POLICY popsell_brand_update ON popsell.contacts FOR UPDATE TO popsell_brand
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin))
+    WITH CHECK (true);
+COMMENT ON POLICY popsell_brand_update ON popsell.contacts IS
+    'Staff changes to brand-visible contacts (recording an opt-out may hide the row, hence no visibility check on the new row).';
+
+DROP POLICY popsell_brand_delete ON popsell.contacts;
+CREATE POLICY popsell_brand_delete ON popsell.contacts FOR DELETE TO popsell_brand
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin));
+COMMENT ON POLICY popsell_brand_delete ON popsell.contacts IS 'The brand erases brand-visible contacts.';
+
+CREATE OR REPLACE VIEW popsell.my_contacts WITH (security_barrier = true) AS
+SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name,
+       CASE WHEN c.ambassador_optin OPERATOR(pg_catalog.=) ANY
+                 ('{invitation_declined,optout_email,optout_no_response,global_optout,optin_blog_pending}'::popsell.ambassador_optin[])
+            THEN NULL ELSE c.email END AS email,
+       c.email_status, c.facebook_id, c.twitter_id, c.instagram_id, c.public_photo_url,
+       c.customer_id, c.ambassador_optin, c.ambassador_optin_at, c.brand_optin, c.brand_optin_at,
+       c.partners_optin, c.partners_optin_at, c.contact_type, c.notes, c.address, c.city,
+       c.postal_code, c.country, c.mobile_phone, c.home_phone, c.tags, c.restricted,
+       c.email_confirmed_at, c.invitation_sent_at, c.invitations_sent, c.last_activity_at,
+       c.created_at, c.created_by, c.modified_at, c.modified_by
+  FROM popsell.contacts c
+ WHERE c.ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
+   AND NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at);
+COMMENT ON VIEW popsell.my_contacts IS
+    'The acting ambassador''s contacts, none pending email confirmation, email NULL for opted-out ones (owner''s rights, filtered by popsell.current_ambassador_id()).';
+
+CREATE OR REPLACE VIEW popsell.brand_contacts WITH (security_invoker = true) AS
+SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name, c.email, c.email_status,
+       c.facebook_id, c.twitter_id, c.instagram_id, c.public_photo_url, c.customer_id,
+       c.ambassador_optin, c.ambassador_optin_at, c.brand_optin, c.brand_optin_at,
+       c.partners_optin, c.partners_optin_at, c.contact_type, c.notes, c.address, c.city,
+       c.postal_code, c.country, c.mobile_phone, c.home_phone, c.tags, c.restricted,
+       c.email_confirmed_at, c.invitation_sent_at, c.invitations_sent, c.last_activity_at,
+       c.created_at, c.created_by, c.modified_at, c.modified_by
+  FROM popsell.contacts c
+ WHERE popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin);
+COMMENT ON VIEW popsell.brand_contacts IS
+    'Brand-visible contacts (brand or partners opt-in, confirmed, not restricted); security_invoker, so the reader''s row security applies too.';
+
+CREATE OR REPLACE VIEW popsell.bi_contacts WITH (security_barrier = true) AS
+SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name, c.email, c.email_status,
+       c.facebook_id, c.twitter_id, c.instagram_id, c.public_photo_url, c.customer_id,
+       c.ambassador_optin, c.ambassador_optin_at, c.brand_optin, c.brand_optin_at,
+       c.partners_optin, c.partners_optin_at, c.contact_type, c.address, c.city,
+       c.postal_code, c.country, c.tags, c.email_confirmed_at, c.invitation_sent_at,
+       c.invitations_sent, c.last_activity_at, c.created_at, c.modified_at
+  FROM popsell.contacts c
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
+   AND popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin);
+COMMENT ON VIEW popsell.bi_contacts IS
+    'BI: the brand''s contacts (same rows as popsell_brand sees), read-only, for popsell_brand_bi.';
+
+CREATE OR REPLACE VIEW popsell.bi_sales WITH (security_barrier = true) AS
+SELECT s.id, s.contact_id, s.contact_tombstone_id, s.ambassador_id, s.publication_id,
+       s.sold_at, s.amount, s.currency, s.products, s.channel
+  FROM popsell.sales s
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
+   AND (s.contact_id IS NULL
+        OR EXISTS (SELECT 1 FROM popsell.contacts c
+                    WHERE c.id OPERATOR(pg_catalog.=) s.contact_id
+                      AND popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin)));
+COMMENT ON VIEW popsell.bi_sales IS
+    'BI: sales of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
+
+CREATE OR REPLACE VIEW popsell.bi_interactions WITH (security_barrier = true) AS
+SELECT i.id, i.contact_id, i.contact_tombstone_id, i.publication_id, i.channel, i.kind,
+       i.occurred_at
+  FROM popsell.interactions i
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
+   AND (i.contact_id IS NULL
+        OR EXISTS (SELECT 1 FROM popsell.contacts c
+                    WHERE c.id OPERATOR(pg_catalog.=) i.contact_id
+                      AND popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin)));
+COMMENT ON VIEW popsell.bi_interactions IS
+    'BI: interactions of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
+
+CREATE OR REPLACE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
+                                        ambassador_optin_checked boolean DEFAULT NULL,
+                                        brand_optin_checked boolean DEFAULT NULL,
+                                        partners_optin_checked boolean DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    init record;
+    r popsell.contacts;
+    new_id bigint;
+    bad text;
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'a contact source is required'
+            USING ERRCODE = 'PS102', HINT = 'Pass one of the popsell.contact_source values.';
+    END IF;
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'data must be a JSON object of contact fields'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''{"email": "a@example.test", "first_name": "A"}''.';
+    END IF;
+    PERFORM popsell._ambassador_for_caller(collect_contact.ambassador_id);
+    SELECT string_agg(k, ', ') INTO bad
+      FROM jsonb_object_keys(data) AS k
+     WHERE k NOT IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin_at',
+                     'brand_optin_at', 'partners_optin_at', 'email_confirmed_at');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+
+    -- The path: the brand's sync, an ambassador's own entry, else the contact.
+    PERFORM set_config('popsell.actor',
+                       CASE WHEN source = 'brand_sync' THEN 'brand_sync'
+                            WHEN source IN ('crm_manual', 'private_import') THEN 'ambassador'
+                            ELSE 'contact' END, true);
+
+    init := popsell.initial_optins(source, ambassador_optin_checked, brand_optin_checked,
+                                   partners_optin_checked);
+    r := jsonb_populate_record(NULL::popsell.contacts, data);
+    INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                  twitter_id, instagram_id, public_photo_url, customer_id,
+                                  contact_type, notes, address, city, postal_code, country,
+                                  mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                  ambassador_optin, brand_optin, partners_optin,
+                                  ambassador_optin_at, brand_optin_at, partners_optin_at,
+                                  email_confirmed_at)
+    VALUES (collect_contact.ambassador_id, source, r.first_name, r.last_name, r.email, r.facebook_id,
+            r.twitter_id, r.instagram_id, r.public_photo_url, r.customer_id,
+            coalesce(r.contact_type, 'prospect'), r.notes, r.address, r.city, r.postal_code, r.country,
+            r.mobile_phone, r.home_phone, coalesce(r.tags, '{}'), r.created_at, r.last_activity_at,
+            init.ambassador_optin, init.brand_optin, init.partners_optin,
+            r.ambassador_optin_at, r.brand_optin_at, r.partners_optin_at,
+            r.email_confirmed_at)
+    RETURNING id INTO new_id;
+
+    IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
+        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+        SELECT 'email_confirmation', c.ambassador_id, c.id,
+               jsonb_build_object('source', c.source)
+          FROM popsell.contacts c
+         WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
+    'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1). Returns the id, or NULL when a globally opted-out email was skipped.';
+
+CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'confirm_email'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
+BEGIN
+    IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
+        RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
+                  HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
+    END IF;
+    UPDATE popsell.contacts
+       SET email_confirmed_at = now(),
+           email_status = CASE WHEN email_status = 'unverified' THEN 'ok' ELSE email_status END,
+           ambassador_optin = CASE
+               WHEN ambassador_optin <> 'optin_blog_pending' THEN ambassador_optin
+               WHEN source = 'blog_internal_form' THEN 'optin_internal_form'
+               ELSE 'optin_blog_verified' END
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
+    'The contact confirms the email address: the pending consent becomes effective (and lifts a global opt-out for this row only).';
+
+CREATE OR REPLACE FUNCTION popsell._maintenance_rule(p_rule text, p_at timestamptz, p_preview boolean)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s popsell.settings;
+    n bigint := 0;
+    m bigint := 0;
+    mark bigint;
+    wi interval;
+    wn integer;
+BEGIN
+    SELECT * INTO STRICT s FROM popsell.settings;
+    wi := s.inactivity_warning_interval;
+    wn := s.inactivity_warnings;
+
+    CASE p_rule
+    WHEN 'ambassador_leaving' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+        ELSE
+            mark := popsell._erasure_push('ambassador_leaving', true);
+            DELETE FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'ambassador_inactive' THEN
+        -- deadline = coalesce(last_login_at, created_at) + ambassador_inactivity.
+        -- Warnings count only when queued after the last login (a login
+        -- cancels).  Warning k of N is due at deadline - (N-k+1) intervals,
+        -- and never sooner than one interval after the previous one; the
+        -- deletion comes at the deadline once all N are queued, and never
+        -- sooner than one interval after the last.
+        IF p_preview THEN
+            SELECT count(*) INTO n
+              FROM popsell.ambassadors a
+              CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
+                                         CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                              THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
+             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
+               AND a.status <> 'leaving'
+               AND (   (w.sent >= wn AND w.base + s.ambassador_inactivity <= p_at
+                        AND (wn = 0 OR a.last_inactivity_warning_at + wi <= p_at))
+                    OR (w.sent < wn
+                        AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
+                        AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
+        ELSE
+            mark := popsell._erasure_push('ambassador_inactive', true);
+            DELETE FROM popsell.ambassadors a
+             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
+               AND a.status <> 'leaving'
+               AND (wn = 0
+                    OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                        AND a.inactivity_warnings_sent >= wn
+                        AND a.last_inactivity_warning_at + wi <= p_at));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+            IF wn > 0 THEN
+                WITH due AS (
+                    SELECT a.id, w.sent + 1 AS k,
+                           w.base + s.ambassador_inactivity AS deadline
+                      FROM popsell.ambassadors a
+                      CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
+                                                 CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                                      THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
+                     WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
+                       AND a.status <> 'leaving'
+                       AND w.sent < wn
+                       AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
+                       AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)
+                       FOR UPDATE OF a),
+                q AS (
+                    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
+                    SELECT 'inactivity_warning', d.id,
+                           jsonb_build_object('warning', d.k, 'of', wn,
+                                              'deletion_not_before', greatest(d.deadline, p_at + wi)),
+                           p_at
+                      FROM due d
+                    RETURNING ambassador_id)
+                UPDATE popsell.ambassadors a
+                   SET inactivity_warnings_sent = d.k, last_inactivity_warning_at = p_at
+                  FROM due d
+                 WHERE a.id = d.id;
+                GET DIAGNOSTICS m = ROW_COUNT;
+                n := n + m;
+            END IF;
+        END IF;
+
+    WHEN 'contact_never_invited' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'new'
+               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+        ELSE
+            mark := popsell._erasure_push('contact_never_invited', false);
+            DELETE FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'new'
+               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'invitation_reminder' THEN
+        -- Only contacts the sending guard lets receive it; the others are
+        -- not marked and become optout_no_response at two windows.
+        IF p_preview THEN
+            SELECT count(*) INTO n
+              FROM popsell.contacts c
+              JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - s.invitation_response_window
+               AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
+               AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
+               AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted;
+        ELSE
+            WITH due AS (
+                SELECT c.id, c.ambassador_id, c.invitation_sent_at
+                  FROM popsell.contacts c
+                  JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
+                 WHERE c.ambassador_optin = 'invitation_sent'
+                   AND c.invitation_sent_at <= p_at - s.invitation_response_window
+                   AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
+                   AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
+                   AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted
+                   FOR UPDATE OF c),
+            q AS (
+                INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload, created_at)
+                SELECT 'invitation_reminder', d.ambassador_id, d.id,
+                       jsonb_build_object('invitation_sent_at', d.invitation_sent_at), p_at
+                  FROM due d
+                RETURNING contact_id)
+            UPDATE popsell.contacts c SET reminder_sent_at = p_at
+              FROM q WHERE c.id = q.contact_id;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'invitation_no_response' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
+        ELSE
+            UPDATE popsell.contacts c SET ambassador_optin = 'optout_no_response'
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'email_unconfirmed' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
+               AND c.created_at <= p_at - s.email_confirmation_window;
+        ELSE
+            mark := popsell._erasure_push('email_unconfirmed', false);
+            DELETE FROM popsell.contacts c
+             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
+               AND c.created_at <= p_at - s.email_confirmation_window;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'contact_opted_out' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE popsell.is_opted_out(c.ambassador_optin)
+               AND c.ambassador_optin_at <= p_at - s.optout_retention
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+        ELSE
+            mark := popsell._erasure_push('contact_opted_out', true);
+            DELETE FROM popsell.contacts c
+             WHERE popsell.is_opted_out(c.ambassador_optin)
+               AND c.ambassador_optin_at <= p_at - s.optout_retention
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'contact_inactive' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE NOT popsell.is_opted_out(c.ambassador_optin)
+               AND c.source <> 'brand_sync'
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
+                   <= p_at - s.contact_inactivity;
+        ELSE
+            mark := popsell._erasure_push('contact_inactive', true);
+            DELETE FROM popsell.contacts c
+             WHERE NOT popsell.is_opted_out(c.ambassador_optin)
+               AND c.source <> 'brand_sync'
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
+                   <= p_at - s.contact_inactivity;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'program_suspended', 'brand_contract_ended' THEN
+        IF (p_rule = 'program_suspended'
+            AND s.program_suspended_at IS NOT NULL AND s.program_suspended_at + s.suspension_max <= p_at)
+           OR (p_rule = 'brand_contract_ended'
+               AND s.brand_contract_ended_at IS NOT NULL AND s.brand_contract_ended_at + s.deletion_grace <= p_at) THEN
+            n := popsell._erase_all_personal_data(p_rule, p_at, p_preview);
+        END IF;
+
+    WHEN 'contest_ugc' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.ugc u
+             WHERE u.ambassador_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                WHERE k.id = u.contest_id AND k.reuse_until > p_at);
+        ELSE
+            WITH u AS (
+                DELETE FROM popsell.ugc u
+                 WHERE u.ambassador_id IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                    WHERE k.id = u.contest_id AND k.reuse_until > p_at)
+                RETURNING u.id, u.file_path)
+            INSERT INTO popsell.outbox (kind, payload, created_at)
+            SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), p_at
+              FROM u;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'logs' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
+            SELECT count(*) INTO m FROM popsell.maintenance_runs r
+             WHERE r.finished_at < p_at - s.log_retention AND r.as_of < p_at - s.log_retention;
+        ELSE
+            DELETE FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            -- (as_of too: this run's own rows, stamped by the wall clock, stay)
+            DELETE FROM popsell.maintenance_runs r
+             WHERE r.finished_at < p_at - s.log_retention AND r.as_of < p_at - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+        END IF;
+        n := n + m;
+
+    ELSE
+        RAISE EXCEPTION 'unknown maintenance rule "%"', p_rule
+            USING ERRCODE = 'PS500', HINT = 'See SELECT * FROM popsell.maintenance_rules().';
+    END CASE;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell._maintenance_rule(text, timestamptz, boolean) IS
+    'Internal: apply (or, with preview, count) one retention rule as of a time; returns the rows acted on.';
+
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every
 -- object of the schema.  One idempotent step that the install script and

@@ -143,6 +143,43 @@ COMMENT ON ROLE popsell_technical IS 'popsell: the vendor''s developers and admi
 COMMENT ON ROLE popsell_app IS 'popsell: trusted application login roles acting on behalf of an ambassador or a contact.';
 COMMENT ON ROLE popsell_maintenance IS 'popsell: non-superuser login role that scheduled jobs (pg_cron) run as.';
 -- ===================================================================
+-- State classes of the consent types, defined once (in C).
+-- ===================================================================
+-- The state classes (SPEC sections 2, 3 and C1), each defined once, in C
+-- next to the transition table (src/consent.c), and used by the row
+-- security policies, the views, the partial indexes and the retention
+-- rules alike.  IMMUTABLE, so an index predicate and a query spelling the
+-- same call match.
+CREATE FUNCTION popsell.is_opted_out(ambassador_optin popsell.ambassador_optin) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'is_opted_out';
+COMMENT ON FUNCTION popsell.is_opted_out(popsell.ambassador_optin) IS
+    'Whether an ambassador opt-in is an opted-out state: invitation_declined, optout_email, optout_no_response, global_optout, or optin_blog_pending (until the email is confirmed). Any role of popsell may call it; no errors.';
+CREATE FUNCTION popsell.is_pending_confirmation(source popsell.contact_source, email_confirmed_at timestamptz)
+    RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'is_pending_confirmation';
+COMMENT ON FUNCTION popsell.is_pending_confirmation(popsell.contact_source, timestamptz) IS
+    'Whether a contact is pending email confirmation: source blog, blog_internal_form or store_purchase and email_confirmed_at NULL (hidden from the ambassador and the brand). NULL for a NULL source. Any role of popsell may call it; no errors.';
+CREATE FUNCTION popsell.is_brand_visible(brand_optin popsell.brand_optin, partners_optin boolean) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'is_brand_visible';
+COMMENT ON FUNCTION popsell.is_brand_visible(popsell.brand_optin, boolean) IS
+    'Whether a contact is brand-visible: brand_optin other than no_optin, or a partners opt-in. Any role of popsell may call it; no errors.';
+CREATE FUNCTION popsell.brand_sees(restricted boolean, source popsell.contact_source,
+                                   email_confirmed_at timestamptz, brand_optin popsell.brand_optin,
+                                   partners_optin boolean) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'brand_sees';
+COMMENT ON FUNCTION popsell.brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean) IS
+    'Whether the brand (popsell_brand, popsell_brand_bi) sees a contact: brand-visible (popsell.is_brand_visible), not pending confirmation (popsell.is_pending_confirmation) and not restricted. The one definition behind the brand''s row security policies and views. Any role of popsell may call it; no errors.';
+GRANT EXECUTE ON FUNCTION popsell.is_opted_out(popsell.ambassador_optin),
+                          popsell.brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean),
+                          popsell.is_pending_confirmation(popsell.contact_source, timestamptz),
+                          popsell.is_brand_visible(popsell.brand_optin, boolean)
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
+       popsell_technical, popsell_app, popsell_maintenance;
+-- ===================================================================
 -- Tables (SPEC section 3).  Columns named in SPEC.md are public; the rest
 -- are popsell's bookkeeping.  Personal-data tables get row level security
 -- in the security section.
@@ -324,14 +361,12 @@ CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at
 CREATE INDEX contacts_invitation_sent_idx ON popsell.contacts (invitation_sent_at)
     WHERE ambassador_optin = 'invitation_sent';
 CREATE INDEX contacts_unconfirmed_idx ON popsell.contacts (created_at)
-    WHERE email_confirmed_at IS NULL AND source IN ('blog', 'blog_internal_form', 'store_purchase');
+    WHERE popsell.is_pending_confirmation(source, email_confirmed_at);
 CREATE INDEX contacts_opted_out_idx ON popsell.contacts (ambassador_optin_at)
-    WHERE ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                               'global_optout', 'optin_blog_pending');
+    WHERE popsell.is_opted_out(ambassador_optin);
 CREATE INDEX contacts_inactivity_idx ON popsell.contacts
     ((greatest(last_activity_at, ambassador_optin_at, created_at)))
-    WHERE ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                   'global_optout', 'optin_blog_pending')
+    WHERE NOT popsell.is_opted_out(ambassador_optin)
       AND source <> 'brand_sync';
 
 -- Blacklist: hashed emails only (SPEC C3).
@@ -1005,7 +1040,7 @@ BEGIN
             r.email_confirmed_at)
     RETURNING id INTO new_id;
 
-    IF new_id IS NOT NULL AND source IN ('blog', 'blog_internal_form', 'store_purchase') THEN
+    IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
         INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
         SELECT 'email_confirmation', c.ambassador_id, c.id,
                jsonb_build_object('source', c.source)
@@ -1092,7 +1127,7 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
 BEGIN
-    IF c.email_confirmed_at IS NOT NULL OR c.source NOT IN ('blog', 'blog_internal_form', 'store_purchase') THEN
+    IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
         RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
             USING ERRCODE = 'PS100',
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
@@ -1487,8 +1522,7 @@ GRANT USAGE ON SEQUENCE popsell.contacts_id_seq TO popsell_ambassador, popsell_a
 
 CREATE POLICY popsell_ambassador_select ON popsell.contacts FOR SELECT TO popsell_ambassador
     USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
-           AND CASE WHEN email_confirmed_at IS NOT NULL THEN true
-                ELSE NOT source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END);
+           AND NOT popsell.is_pending_confirmation(source, email_confirmed_at));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.contacts IS
     'An ambassador reads its own contacts, not those pending email confirmation (no email column: see popsell.my_contacts).';
 CREATE POLICY popsell_ambassador_insert ON popsell.contacts FOR INSERT TO popsell_ambassador
@@ -1498,15 +1532,13 @@ COMMENT ON POLICY popsell_ambassador_insert ON popsell.contacts IS
     'An ambassador adds contacts for itself, by hand or private import only (other sources carry a contact''s consent).';
 CREATE POLICY popsell_ambassador_update ON popsell.contacts FOR UPDATE TO popsell_ambassador
     USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
-           AND CASE WHEN email_confirmed_at IS NOT NULL THEN true
-                ELSE NOT source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END)
+           AND NOT popsell.is_pending_confirmation(source, email_confirmed_at))
     WITH CHECK (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
 COMMENT ON POLICY popsell_ambassador_update ON popsell.contacts IS
     'An ambassador edits its own visible contacts and cannot hand them to someone else.';
 CREATE POLICY popsell_ambassador_delete ON popsell.contacts FOR DELETE TO popsell_ambassador
     USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
-           AND CASE WHEN email_confirmed_at IS NOT NULL THEN true
-                ELSE NOT source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END);
+           AND NOT popsell.is_pending_confirmation(source, email_confirmed_at));
 COMMENT ON POLICY popsell_ambassador_delete ON popsell.contacts IS
     'An ambassador erases its own visible contacts.';
 
@@ -1520,22 +1552,16 @@ GRANT UPDATE (first_name, last_name, email, email_status, facebook_id, twitter_i
               mobile_phone, home_phone, tags, restricted)
     ON popsell.contacts TO popsell_brand;
 CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
-    USING (CASE WHEN restricted THEN false
-                WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END);
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin));
 COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
     'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted.';
 CREATE POLICY popsell_brand_update ON popsell.contacts FOR UPDATE TO popsell_brand
-    USING (CASE WHEN restricted THEN false
-                WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END)
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin))
     WITH CHECK (true);
 COMMENT ON POLICY popsell_brand_update ON popsell.contacts IS
     'Staff changes to brand-visible contacts (recording an opt-out may hide the row, hence no visibility check on the new row).';
 CREATE POLICY popsell_brand_delete ON popsell.contacts FOR DELETE TO popsell_brand
-    USING (CASE WHEN restricted THEN false
-                WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END);
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin));
 COMMENT ON POLICY popsell_brand_delete ON popsell.contacts IS 'The brand erases brand-visible contacts.';
 
 -- Trusted applications insert contacts of any source (forms, webhooks)
@@ -1693,8 +1719,7 @@ SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name,
        c.created_at, c.created_by, c.modified_at, c.modified_by
   FROM popsell.contacts c
  WHERE c.ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
-   AND CASE WHEN c.email_confirmed_at IS NOT NULL THEN true
-                ELSE NOT c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END;
+   AND NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at);
 COMMENT ON VIEW popsell.my_contacts IS
     'The acting ambassador''s contacts, none pending email confirmation, email NULL for opted-out ones (owner''s rights, filtered by popsell.current_ambassador_id()).';
 GRANT SELECT ON popsell.my_contacts TO popsell_ambassador;
@@ -1718,9 +1743,7 @@ SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name, c.email, c.em
        c.email_confirmed_at, c.invitation_sent_at, c.invitations_sent, c.last_activity_at,
        c.created_at, c.created_by, c.modified_at, c.modified_by
   FROM popsell.contacts c
- WHERE CASE WHEN c.restricted THEN false
-                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END;
+ WHERE popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin);
 COMMENT ON VIEW popsell.brand_contacts IS
     'Brand-visible contacts (brand or partners opt-in, confirmed, not restricted); security_invoker, so the reader''s row security applies too.';
 GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, popsell_technical;
@@ -1749,9 +1772,7 @@ SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name, c.email, c.em
        c.invitations_sent, c.last_activity_at, c.created_at, c.modified_at
   FROM popsell.contacts c
  WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
-   AND CASE WHEN c.restricted THEN false
-                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END;
+   AND popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin);
 COMMENT ON VIEW popsell.bi_contacts IS
     'BI: the brand''s contacts (same rows as popsell_brand sees), read-only, for popsell_brand_bi.';
 
@@ -1773,9 +1794,7 @@ SELECT s.id, s.contact_id, s.contact_tombstone_id, s.ambassador_id, s.publicatio
    AND (s.contact_id IS NULL
         OR EXISTS (SELECT 1 FROM popsell.contacts c
                     WHERE c.id OPERATOR(pg_catalog.=) s.contact_id
-                      AND CASE WHEN c.restricted THEN false
-                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END));
+                      AND popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin)));
 COMMENT ON VIEW popsell.bi_sales IS
     'BI: sales of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
 
@@ -1787,9 +1806,7 @@ SELECT i.id, i.contact_id, i.contact_tombstone_id, i.publication_id, i.channel, 
    AND (i.contact_id IS NULL
         OR EXISTS (SELECT 1 FROM popsell.contacts c
                     WHERE c.id OPERATOR(pg_catalog.=) i.contact_id
-                      AND CASE WHEN c.restricted THEN false
-                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END));
+                      AND popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin)));
 COMMENT ON VIEW popsell.bi_interactions IS
     'BI: interactions of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
 
@@ -2434,13 +2451,13 @@ BEGIN
             SELECT count(*) INTO n FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
         ELSE
             mark := popsell._erasure_push('contact_never_invited', false);
             DELETE FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
@@ -2494,14 +2511,12 @@ BEGIN
     WHEN 'email_unconfirmed' THEN
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE c.email_confirmed_at IS NULL
-               AND c.source IN ('blog', 'blog_internal_form', 'store_purchase')
+             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
                AND c.created_at <= p_at - s.email_confirmation_window;
         ELSE
             mark := popsell._erasure_push('email_unconfirmed', false);
             DELETE FROM popsell.contacts c
-             WHERE c.email_confirmed_at IS NULL
-               AND c.source IN ('blog', 'blog_internal_form', 'store_purchase')
+             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
                AND c.created_at <= p_at - s.email_confirmation_window;
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
@@ -2510,17 +2525,15 @@ BEGIN
     WHEN 'contact_opted_out' THEN
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE c.ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                          'global_optout', 'optin_blog_pending')
+             WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
         ELSE
             mark := popsell._erasure_push('contact_opted_out', true);
             DELETE FROM popsell.contacts c
-             WHERE c.ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                          'global_optout', 'optin_blog_pending')
+             WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
@@ -2528,16 +2541,14 @@ BEGIN
     WHEN 'contact_inactive' THEN
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE c.ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                              'global_optout', 'optin_blog_pending')
+             WHERE NOT popsell.is_opted_out(c.ambassador_optin)
                AND c.source <> 'brand_sync'
                AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;
         ELSE
             mark := popsell._erasure_push('contact_inactive', true);
             DELETE FROM popsell.contacts c
-             WHERE c.ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                              'global_optout', 'optin_blog_pending')
+             WHERE NOT popsell.is_opted_out(c.ambassador_optin)
                AND c.source <> 'brand_sync'
                AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;

@@ -26,6 +26,10 @@
 PG_FUNCTION_INFO_V1(transition_rules);
 PG_FUNCTION_INFO_V1(initial_optins);
 PG_FUNCTION_INFO_V1(transition_allowed);
+PG_FUNCTION_INFO_V1(is_opted_out);
+PG_FUNCTION_INFO_V1(is_pending_confirmation);
+PG_FUNCTION_INFO_V1(is_brand_visible);
+PG_FUNCTION_INFO_V1(brand_sees);
 
 #define B(x) (UINT64CONST(1) << (x))
 
@@ -229,6 +233,24 @@ bool
 AmbIsOptedOut(AmbOptin s)
 {
 	return (AO_OPTED_OUT & B(s)) != 0;
+}
+
+/*
+ * A contact is pending confirmation while it came from a form that
+ * confirms the address (blog, blog_internal_form, store_purchase) and has
+ * no email_confirmed_at yet (SPEC C1).
+ */
+bool
+ContactIsPending(ContactSource src, bool confirmed_at_isnull)
+{
+	return confirmed_at_isnull && SourceIsPendingKind(src);
+}
+
+/* Brand-visible: a brand or a partners opt-in (SPEC section 2). */
+bool
+ContactIsBrandVisible(BrandOptin brand, bool partners)
+{
+	return brand != BO_NO_OPTIN || partners;
 }
 
 /* ---------------------------------------------------------------------
@@ -657,4 +679,54 @@ initial_optins(PG_FUNCTION_ARGS)
 	values[1] = ObjectIdGetDatum(EnumOid(ENUM_BRAND, r.brand));
 	values[2] = BoolGetDatum(partners && SourceAllowsPartners(src));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * The state classes as SQL predicates: the one definition that policies,
+ * views, partial indexes and retention rules use (IMMUTABLE, so partial
+ * index predicates match the queries that spell the same call).
+ */
+
+/* popsell.is_opted_out(ambassador_optin) */
+Datum
+is_opted_out(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(AmbIsOptedOut((AmbOptin) EnumIndex(ENUM_AMB, PG_GETARG_OID(0))));
+}
+
+/*
+ * popsell.is_pending_confirmation(source, email_confirmed_at): not strict,
+ * since a NULL email_confirmed_at is what makes a contact pending.
+ */
+Datum
+is_pending_confirmation(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_BOOL(ContactIsPending((ContactSource) EnumIndex(ENUM_SOURCE, PG_GETARG_OID(0)),
+									PG_ARGISNULL(1)));
+}
+
+/* popsell.is_brand_visible(brand_optin, partners_optin) */
+Datum
+is_brand_visible(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ContactIsBrandVisible((BrandOptin) EnumIndex(ENUM_BRAND, PG_GETARG_OID(0)),
+										 PG_GETARG_BOOL(1)));
+}
+
+/*
+ * popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin,
+ * partners_optin): what the brand's policies and views filter on.
+ */
+Datum
+brand_sees(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
+		PG_RETURN_NULL();
+	PG_RETURN_BOOL(!PG_GETARG_BOOL(0) &&
+				   !ContactIsPending((ContactSource) EnumIndex(ENUM_SOURCE, PG_GETARG_OID(1)),
+									 PG_ARGISNULL(2)) &&
+				   ContactIsBrandVisible((BrandOptin) EnumIndex(ENUM_BRAND, PG_GETARG_OID(3)),
+										 PG_GETARG_BOOL(4)));
 }

@@ -90,6 +90,8 @@ extern const char *EnumLabelOfOid(EnumKind kind, Oid value);
 extern void EnumCheckType(EnumKind kind, Oid typid);
 
 extern bool SourceIsPendingKind(ContactSource src);
+extern bool ContactIsPending(ContactSource src, bool confirmed_at_isnull);
+extern bool ContactIsBrandVisible(BrandOptin brand, bool partners);
 extern bool SourceAllowsPartners(ContactSource src);
 extern InitialOptins InitialOptinsFor(ContactSource src, Tri amb, Tri brand);
 extern bool InitialAllowed(ContactSource src, int amb, int brand,

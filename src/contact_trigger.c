@@ -463,7 +463,7 @@ contact_insert(TriggerData *td, Row *r)
 	/* Pending confirmation: unverified until popsell.confirm_email(). */
 	if (!history || ISNULL(r, cols.email_confirmed_at))
 		row_set(r, cols.email_confirmed_at, (Datum) 0, true);
-	if (SourceIsPendingKind(src) && ISNULL(r, cols.email_confirmed_at))
+	if (ContactIsPending(src, ISNULL(r, cols.email_confirmed_at)))
 		es = ES_UNVERIFIED;
 	else if (ISNULL(r, cols.email_status))
 		es = ES_OK;

@@ -180,14 +180,12 @@ CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at
 CREATE INDEX contacts_invitation_sent_idx ON popsell.contacts (invitation_sent_at)
     WHERE ambassador_optin = 'invitation_sent';
 CREATE INDEX contacts_unconfirmed_idx ON popsell.contacts (created_at)
-    WHERE email_confirmed_at IS NULL AND source IN ('blog', 'blog_internal_form', 'store_purchase');
+    WHERE popsell.is_pending_confirmation(source, email_confirmed_at);
 CREATE INDEX contacts_opted_out_idx ON popsell.contacts (ambassador_optin_at)
-    WHERE ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                               'global_optout', 'optin_blog_pending');
+    WHERE popsell.is_opted_out(ambassador_optin);
 CREATE INDEX contacts_inactivity_idx ON popsell.contacts
     ((greatest(last_activity_at, ambassador_optin_at, created_at)))
-    WHERE ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                   'global_optout', 'optin_blog_pending')
+    WHERE NOT popsell.is_opted_out(ambassador_optin)
       AND source <> 'brand_sync';
 
 -- Blacklist: hashed emails only (SPEC C3).

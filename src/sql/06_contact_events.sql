@@ -255,7 +255,7 @@ BEGIN
             r.email_confirmed_at)
     RETURNING id INTO new_id;
 
-    IF new_id IS NOT NULL AND source IN ('blog', 'blog_internal_form', 'store_purchase') THEN
+    IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
         INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
         SELECT 'email_confirmation', c.ambassador_id, c.id,
                jsonb_build_object('source', c.source)
@@ -342,7 +342,7 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
 BEGIN
-    IF c.email_confirmed_at IS NOT NULL OR c.source NOT IN ('blog', 'blog_internal_form', 'store_purchase') THEN
+    IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
         RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
             USING ERRCODE = 'PS100',
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),

@@ -203,8 +203,7 @@ GRANT USAGE ON SEQUENCE popsell.contacts_id_seq TO popsell_ambassador, popsell_a
 
 CREATE POLICY popsell_ambassador_select ON popsell.contacts FOR SELECT TO popsell_ambassador
     USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
-           AND CASE WHEN email_confirmed_at IS NOT NULL THEN true
-                ELSE NOT source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END);
+           AND NOT popsell.is_pending_confirmation(source, email_confirmed_at));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.contacts IS
     'An ambassador reads its own contacts, not those pending email confirmation (no email column: see popsell.my_contacts).';
 CREATE POLICY popsell_ambassador_insert ON popsell.contacts FOR INSERT TO popsell_ambassador
@@ -214,15 +213,13 @@ COMMENT ON POLICY popsell_ambassador_insert ON popsell.contacts IS
     'An ambassador adds contacts for itself, by hand or private import only (other sources carry a contact''s consent).';
 CREATE POLICY popsell_ambassador_update ON popsell.contacts FOR UPDATE TO popsell_ambassador
     USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
-           AND CASE WHEN email_confirmed_at IS NOT NULL THEN true
-                ELSE NOT source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END)
+           AND NOT popsell.is_pending_confirmation(source, email_confirmed_at))
     WITH CHECK (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
 COMMENT ON POLICY popsell_ambassador_update ON popsell.contacts IS
     'An ambassador edits its own visible contacts and cannot hand them to someone else.';
 CREATE POLICY popsell_ambassador_delete ON popsell.contacts FOR DELETE TO popsell_ambassador
     USING (ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
-           AND CASE WHEN email_confirmed_at IS NOT NULL THEN true
-                ELSE NOT source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END);
+           AND NOT popsell.is_pending_confirmation(source, email_confirmed_at));
 COMMENT ON POLICY popsell_ambassador_delete ON popsell.contacts IS
     'An ambassador erases its own visible contacts.';
 
@@ -236,22 +233,16 @@ GRANT UPDATE (first_name, last_name, email, email_status, facebook_id, twitter_i
               mobile_phone, home_phone, tags, restricted)
     ON popsell.contacts TO popsell_brand;
 CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
-    USING (CASE WHEN restricted THEN false
-                WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END);
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin));
 COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
     'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted.';
 CREATE POLICY popsell_brand_update ON popsell.contacts FOR UPDATE TO popsell_brand
-    USING (CASE WHEN restricted THEN false
-                WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END)
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin))
     WITH CHECK (true);
 COMMENT ON POLICY popsell_brand_update ON popsell.contacts IS
     'Staff changes to brand-visible contacts (recording an opt-out may hide the row, hence no visibility check on the new row).';
 CREATE POLICY popsell_brand_delete ON popsell.contacts FOR DELETE TO popsell_brand
-    USING (CASE WHEN restricted THEN false
-                WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END);
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin));
 COMMENT ON POLICY popsell_brand_delete ON popsell.contacts IS 'The brand erases brand-visible contacts.';
 
 -- Trusted applications insert contacts of any source (forms, webhooks)
@@ -409,8 +400,7 @@ SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name,
        c.created_at, c.created_by, c.modified_at, c.modified_by
   FROM popsell.contacts c
  WHERE c.ambassador_id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id())
-   AND CASE WHEN c.email_confirmed_at IS NOT NULL THEN true
-                ELSE NOT c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) END;
+   AND NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at);
 COMMENT ON VIEW popsell.my_contacts IS
     'The acting ambassador''s contacts, none pending email confirmation, email NULL for opted-out ones (owner''s rights, filtered by popsell.current_ambassador_id()).';
 GRANT SELECT ON popsell.my_contacts TO popsell_ambassador;
@@ -434,9 +424,7 @@ SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name, c.email, c.em
        c.email_confirmed_at, c.invitation_sent_at, c.invitations_sent, c.last_activity_at,
        c.created_at, c.created_by, c.modified_at, c.modified_by
   FROM popsell.contacts c
- WHERE CASE WHEN c.restricted THEN false
-                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END;
+ WHERE popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin);
 COMMENT ON VIEW popsell.brand_contacts IS
     'Brand-visible contacts (brand or partners opt-in, confirmed, not restricted); security_invoker, so the reader''s row security applies too.';
 GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, popsell_technical;
@@ -465,9 +453,7 @@ SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name, c.email, c.em
        c.invitations_sent, c.last_activity_at, c.created_at, c.modified_at
   FROM popsell.contacts c
  WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
-   AND CASE WHEN c.restricted THEN false
-                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END;
+   AND popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin);
 COMMENT ON VIEW popsell.bi_contacts IS
     'BI: the brand''s contacts (same rows as popsell_brand sees), read-only, for popsell_brand_bi.';
 
@@ -489,9 +475,7 @@ SELECT s.id, s.contact_id, s.contact_tombstone_id, s.ambassador_id, s.publicatio
    AND (s.contact_id IS NULL
         OR EXISTS (SELECT 1 FROM popsell.contacts c
                     WHERE c.id OPERATOR(pg_catalog.=) s.contact_id
-                      AND CASE WHEN c.restricted THEN false
-                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END));
+                      AND popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin)));
 COMMENT ON VIEW popsell.bi_sales IS
     'BI: sales of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
 
@@ -503,9 +487,7 @@ SELECT i.id, i.contact_id, i.contact_tombstone_id, i.publication_id, i.channel, 
    AND (i.contact_id IS NULL
         OR EXISTS (SELECT 1 FROM popsell.contacts c
                     WHERE c.id OPERATOR(pg_catalog.=) i.contact_id
-                      AND CASE WHEN c.restricted THEN false
-                WHEN c.email_confirmed_at IS NULL AND c.source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-                ELSE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR c.partners_optin END));
+                      AND popsell.brand_sees(c.restricted, c.source, c.email_confirmed_at, c.brand_optin, c.partners_optin)));
 COMMENT ON VIEW popsell.bi_interactions IS
     'BI: interactions of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
 

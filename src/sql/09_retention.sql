@@ -123,13 +123,13 @@ BEGIN
             SELECT count(*) INTO n FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
         ELSE
             mark := popsell._erasure_push('contact_never_invited', false);
             DELETE FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
@@ -183,14 +183,12 @@ BEGIN
     WHEN 'email_unconfirmed' THEN
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE c.email_confirmed_at IS NULL
-               AND c.source IN ('blog', 'blog_internal_form', 'store_purchase')
+             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
                AND c.created_at <= p_at - s.email_confirmation_window;
         ELSE
             mark := popsell._erasure_push('email_unconfirmed', false);
             DELETE FROM popsell.contacts c
-             WHERE c.email_confirmed_at IS NULL
-               AND c.source IN ('blog', 'blog_internal_form', 'store_purchase')
+             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
                AND c.created_at <= p_at - s.email_confirmation_window;
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
@@ -199,17 +197,15 @@ BEGIN
     WHEN 'contact_opted_out' THEN
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE c.ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                          'global_optout', 'optin_blog_pending')
+             WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
         ELSE
             mark := popsell._erasure_push('contact_opted_out', true);
             DELETE FROM popsell.contacts c
-             WHERE c.ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                          'global_optout', 'optin_blog_pending')
+             WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
@@ -217,16 +213,14 @@ BEGIN
     WHEN 'contact_inactive' THEN
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE c.ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                              'global_optout', 'optin_blog_pending')
+             WHERE NOT popsell.is_opted_out(c.ambassador_optin)
                AND c.source <> 'brand_sync'
                AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;
         ELSE
             mark := popsell._erasure_push('contact_inactive', true);
             DELETE FROM popsell.contacts c
-             WHERE c.ambassador_optin NOT IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                              'global_optout', 'optin_blog_pending')
+             WHERE NOT popsell.is_opted_out(c.ambassador_optin)
                AND c.source <> 'brand_sync'
                AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;

@@ -1,0 +1,1 @@
+../../sql/02_state_classes.sql
