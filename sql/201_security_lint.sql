@@ -123,3 +123,7 @@ UNION ALL
 SELECT c.relname || ' owned by ' || c.relowner::regrole FROM pg_class c
  WHERE c.relnamespace = 'popsell'::regnamespace AND c.relowner <> 'popsell_owner'::regrole
    AND c.relkind IN ('r', 'v', 'S', 'm');
+
+-- The catalog lint: forced row security, owner, pg_dump registration,
+-- no PUBLIC grant, pinned search_path and a comment on every object.
+\i sql/include/catalog_lint.sql

@@ -162,6 +162,9 @@ SELECT rule, affected FROM popsell.run_maintenance() WHERE affected > 0;
 SELECT rule, last_affected, last_failed_sqlstate, failures_since_success, due_now
   FROM popsell.maintenance_status WHERE rule IN ('contact_never_invited', 'logs') ORDER BY position;
 
+-- The catalog lint holds after the update too (expected: no rows).
+\i sql/include/catalog_lint.sql
+
 CREATE FUNCTION public.popsell_fingerprint() RETURNS SETOF text LANGUAGE sql STABLE AS :'fp_body';
 SELECT string_agg(f, E'\n' ORDER BY f) AS fp_old, count(*) AS fp_old_lines
   FROM public.popsell_fingerprint() AS f \gset

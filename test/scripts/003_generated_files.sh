@@ -16,7 +16,7 @@ pristine="$tree/.pristine"
 # Rebuild every generated script in a scratch copy, from scratch.
 copy="$POPSELL_TEST_TMP/tree"
 mkdir -p "$copy"
-cp -r "$tree/Makefile" "$tree/src" "$copy/"
+cp -r "$tree/Makefile" "$tree/src" "$tree/tools" "$copy/"
 rm -f "$copy"/popsell--*.sql
 make -s -C "$copy" PG_CONFIG="${PG_CONFIG:-pg_config}" generated >/dev/null
 n=0
