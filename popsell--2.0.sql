@@ -587,10 +587,16 @@ COMMENT ON FUNCTION popsell._bcrypt_salt(integer) IS
 -- ===================================================================
 
 CREATE FUNCTION popsell.current_ambassador_id() RETURNS bigint
-    LANGUAGE c STABLE PARALLEL SAFE
+    LANGUAGE c STABLE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'current_ambassador_id';
 COMMENT ON FUNCTION popsell.current_ambassador_id() IS
-    'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app; NULL for nobody.';
+    'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app in this transaction (SET LOCAL or set_config(..., true)); NULL for nobody.';
+
+CREATE FUNCTION popsell._as_of() RETURNS timestamptz
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'popsell_as_of';
+COMMENT ON FUNCTION popsell._as_of() IS
+    'Internal: the time popsell.as_of names when it was set in the current transaction (run_maintenance), else NULL.';
 
 CREATE FUNCTION popsell._random_bytes(n integer) RETURNS bytea
     LANGUAGE c VOLATILE STRICT
@@ -1904,7 +1910,7 @@ CREATE FUNCTION popsell._erasure_now()
     RETURNS timestamptz
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
-    RETURN coalesce(nullif(pg_catalog.current_setting('popsell.as_of', true), '')::timestamptz,
+    RETURN coalesce(popsell._as_of(),
                     pg_catalog.now());
 COMMENT ON FUNCTION popsell._erasure_now() IS
     'Internal: popsell.as_of when run_maintenance sets it, else now().';
@@ -2908,7 +2914,7 @@ COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act
 CREATE FUNCTION popsell._lifecycle_now() RETURNS timestamptz
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
-    RETURN coalesce(NULLIF(pg_catalog.current_setting('popsell.as_of', true), '')::timestamptz,
+    RETURN coalesce(popsell._as_of(),
                     pg_catalog.now());
 COMMENT ON FUNCTION popsell._lifecycle_now() IS
     'Internal: popsell.as_of when set, else now(): the time lifecycle functions stamp with.';
