@@ -72,3 +72,19 @@ COMMENT ON FUNCTION popsell._drop_guard() IS
 CREATE EVENT TRIGGER popsell_drop_guard ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
     EXECUTE FUNCTION popsell._drop_guard();
+-- The mail worker's health in one query: unsent outbox rows per kind and
+-- the oldest one's age.  Counts only (no contact, no payload); the
+-- owner's rights read the outbox, so the job role needs no access to it.
+CREATE VIEW popsell.outbox_backlog WITH (security_barrier = true) AS
+SELECT k.kind,
+       coalesce(b.unsent, 0) AS unsent,
+       b.oldest_created_at,
+       pg_catalog.now() OPERATOR(pg_catalog.-) b.oldest_created_at AS oldest_age
+  FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::popsell.outbox_kind)) AS k(kind)
+  LEFT JOIN (SELECT o.kind, pg_catalog.count(*) AS unsent, pg_catalog.min(o.created_at) AS oldest_created_at
+               FROM popsell.outbox o
+              WHERE o.sent_at IS NULL
+              GROUP BY o.kind) b ON b.kind OPERATOR(pg_catalog.=) k.kind;
+COMMENT ON VIEW popsell.outbox_backlog IS
+    'Unsent popsell.outbox rows per kind (every kind, 0 when none), the oldest one''s created_at and age: the mail worker''s health. Counts only, no personal data. Readable by popsell_technical, popsell_account_team and popsell_maintenance.';
+GRANT SELECT ON popsell.outbox_backlog TO popsell_technical, popsell_account_team, popsell_maintenance;
