@@ -5,8 +5,8 @@
 # popsell_pooled.py, which the README must show verbatim) with Debian's
 # python3-psycopg: 8 ambassadors at once through the pooler (reads,
 # inserts, invitations), a client that forgets LOCAL on the same pool (its
-# plain SET must identify nobody in any later transaction) and the mail
-# worker, which LISTENs on a direct connection and sends the outbox.  Any
+# plain SET must identify nobody in any later transaction, as must a role
+# default of the pooler's login role) and the mail worker, which LISTENs on a direct connection and sends the outbox.  Any
 # row of another ambassador, any driver or protocol error, an unsent
 # invitation or a worker never woken fails it.  The same run with the
 # example made wrong on purpose (a session-level SET; psycopg's automatic
@@ -63,6 +63,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A role default for the identity, stored by a session where popsell was not
+# loaded (PostgreSQL does not ask popsell then): every server connection the
+# pooler opens carries it, and it must identify nobody.
+out=$(psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "ALTER ROLE ps_005_web SET popsell.ambassador_id = '$ambassadors'" 2>&1) ||
+	fail "ALTER ROLE ... SET popsell.ambassador_id in a session without popsell: $out"
+
 # --- pgbouncer, transaction pooling, 2 server connections for 9 clients -----
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 server_host="${PGHOST:-/var/run/postgresql}"
@@ -115,6 +121,12 @@ rc=0
 run readme || rc=$?
 [ "$rc" -eq 0 ] || fail "the README's pattern through pgbouncer (exit $rc)"
 expect_eq "unsent outbox rows after the worker" "$(q "$db" "SELECT count(*) FROM popsell.outbox WHERE sent_at IS NULL")" 0
+
+# a transaction through the pooler that names nobody is nobody, whatever the
+# role default and the forgetful client's plain SET left on the connections
+seen=$(PGPASSWORD="$password" psql -X -A -t -q -h 127.0.0.1 -p "$port" -U ps_005_web -d "$db" \
+	-c "BEGIN" -c "SET LOCAL ROLE popsell_ambassador" -c "SELECT count(*) FROM popsell.contacts" -c "COMMIT" 2>&1)
+expect_eq "contacts seen through the pooler without naming an ambassador" "$seen" 0
 
 # --- the same made wrong on purpose: the run must catch it ------------------
 for variant in plain_set auto_prepare; do
