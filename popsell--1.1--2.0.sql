@@ -526,6 +526,98 @@ $$;
 COMMENT ON FUNCTION popsell._maintenance_rule(text, timestamptz, boolean) IS
     'Internal: apply (or, with preview, count) one retention rule as of a time; returns the rows acted on.';
 
+-- src/updates/1.1--2.0/15_clients.sql
+
+-- -------------------------------------------------------------------
+-- Real clients (issue 15): identity per transaction, uninstall and
+-- re-install, the outbox backlog, bulk loading.
+-- -------------------------------------------------------------------
+
+-- Identity per transaction: a parallel worker cannot tell a fresh
+-- popsell.ambassador_id from a stale one, so the leader evaluates it.
+ALTER FUNCTION popsell.current_ambassador_id() PARALLEL RESTRICTED;
+COMMENT ON FUNCTION popsell.current_ambassador_id() IS
+    'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app in this transaction (SET LOCAL or set_config(..., true)); NULL for nobody.';
+
+CREATE FUNCTION popsell._as_of() RETURNS timestamptz
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'popsell_as_of';
+COMMENT ON FUNCTION popsell._as_of() IS
+    'Internal: the time popsell.as_of names when it was set in the current transaction (run_maintenance), else NULL.';
+
+CREATE OR REPLACE FUNCTION popsell._erasure_now()
+    RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN coalesce(popsell._as_of(),
+                    pg_catalog.now());
+
+CREATE OR REPLACE FUNCTION popsell._lifecycle_now() RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN coalesce(popsell._as_of(),
+                    pg_catalog.now());
+-- What DROP EXTENSION popsell does first: remove the pg_cron job of this
+-- database when pg_cron lives here; else, when the job role has been
+-- running popsell.run_maintenance here, say where to remove it.
+CREATE FUNCTION popsell._before_drop() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    hint text;
+BEGIN
+    IF current_setting('cron.database_name', true) IS NULL THEN
+        RETURN;                                  -- pg_cron is not loaded: no job anywhere
+    END IF;
+    BEGIN
+        n := popsell.unschedule_jobs();
+        IF n OPERATOR(pg_catalog.>) 0 THEN
+            RAISE NOTICE 'popsell: removed the pg_cron job % of database %', popsell._cron_job_name(), current_database();
+        END IF;
+    EXCEPTION WHEN SQLSTATE 'PS500' THEN
+        -- Say so when a scheduler has been running the job here (runs
+        -- recorded by popsell_maintenance, the role pg_cron jobs run as).
+        IF NOT EXISTS (SELECT 1 FROM popsell.maintenance_runs r
+                        WHERE r.run_by OPERATOR(pg_catalog.=) 'popsell_maintenance') THEN
+            RETURN;
+        END IF;
+        GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+        RAISE WARNING 'popsell: pg_cron lives in another database; if it runs popsell''s job for database %, remove it there', current_database()
+            USING HINT = hint;
+    END;
+END
+$$;
+COMMENT ON FUNCTION popsell._before_drop() IS
+    'Internal: run by the event trigger popsell_drop_guard when DROP EXTENSION popsell starts; removes this database''s pg_cron job (or says where to).';
+
+CREATE FUNCTION popsell._drop_guard() RETURNS event_trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'popsell_drop_guard';
+COMMENT ON FUNCTION popsell._drop_guard() IS
+    'Internal: event trigger function; when a statement drops the extension popsell, calls popsell._before_drop().';
+
+CREATE EVENT TRIGGER popsell_drop_guard ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION popsell._drop_guard();
+-- The mail worker's health in one query: unsent outbox rows per kind and
+-- the oldest one's age.  Counts only (no contact, no payload); the
+-- owner's rights read the outbox, so the job role needs no access to it.
+CREATE VIEW popsell.outbox_backlog WITH (security_barrier = true) AS
+SELECT k.kind,
+       coalesce(b.unsent, 0) AS unsent,
+       b.oldest_created_at,
+       pg_catalog.now() OPERATOR(pg_catalog.-) b.oldest_created_at AS oldest_age
+  FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::popsell.outbox_kind)) AS k(kind)
+  LEFT JOIN (SELECT o.kind, pg_catalog.count(*) AS unsent, pg_catalog.min(o.created_at) AS oldest_created_at
+               FROM popsell.outbox o
+              WHERE o.sent_at IS NULL
+              GROUP BY o.kind) b ON b.kind OPERATOR(pg_catalog.=) k.kind;
+COMMENT ON VIEW popsell.outbox_backlog IS
+    'Unsent popsell.outbox rows per kind (every kind, 0 when none), the oldest one''s created_at and age: the mail worker''s health. Counts only, no personal data. Readable by popsell_technical, popsell_account_team and popsell_maintenance.';
+GRANT SELECT ON popsell.outbox_backlog TO popsell_technical, popsell_account_team, popsell_maintenance;
+
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every
 -- object of the schema.  One idempotent step that the install script and

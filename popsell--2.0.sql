@@ -9,25 +9,58 @@
 
 -- The control file names schema popsell; PostgreSQL creates it for us, but
 -- reuses one that already exists.  A schema planted beforehand by another
--- role could hold look-alike objects (CVE-2022-2625), so refuse it.
+-- role could hold look-alike objects (CVE-2022-2625), so refuse one that
+-- holds anything or that a non-superuser owns or may create objects in.
+-- An empty schema that only superusers control is what an earlier DROP
+-- EXTENSION popsell leaves behind (a schema named in the control file
+-- cannot be a member of the extension): reuse it, whichever superuser
+-- installed before.
 DO $$
 DECLARE
-    owner_is_us boolean;
-    foreign_objects bigint;
+    nsp oid;
+    owner_name name;
+    owner_super boolean;
+    objects bigint;
+    foreign_creators bigint;
 BEGIN
-    SELECT n.nspowner OPERATOR(pg_catalog.=) r.oid
-      INTO owner_is_us
-      FROM pg_catalog.pg_namespace n, pg_catalog.pg_roles r
-     WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-       AND r.rolname OPERATOR(pg_catalog.=) pg_catalog.current_user();
-    SELECT pg_catalog.count(*) INTO foreign_objects
-      FROM pg_catalog.pg_class c
-      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    SELECT n.oid, r.rolname, r.rolsuper
+      INTO nsp, owner_name, owner_super
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
      WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell';
-    IF NOT coalesce(owner_is_us, false) OR foreign_objects OPERATOR(pg_catalog.>) 0 THEN
-        RAISE EXCEPTION 'schema popsell already exists and was not created for this extension'
+    IF nsp IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.count(*) INTO objects
+      FROM pg_catalog.pg_depend d
+     WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+       AND d.refobjid OPERATOR(pg_catalog.=) nsp
+       -- the extension being created already depends on its schema
+       AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                AND d.objid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                     WHERE e.extname OPERATOR(pg_catalog.=) 'popsell'));
+    SELECT pg_catalog.count(*) INTO foreign_creators
+      FROM pg_catalog.pg_namespace n,
+           LATERAL pg_catalog.aclexplode(n.nspacl) a
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+     WHERE n.oid OPERATOR(pg_catalog.=) nsp
+       AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+       AND NOT coalesce(r.rolsuper, false);
+    IF objects OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'schema popsell already exists and holds % objects', objects
             USING ERRCODE = 'PS001',
-                  HINT = 'Drop or rename the existing schema popsell, then run CREATE EXTENSION popsell again.';
+                  DETAIL = 'popsell installs into its own schema and does not reuse one that holds objects.',
+                  HINT = 'Rename the existing schema (ALTER SCHEMA popsell RENAME TO popsell_old) or drop it, then run CREATE EXTENSION popsell CASCADE again.';
+    ELSIF NOT owner_super OR foreign_creators OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'schema popsell already exists and role % (not a superuser) owns it or may create objects in it',
+                        CASE WHEN NOT owner_super THEN owner_name
+                             ELSE (SELECT pg_catalog.string_agg(DISTINCT a.grantee::pg_catalog.regrole::pg_catalog.text, ', ')
+                                     FROM pg_catalog.pg_namespace n, LATERAL pg_catalog.aclexplode(n.nspacl) a
+                                    WHERE n.oid OPERATOR(pg_catalog.=) nsp
+                                      AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE') END
+            USING ERRCODE = 'PS001',
+                  DETAIL = 'The schema is empty, but objects planted in it could be mistaken for popsell''s.',
+                  HINT = 'If it is the empty schema left by an earlier DROP EXTENSION popsell, run DROP SCHEMA popsell; then CREATE EXTENSION popsell CASCADE again.';
     END IF;
 END
 $$;
@@ -622,10 +655,16 @@ COMMENT ON FUNCTION popsell._bcrypt_salt(integer) IS
 -- ===================================================================
 
 CREATE FUNCTION popsell.current_ambassador_id() RETURNS bigint
-    LANGUAGE c STABLE PARALLEL SAFE
+    LANGUAGE c STABLE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'current_ambassador_id';
 COMMENT ON FUNCTION popsell.current_ambassador_id() IS
-    'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app; NULL for nobody.';
+    'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app in this transaction (SET LOCAL or set_config(..., true)); NULL for nobody.';
+
+CREATE FUNCTION popsell._as_of() RETURNS timestamptz
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'popsell_as_of';
+COMMENT ON FUNCTION popsell._as_of() IS
+    'Internal: the time popsell.as_of names when it was set in the current transaction (run_maintenance), else NULL.';
 
 CREATE FUNCTION popsell._random_bytes(n integer) RETURNS bytea
     LANGUAGE c VOLATILE STRICT
@@ -1921,7 +1960,7 @@ CREATE FUNCTION popsell._erasure_now()
     RETURNS timestamptz
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
-    RETURN coalesce(nullif(pg_catalog.current_setting('popsell.as_of', true), '')::timestamptz,
+    RETURN coalesce(popsell._as_of(),
                     pg_catalog.now());
 COMMENT ON FUNCTION popsell._erasure_now() IS
     'Internal: popsell.as_of when run_maintenance sets it, else now().';
@@ -2919,7 +2958,7 @@ COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act
 CREATE FUNCTION popsell._lifecycle_now() RETURNS timestamptz
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
-    RETURN coalesce(NULLIF(pg_catalog.current_setting('popsell.as_of', true), '')::timestamptz,
+    RETURN coalesce(popsell._as_of(),
                     pg_catalog.now());
 COMMENT ON FUNCTION popsell._lifecycle_now() IS
     'Internal: popsell.as_of when set, else now(): the time lifecycle functions stamp with.';
@@ -4021,6 +4060,72 @@ CREATE TRIGGER popsell_10_restore
 CREATE TRIGGER popsell_10_restore
     BEFORE INSERT ON popsell.hash_keys
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+-- ===================================================================
+-- Operations: uninstall without a failing pg_cron job left behind, the
+-- outbox backlog, bulk loading (README "Operations").
+-- ===================================================================
+
+-- What DROP EXTENSION popsell does first: remove the pg_cron job of this
+-- database when pg_cron lives here; else, when the job role has been
+-- running popsell.run_maintenance here, say where to remove it.
+CREATE FUNCTION popsell._before_drop() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    hint text;
+BEGIN
+    IF current_setting('cron.database_name', true) IS NULL THEN
+        RETURN;                                  -- pg_cron is not loaded: no job anywhere
+    END IF;
+    BEGIN
+        n := popsell.unschedule_jobs();
+        IF n OPERATOR(pg_catalog.>) 0 THEN
+            RAISE NOTICE 'popsell: removed the pg_cron job % of database %', popsell._cron_job_name(), current_database();
+        END IF;
+    EXCEPTION WHEN SQLSTATE 'PS500' THEN
+        -- Say so when a scheduler has been running the job here (runs
+        -- recorded by popsell_maintenance, the role pg_cron jobs run as).
+        IF NOT EXISTS (SELECT 1 FROM popsell.maintenance_runs r
+                        WHERE r.run_by OPERATOR(pg_catalog.=) 'popsell_maintenance') THEN
+            RETURN;
+        END IF;
+        GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+        RAISE WARNING 'popsell: pg_cron lives in another database; if it runs popsell''s job for database %, remove it there', current_database()
+            USING HINT = hint;
+    END;
+END
+$$;
+COMMENT ON FUNCTION popsell._before_drop() IS
+    'Internal: run by the event trigger popsell_drop_guard when DROP EXTENSION popsell starts; removes this database''s pg_cron job (or says where to).';
+
+CREATE FUNCTION popsell._drop_guard() RETURNS event_trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'popsell_drop_guard';
+COMMENT ON FUNCTION popsell._drop_guard() IS
+    'Internal: event trigger function; when a statement drops the extension popsell, calls popsell._before_drop().';
+
+CREATE EVENT TRIGGER popsell_drop_guard ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION popsell._drop_guard();
+
+-- The mail worker's health in one query: unsent outbox rows per kind and
+-- the oldest one's age.  Counts only (no contact, no payload); the
+-- owner's rights read the outbox, so the job role needs no access to it.
+CREATE VIEW popsell.outbox_backlog WITH (security_barrier = true) AS
+SELECT k.kind,
+       coalesce(b.unsent, 0) AS unsent,
+       b.oldest_created_at,
+       pg_catalog.now() OPERATOR(pg_catalog.-) b.oldest_created_at AS oldest_age
+  FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::popsell.outbox_kind)) AS k(kind)
+  LEFT JOIN (SELECT o.kind, pg_catalog.count(*) AS unsent, pg_catalog.min(o.created_at) AS oldest_created_at
+               FROM popsell.outbox o
+              WHERE o.sent_at IS NULL
+              GROUP BY o.kind) b ON b.kind OPERATOR(pg_catalog.=) k.kind;
+COMMENT ON VIEW popsell.outbox_backlog IS
+    'Unsent popsell.outbox rows per kind (every kind, 0 when none), the oldest one''s created_at and age: the mail worker''s health. Counts only, no personal data. Readable by popsell_technical, popsell_account_team and popsell_maintenance.';
+GRANT SELECT ON popsell.outbox_backlog TO popsell_technical, popsell_account_team, popsell_maintenance;
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every
 -- object of the schema.  One idempotent step that the install script and

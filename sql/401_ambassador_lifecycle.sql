@@ -108,12 +108,12 @@ SELECT * FROM pg_temp.err($$SELECT popsell.set_password(3, repeat('x', 73))$$);
 SELECT * FROM pg_temp.err($$SELECT popsell.set_password(999, 'x')$$);
 RESET ROLE;
 -- the ambassador itself may change its own password, not another's
-SET popsell.ambassador_id = '3';
-SET ROLE popsell_ambassador;
+BEGIN;
+SET LOCAL popsell.ambassador_id = '3';
+SET LOCAL ROLE popsell_ambassador;
 SELECT popsell.set_password(3, 'carol new');
 SELECT * FROM pg_temp.err($$SELECT popsell.set_password(1, 'x')$$);
-RESET ROLE;
-RESET popsell.ambassador_id;
+COMMIT;
 -- a plain or non-bcrypt value is never stored, whoever writes it
 SELECT * FROM pg_temp.err($$UPDATE popsell.ambassadors SET password_hash = 'hunter2' WHERE id = 1$$, 'hunter2');
 SELECT * FROM pg_temp.err($$UPDATE popsell.ambassadors SET password_hash = md5('x') WHERE id = 1$$);
@@ -149,14 +149,14 @@ SELECT count(*) AS plain_ip_rows FROM popsell.activity_log a
 -- ------------------------------------------------------------------
 -- unsubscription, end of contract, restore
 -- ------------------------------------------------------------------
-SET popsell.ambassador_id = '1';
-SET ROLE popsell_ambassador;
+BEGIN;
+SET LOCAL popsell.ambassador_id = '1';
+SET LOCAL ROLE popsell_ambassador;
 SELECT popsell.current_ambassador_id() AS acting_as;
 SELECT popsell.unsubscribe_ambassador(1) > now() AS deletion_in_the_future;
 -- access is blocked at once
 SELECT popsell.current_ambassador_id() AS acting_as_after;
-RESET ROLE;
-RESET popsell.ambassador_id;
+COMMIT;
 SELECT status, leaving_reason, deletion_due_at - now() BETWEEN interval '6 days 23 hours' AND interval '7 days' AS seven_days
   FROM popsell.ambassadors WHERE id = 1;
 SET ROLE popsell_app;
@@ -202,12 +202,12 @@ SELECT * FROM pg_temp.err($$UPDATE popsell.ambassadors SET status = 'active' WHE
 SELECT * FROM pg_temp.err($$UPDATE popsell.ambassadors SET deletion_due_at = now() + interval '1 year' WHERE id = 2$$);
 RESET ROLE;
 -- an ambassador may not unsubscribe someone else
-SET popsell.ambassador_id = '1';
-SET ROLE popsell_ambassador;
+BEGIN;
+SET LOCAL popsell.ambassador_id = '1';
+SET LOCAL ROLE popsell_ambassador;
 SELECT * FROM pg_temp.err('SELECT popsell.unsubscribe_ambassador(4)');
 SELECT * FROM pg_temp.err('SELECT popsell.end_ambassador_contract(1)');
-RESET ROLE;
-RESET popsell.ambassador_id;
+COMMIT;
 
 -- ------------------------------------------------------------------
 -- SSO

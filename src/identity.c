@@ -10,6 +10,13 @@
  * for popsell.actor and popsell.as_of) can set them, so nobody can
  * impersonate an ambassador or forge the actor of a consent change.
  *
+ * They also live in one transaction (SPEC section 2, v2): each value
+ * carries, as its GUC "extra", the local transaction id in which it was
+ * set.  PostgreSQL saves and restores the extra together with the value
+ * (transaction and subtransaction ends, function SET clauses), so a value
+ * left over by a plain SET, a role or database default, or a connection
+ * option is recognised as stale by its stamp and counts as unset.
+ *
  *-------------------------------------------------------------------------
  */
 #include "popsell.h"
@@ -24,6 +31,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
 
@@ -66,37 +74,214 @@ static SPIPlanPtr by_id_plan = NULL;
 static char as_of_cached_text[64];
 static TimestampTz as_of_cached_value;
 
+/*
+ * The local id of the current top-level transaction; InvalidLocalTransactionId
+ * outside one.
+ */
+static inline LocalTransactionId
+current_lxid(void)
+{
+	if (MyProc == NULL)
+		return InvalidLocalTransactionId;
+#if PG_VERSION_NUM >= 170000
+	return MyProc->vxid.lxid;
+#else
+	return MyProc->lxid;
+#endif
+}
+
+/* What a popsell.* setting's GUC "extra" holds: when it was set. */
+typedef struct GucStamp
+{
+	LocalTransactionId lxid;	/* transaction that set it; Invalid = stale */
+} GucStamp;
+
+/* The extras of the values in force (assign hooks keep them). */
+static GucStamp *ambassador_id_stamp = NULL;
+static GucStamp *actor_stamp = NULL;
+static GucStamp *as_of_stamp = NULL;
+
+/*
+ * While _PG_init defines the settings, PostgreSQL re-applies the values a
+ * session gave them before the library was loaded (placeholders).  Only
+ * the current value, and only when it was set in the current transaction
+ * (the placeholder has a stack entry), is fresh.
+ */
+static bool defining = false;
+static bool placeholder_fresh = false;
+static char *placeholder_value = NULL;
+
+static void
+note_placeholder(const char *name)
+{
+	struct config_generic **vars;
+	int			n;
+
+	placeholder_fresh = false;
+	placeholder_value = NULL;
+#if PG_VERSION_NUM >= 160000
+	vars = get_guc_variables(&n);
+#else
+	vars = get_guc_variables();
+	n = GetNumConfigOptions();
+#endif
+	for (int i = 0; i < n; i++)
+	{
+		struct config_generic *g = vars[i];
+
+		if (g == NULL || strcmp(g->name, name) != 0)
+			continue;
+		if ((g->flags & GUC_CUSTOM_PLACEHOLDER) && g->vartype == PGC_STRING)
+		{
+			struct config_string *cs = (struct config_string *) g;
+
+			placeholder_fresh = (g->stack != NULL);
+			if (cs->variable != NULL && *cs->variable != NULL)
+				placeholder_value = pstrdup(*cs->variable);
+		}
+		break;
+	}
+}
+
+/*
+ * Sources that store a value for later sessions or transactions: the
+ * configuration file, ALTER SYSTEM, ALTER DATABASE/ROLE ... SET and
+ * connection options.  PGC_S_TEST is the validation of ALTER ROLE/DATABASE
+ * ... SET (and of a function's SET clause).
+ */
+static bool
+stored_source(GucSource source)
+{
+	switch (source)
+	{
+		case PGC_S_FILE:
+		case PGC_S_ARGV:
+		case PGC_S_GLOBAL:
+		case PGC_S_DATABASE:
+		case PGC_S_USER:
+		case PGC_S_DATABASE_USER:
+		case PGC_S_CLIENT:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Stamp a new value with the transaction setting it.  A non-empty value
+ * from a stored source is refused (where PostgreSQL asks: with the library
+ * loaded; otherwise it is stamped stale and means nothing).
+ */
+static bool
+stamp_value(const char *name, char **newval, void **extra, GucSource source,
+			bool refuse_test)
+{
+	GucStamp   *stamp;
+	bool		empty = (*newval == NULL || (*newval)[0] == '\0');
+
+	if (!empty && (stored_source(source) || (refuse_test && source == PGC_S_TEST)))
+	{
+		GUC_check_errcode(ERRCODE_POPSELL_IDENTITY);
+		GUC_check_errmsg("%s cannot be a role, database, server or connection default", name);
+		GUC_check_errdetail("It counts only in the transaction that sets it.");
+		GUC_check_errhint("Set it in each transaction with SET LOCAL or set_config('%s', value, true).", name);
+		return false;
+	}
+
+	stamp = (GucStamp *) malloc(sizeof(GucStamp));
+	if (stamp == NULL)
+		return false;
+	stamp->lxid = current_lxid();
+	if (stored_source(source) || source == PGC_S_DEFAULT ||
+		source == PGC_S_DYNAMIC_DEFAULT || source == PGC_S_ENV_VAR)
+		stamp->lxid = InvalidLocalTransactionId;
+	else if (defining &&
+			 !(placeholder_fresh && placeholder_value != NULL && *newval != NULL &&
+			   strcmp(placeholder_value, *newval) == 0))
+		stamp->lxid = InvalidLocalTransactionId;
+	*extra = stamp;
+	return true;
+}
+
+/* Whether a setting's value was set in the current transaction. */
+static inline bool
+fresh(const GucStamp *stamp)
+{
+	return stamp != NULL && stamp->lxid != InvalidLocalTransactionId &&
+		stamp->lxid == current_lxid();
+}
+
 static bool
 check_ambassador_id(char **newval, void **extra, GucSource source)
 {
 	/*
-	 * Accept anything here: a malformed value must mean "nobody", not an
+	 * Accept any shape here: a malformed value must mean "nobody", not an
 	 * error that a caller could probe.  current_ambassador_id() parses it.
+	 * Refuse it as a stored default (PGC_S_TEST too: no function of
+	 * popsell's sets it in a SET clause).
 	 */
-	return true;
+	return stamp_value("popsell.ambassador_id", newval, extra, source, true);
+}
+
+static void
+assign_ambassador_id(const char *newval, void *extra)
+{
+	ambassador_id_stamp = (GucStamp *) extra;
+}
+
+static bool
+check_actor(char **newval, void **extra, GucSource source)
+{
+	/* popsell's functions set it in their SET clauses (PGC_S_TEST) */
+	return stamp_value("popsell.actor", newval, extra, source, false);
+}
+
+static void
+assign_actor(const char *newval, void *extra)
+{
+	actor_stamp = (GucStamp *) extra;
+}
+
+static bool
+check_as_of(char **newval, void **extra, GucSource source)
+{
+	return stamp_value("popsell.as_of", newval, extra, source, false);
+}
+
+static void
+assign_as_of(const char *newval, void *extra)
+{
+	as_of_stamp = (GucStamp *) extra;
 }
 
 void
 IdentityInit(void)
 {
+	defining = true;
+	note_placeholder("popsell.ambassador_id");
 	DefineCustomStringVariable("popsell.ambassador_id",
 							   "Ambassador a trusted application acts as in this transaction.",
-							   "Set with SET LOCAL by popsell_app members only; unset, empty or malformed means nobody.",
+							   "Set with SET LOCAL or set_config(..., true) by popsell_app members only; it counts only in the transaction that set it; unset, empty or malformed means nobody.",
 							   &ambassador_id_guc, "",
 							   PGC_SUSET, GUC_NOT_IN_SAMPLE,
-							   check_ambassador_id, NULL, NULL);
+							   check_ambassador_id, assign_ambassador_id, NULL);
+	note_placeholder("popsell.actor");
 	DefineCustomStringVariable("popsell.actor",
 							   "Path through which popsell event functions change consents (internal).",
-							   "Set only by popsell's own functions in their SET clause.",
+							   "Set only by popsell's own functions in their SET clause; it counts only in the transaction that set it.",
 							   &actor_guc, "",
 							   PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
-							   NULL, NULL, NULL);
+							   check_actor, assign_actor, NULL);
+	note_placeholder("popsell.as_of");
 	DefineCustomStringVariable("popsell.as_of",
 							   "Time popsell.run_maintenance acts as of (internal).",
-							   NULL,
+							   "It counts only in the transaction that set it.",
 							   &as_of_guc, "",
 							   PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
-							   NULL, NULL, NULL);
+							   check_as_of, assign_as_of, NULL);
+	defining = false;
+	placeholder_fresh = false;
+	placeholder_value = NULL;
 	DefineCustomStringVariable("popsell.consent_text",
 							   "Version or hash of the consent text shown to the contact, recorded in the consent ledger.",
 							   NULL,
@@ -187,7 +372,7 @@ CurrentPath(void)
 {
 	Oid			user;
 
-	if (actor_guc != NULL && actor_guc[0] != '\0')
+	if (actor_guc != NULL && actor_guc[0] != '\0' && fresh(actor_stamp))
 	{
 		for (int i = 0; i < PATH__COUNT; i++)
 			if (strcmp(actor_guc, popsell_path_names[i]) == 0)
@@ -240,7 +425,7 @@ PathActor(PopsellPath path)
 TimestampTz
 PopsellNow(void)
 {
-	if (as_of_guc != NULL && as_of_guc[0] != '\0')
+	if (as_of_guc != NULL && as_of_guc[0] != '\0' && fresh(as_of_stamp))
 	{
 		if (strncmp(as_of_guc, as_of_cached_text, sizeof(as_of_cached_text)) != 0)
 		{
@@ -326,7 +511,10 @@ lookup_active(SPIPlanPtr *plan, const char *query, Oid argtype, Datum arg)
 /*
  * popsell.current_ambassador_id(): the ambassador whose login_role is the
  * session's role (SET ROLE included, SECURITY DEFINER excluded), else the
- * one named by popsell.ambassador_id; NULL when none or not active.
+ * one named by popsell.ambassador_id when it was set in this transaction;
+ * NULL when none or not active.  PARALLEL RESTRICTED: a parallel worker
+ * gets the leader's settings in a transaction of its own, so it could not
+ * tell a fresh value from a stale one.
  */
 /*
  * The answer is kept for the rest of the statement: the same transaction,
@@ -340,6 +528,7 @@ static struct
 	CommandId	cid;
 	TimestampTz stmt_start;
 	Oid			outer;
+	bool		fresh;
 	char		guc[32];
 	int64		id;
 }			identity_cache;
@@ -351,12 +540,14 @@ current_ambassador_id(PG_FUNCTION_ARGS)
 	char	   *rolname;
 	int64		id = 0;
 	const char *guc = ambassador_id_guc ? ambassador_id_guc : "";
+	bool		guc_fresh = fresh(ambassador_id_stamp);
 	bool		cacheable = strlen(guc) < sizeof(identity_cache.guc);
 	CommandId	cid = GetCurrentCommandId(false);
 
-	if (cacheable && identity_cache.lxid == MyProc->lxid &&
+	if (cacheable && identity_cache.lxid == current_lxid() &&
 		identity_cache.cid == cid && identity_cache.outer == outer &&
 		identity_cache.stmt_start == GetCurrentStatementStartTimestamp() &&
+		identity_cache.fresh == guc_fresh &&
 		strcmp(identity_cache.guc, guc) == 0)
 	{
 		if (identity_cache.id == 0)
@@ -372,8 +563,9 @@ current_ambassador_id(PG_FUNCTION_ARGS)
 						   " WHERE a.login_role OPERATOR(pg_catalog.=) $1::pg_catalog.name"
 						   "   AND a.status OPERATOR(pg_catalog.=) 'active'::popsell.ambassador_status",
 						   TEXTOID, CStringGetTextDatum(rolname));
-	if (id == 0)
+	if (id == 0 && guc_fresh)
 	{
+		/* only a value set in this transaction names anyone */
 		int64		wanted = parse_ambassador_id(ambassador_id_guc);
 
 		if (wanted > 0)
@@ -385,8 +577,9 @@ current_ambassador_id(PG_FUNCTION_ARGS)
 	}
 	if (cacheable)
 	{
-		identity_cache.lxid = MyProc->lxid;
+		identity_cache.lxid = current_lxid();
 		identity_cache.cid = cid;
+		identity_cache.fresh = guc_fresh;
 		identity_cache.stmt_start = GetCurrentStatementStartTimestamp();
 		identity_cache.outer = outer;
 		strlcpy(identity_cache.guc, guc, sizeof(identity_cache.guc));
@@ -395,6 +588,19 @@ current_ambassador_id(PG_FUNCTION_ARGS)
 	if (id == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(id);
+}
+
+/*
+ * popsell._as_of(): the time popsell.as_of names when it was set in this
+ * transaction (run_maintenance's "as of"), else NULL.
+ */
+PG_FUNCTION_INFO_V1(popsell_as_of);
+Datum
+popsell_as_of(PG_FUNCTION_ARGS)
+{
+	if (as_of_guc == NULL || as_of_guc[0] == '\0' || !fresh(as_of_stamp))
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(PopsellNow());
 }
 
 /* popsell._restoring(): whether triggers are in restore mode. */

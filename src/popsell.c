@@ -20,6 +20,7 @@ _PG_init(void)
 	HashingInit();
 	ConsentInit();
 	LedgerInit();
+	OperationsInit();
 
 	/* Nobody may invent popsell.* settings the library does not define. */
 	MarkGUCPrefixReserved("popsell");

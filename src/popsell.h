@@ -75,6 +75,7 @@ extern const char *const popsell_actor_names[ACTOR__COUNT];
 
 /* identity.c */
 extern void IdentityInit(void);
+extern void OperationsInit(void);
 extern PopsellPath CurrentPath(void);
 extern PopsellActor PathActor(PopsellPath path);
 extern bool RestoringData(void);

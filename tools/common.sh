@@ -16,6 +16,8 @@ PS_PACKAGES=(
 	libtap-parser-sourcehandler-pgtap-perl
 	libssl-dev
 	sqlsmith
+	pgbouncer
+	python3-psycopg
 )
 # Server settings of every throwaway cluster: pg_cron preloaded, as in
 # production, with its jobs run by background workers.

@@ -9,25 +9,58 @@
 
 -- The control file names schema popsell; PostgreSQL creates it for us, but
 -- reuses one that already exists.  A schema planted beforehand by another
--- role could hold look-alike objects (CVE-2022-2625), so refuse it.
+-- role could hold look-alike objects (CVE-2022-2625), so refuse one that
+-- holds anything or that a non-superuser owns or may create objects in.
+-- An empty schema that only superusers control is what an earlier DROP
+-- EXTENSION popsell leaves behind (a schema named in the control file
+-- cannot be a member of the extension): reuse it, whichever superuser
+-- installed before.
 DO $$
 DECLARE
-    owner_is_us boolean;
-    foreign_objects bigint;
+    nsp oid;
+    owner_name name;
+    owner_super boolean;
+    objects bigint;
+    foreign_creators bigint;
 BEGIN
-    SELECT n.nspowner OPERATOR(pg_catalog.=) r.oid
-      INTO owner_is_us
-      FROM pg_catalog.pg_namespace n, pg_catalog.pg_roles r
-     WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-       AND r.rolname OPERATOR(pg_catalog.=) pg_catalog.current_user();
-    SELECT pg_catalog.count(*) INTO foreign_objects
-      FROM pg_catalog.pg_class c
-      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    SELECT n.oid, r.rolname, r.rolsuper
+      INTO nsp, owner_name, owner_super
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
      WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell';
-    IF NOT coalesce(owner_is_us, false) OR foreign_objects OPERATOR(pg_catalog.>) 0 THEN
-        RAISE EXCEPTION 'schema popsell already exists and was not created for this extension'
+    IF nsp IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.count(*) INTO objects
+      FROM pg_catalog.pg_depend d
+     WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+       AND d.refobjid OPERATOR(pg_catalog.=) nsp
+       -- the extension being created already depends on its schema
+       AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                AND d.objid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                     WHERE e.extname OPERATOR(pg_catalog.=) 'popsell'));
+    SELECT pg_catalog.count(*) INTO foreign_creators
+      FROM pg_catalog.pg_namespace n,
+           LATERAL pg_catalog.aclexplode(n.nspacl) a
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+     WHERE n.oid OPERATOR(pg_catalog.=) nsp
+       AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+       AND NOT coalesce(r.rolsuper, false);
+    IF objects OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'schema popsell already exists and holds % objects', objects
             USING ERRCODE = 'PS001',
-                  HINT = 'Drop or rename the existing schema popsell, then run CREATE EXTENSION popsell again.';
+                  DETAIL = 'popsell installs into its own schema and does not reuse one that holds objects.',
+                  HINT = 'Rename the existing schema (ALTER SCHEMA popsell RENAME TO popsell_old) or drop it, then run CREATE EXTENSION popsell CASCADE again.';
+    ELSIF NOT owner_super OR foreign_creators OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'schema popsell already exists and role % (not a superuser) owns it or may create objects in it',
+                        CASE WHEN NOT owner_super THEN owner_name
+                             ELSE (SELECT pg_catalog.string_agg(DISTINCT a.grantee::pg_catalog.regrole::pg_catalog.text, ', ')
+                                     FROM pg_catalog.pg_namespace n, LATERAL pg_catalog.aclexplode(n.nspacl) a
+                                    WHERE n.oid OPERATOR(pg_catalog.=) nsp
+                                      AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE') END
+            USING ERRCODE = 'PS001',
+                  DETAIL = 'The schema is empty, but objects planted in it could be mistaken for popsell''s.',
+                  HINT = 'If it is the empty schema left by an earlier DROP EXTENSION popsell, run DROP SCHEMA popsell; then CREATE EXTENSION popsell CASCADE again.';
     END IF;
 END
 $$;

@@ -5,10 +5,16 @@
 -- ===================================================================
 
 CREATE FUNCTION popsell.current_ambassador_id() RETURNS bigint
-    LANGUAGE c STABLE PARALLEL SAFE
+    LANGUAGE c STABLE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'current_ambassador_id';
 COMMENT ON FUNCTION popsell.current_ambassador_id() IS
-    'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app; NULL for nobody.';
+    'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app in this transaction (SET LOCAL or set_config(..., true)); NULL for nobody.';
+
+CREATE FUNCTION popsell._as_of() RETURNS timestamptz
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'popsell_as_of';
+COMMENT ON FUNCTION popsell._as_of() IS
+    'Internal: the time popsell.as_of names when it was set in the current transaction (run_maintenance), else NULL.';
 
 CREATE FUNCTION popsell._random_bytes(n integer) RETURNS bytea
     LANGUAGE c VOLATILE STRICT

@@ -56,7 +56,7 @@ CREATE FUNCTION popsell._erasure_now()
     RETURNS timestamptz
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
-    RETURN coalesce(nullif(pg_catalog.current_setting('popsell.as_of', true), '')::timestamptz,
+    RETURN coalesce(popsell._as_of(),
                     pg_catalog.now());
 COMMENT ON FUNCTION popsell._erasure_now() IS
     'Internal: popsell.as_of when run_maintenance sets it, else now().';

@@ -17,7 +17,7 @@
 CREATE FUNCTION popsell._lifecycle_now() RETURNS timestamptz
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
-    RETURN coalesce(NULLIF(pg_catalog.current_setting('popsell.as_of', true), '')::timestamptz,
+    RETURN coalesce(popsell._as_of(),
                     pg_catalog.now());
 COMMENT ON FUNCTION popsell._lifecycle_now() IS
     'Internal: popsell.as_of when set, else now(): the time lifecycle functions stamp with.';
