@@ -40,6 +40,9 @@ generated: $(GENERATED)
 popsell--$(EXTVERSION).sql: $(SQL_SOURCES)
 	cat $(SQL_SOURCES) > $@
 
+# When a version is released, its upgrade script joins RELEASED and its
+# sources leave src/updates/, so later changes to src/sql cannot rewrite it.
+#
 # An upgrade script: src/updates/FROM--TO.sql, then the parts in
 # src/updates/FROM--TO/ in name order (one per change, so parallel work
 # does not collide), then the finalize step.  A part NN_x.sql is copied;
@@ -47,6 +50,9 @@ popsell--$(EXTVERSION).sql: $(SQL_SOURCES)
 # tools/upgrade-part restates from src/sql (no hand-made copies).
 .SECONDEXPANSION:
 popsell--%.sql: src/updates/%.sql $$(sort $$(wildcard src/updates/$$*/*)) $(SQL_FINALIZE) $(SQL_SOURCES) tools/upgrade-part
+	@if ! command -v python3 >/dev/null 2>&1; then \
+	  echo "python3 not found: keeping the committed $@ (install python3 to rebuild it)" >&2; \
+	  touch $@; exit 0; fi; \
 	{ cat src/updates/$*.sql; \
 	  for part in $(sort $(wildcard src/updates/$*/*)); do \
 	    echo; echo "-- $$part"; \
@@ -55,7 +61,7 @@ popsell--%.sql: src/updates/%.sql $$(sort $$(wildcard src/updates/$$*/*)) $(SQL_
 	      *) cat $$part ;; \
 	    esac; \
 	  done; \
-	  echo; cat $(SQL_FINALIZE); } > $@.tmp
+	  echo; cat $(SQL_FINALIZE); } > $@.tmp || { rm -f $@.tmp; exit 1; }; \
 	mv $@.tmp $@
 
 # doc/reference.md: every public function's signature, grants and

@@ -103,9 +103,7 @@ COMMENT ON POLICY popsell_brand_delete ON popsell.contacts IS 'The brand erases 
 
 CREATE OR REPLACE VIEW popsell.my_contacts WITH (security_barrier = true) AS
 SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name,
-       CASE WHEN c.ambassador_optin OPERATOR(pg_catalog.=) ANY
-                 ('{invitation_declined,optout_email,optout_no_response,global_optout,optin_blog_pending}'::popsell.ambassador_optin[])
-            THEN NULL ELSE c.email END AS email,
+       CASE WHEN popsell.is_opted_out(c.ambassador_optin) THEN NULL ELSE c.email END AS email,
        c.email_status, c.facebook_id, c.twitter_id, c.instagram_id, c.public_photo_url,
        c.customer_id, c.ambassador_optin, c.ambassador_optin_at, c.brand_optin, c.brand_optin_at,
        c.partners_optin, c.partners_optin_at, c.contact_type, c.notes, c.address, c.city,
@@ -526,6 +524,54 @@ $$;
 COMMENT ON FUNCTION popsell._maintenance_rule(text, timestamptz, boolean) IS
     'Internal: apply (or, with preview, count) one retention rule as of a time; returns the rows acted on.';
 
+CREATE OR REPLACE FUNCTION popsell.ambassadors_erase_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mark bigint;
+    stamp timestamptz;
+BEGIN
+    IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' OR TG_OP <> 'DELETE'
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'ambassadors' THEN
+        RAISE EXCEPTION 'popsell.ambassadors_erase_row() handles BEFORE DELETE rows of popsell.ambassadors only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN OLD;
+    END IF;
+    stamp := popsell._erasure_now();
+    mark := popsell._erasure_push('ambassador_deleted', true);
+
+    DELETE FROM popsell.contacts c
+     WHERE c.ambassador_id = OLD.id
+       AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+
+    WITH u AS (
+        DELETE FROM popsell.ugc u
+         WHERE u.ambassador_id = OLD.id
+           AND (u.contest_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                WHERE k.id = u.contest_id AND k.reuse_until > stamp))
+        RETURNING u.id, u.file_path)
+    INSERT INTO popsell.outbox (kind, payload, created_at)
+    SELECT 'delete_file'::popsell.outbox_kind, jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), stamp
+      FROM u
+    UNION ALL
+    SELECT 'delete_file', jsonb_build_object('file_path', OLD.photo_path, 'what', 'ambassador_photo'), stamp
+     WHERE nullif(OLD.photo_path, '') IS NOT NULL;
+
+    DELETE FROM popsell.outbox o
+     WHERE o.ambassador_id = OLD.id AND o.sent_at IS NULL
+       AND o.kind NOT IN ('delete_file', 'partner_erasure');
+
+    PERFORM popsell._erasure_pop(mark);
+    RETURN OLD;
+END
+$$;
+COMMENT ON FUNCTION popsell.ambassadors_erase_row() IS
+    'Trigger: before an ambassador row is deleted, erase its non-brand-visible contacts, its UGC (contest UGC stays until reuse end) and unsent messages; queue its files.';
+
 -- src/updates/1.1--2.0/15_clients.sql
 
 -- -------------------------------------------------------------------
@@ -632,6 +678,7 @@ CREATE OR REPLACE FUNCTION popsell._finalize_extension() RETURNS void
 AS $$
 DECLARE
     r record;
+    ext pg_catalog.oid;
 BEGIN
     -- pg_extension_config_dump only works inside CREATE/ALTER EXTENSION;
     -- say so before changing anything.
@@ -643,15 +690,23 @@ BEGIN
                   HINT = 'Run CREATE EXTENSION popsell or ALTER EXTENSION popsell UPDATE as a superuser.';
     END IF;
 
+    SELECT e.oid INTO ext FROM pg_catalog.pg_extension e
+     WHERE e.extname OPERATOR(pg_catalog.=) 'popsell';
+
+    -- Only the extension's own objects (pg_depend deptype 'e'): a DBA's
+    -- table or function in the schema is none of popsell's business, and
+    -- pg_extension_config_dump refuses non-members.
+
     -- Tables, sequences and views belong to the NOLOGIN popsell_owner, as
     -- do the SQL and PL/pgSQL functions (so SECURITY DEFINER ones run as
     -- it, not as a superuser).  C functions stay with the superuser.
     FOR r IN
         SELECT c.oid::pg_catalog.regclass AS obj, c.relkind
           FROM pg_catalog.pg_class c
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'v', 'm', 'p', 'S']::"char"[])
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+         WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'v', 'm', 'p', 'S']::"char"[])
            AND c.relowner OPERATOR(pg_catalog.<>) 'popsell_owner'::pg_catalog.regrole
            -- a sequence owned by a column follows its table
            AND NOT (c.relkind OPERATOR(pg_catalog.=) 'S' AND EXISTS (
@@ -667,33 +722,46 @@ BEGIN
         END IF;
     END LOOP;
     FOR r IN
-        SELECT p.oid::pg_catalog.regprocedure AS fn
+        SELECT p.oid::pg_catalog.regprocedure AS fn, l.lanname
           FROM pg_catalog.pg_proc p
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) p.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
           JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang
-         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-           AND l.lanname OPERATOR(pg_catalog.<>) 'c'
-           AND p.proowner OPERATOR(pg_catalog.<>) 'popsell_owner'::pg_catalog.regrole
     LOOP
-        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO popsell_owner', r.fn);
+        IF r.lanname OPERATOR(pg_catalog.<>) 'c' THEN
+            EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO popsell_owner', r.fn);
+        END IF;
+        -- Nothing of popsell is granted to PUBLIC; roles get what they
+        -- need with each object.  popsell_owner runs popsell's functions.
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.fn);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO popsell_owner', r.fn);
     END LOOP;
-
-    -- Nothing of popsell is granted to PUBLIC; roles get what they need in
-    -- the security section.  popsell_owner runs popsell's own functions.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj, c.relkind
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+    LOOP
+        IF r.relkind OPERATOR(pg_catalog.=) 'S' THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %s FROM PUBLIC', r.obj);
+        ELSE
+            EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM PUBLIC', r.obj);
+        END IF;
+    END LOOP;
     REVOKE ALL ON SCHEMA popsell FROM PUBLIC;
-    REVOKE ALL ON ALL TABLES IN SCHEMA popsell FROM PUBLIC;
-    REVOKE ALL ON ALL SEQUENCES IN SCHEMA popsell FROM PUBLIC;
-    REVOKE ALL ON ALL FUNCTIONS IN SCHEMA popsell FROM PUBLIC;
     GRANT USAGE ON SCHEMA popsell TO popsell_owner;
-    GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA popsell TO popsell_owner;
 
-    -- Types are usable by PUBLIC by default: only popsell's roles get them.
+    -- Types are usable by PUBLIC by default: only popsell's roles get
+    -- them (enums, domains, composite types; not a table's row type).
     FOR r IN
         SELECT t.oid::pg_catalog.regtype AS typ
           FROM pg_catalog.pg_type t
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
-         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-           AND t.typtype OPERATOR(pg_catalog.=) 'e'
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) t.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+         WHERE t.typtype OPERATOR(pg_catalog.=) ANY (ARRAY['e', 'd', 'c']::"char"[])
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON TYPE %s FROM PUBLIC', r.typ);
         EXECUTE pg_catalog.format('GRANT USAGE ON TYPE %s TO popsell_owner, popsell_ambassador, '
@@ -707,9 +775,10 @@ BEGIN
     FOR r IN
         SELECT c.oid::pg_catalog.regclass AS obj, c.oid
           FROM pg_catalog.pg_class c
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-           AND c.relkind OPERATOR(pg_catalog.=) 'r'
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+         WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
     LOOP
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', r.obj);
         EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', r.obj);
@@ -726,10 +795,11 @@ BEGIN
     FOR r IN
         SELECT c.oid::pg_catalog.regclass AS obj
           FROM pg_catalog.pg_class c
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-          JOIN pg_catalog.pg_extension e ON e.extname OPERATOR(pg_catalog.=) 'popsell'
-         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'S']::"char"[])
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) ext
+         WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'S']::"char"[])
            AND NOT c.oid OPERATOR(pg_catalog.=) ANY (coalesce(e.extconfig, '{}'::pg_catalog.oid[]))
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(r.obj, '');
@@ -738,6 +808,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION popsell._finalize_extension() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._finalize_extension() IS
-    'Install and upgrade step (superuser, inside CREATE/ALTER EXTENSION only): every popsell table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, every table and sequence registered for pg_dump. Idempotent.';
+    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, every table and sequence registered for pg_dump. Idempotent.';
 
 SELECT popsell._finalize_extension();

@@ -126,4 +126,6 @@ SELECT c.relname || ' owned by ' || c.relowner::regrole FROM pg_class c
 
 -- The catalog lint: forced row security, owner, pg_dump registration,
 -- no PUBLIC grant, pinned search_path and a comment on every object.
+\set ECHO none
 \i sql/include/catalog_lint.sql
+\set ECHO all

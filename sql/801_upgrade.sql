@@ -163,7 +163,9 @@ SELECT rule, last_affected, last_failed_sqlstate, failures_since_success, due_no
   FROM popsell.maintenance_status WHERE rule IN ('contact_never_invited', 'logs') ORDER BY position;
 
 -- The catalog lint holds after the update too (expected: no rows).
+\set ECHO none
 \i sql/include/catalog_lint.sql
+\set ECHO all
 
 CREATE FUNCTION public.popsell_fingerprint() RETURNS SETOF text LANGUAGE sql STABLE AS :'fp_body';
 SELECT string_agg(f, E'\n' ORDER BY f) AS fp_old, count(*) AS fp_old_lines

@@ -137,7 +137,11 @@ EnumIndex(EnumKind kind, Oid value)
 	for (int i = 0; i < c->count; i++)
 		if (c->oids[i] == value)
 			return i;
-	elog(ERROR, "unknown value %u of popsell.%s", value, c->typname);
+	ereport(ERROR,
+			(errcode(ERRCODE_POPSELL_INSTALL),
+			 errmsg("value %u of popsell.%s is not one popsell knows", value, c->typname),
+			 errdetail("A label was added to the type outside popsell's install and upgrade scripts."),
+			 errhint("Remove the label, or update popsell to a version that defines it.")));
 	return -1;					/* keep compiler quiet */
 }
 
@@ -166,12 +170,6 @@ const char *
 EnumLabel(EnumKind kind, int index)
 {
 	return enums[kind].labels[index];
-}
-
-const char *
-EnumLabelOfOid(EnumKind kind, Oid value)
-{
-	return EnumLabel(kind, EnumIndex(kind, value));
 }
 
 static const char *

@@ -73,12 +73,6 @@ keys_invalidate(Datum arg, Oid relid)
 		keys_valid = false;
 }
 
-void
-HashingInit(void)
-{
-	/* Nothing to set: the contexts are built on first use. */
-}
-
 static void
 free_keys(void)
 {

@@ -389,9 +389,7 @@ COMMENT ON POLICY popsell_app_all ON popsell.outbox IS
 -- (ambassadors cannot read contacts.email), so it filters by the caller.
 CREATE VIEW popsell.my_contacts WITH (security_barrier = true) AS
 SELECT c.id, c.ambassador_id, c.source, c.first_name, c.last_name,
-       CASE WHEN c.ambassador_optin OPERATOR(pg_catalog.=) ANY
-                 ('{invitation_declined,optout_email,optout_no_response,global_optout,optin_blog_pending}'::popsell.ambassador_optin[])
-            THEN NULL ELSE c.email END AS email,
+       CASE WHEN popsell.is_opted_out(c.ambassador_optin) THEN NULL ELSE c.email END AS email,
        c.email_status, c.facebook_id, c.twitter_id, c.instagram_id, c.public_photo_url,
        c.customer_id, c.ambassador_optin, c.ambassador_optin_at, c.brand_optin, c.brand_optin_at,
        c.partners_optin, c.partners_optin_at, c.contact_type, c.notes, c.address, c.city,

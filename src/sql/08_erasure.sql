@@ -301,7 +301,7 @@ BEGIN
 
     DELETE FROM popsell.contacts c
      WHERE c.ambassador_id = OLD.id
-       AND c.brand_optin = 'no_optin' AND NOT c.partners_optin;
+       AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
 
     WITH u AS (
         DELETE FROM popsell.ugc u

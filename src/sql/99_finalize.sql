@@ -12,6 +12,7 @@ CREATE OR REPLACE FUNCTION popsell._finalize_extension() RETURNS void
 AS $$
 DECLARE
     r record;
+    ext pg_catalog.oid;
 BEGIN
     -- pg_extension_config_dump only works inside CREATE/ALTER EXTENSION;
     -- say so before changing anything.
@@ -23,15 +24,23 @@ BEGIN
                   HINT = 'Run CREATE EXTENSION popsell or ALTER EXTENSION popsell UPDATE as a superuser.';
     END IF;
 
+    SELECT e.oid INTO ext FROM pg_catalog.pg_extension e
+     WHERE e.extname OPERATOR(pg_catalog.=) 'popsell';
+
+    -- Only the extension's own objects (pg_depend deptype 'e'): a DBA's
+    -- table or function in the schema is none of popsell's business, and
+    -- pg_extension_config_dump refuses non-members.
+
     -- Tables, sequences and views belong to the NOLOGIN popsell_owner, as
     -- do the SQL and PL/pgSQL functions (so SECURITY DEFINER ones run as
     -- it, not as a superuser).  C functions stay with the superuser.
     FOR r IN
         SELECT c.oid::pg_catalog.regclass AS obj, c.relkind
           FROM pg_catalog.pg_class c
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'v', 'm', 'p', 'S']::"char"[])
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+         WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'v', 'm', 'p', 'S']::"char"[])
            AND c.relowner OPERATOR(pg_catalog.<>) 'popsell_owner'::pg_catalog.regrole
            -- a sequence owned by a column follows its table
            AND NOT (c.relkind OPERATOR(pg_catalog.=) 'S' AND EXISTS (
@@ -47,33 +56,46 @@ BEGIN
         END IF;
     END LOOP;
     FOR r IN
-        SELECT p.oid::pg_catalog.regprocedure AS fn
+        SELECT p.oid::pg_catalog.regprocedure AS fn, l.lanname
           FROM pg_catalog.pg_proc p
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) p.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
           JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang
-         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-           AND l.lanname OPERATOR(pg_catalog.<>) 'c'
-           AND p.proowner OPERATOR(pg_catalog.<>) 'popsell_owner'::pg_catalog.regrole
     LOOP
-        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO popsell_owner', r.fn);
+        IF r.lanname OPERATOR(pg_catalog.<>) 'c' THEN
+            EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO popsell_owner', r.fn);
+        END IF;
+        -- Nothing of popsell is granted to PUBLIC; roles get what they
+        -- need with each object.  popsell_owner runs popsell's functions.
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.fn);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO popsell_owner', r.fn);
     END LOOP;
-
-    -- Nothing of popsell is granted to PUBLIC; roles get what they need in
-    -- the security section.  popsell_owner runs popsell's own functions.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj, c.relkind
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+    LOOP
+        IF r.relkind OPERATOR(pg_catalog.=) 'S' THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %s FROM PUBLIC', r.obj);
+        ELSE
+            EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM PUBLIC', r.obj);
+        END IF;
+    END LOOP;
     REVOKE ALL ON SCHEMA popsell FROM PUBLIC;
-    REVOKE ALL ON ALL TABLES IN SCHEMA popsell FROM PUBLIC;
-    REVOKE ALL ON ALL SEQUENCES IN SCHEMA popsell FROM PUBLIC;
-    REVOKE ALL ON ALL FUNCTIONS IN SCHEMA popsell FROM PUBLIC;
     GRANT USAGE ON SCHEMA popsell TO popsell_owner;
-    GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA popsell TO popsell_owner;
 
-    -- Types are usable by PUBLIC by default: only popsell's roles get them.
+    -- Types are usable by PUBLIC by default: only popsell's roles get
+    -- them (enums, domains, composite types; not a table's row type).
     FOR r IN
         SELECT t.oid::pg_catalog.regtype AS typ
           FROM pg_catalog.pg_type t
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
-         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-           AND t.typtype OPERATOR(pg_catalog.=) 'e'
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) t.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+         WHERE t.typtype OPERATOR(pg_catalog.=) ANY (ARRAY['e', 'd', 'c']::"char"[])
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON TYPE %s FROM PUBLIC', r.typ);
         EXECUTE pg_catalog.format('GRANT USAGE ON TYPE %s TO popsell_owner, popsell_ambassador, '
@@ -87,9 +109,10 @@ BEGIN
     FOR r IN
         SELECT c.oid::pg_catalog.regclass AS obj, c.oid
           FROM pg_catalog.pg_class c
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-           AND c.relkind OPERATOR(pg_catalog.=) 'r'
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+         WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
     LOOP
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', r.obj);
         EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', r.obj);
@@ -106,10 +129,11 @@ BEGIN
     FOR r IN
         SELECT c.oid::pg_catalog.regclass AS obj
           FROM pg_catalog.pg_class c
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-          JOIN pg_catalog.pg_extension e ON e.extname OPERATOR(pg_catalog.=) 'popsell'
-         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell'
-           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'S']::"char"[])
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) ext
+         WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'S']::"char"[])
            AND NOT c.oid OPERATOR(pg_catalog.=) ANY (coalesce(e.extconfig, '{}'::pg_catalog.oid[]))
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(r.obj, '');
@@ -118,6 +142,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION popsell._finalize_extension() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._finalize_extension() IS
-    'Install and upgrade step (superuser, inside CREATE/ALTER EXTENSION only): every popsell table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, every table and sequence registered for pg_dump. Idempotent.';
+    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, every table and sequence registered for pg_dump. Idempotent.';
 
 SELECT popsell._finalize_extension();
