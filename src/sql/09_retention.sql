@@ -727,7 +727,10 @@ SELECT r.rule,
        p.affected AS due_now,
        l.started_at AS last_started_at,
        l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
-       l.outcome AS last_outcome,
+       CASE WHEN l.run_id IS NULL THEN NULL
+            WHEN l.failed_sqlstate IS NULL THEN 'done'
+            WHEN l.outcome OPERATOR(pg_catalog.=) 'skipped' THEN 'skipped'
+            ELSE 'failed' END AS last_outcome,
        pg_catalog.now() OPERATOR(pg_catalog.-) ok.finished_at AS last_success_age,
        coalesce(f.skipped, 0) AS skipped_since_success
   FROM popsell.maintenance_rules() WITH ORDINALITY AS r(rule, position)
@@ -746,7 +749,7 @@ SELECT r.rule,
          ORDER BY m.id DESC
          LIMIT 1) AS ok ON true
   LEFT JOIN LATERAL (
-        SELECT pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.=) 'failed') AS failures,
+        SELECT pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.<>) 'skipped') AS failures,
                pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.=) 'skipped') AS skipped
           FROM popsell.maintenance_runs m
          WHERE m.rule OPERATOR(pg_catalog.=) r.rule
