@@ -45,9 +45,10 @@ popsell--$(EXTVERSION).sql: $(SQL_SOURCES)
 #
 # An upgrade script: src/updates/FROM--TO.sql, then the parts in
 # src/updates/FROM--TO/ in name order (one per change, so parallel work
-# does not collide), then the finalize step.  A part NN_x.sql is copied;
-# a part NN_x.objects lists objects whose current definition
-# tools/upgrade-part restates from src/sql (no hand-made copies).
+# does not collide), then the finalize step.  A part NN_x.sql is copied,
+# each line "-- @restate OBJECT..." in it replaced by the object's current
+# definition from src/sql (tools/upgrade-part); a part NN_x.objects lists
+# such objects alone.  No definition is copied by hand.
 .SECONDEXPANSION:
 popsell--%.sql: src/updates/%.sql $$(sort $$(wildcard src/updates/$$*/*)) $(SQL_FINALIZE) $(SQL_SOURCES) tools/upgrade-part
 	@if ! command -v python3 >/dev/null 2>&1; then \
@@ -58,7 +59,7 @@ popsell--%.sql: src/updates/%.sql $$(sort $$(wildcard src/updates/$$*/*)) $(SQL_
 	    echo; echo "-- $$part"; \
 	    case $$part in \
 	      *.objects) tools/upgrade-part $$(grep -v '^#' $$part) || exit 1 ;; \
-	      *) cat $$part ;; \
+	      *) tools/upgrade-part --expand $$part || exit 1 ;; \
 	    esac; \
 	  done; \
 	  echo; cat $(SQL_FINALIZE); } > $@.tmp || { rm -f $@.tmp; exit 1; }; \

@@ -57,9 +57,8 @@ CREATE INDEX contacts_opted_out_idx ON popsell.contacts (ambassador_optin_at)
 
 DROP INDEX popsell.contacts_inactivity_idx;
 CREATE INDEX contacts_inactivity_idx ON popsell.contacts
-    ((greatest(last_activity_at, ambassador_optin_at, created_at)))
-    WHERE NOT popsell.is_opted_out(ambassador_optin)
-      AND source <> 'brand_sync';
+    ((greatest(last_activity_at, ambassador_optin_at, brand_optin_at, created_at)))
+    WHERE NOT restricted;
 
 DROP POLICY popsell_ambassador_select ON popsell.contacts;
 CREATE POLICY popsell_ambassador_select ON popsell.contacts FOR SELECT TO popsell_ambassador
@@ -321,7 +320,7 @@ BEGIN
                         AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
                         AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
         ELSE
-            mark := popsell._erasure_push('ambassador_inactive', true);
+            mark := popsell._erasure_push('inactive', true);
             DELETE FROM popsell.ambassadors a
              WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
                AND a.status <> 'leaving'
@@ -367,13 +366,13 @@ BEGIN
             SELECT count(*) INTO n FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_never_invited', false);
             DELETE FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
@@ -428,12 +427,14 @@ BEGIN
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.contacts c
              WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
-               AND c.created_at <= p_at - s.email_confirmation_window;
+               AND c.created_at <= p_at - s.email_confirmation_window
+               AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('email_unconfirmed', false);
             DELETE FROM popsell.contacts c
              WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
-               AND c.created_at <= p_at - s.email_confirmation_window;
+               AND c.created_at <= p_at - s.email_confirmation_window
+               AND NOT c.restricted;
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
@@ -443,30 +444,31 @@ BEGIN
             SELECT count(*) INTO n FROM popsell.contacts c
              WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_opted_out', true);
             DELETE FROM popsell.contacts c
              WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
     WHEN 'contact_inactive' THEN
+        -- Every contact the rules above left (opted-out brand-visible
+        -- rows, brand_sync rows, whatever their consent), restricted ones
+        -- excepted (art. 18): no contact is kept forever (v2 coverage).
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE NOT popsell.is_opted_out(c.ambassador_optin)
-               AND c.source <> 'brand_sync'
-               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
+             WHERE NOT c.restricted
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;
         ELSE
             mark := popsell._erasure_push('contact_inactive', true);
             DELETE FROM popsell.contacts c
-             WHERE NOT popsell.is_opted_out(c.ambassador_optin)
-               AND c.source <> 'brand_sync'
-               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
+             WHERE NOT c.restricted
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
@@ -500,16 +502,25 @@ BEGIN
         END IF;
 
     WHEN 'logs' THEN
+        -- The activity log and sent outbox rows (personal data) age as of
+        -- AT; the run record (the audit of these rules) by the wall clock,
+        -- so a run "in the future" cannot age earlier runs away.
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
+            SELECT count(*) INTO m FROM popsell.outbox o
+             WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            n := n + m;
             SELECT count(*) INTO m FROM popsell.maintenance_runs r
-             WHERE r.finished_at < p_at - s.log_retention AND r.as_of < p_at - s.log_retention;
+             WHERE r.finished_at < pg_catalog.now() - s.log_retention;
         ELSE
             DELETE FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
             GET DIAGNOSTICS n = ROW_COUNT;
-            -- (as_of too: this run's own rows, stamped by the wall clock, stay)
+            DELETE FROM popsell.outbox o
+             WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+            n := n + m;
             DELETE FROM popsell.maintenance_runs r
-             WHERE r.finished_at < p_at - s.log_retention AND r.as_of < p_at - s.log_retention;
+             WHERE r.finished_at < pg_catalog.now() - s.log_retention;
             GET DIAGNOSTICS m = ROW_COUNT;
         END IF;
         n := n + m;
@@ -543,9 +554,10 @@ BEGIN
     stamp := popsell._erasure_now();
     mark := popsell._erasure_push('ambassador_deleted', true);
 
+    -- restricted contacts (art. 18) stay too, without ambassador
     DELETE FROM popsell.contacts c
      WHERE c.ambassador_id = OLD.id
-       AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+       AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
 
     WITH u AS (
         DELETE FROM popsell.ugc u
@@ -564,13 +576,894 @@ BEGIN
     DELETE FROM popsell.outbox o
      WHERE o.ambassador_id = OLD.id AND o.sent_at IS NULL
        AND o.kind NOT IN ('delete_file', 'partner_erasure');
+    -- sent messages keep no personal data of the erased ambassador (v2)
+    UPDATE popsell.outbox o SET payload = '{}'
+     WHERE o.ambassador_id = OLD.id AND o.sent_at IS NOT NULL AND o.payload <> '{}';
 
     PERFORM popsell._erasure_pop(mark);
     RETURN OLD;
 END
 $$;
 COMMENT ON FUNCTION popsell.ambassadors_erase_row() IS
-    'Trigger: before an ambassador row is deleted, erase its non-brand-visible contacts, its UGC (contest UGC stays until reuse end) and unsent messages; queue its files.';
+    'Trigger: before an ambassador row is deleted, erase its contacts that are neither brand-visible nor restricted, its UGC (contest UGC stays until reuse end) and unsent messages, empty the payload of its sent ones; queue its files.';
+
+-- src/updates/1.1--2.0/14_retention.sql
+-- Retention v2 (SPEC sections 3, 6 and 7, v2): every unrestricted contact
+-- covered by contact_inactive, restricted contacts kept by every rule,
+-- activity however recorded, the run's guard a lock only popsell_owner
+-- can take, skipped runs recorded, `at` beyond a day for the owner only,
+-- audit rows aged by the wall clock, settings floors and vendor-only
+-- windows and a single row, sent outbox rows scrubbed on erasure and
+-- aged out, ambassador tombstones keeping why it left, publications
+-- cancelled when an ambassador starts leaving.
+
+-- Settings: windows below the new one-day floor are raised to it (the
+-- guard trigger is not there yet).
+UPDATE popsell.settings
+   SET deletion_grace = greatest(deletion_grace, interval '1 day'),
+       ambassador_inactivity = greatest(ambassador_inactivity, interval '1 day'),
+       inactivity_warning_interval = greatest(inactivity_warning_interval, interval '1 day'),
+       new_contact_invitation_window = greatest(new_contact_invitation_window, interval '1 day'),
+       invitation_response_window = greatest(invitation_response_window, interval '1 day'),
+       email_confirmation_window = greatest(email_confirmation_window, interval '1 day'),
+       optout_retention = greatest(optout_retention, interval '1 day'),
+       contact_inactivity = greatest(contact_inactivity, interval '1 day'),
+       suspension_max = greatest(suspension_max, interval '1 day'),
+       log_retention = greatest(log_retention, interval '1 day');
+ALTER TABLE popsell.settings DROP CONSTRAINT settings_check;
+
+ALTER TABLE popsell.settings ADD
+CONSTRAINT settings_window_floor
+    CHECK (deletion_grace >= '1 day'::interval AND ambassador_inactivity >= '1 day'::interval
+           AND inactivity_warning_interval >= '1 day'::interval
+           AND new_contact_invitation_window >= '1 day'::interval
+           AND invitation_response_window >= '1 day'::interval
+           AND email_confirmation_window >= '1 day'::interval
+           AND optout_retention >= '1 day'::interval AND contact_inactivity >= '1 day'::interval
+           AND suspension_max >= '1 day'::interval AND log_retention >= '1 day'::interval);
+
+REVOKE UPDATE (deletion_grace, suspension_max) ON popsell.settings FROM popsell_brand;
+
+-- contact_inactive's index follows its new predicate.
+DROP INDEX popsell.contacts_inactivity_idx;
+
+CREATE INDEX contacts_inactivity_idx ON popsell.contacts
+    ((greatest(last_activity_at, ambassador_optin_at, brand_optin_at, created_at)))
+    WHERE NOT restricted;
+
+
+ALTER TABLE popsell.maintenance_runs ADD COLUMN
+outcome     text NOT NULL DEFAULT 'done'
+                CONSTRAINT maintenance_runs_outcome CHECK (outcome IN ('done', 'failed', 'skipped'));
+
+UPDATE popsell.maintenance_runs SET outcome = 'failed' WHERE failed_sqlstate IS NOT NULL;
+
+COMMENT ON COLUMN popsell.maintenance_runs.outcome IS
+    'done; failed (failed_sqlstate says why); skipped (another run held the lock, or the rule gave up waiting for a lock: 55P03).';
+
+
+CREATE TABLE popsell.maintenance_lock (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id)
+);
+COMMENT ON TABLE popsell.maintenance_lock IS
+    'Internal: always empty; run_maintenance locks it (EXCLUSIVE, NOWAIT) so runs do not overlap. Owner only.';
+
+
+CREATE INDEX outbox_sent_idx ON popsell.outbox (sent_at) WHERE sent_at IS NOT NULL;
+
+
+CREATE FUNCTION popsell._maintenance_lock_timeout()
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN '30s';
+COMMENT ON FUNCTION popsell._maintenance_lock_timeout() IS
+    'Internal: the longest a retention rule waits for a lock held by another session (a shorter session lock_timeout wins).';
+
+
+CREATE OR REPLACE FUNCTION popsell._maintenance_rule(p_rule text, p_at timestamptz, p_preview boolean)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s popsell.settings;
+    n bigint := 0;
+    m bigint := 0;
+    mark bigint;
+    wi interval;
+    wn integer;
+BEGIN
+    SELECT * INTO STRICT s FROM popsell.settings;
+    wi := s.inactivity_warning_interval;
+    wn := s.inactivity_warnings;
+
+    CASE p_rule
+    WHEN 'ambassador_leaving' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+        ELSE
+            mark := popsell._erasure_push('ambassador_leaving', true);
+            DELETE FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'ambassador_inactive' THEN
+        -- deadline = coalesce(last_login_at, created_at) + ambassador_inactivity.
+        -- Warnings count only when queued after the last login (a login
+        -- cancels).  Warning k of N is due at deadline - (N-k+1) intervals,
+        -- and never sooner than one interval after the previous one; the
+        -- deletion comes at the deadline once all N are queued, and never
+        -- sooner than one interval after the last.
+        IF p_preview THEN
+            SELECT count(*) INTO n
+              FROM popsell.ambassadors a
+              CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
+                                         CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                              THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
+             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
+               AND a.status <> 'leaving'
+               AND (   (w.sent >= wn AND w.base + s.ambassador_inactivity <= p_at
+                        AND (wn = 0 OR a.last_inactivity_warning_at + wi <= p_at))
+                    OR (w.sent < wn
+                        AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
+                        AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
+        ELSE
+            mark := popsell._erasure_push('inactive', true);
+            DELETE FROM popsell.ambassadors a
+             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
+               AND a.status <> 'leaving'
+               AND (wn = 0
+                    OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                        AND a.inactivity_warnings_sent >= wn
+                        AND a.last_inactivity_warning_at + wi <= p_at));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+            IF wn > 0 THEN
+                WITH due AS (
+                    SELECT a.id, w.sent + 1 AS k,
+                           w.base + s.ambassador_inactivity AS deadline
+                      FROM popsell.ambassadors a
+                      CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
+                                                 CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                                      THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
+                     WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
+                       AND a.status <> 'leaving'
+                       AND w.sent < wn
+                       AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
+                       AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)
+                       FOR UPDATE OF a),
+                q AS (
+                    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
+                    SELECT 'inactivity_warning', d.id,
+                           jsonb_build_object('warning', d.k, 'of', wn,
+                                              'deletion_not_before', greatest(d.deadline, p_at + wi)),
+                           p_at
+                      FROM due d
+                    RETURNING ambassador_id)
+                UPDATE popsell.ambassadors a
+                   SET inactivity_warnings_sent = d.k, last_inactivity_warning_at = p_at
+                  FROM due d
+                 WHERE a.id = d.id;
+                GET DIAGNOSTICS m = ROW_COUNT;
+                n := n + m;
+            END IF;
+        END IF;
+
+    WHEN 'contact_never_invited' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'new'
+               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
+        ELSE
+            mark := popsell._erasure_push('contact_never_invited', false);
+            DELETE FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'new'
+               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'invitation_reminder' THEN
+        -- Only contacts the sending guard lets receive it; the others are
+        -- not marked and become optout_no_response at two windows.
+        IF p_preview THEN
+            SELECT count(*) INTO n
+              FROM popsell.contacts c
+              JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - s.invitation_response_window
+               AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
+               AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
+               AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted;
+        ELSE
+            WITH due AS (
+                SELECT c.id, c.ambassador_id, c.invitation_sent_at
+                  FROM popsell.contacts c
+                  JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
+                 WHERE c.ambassador_optin = 'invitation_sent'
+                   AND c.invitation_sent_at <= p_at - s.invitation_response_window
+                   AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
+                   AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
+                   AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted
+                   FOR UPDATE OF c),
+            q AS (
+                INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload, created_at)
+                SELECT 'invitation_reminder', d.ambassador_id, d.id,
+                       jsonb_build_object('invitation_sent_at', d.invitation_sent_at), p_at
+                  FROM due d
+                RETURNING contact_id)
+            UPDATE popsell.contacts c SET reminder_sent_at = p_at
+              FROM q WHERE c.id = q.contact_id;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'invitation_no_response' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
+        ELSE
+            UPDATE popsell.contacts c SET ambassador_optin = 'optout_no_response'
+             WHERE c.ambassador_optin = 'invitation_sent'
+               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'email_unconfirmed' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
+               AND c.created_at <= p_at - s.email_confirmation_window
+               AND NOT c.restricted;
+        ELSE
+            mark := popsell._erasure_push('email_unconfirmed', false);
+            DELETE FROM popsell.contacts c
+             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
+               AND c.created_at <= p_at - s.email_confirmation_window
+               AND NOT c.restricted;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'contact_opted_out' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE popsell.is_opted_out(c.ambassador_optin)
+               AND c.ambassador_optin_at <= p_at - s.optout_retention
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
+        ELSE
+            mark := popsell._erasure_push('contact_opted_out', true);
+            DELETE FROM popsell.contacts c
+             WHERE popsell.is_opted_out(c.ambassador_optin)
+               AND c.ambassador_optin_at <= p_at - s.optout_retention
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'contact_inactive' THEN
+        -- Every contact the rules above left (opted-out brand-visible
+        -- rows, brand_sync rows, whatever their consent), restricted ones
+        -- excepted (art. 18): no contact is kept forever (v2 coverage).
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.contacts c
+             WHERE NOT c.restricted
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
+                   <= p_at - s.contact_inactivity;
+        ELSE
+            mark := popsell._erasure_push('contact_inactive', true);
+            DELETE FROM popsell.contacts c
+             WHERE NOT c.restricted
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
+                   <= p_at - s.contact_inactivity;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
+        END IF;
+
+    WHEN 'program_suspended', 'brand_contract_ended' THEN
+        IF (p_rule = 'program_suspended'
+            AND s.program_suspended_at IS NOT NULL AND s.program_suspended_at + s.suspension_max <= p_at)
+           OR (p_rule = 'brand_contract_ended'
+               AND s.brand_contract_ended_at IS NOT NULL AND s.brand_contract_ended_at + s.deletion_grace <= p_at) THEN
+            n := popsell._erase_all_personal_data(p_rule, p_at, p_preview);
+        END IF;
+
+    WHEN 'contest_ugc' THEN
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.ugc u
+             WHERE u.ambassador_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                WHERE k.id = u.contest_id AND k.reuse_until > p_at);
+        ELSE
+            WITH u AS (
+                DELETE FROM popsell.ugc u
+                 WHERE u.ambassador_id IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                    WHERE k.id = u.contest_id AND k.reuse_until > p_at)
+                RETURNING u.id, u.file_path)
+            INSERT INTO popsell.outbox (kind, payload, created_at)
+            SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), p_at
+              FROM u;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+
+    WHEN 'logs' THEN
+        -- The activity log and sent outbox rows (personal data) age as of
+        -- AT; the run record (the audit of these rules) by the wall clock,
+        -- so a run "in the future" cannot age earlier runs away.
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
+            SELECT count(*) INTO m FROM popsell.outbox o
+             WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            n := n + m;
+            SELECT count(*) INTO m FROM popsell.maintenance_runs r
+             WHERE r.finished_at < pg_catalog.now() - s.log_retention;
+        ELSE
+            DELETE FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            DELETE FROM popsell.outbox o
+             WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+            n := n + m;
+            DELETE FROM popsell.maintenance_runs r
+             WHERE r.finished_at < pg_catalog.now() - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+        END IF;
+        n := n + m;
+
+    ELSE
+        RAISE EXCEPTION 'unknown maintenance rule "%"', p_rule
+            USING ERRCODE = 'PS500', HINT = 'See SELECT * FROM popsell.maintenance_rules().';
+    END CASE;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell._maintenance_rule(text, timestamptz, boolean) IS
+    'Internal: apply (or, with preview, count) one retention rule as of a time; returns the rows acted on.';
+
+
+CREATE OR REPLACE FUNCTION popsell._erase_all_personal_data(p_reason text, p_at timestamptz, p_preview boolean)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint := 0;
+    m bigint;
+    mark bigint;
+BEGIN
+    IF p_preview THEN
+        SELECT (SELECT count(*) FROM popsell.contacts c WHERE NOT c.restricted)
+             + (SELECT count(*) FROM popsell.ambassadors)
+             + (SELECT count(*) FROM popsell.ugc)
+          INTO n;
+        RETURN n;
+    END IF;
+    mark := popsell._erasure_push(p_reason, true);
+    -- restricted contacts (art. 18) stay, without ambassador
+    DELETE FROM popsell.contacts c WHERE NOT c.restricted;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    n := n + m;
+    WITH u AS (DELETE FROM popsell.ugc u RETURNING u.id, u.file_path)
+    INSERT INTO popsell.outbox (kind, payload, created_at)
+    SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), p_at
+      FROM u;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    n := n + m;
+    DELETE FROM popsell.community_reactions;
+    DELETE FROM popsell.publications;
+    DELETE FROM popsell.social_grants;
+    DELETE FROM popsell.gamification;
+    DELETE FROM popsell.activity_log;
+    DELETE FROM popsell.outbox o
+     WHERE o.sent_at IS NULL AND o.kind NOT IN ('delete_file', 'partner_erasure');
+    DELETE FROM popsell.ambassadors;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    n := n + m;
+    PERFORM popsell._erasure_pop(mark);
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell._erase_all_personal_data(text, timestamptz, boolean) IS
+    'Internal: erase every contact, ambassador and UGC (program suspended too long, brand contract ended); returns the count.';
+
+
+CREATE OR REPLACE FUNCTION popsell.run_maintenance(at timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (rule text, affected bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+    SET popsell.as_of = ''
+    SET datestyle = 'ISO, YMD'
+AS $$
+DECLARE
+    p_at timestamptz := run_maintenance.at;
+    run bigint;
+    r text;
+    n bigint;
+    t0 timestamptz;
+    st text;
+    app text := current_setting('application_name');
+    lt text := current_setting('lock_timeout');
+BEGIN
+    IF p_at IS NULL THEN
+        RAISE EXCEPTION 'run_maintenance needs a time'
+            USING ERRCODE = 'PS500', HINT = 'Call popsell.run_maintenance() (now) or pass a timestamptz.';
+    END IF;
+    -- A run "in the future" erases what is not due yet: the owner's
+    -- (tests, previews on a copy) only.
+    IF p_at > pg_catalog.now() + interval '1 day' AND NOT popsell._caller_in('popsell_owner') THEN
+        RAISE EXCEPTION 'run_maintenance(at) refuses an as-of time more than one day after now()'
+            USING ERRCODE = 'PS501',
+                  DETAIL = pg_catalog.format('at = %s, now() = %s.', p_at, pg_catalog.now()),
+                  HINT = 'Call popsell.run_maintenance() (now); popsell.maintenance_preview(at) shows what a later run would do.';
+    END IF;
+    IF pg_is_in_recovery() THEN
+        RAISE NOTICE 'popsell.run_maintenance does nothing on a standby';
+        RETURN QUERY SELECT x, NULL::bigint FROM popsell.maintenance_rules() AS x;
+        RETURN;
+    END IF;
+    run := nextval('popsell.maintenance_run_id_seq');
+    -- One run at a time per database; an overlapping run is skipped (its
+    -- work is done by the one holding the lock, or by the next run) and
+    -- says so in the record.
+    BEGIN
+        LOCK TABLE popsell.maintenance_lock IN EXCLUSIVE MODE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE NOTICE 'popsell.run_maintenance skipped: another run is in progress';
+        INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by,
+                                              failed_sqlstate, outcome)
+        SELECT run, x, 0, p_at, clock_timestamp(), session_user, '55P03', 'skipped'
+          FROM popsell.maintenance_rules() AS x;
+        RETURN QUERY SELECT x, NULL::bigint FROM popsell.maintenance_rules() AS x;
+        RETURN;
+    END;
+    -- Never wait forever on a lock another session holds (an open
+    -- transaction of an application role on a due row).
+    IF lt = '0' OR lt::interval > popsell._maintenance_lock_timeout()::interval THEN
+        PERFORM set_config('lock_timeout', popsell._maintenance_lock_timeout(), true);
+    END IF;
+    PERFORM set_config('popsell.as_of', p_at::text, true);
+    FOR r IN SELECT x FROM popsell.maintenance_rules() AS x LOOP
+        t0 := clock_timestamp();
+        -- pg_stat_activity shows the rule in progress
+        PERFORM set_config('application_name', pg_catalog.left('popsell_maintenance: ' || r, 63), true);
+        BEGIN
+            n := popsell._maintenance_rule(r, p_at, false);
+            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by)
+            VALUES (run, r, n, p_at, t0, session_user);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
+            IF st = '55P03' THEN
+                RAISE WARNING 'popsell maintenance rule % skipped: it waited too long for a lock (SQLSTATE %); the next run does it', r, st;
+            ELSE
+                RAISE WARNING 'popsell maintenance rule % failed with SQLSTATE %; its work is rolled back and retried next run', r, st;
+            END IF;
+            n := NULL;
+            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by,
+                                                  failed_sqlstate, outcome)
+            VALUES (run, r, 0, p_at, t0, session_user, st,
+                    CASE WHEN st = '55P03' THEN 'skipped' ELSE 'failed' END);
+        END;
+        rule := r;
+        affected := n;
+        RETURN NEXT;
+    END LOOP;
+    PERFORM set_config('application_name', app, true);
+    PERFORM set_config('lock_timeout', lt, true);
+END
+$$;
+COMMENT ON FUNCTION popsell.run_maintenance(timestamptz) IS
+    'Apply every retention and reminder rule as of AT (default now), set-based and idempotent; one popsell.maintenance_runs row per rule. Skipped (and recorded as skipped) while another run holds the lock; a rule waiting too long for a lock is skipped and recorded; no-op on a standby. AT more than one day after now() is refused (PS501) except for popsell_owner. application_name shows the rule in progress.';
+
+
+CREATE OR REPLACE FUNCTION popsell.contact_activity() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t timestamptz := popsell._lifecycle_now();
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_TABLE_SCHEMA <> 'popsell'
+       OR TG_TABLE_NAME NOT IN ('interactions', 'sales') THEN
+        RAISE EXCEPTION 'popsell.contact_activity() handles AFTER INSERT statements on interactions and sales only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'interactions' THEN
+        UPDATE popsell.contacts c SET last_activity_at = a.at
+          FROM (SELECT n.contact_id, max(least(n.occurred_at, t)) AS at
+                  FROM added_interactions n
+                 WHERE n.contact_id IS NOT NULL AND n.kind <> 'open'
+                 GROUP BY n.contact_id) a
+         WHERE c.id = a.contact_id AND (c.last_activity_at IS NULL OR c.last_activity_at < a.at);
+    ELSE
+        UPDATE popsell.contacts c SET last_activity_at = a.at
+          FROM (SELECT n.contact_id, max(least(n.sold_at, t)) AS at
+                  FROM added_sales n
+                 WHERE n.contact_id IS NOT NULL
+                 GROUP BY n.contact_id) a
+         WHERE c.id = a.contact_id AND (c.last_activity_at IS NULL OR c.last_activity_at < a.at);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contact_activity() IS
+    'Trigger: inserted interactions other than open, and sales, move their contacts'' last_activity_at (a future time counts as now), however the rows are written.';
+
+
+CREATE TRIGGER popsell_61_activity
+    AFTER INSERT ON popsell.interactions
+    REFERENCING NEW TABLE AS added_interactions
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+
+CREATE TRIGGER popsell_61_activity
+    AFTER INSERT ON popsell.sales
+    REFERENCING NEW TABLE AS added_sales
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+
+
+CREATE OR REPLACE FUNCTION popsell.settings_guard() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w text;
+    v interval;
+BEGIN
+    IF TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'settings' OR TG_WHEN <> 'BEFORE' THEN
+        RAISE EXCEPTION 'popsell.settings_guard() handles BEFORE triggers on popsell.settings only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_OP IN ('DELETE', 'TRUNCATE', 'INSERT') THEN
+        RAISE EXCEPTION '% on popsell.settings is refused: it holds exactly one row', TG_OP
+            USING ERRCODE = 'PS510',
+                  DETAIL = 'Every retention rule reads its windows from that row.',
+                  HINT = 'UPDATE popsell.settings to change the configuration.';
+    END IF;
+    FOREACH w IN ARRAY ARRAY['deletion_grace', 'ambassador_inactivity', 'inactivity_warning_interval',
+                             'new_contact_invitation_window', 'invitation_response_window',
+                             'email_confirmation_window', 'optout_retention', 'contact_inactivity',
+                             'suspension_max', 'log_retention'] LOOP
+        v := pg_catalog.to_jsonb(NEW) ->> w;
+        IF v < interval '1 day' THEN
+            RAISE EXCEPTION 'settings.% must be at least 1 day, not %', w, v
+                USING ERRCODE = 'PS510',
+                      DETAIL = 'Every retention window has a floor of one day.',
+                      HINT = pg_catalog.format('SET %s to 1 day or more.', w);
+        END IF;
+    END LOOP;
+    IF (NEW.suspension_max IS DISTINCT FROM OLD.suspension_max
+        OR NEW.deletion_grace IS DISTINCT FROM OLD.deletion_grace)
+       AND NOT (popsell._caller_in('popsell_owner') OR popsell._caller_in('popsell_account_team')
+                OR popsell._caller_in('popsell_technical')) THEN
+        RAISE EXCEPTION 'permission denied to change settings.suspension_max or settings.deletion_grace'
+            USING ERRCODE = '42501',
+                  DETAIL = 'These windows end in a brand-wide erasure: vendor staff (popsell_account_team, popsell_technical) set them.',
+                  HINT = 'Ask the vendor''s account team.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell.settings_guard() IS
+    'Trigger: popsell.settings keeps exactly one row (PS510 on INSERT, DELETE, TRUNCATE, for every role), every window is at least one day (PS510), suspension_max and deletion_grace change only by vendor staff (42501).';
+
+
+CREATE TRIGGER popsell_20_settings_guard
+    BEFORE INSERT OR UPDATE OR DELETE ON popsell.settings
+    FOR EACH ROW EXECUTE FUNCTION popsell.settings_guard();
+CREATE TRIGGER popsell_20_settings_truncate
+    BEFORE TRUNCATE ON popsell.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.settings_guard();
+-- also with session_replication_role = replica
+ALTER TABLE popsell.settings ENABLE ALWAYS TRIGGER popsell_20_settings_guard;
+ALTER TABLE popsell.settings ENABLE ALWAYS TRIGGER popsell_20_settings_truncate;
+
+
+CREATE OR REPLACE FUNCTION popsell.contacts_erase() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ctx_reason text;
+    ctx_tombstone boolean;
+    mark bigint;
+    stamp timestamptz;
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'DELETE'
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'contacts' THEN
+        RAISE EXCEPTION 'popsell.contacts_erase() handles AFTER DELETE statements on popsell.contacts only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    SELECT e.reason, e.tombstone INTO ctx_reason, ctx_tombstone
+      FROM popsell.erasure_context e
+     WHERE NOT e.ledger
+     ORDER BY e.id DESC LIMIT 1;
+    ctx_reason := coalesce(ctx_reason, 'deleted');
+    ctx_tombstone := coalesce(ctx_tombstone, true);
+    stamp := popsell._erasure_now();
+    mark := popsell._erasure_push(ctx_reason, ctx_tombstone, true);
+
+    -- One statement per branch, so the transition table is read once.
+    -- Unsent messages are cancelled, sent ones lose the link and their
+    -- payload (the address and names mailed: v2); the ledger,
+    -- interactions and sales move to the tombstone (or go with the
+    -- contact when it leaves none); partners are told (GDPR art. 19).
+    IF ctx_tombstone THEN
+        WITH t AS (
+            INSERT INTO popsell.contact_tombstones
+                   (contact_id, ambassador_id, source, ambassador_optin, brand_optin, partners_optin,
+                    key_id, email_hash, facebook_id_hash, twitter_id_hash, instagram_id_hash,
+                    city, postal_code, deleted_at, reason)
+            SELECT g.id, g.ambassador_id, g.source, g.ambassador_optin, g.brand_optin, g.partners_optin,
+                   popsell.hash_key_id(),
+                   popsell.hash_email(nullif(g.email, '')),
+                   popsell.hash_identifier(nullif(g.facebook_id, '')),
+                   popsell.hash_identifier(nullif(g.twitter_id, '')),
+                   popsell.hash_identifier(nullif(g.instagram_id, '')),
+                   g.city, g.postal_code, stamp, ctx_reason
+              FROM gone g
+            RETURNING id, contact_id, partners_optin),
+        o1 AS (
+            DELETE FROM popsell.outbox o USING t
+             WHERE o.contact_id = t.contact_id AND o.sent_at IS NULL),
+        o2 AS (
+            UPDATE popsell.outbox o SET contact_id = NULL, payload = '{}'
+              FROM t WHERE o.contact_id = t.contact_id AND o.sent_at IS NOT NULL),
+        ce AS (
+            UPDATE popsell.consent_events e
+               SET contact_tombstone_id = t.id, contact_id = NULL
+              FROM t WHERE e.contact_id = t.contact_id),
+        i AS (
+            UPDATE popsell.interactions x
+               SET contact_tombstone_id = t.id, contact_id = NULL
+              FROM t WHERE x.contact_id = t.contact_id),
+        s AS (
+            UPDATE popsell.sales x
+               SET contact_tombstone_id = t.id, contact_id = NULL
+              FROM t WHERE x.contact_id = t.contact_id)
+        INSERT INTO popsell.outbox (kind, payload, created_at)
+        SELECT 'partner_erasure',
+               jsonb_build_object('contact_id', t.contact_id, 'contact_tombstone_id', t.id,
+                                  'reason', ctx_reason),
+               stamp
+          FROM t WHERE t.partners_optin;
+    ELSE
+        WITH g AS MATERIALIZED (
+            SELECT gone.id, gone.partners_optin FROM gone),
+        o1 AS (
+            DELETE FROM popsell.outbox o USING g
+             WHERE o.contact_id = g.id AND o.sent_at IS NULL),
+        o2 AS (
+            UPDATE popsell.outbox o SET contact_id = NULL, payload = '{}'
+              FROM g WHERE o.contact_id = g.id AND o.sent_at IS NOT NULL),
+        ce AS (
+            DELETE FROM popsell.consent_events e USING g WHERE e.contact_id = g.id),
+        i AS (
+            DELETE FROM popsell.interactions x USING g WHERE x.contact_id = g.id),
+        s AS (
+            DELETE FROM popsell.sales x USING g WHERE x.contact_id = g.id)
+        INSERT INTO popsell.outbox (kind, payload, created_at)
+        SELECT 'partner_erasure',
+               jsonb_build_object('contact_id', g.id, 'contact_tombstone_id', NULL, 'reason', ctx_reason),
+               stamp
+          FROM g WHERE g.partners_optin;
+    END IF;
+
+    PERFORM popsell._erasure_pop(mark);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_erase() IS
+    'Trigger: erasure of deleted contacts, set-based: tombstones (unless the retention rule says none), ledger, interactions and sales re-pointed, unsent outbox rows cancelled, partners told.';
+
+
+CREATE OR REPLACE FUNCTION popsell.ambassadors_erase_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mark bigint;
+    stamp timestamptz;
+BEGIN
+    IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' OR TG_OP <> 'DELETE'
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'ambassadors' THEN
+        RAISE EXCEPTION 'popsell.ambassadors_erase_row() handles BEFORE DELETE rows of popsell.ambassadors only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN OLD;
+    END IF;
+    stamp := popsell._erasure_now();
+    mark := popsell._erasure_push('ambassador_deleted', true);
+
+    -- restricted contacts (art. 18) stay too, without ambassador
+    DELETE FROM popsell.contacts c
+     WHERE c.ambassador_id = OLD.id
+       AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
+
+    WITH u AS (
+        DELETE FROM popsell.ugc u
+         WHERE u.ambassador_id = OLD.id
+           AND (u.contest_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM popsell.contests k
+                                WHERE k.id = u.contest_id AND k.reuse_until > stamp))
+        RETURNING u.id, u.file_path)
+    INSERT INTO popsell.outbox (kind, payload, created_at)
+    SELECT 'delete_file'::popsell.outbox_kind, jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), stamp
+      FROM u
+    UNION ALL
+    SELECT 'delete_file', jsonb_build_object('file_path', OLD.photo_path, 'what', 'ambassador_photo'), stamp
+     WHERE nullif(OLD.photo_path, '') IS NOT NULL;
+
+    DELETE FROM popsell.outbox o
+     WHERE o.ambassador_id = OLD.id AND o.sent_at IS NULL
+       AND o.kind NOT IN ('delete_file', 'partner_erasure');
+    -- sent messages keep no personal data of the erased ambassador (v2)
+    UPDATE popsell.outbox o SET payload = '{}'
+     WHERE o.ambassador_id = OLD.id AND o.sent_at IS NOT NULL AND o.payload <> '{}';
+
+    PERFORM popsell._erasure_pop(mark);
+    RETURN OLD;
+END
+$$;
+COMMENT ON FUNCTION popsell.ambassadors_erase_row() IS
+    'Trigger: before an ambassador row is deleted, erase its contacts that are neither brand-visible nor restricted, its UGC (contest UGC stays until reuse end) and unsent messages, empty the payload of its sent ones; queue its files.';
+
+
+CREATE OR REPLACE FUNCTION popsell.ambassadors_erase() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ctx_reason text;
+    mark bigint;
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'DELETE'
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'ambassadors' THEN
+        RAISE EXCEPTION 'popsell.ambassadors_erase() handles AFTER DELETE statements on popsell.ambassadors only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    SELECT e.reason INTO ctx_reason
+      FROM popsell.erasure_context e
+     WHERE NOT e.ledger
+     ORDER BY e.id DESC LIMIT 1;
+    INSERT INTO popsell.ambassador_tombstones
+           (ambassador_id, created_at, key_id, email_hash, customer_id_hash, facebook_id_hash,
+            city, postal_code, birth_year, deleted_at, reason)
+    SELECT g.id, g.created_at, popsell.hash_key_id(),
+           popsell.hash_email(nullif(g.email, '')),
+           popsell.hash_identifier(nullif(g.customer_id, '')),
+           popsell.hash_identifier(nullif(g.facebook_id, '')),
+           g.city, g.postal_code, extract(year FROM g.birth_date)::integer,
+           popsell._erasure_now(),
+           -- why it left (unsubscribed, contract_ended, sso_deleted), not
+           -- just that its grace period ended
+           CASE WHEN ctx_reason = 'ambassador_leaving' THEN coalesce(g.leaving_reason, ctx_reason)
+                ELSE coalesce(ctx_reason, g.leaving_reason, 'deleted') END
+      FROM gone g;
+    -- A login role is named for the person: the ledger keeps that an
+    -- ambassador acted, not which one by name.
+    IF EXISTS (SELECT 1 FROM gone g WHERE g.login_role IS NOT NULL) THEN
+        mark := popsell._erasure_push(coalesce(ctx_reason, 'deleted'), true, true);
+        UPDATE popsell.consent_events e SET actor_role = 'popsell_ambassador'
+          FROM gone g
+         WHERE g.login_role IS NOT NULL AND e.actor_role = g.login_role;
+        PERFORM popsell._erasure_pop(mark);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.ambassadors_erase() IS
+    'Trigger: tombstones of deleted ambassadors (signup date, keyed hashes, city, postal code, birth year), set-based; their login role name leaves the ledger.';
+
+
+CREATE OR REPLACE FUNCTION popsell._start_leaving(a popsell.ambassadors, p_reason text) RETURNS timestamptz
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    due timestamptz := popsell._lifecycle_now() OPERATOR(pg_catalog.+)
+                       (SELECT s.deletion_grace FROM popsell.settings s);
+BEGIN
+    PERFORM popsell._refuse_leaving(a);
+    UPDATE popsell.ambassadors
+       SET status = 'leaving', leaving_reason = p_reason, deletion_due_at = due
+     WHERE id OPERATOR(pg_catalog.=) a.id;
+    -- its publications still queued are not mailed during the grace
+    -- period (a restore does not bring them back)
+    DELETE FROM popsell.outbox o
+     WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.sent_at IS NULL
+       AND o.kind OPERATOR(pg_catalog.=) 'publication';
+    RETURN due;
+END
+$$;
+COMMENT ON FUNCTION popsell._start_leaving(popsell.ambassadors, text) IS
+    'Internal: block an ambassador''s access, cancel its queued publications and set its deletion after settings.deletion_grace.';
+
+
+-- maintenance_status: the new columns come last.
+CREATE OR REPLACE VIEW popsell.maintenance_status WITH (security_invoker = true) AS
+SELECT r.rule,
+       r.position::integer AS position,
+       l.run_id AS last_run_id,
+       l.as_of AS last_as_of,
+       l.finished_at AS last_finished_at,
+       l.affected AS last_affected,
+       l.failed_sqlstate AS last_failed_sqlstate,
+       l.run_by AS last_run_by,
+       ok.finished_at AS last_success_at,
+       coalesce(f.failures, 0) AS failures_since_success,
+       p.affected AS due_now,
+       l.started_at AS last_started_at,
+       l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
+       CASE WHEN l.run_id IS NULL THEN NULL
+            WHEN l.failed_sqlstate IS NULL THEN 'done'
+            WHEN l.outcome OPERATOR(pg_catalog.=) 'skipped' THEN 'skipped'
+            ELSE 'failed' END AS last_outcome,
+       pg_catalog.now() OPERATOR(pg_catalog.-) ok.finished_at AS last_success_age,
+       coalesce(f.skipped, 0) AS skipped_since_success
+  FROM popsell.maintenance_rules() WITH ORDINALITY AS r(rule, position)
+  LEFT JOIN LATERAL (
+        SELECT m.run_id, m.as_of, m.started_at, m.finished_at, m.affected, m.failed_sqlstate, m.run_by,
+               m.outcome
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+         ORDER BY m.id DESC
+         LIMIT 1) AS l ON true
+  LEFT JOIN LATERAL (
+        SELECT m.id, m.finished_at
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+           AND m.failed_sqlstate IS NULL
+         ORDER BY m.id DESC
+         LIMIT 1) AS ok ON true
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.<>) 'skipped') AS failures,
+               pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.=) 'skipped') AS skipped
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+           AND m.failed_sqlstate IS NOT NULL
+           AND m.id OPERATOR(pg_catalog.>) coalesce(ok.id, 0)) AS f ON true
+  LEFT JOIN popsell.maintenance_preview(pg_catalog.now()) AS p
+         ON p.rule OPERATOR(pg_catalog.=) r.rule;
+
+
+COMMENT ON VIEW popsell.maintenance_status IS
+    'Health of the retention job, one row per rule in run order: the last run of popsell.run_maintenance (as-of time, start, finish, duration, outcome, rows, failed SQLSTATE, role), the last success and its age, failed and skipped runs since, and the rows due now (popsell.maintenance_preview). Counts only.';
+COMMENT ON COLUMN popsell.maintenance_status.rule IS 'Retention rule (popsell.maintenance_rules()).';
+COMMENT ON COLUMN popsell.maintenance_status.position IS 'Order in which run_maintenance applies the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_run_id IS 'Run number of the last run that recorded this rule; NULL if it never ran.';
+COMMENT ON COLUMN popsell.maintenance_status.last_as_of IS 'The time the last run applied the rule as of (run_maintenance(at)).';
+COMMENT ON COLUMN popsell.maintenance_status.last_finished_at IS 'Wall-clock time the last run finished the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_affected IS 'Rows the last run acted on (0 when it failed).';
+COMMENT ON COLUMN popsell.maintenance_status.last_failed_sqlstate IS 'SQLSTATE of the last run''s failure; NULL when it succeeded.';
+COMMENT ON COLUMN popsell.maintenance_status.last_run_by IS 'Session role of the last run (popsell_maintenance under pg_cron).';
+COMMENT ON COLUMN popsell.maintenance_status.last_success_at IS 'Wall-clock time of the last successful run of the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.failures_since_success IS 'Failed runs of the rule since its last success (alert when above 0).';
+COMMENT ON COLUMN popsell.maintenance_status.last_started_at IS 'Wall-clock time the last run started the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_duration IS 'How long the last run of the rule took.';
+COMMENT ON COLUMN popsell.maintenance_status.last_outcome IS 'done, failed, or skipped (another run held the lock, or a lock held by another session made the rule give up).';
+COMMENT ON COLUMN popsell.maintenance_status.last_success_age IS 'now() minus last_success_at: above a day, the job has stopped running or keeps failing (alert).';
+COMMENT ON COLUMN popsell.maintenance_status.skipped_since_success IS 'Skipped runs of the rule since its last success.';
+COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())).';
 
 -- src/updates/1.1--2.0/15_clients.sql
 
@@ -597,12 +1490,16 @@ CREATE OR REPLACE FUNCTION popsell._erasure_now()
     SET search_path = pg_catalog, pg_temp
     RETURN coalesce(popsell._as_of(),
                     pg_catalog.now());
+COMMENT ON FUNCTION popsell._erasure_now() IS
+    'Internal: popsell.as_of when run_maintenance sets it, else now().';
 
 CREATE OR REPLACE FUNCTION popsell._lifecycle_now() RETURNS timestamptz
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     RETURN coalesce(popsell._as_of(),
                     pg_catalog.now());
+COMMENT ON FUNCTION popsell._lifecycle_now() IS
+    'Internal: popsell.as_of when set, else now(): the time lifecycle functions stamp with.';
 -- What DROP EXTENSION popsell does first: remove the pg_cron job of this
 -- database when pg_cron lives here; else, when the job role has been
 -- running popsell.run_maintenance here, say where to remove it.

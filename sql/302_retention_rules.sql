@@ -259,12 +259,12 @@ VALUES (32, 'customer', 'active', 'a32@example.test', '2031-01-01', '2031-01-01'
 RESET session_replication_role;
 UPDATE popsell.settings SET brand_contract_ended_at = '2031-07-01';
 SELECT pg_temp.run('2031-07-07 23:59') AS before_grace, pg_temp.run('2031-07-08') AS grace_over;
-UPDATE popsell.settings SET brand_contract_ended_at = '2031-08-01', deletion_grace = '0';
+UPDATE popsell.settings SET brand_contract_ended_at = '2031-08-01', deletion_grace = '1 day';
 SET session_replication_role = replica;
 INSERT INTO popsell.ambassadors (id, kind, status, email, terms_accepted_at, created_at, last_login_at)
 VALUES (33, 'customer', 'active', 'a33@example.test', '2031-01-01', '2031-01-01', '2031-07-01');
 RESET session_replication_role;
-SELECT pg_temp.run('2031-07-31 23:59') AS before_end, pg_temp.run('2031-08-01') AS at_end;
+SELECT pg_temp.run('2031-08-01 23:59') AS before_end, pg_temp.run('2031-08-02') AS at_end;
 SELECT ambassador_id, reason FROM popsell.ambassador_tombstones ORDER BY 1;
 
 -- the record: one row per rule per run, and the run's own rows survive "logs"

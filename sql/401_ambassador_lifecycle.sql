@@ -188,13 +188,16 @@ UPDATE popsell.ambassadors SET deletion_due_at = now() - interval '1 minute' WHE
 SET ROLE popsell_account_team;
 SELECT * FROM pg_temp.err('SELECT popsell.restore_ambassador(2)');
 RESET ROLE;
--- a grace set to zero days: due at once, no rollback
-UPDATE popsell.settings SET deletion_grace = '0';
+-- a grace period that is over: no rollback
 SET ROLE popsell_technical;
-SELECT popsell.unsubscribe_ambassador(3) <= now() AS due_now;
+SELECT popsell.unsubscribe_ambassador(3) > now() AS due_later;
+RESET ROLE;
+UPDATE popsell.ambassadors SET deletion_due_at = now() - interval '1 second' WHERE id = 3;
+SET ROLE popsell_technical;
 SELECT * FROM pg_temp.err('SELECT popsell.restore_ambassador(3)');
 RESET ROLE;
-UPDATE popsell.settings SET deletion_grace = '7 days';
+-- a grace shorter than one day is refused (SPEC section 3, v2)
+SELECT state FROM pg_temp.err($$UPDATE popsell.settings SET deletion_grace = '0'$$);
 
 -- the lifecycle columns move only through these functions
 SET ROLE popsell_account_team;

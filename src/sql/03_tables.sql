@@ -26,13 +26,16 @@ CREATE TABLE popsell.settings (
     bcrypt_cost                   integer NOT NULL DEFAULT 12 CHECK (bcrypt_cost BETWEEN 4 AND 31),
     program_suspended_at          timestamptz,
     brand_contract_ended_at       timestamptz,
-    CHECK (deletion_grace >= '0'::interval AND ambassador_inactivity > '0'::interval
-           AND inactivity_warning_interval >= '0'::interval
-           AND new_contact_invitation_window > '0'::interval
-           AND invitation_response_window > '0'::interval
-           AND email_confirmation_window > '0'::interval
-           AND optout_retention >= '0'::interval AND contact_inactivity > '0'::interval
-           AND suspension_max >= '0'::interval AND log_retention >= '0'::interval)
+    -- every window at least one day (SPEC section 3, v2); the settings
+    -- guard trigger says so with PS510 first
+    CONSTRAINT settings_window_floor
+    CHECK (deletion_grace >= '1 day'::interval AND ambassador_inactivity >= '1 day'::interval
+           AND inactivity_warning_interval >= '1 day'::interval
+           AND new_contact_invitation_window >= '1 day'::interval
+           AND invitation_response_window >= '1 day'::interval
+           AND email_confirmation_window >= '1 day'::interval
+           AND optout_retention >= '1 day'::interval AND contact_inactivity >= '1 day'::interval
+           AND suspension_max >= '1 day'::interval AND log_retention >= '1 day'::interval)
 );
 COMMENT ON TABLE popsell.settings IS
     'The brand''s configuration (one row): retention windows, community display, SSO, program and contract state.';
@@ -183,10 +186,10 @@ CREATE INDEX contacts_unconfirmed_idx ON popsell.contacts (created_at)
     WHERE popsell.is_pending_confirmation(source, email_confirmed_at);
 CREATE INDEX contacts_opted_out_idx ON popsell.contacts (ambassador_optin_at)
     WHERE popsell.is_opted_out(ambassador_optin);
+-- contact_inactive covers every contact but the restricted ones (v2).
 CREATE INDEX contacts_inactivity_idx ON popsell.contacts
-    ((greatest(last_activity_at, ambassador_optin_at, created_at)))
-    WHERE NOT popsell.is_opted_out(ambassador_optin)
-      AND source <> 'brand_sync';
+    ((greatest(last_activity_at, ambassador_optin_at, brand_optin_at, created_at)))
+    WHERE NOT restricted;
 
 -- Blacklist: hashed emails only (SPEC C3).
 CREATE TABLE popsell.blacklist (
@@ -392,7 +395,9 @@ CREATE TABLE popsell.maintenance_runs (
     started_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     finished_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     run_by      name NOT NULL DEFAULT pg_catalog.current_user(),
-    failed_sqlstate text
+    failed_sqlstate text,
+    outcome     text NOT NULL DEFAULT 'done'
+                CONSTRAINT maintenance_runs_outcome CHECK (outcome IN ('done', 'failed', 'skipped'))
 );
 COMMENT ON TABLE popsell.maintenance_runs IS
     'One row per retention rule per run of popsell.run_maintenance, counts only; written in the same transaction as the rule''s work.';

@@ -113,10 +113,11 @@ $$;
 -- settings and contests: configuration, readable by every SPEC role.
 -- -------------------------------------------------------------------
 GRANT SELECT ON popsell.settings TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_app;
-GRANT UPDATE (brand_name, deletion_grace, ambassador_inactivity, inactivity_warnings,
+-- (not suspension_max nor deletion_grace: vendor staff set them, v2)
+GRANT UPDATE (brand_name, ambassador_inactivity, inactivity_warnings,
               inactivity_warning_interval, new_contact_invitation_window,
               invitation_response_window, email_confirmation_window, optout_retention,
-              contact_inactivity, suspension_max, log_retention, community_name_format,
+              contact_inactivity, log_retention, community_name_format,
               sso_exclusive)
     ON popsell.settings TO popsell_brand;
 CREATE POLICY popsell_read ON popsell.settings FOR SELECT

@@ -92,7 +92,8 @@ BEGIN
     mark := popsell._erasure_push(ctx_reason, ctx_tombstone, true);
 
     -- One statement per branch, so the transition table is read once.
-    -- Unsent messages are cancelled, sent ones lose the link; the ledger,
+    -- Unsent messages are cancelled, sent ones lose the link and their
+    -- payload (the address and names mailed: v2); the ledger,
     -- interactions and sales move to the tombstone (or go with the
     -- contact when it leaves none); partners are told (GDPR art. 19).
     IF ctx_tombstone THEN
@@ -114,7 +115,7 @@ BEGIN
             DELETE FROM popsell.outbox o USING t
              WHERE o.contact_id = t.contact_id AND o.sent_at IS NULL),
         o2 AS (
-            UPDATE popsell.outbox o SET contact_id = NULL
+            UPDATE popsell.outbox o SET contact_id = NULL, payload = '{}'
               FROM t WHERE o.contact_id = t.contact_id AND o.sent_at IS NOT NULL),
         ce AS (
             UPDATE popsell.consent_events e
@@ -141,7 +142,7 @@ BEGIN
             DELETE FROM popsell.outbox o USING g
              WHERE o.contact_id = g.id AND o.sent_at IS NULL),
         o2 AS (
-            UPDATE popsell.outbox o SET contact_id = NULL
+            UPDATE popsell.outbox o SET contact_id = NULL, payload = '{}'
               FROM g WHERE o.contact_id = g.id AND o.sent_at IS NOT NULL),
         ce AS (
             DELETE FROM popsell.consent_events e USING g WHERE e.contact_id = g.id),
@@ -299,9 +300,10 @@ BEGIN
     stamp := popsell._erasure_now();
     mark := popsell._erasure_push('ambassador_deleted', true);
 
+    -- restricted contacts (art. 18) stay too, without ambassador
     DELETE FROM popsell.contacts c
      WHERE c.ambassador_id = OLD.id
-       AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+       AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
 
     WITH u AS (
         DELETE FROM popsell.ugc u
@@ -320,13 +322,16 @@ BEGIN
     DELETE FROM popsell.outbox o
      WHERE o.ambassador_id = OLD.id AND o.sent_at IS NULL
        AND o.kind NOT IN ('delete_file', 'partner_erasure');
+    -- sent messages keep no personal data of the erased ambassador (v2)
+    UPDATE popsell.outbox o SET payload = '{}'
+     WHERE o.ambassador_id = OLD.id AND o.sent_at IS NOT NULL AND o.payload <> '{}';
 
     PERFORM popsell._erasure_pop(mark);
     RETURN OLD;
 END
 $$;
 COMMENT ON FUNCTION popsell.ambassadors_erase_row() IS
-    'Trigger: before an ambassador row is deleted, erase its non-brand-visible contacts, its UGC (contest UGC stays until reuse end) and unsent messages; queue its files.';
+    'Trigger: before an ambassador row is deleted, erase its contacts that are neither brand-visible nor restricted, its UGC (contest UGC stays until reuse end) and unsent messages, empty the payload of its sent ones; queue its files.';
 
 CREATE FUNCTION popsell.ambassadors_erase() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -356,7 +361,11 @@ BEGIN
            popsell.hash_identifier(nullif(g.customer_id, '')),
            popsell.hash_identifier(nullif(g.facebook_id, '')),
            g.city, g.postal_code, extract(year FROM g.birth_date)::integer,
-           popsell._erasure_now(), coalesce(ctx_reason, coalesce(g.leaving_reason, 'deleted'))
+           popsell._erasure_now(),
+           -- why it left (unsubscribed, contract_ended, sso_deleted), not
+           -- just that its grace period ended
+           CASE WHEN ctx_reason = 'ambassador_leaving' THEN coalesce(g.leaving_reason, ctx_reason)
+                ELSE coalesce(ctx_reason, g.leaving_reason, 'deleted') END
       FROM gone g;
     -- A login role is named for the person: the ledger keeps that an
     -- ambassador acted, not which one by name.

@@ -10,6 +10,8 @@
 -- message (it could quote personal data).
 COMMENT ON COLUMN popsell.maintenance_runs.failed_sqlstate IS
     'SQLSTATE of the error that rolled the rule back (its work is then not done and is retried next run); NULL on success.';
+COMMENT ON COLUMN popsell.maintenance_runs.outcome IS
+    'done; failed (failed_sqlstate says why); skipped (another run held the lock, or the rule gave up waiting for a lock: 55P03).';
 
 -- The rules in the order they run (SPEC section 7's table).
 CREATE FUNCTION popsell.maintenance_rules()
@@ -77,7 +79,7 @@ BEGIN
                         AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
                         AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
         ELSE
-            mark := popsell._erasure_push('ambassador_inactive', true);
+            mark := popsell._erasure_push('inactive', true);
             DELETE FROM popsell.ambassadors a
              WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
                AND a.status <> 'leaving'
@@ -123,13 +125,13 @@ BEGIN
             SELECT count(*) INTO n FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_never_invited', false);
             DELETE FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
@@ -184,12 +186,14 @@ BEGIN
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.contacts c
              WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
-               AND c.created_at <= p_at - s.email_confirmation_window;
+               AND c.created_at <= p_at - s.email_confirmation_window
+               AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('email_unconfirmed', false);
             DELETE FROM popsell.contacts c
              WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
-               AND c.created_at <= p_at - s.email_confirmation_window;
+               AND c.created_at <= p_at - s.email_confirmation_window
+               AND NOT c.restricted;
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
@@ -199,30 +203,31 @@ BEGIN
             SELECT count(*) INTO n FROM popsell.contacts c
              WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_opted_out', true);
             DELETE FROM popsell.contacts c
              WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin);
+               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
     WHEN 'contact_inactive' THEN
+        -- Every contact the rules above left (opted-out brand-visible
+        -- rows, brand_sync rows, whatever their consent), restricted ones
+        -- excepted (art. 18): no contact is kept forever (v2 coverage).
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE NOT popsell.is_opted_out(c.ambassador_optin)
-               AND c.source <> 'brand_sync'
-               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
+             WHERE NOT c.restricted
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;
         ELSE
             mark := popsell._erasure_push('contact_inactive', true);
             DELETE FROM popsell.contacts c
-             WHERE NOT popsell.is_opted_out(c.ambassador_optin)
-               AND c.source <> 'brand_sync'
-               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.created_at)
+             WHERE NOT c.restricted
+               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;
             GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
@@ -256,16 +261,25 @@ BEGIN
         END IF;
 
     WHEN 'logs' THEN
+        -- The activity log and sent outbox rows (personal data) age as of
+        -- AT; the run record (the audit of these rules) by the wall clock,
+        -- so a run "in the future" cannot age earlier runs away.
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
+            SELECT count(*) INTO m FROM popsell.outbox o
+             WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            n := n + m;
             SELECT count(*) INTO m FROM popsell.maintenance_runs r
-             WHERE r.finished_at < p_at - s.log_retention AND r.as_of < p_at - s.log_retention;
+             WHERE r.finished_at < pg_catalog.now() - s.log_retention;
         ELSE
             DELETE FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
             GET DIAGNOSTICS n = ROW_COUNT;
-            -- (as_of too: this run's own rows, stamped by the wall clock, stay)
+            DELETE FROM popsell.outbox o
+             WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+            n := n + m;
             DELETE FROM popsell.maintenance_runs r
-             WHERE r.finished_at < p_at - s.log_retention AND r.as_of < p_at - s.log_retention;
+             WHERE r.finished_at < pg_catalog.now() - s.log_retention;
             GET DIAGNOSTICS m = ROW_COUNT;
         END IF;
         n := n + m;
@@ -281,7 +295,7 @@ COMMENT ON FUNCTION popsell._maintenance_rule(text, timestamptz, boolean) IS
     'Internal: apply (or, with preview, count) one retention rule as of a time; returns the rows acted on.';
 
 -- Program suspended too long, or brand contract over: every personal data
--- row goes (contacts and ambassadors through their erasure, so tombstones,
+-- row but restricted contacts goes (contacts and ambassadors through their erasure, so tombstones,
 -- ledger and statistics stay; all UGC files are queued).  Bulk statements
 -- first, so the per-ambassador trigger finds nothing left to do.
 CREATE FUNCTION popsell._erase_all_personal_data(p_reason text, p_at timestamptz, p_preview boolean)
@@ -295,13 +309,15 @@ DECLARE
     mark bigint;
 BEGIN
     IF p_preview THEN
-        SELECT (SELECT count(*) FROM popsell.contacts) + (SELECT count(*) FROM popsell.ambassadors)
+        SELECT (SELECT count(*) FROM popsell.contacts c WHERE NOT c.restricted)
+             + (SELECT count(*) FROM popsell.ambassadors)
              + (SELECT count(*) FROM popsell.ugc)
           INTO n;
         RETURN n;
     END IF;
     mark := popsell._erasure_push(p_reason, true);
-    DELETE FROM popsell.contacts;
+    -- restricted contacts (art. 18) stay, without ambassador
+    DELETE FROM popsell.contacts c WHERE NOT c.restricted;
     GET DIAGNOSTICS m = ROW_COUNT;
     n := n + m;
     WITH u AS (DELETE FROM popsell.ugc u RETURNING u.id, u.file_path)
@@ -327,6 +343,33 @@ $$;
 COMMENT ON FUNCTION popsell._erase_all_personal_data(text, timestamptz, boolean) IS
     'Internal: erase every contact, ambassador and UGC (program suspended too long, brand contract ended); returns the count.';
 
+-- The guard against overlapping runs (SPEC section 7, who runs it): a
+-- table lock on this empty table, which no role but popsell_owner (and
+-- superusers) may lock or even see, so no other role can make the runs
+-- skip.  (An advisory lock would do the same job, but any role can take
+-- any advisory key.)  EXCLUSIVE conflicts with itself and not with the
+-- ACCESS SHARE of pg_dump; nothing ever writes the table, so autovacuum
+-- never locks it.
+CREATE TABLE popsell.maintenance_lock (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id)
+);
+COMMENT ON TABLE popsell.maintenance_lock IS
+    'Internal: always empty; run_maintenance locks it (EXCLUSIVE, NOWAIT) so runs do not overlap. Owner only.';
+
+-- Sent outbox rows age out after log_retention (rule logs).
+CREATE INDEX outbox_sent_idx ON popsell.outbox (sent_at) WHERE sent_at IS NOT NULL;
+
+-- How long a rule waits for a row or table lock another session holds
+-- before it gives up (recorded as skipped, done by the next run): the
+-- session's lock_timeout when it is shorter, else this.
+CREATE FUNCTION popsell._maintenance_lock_timeout()
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN '30s';
+COMMENT ON FUNCTION popsell._maintenance_lock_timeout() IS
+    'Internal: the longest a retention rule waits for a lock held by another session (a shorter session lock_timeout wins).';
+
 CREATE FUNCTION popsell.run_maintenance(at timestamptz DEFAULT pg_catalog.now())
     RETURNS TABLE (rule text, affected bigint)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -342,47 +385,78 @@ DECLARE
     n bigint;
     t0 timestamptz;
     st text;
+    app text := current_setting('application_name');
+    lt text := current_setting('lock_timeout');
 BEGIN
     IF p_at IS NULL THEN
         RAISE EXCEPTION 'run_maintenance needs a time'
             USING ERRCODE = 'PS500', HINT = 'Call popsell.run_maintenance() (now) or pass a timestamptz.';
+    END IF;
+    -- A run "in the future" erases what is not due yet: the owner's
+    -- (tests, previews on a copy) only.
+    IF p_at > pg_catalog.now() + interval '1 day' AND NOT popsell._caller_in('popsell_owner') THEN
+        RAISE EXCEPTION 'run_maintenance(at) refuses an as-of time more than one day after now()'
+            USING ERRCODE = 'PS501',
+                  DETAIL = pg_catalog.format('at = %s, now() = %s.', p_at, pg_catalog.now()),
+                  HINT = 'Call popsell.run_maintenance() (now); popsell.maintenance_preview(at) shows what a later run would do.';
     END IF;
     IF pg_is_in_recovery() THEN
         RAISE NOTICE 'popsell.run_maintenance does nothing on a standby';
         RETURN QUERY SELECT x, NULL::bigint FROM popsell.maintenance_rules() AS x;
         RETURN;
     END IF;
+    run := nextval('popsell.maintenance_run_id_seq');
     -- One run at a time per database; an overlapping run is skipped (its
-    -- work is done by the one holding the lock, or by the next run).
-    IF NOT pg_try_advisory_xact_lock(hashtext('popsell.run_maintenance'), 0) THEN
+    -- work is done by the one holding the lock, or by the next run) and
+    -- says so in the record.
+    BEGIN
+        LOCK TABLE popsell.maintenance_lock IN EXCLUSIVE MODE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
         RAISE NOTICE 'popsell.run_maintenance skipped: another run is in progress';
+        INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by,
+                                              failed_sqlstate, outcome)
+        SELECT run, x, 0, p_at, clock_timestamp(), session_user, '55P03', 'skipped'
+          FROM popsell.maintenance_rules() AS x;
         RETURN QUERY SELECT x, NULL::bigint FROM popsell.maintenance_rules() AS x;
         RETURN;
+    END;
+    -- Never wait forever on a lock another session holds (an open
+    -- transaction of an application role on a due row).
+    IF lt = '0' OR lt::interval > popsell._maintenance_lock_timeout()::interval THEN
+        PERFORM set_config('lock_timeout', popsell._maintenance_lock_timeout(), true);
     END IF;
     PERFORM set_config('popsell.as_of', p_at::text, true);
-    run := nextval('popsell.maintenance_run_id_seq');
     FOR r IN SELECT x FROM popsell.maintenance_rules() AS x LOOP
         t0 := clock_timestamp();
+        -- pg_stat_activity shows the rule in progress
+        PERFORM set_config('application_name', pg_catalog.left('popsell_maintenance: ' || r, 63), true);
         BEGIN
             n := popsell._maintenance_rule(r, p_at, false);
             INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by)
             VALUES (run, r, n, p_at, t0, session_user);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
-            RAISE WARNING 'popsell maintenance rule % failed with SQLSTATE %; its work is rolled back and retried next run', r, st;
+            IF st = '55P03' THEN
+                RAISE WARNING 'popsell maintenance rule % skipped: it waited too long for a lock (SQLSTATE %); the next run does it', r, st;
+            ELSE
+                RAISE WARNING 'popsell maintenance rule % failed with SQLSTATE %; its work is rolled back and retried next run', r, st;
+            END IF;
             n := NULL;
             INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by,
-                                                  failed_sqlstate)
-            VALUES (run, r, 0, p_at, t0, session_user, st);
+                                                  failed_sqlstate, outcome)
+            VALUES (run, r, 0, p_at, t0, session_user, st,
+                    CASE WHEN st = '55P03' THEN 'skipped' ELSE 'failed' END);
         END;
         rule := r;
         affected := n;
         RETURN NEXT;
     END LOOP;
+    PERFORM set_config('application_name', app, true);
+    PERFORM set_config('lock_timeout', lt, true);
 END
 $$;
 COMMENT ON FUNCTION popsell.run_maintenance(timestamptz) IS
-    'Apply every retention and reminder rule as of AT (default now), set-based and idempotent; one popsell.maintenance_runs row per rule. Skipped while another run holds the lock; no-op on a standby.';
+    'Apply every retention and reminder rule as of AT (default now), set-based and idempotent; one popsell.maintenance_runs row per rule. Skipped (and recorded as skipped) while another run holds the lock; a rule waiting too long for a lock is skipped and recorded; no-op on a standby. AT more than one day after now() is refused (PS501) except for popsell_owner. application_name shows the rule in progress.';
 
 CREATE FUNCTION popsell.maintenance_preview(at timestamptz DEFAULT pg_catalog.now())
     RETURNS TABLE (rule text, affected bigint)
@@ -500,6 +574,123 @@ $$;
 COMMENT ON FUNCTION popsell.unschedule_jobs() IS
     'Remove the pg_cron job of popsell.run_maintenance for this database; returns how many jobs were removed.';
 
+-- -------------------------------------------------------------------
+-- Activity, however recorded (SPEC section 3, v2): an interaction other
+-- than an open, or a sale, moves contacts.last_activity_at, whether it
+-- comes from record_interaction/record_sale or a plain INSERT by a role
+-- allowed to insert.  Set-based, once per statement; a time in the future
+-- counts as now (as-of time in a run), so no row keeps a contact forever.
+-- -------------------------------------------------------------------
+CREATE FUNCTION popsell.contact_activity() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t timestamptz := popsell._lifecycle_now();
+BEGIN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_TABLE_SCHEMA <> 'popsell'
+       OR TG_TABLE_NAME NOT IN ('interactions', 'sales') THEN
+        RAISE EXCEPTION 'popsell.contact_activity() handles AFTER INSERT statements on interactions and sales only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'interactions' THEN
+        UPDATE popsell.contacts c SET last_activity_at = a.at
+          FROM (SELECT n.contact_id, max(least(n.occurred_at, t)) AS at
+                  FROM added_interactions n
+                 WHERE n.contact_id IS NOT NULL AND n.kind <> 'open'
+                 GROUP BY n.contact_id) a
+         WHERE c.id = a.contact_id AND (c.last_activity_at IS NULL OR c.last_activity_at < a.at);
+    ELSE
+        UPDATE popsell.contacts c SET last_activity_at = a.at
+          FROM (SELECT n.contact_id, max(least(n.sold_at, t)) AS at
+                  FROM added_sales n
+                 WHERE n.contact_id IS NOT NULL
+                 GROUP BY n.contact_id) a
+         WHERE c.id = a.contact_id AND (c.last_activity_at IS NULL OR c.last_activity_at < a.at);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contact_activity() IS
+    'Trigger: inserted interactions other than open, and sales, move their contacts'' last_activity_at (a future time counts as now), however the rows are written.';
+
+CREATE TRIGGER popsell_61_activity
+    AFTER INSERT ON popsell.interactions
+    REFERENCING NEW TABLE AS added_interactions
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+CREATE TRIGGER popsell_61_activity
+    AFTER INSERT ON popsell.sales
+    REFERENCING NEW TABLE AS added_sales
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+
+-- -------------------------------------------------------------------
+-- Settings (SPEC section 3, v2): one row, for good (no DELETE, no second
+-- row, no TRUNCATE, by anyone: owner and superusers included, replication
+-- role too); every window at least one day; suspension_max and
+-- deletion_grace (the windows that end in a brand-wide erasure) changed
+-- by vendor staff only.  A restore replaces the row (popsell_10_restore).
+-- -------------------------------------------------------------------
+CREATE FUNCTION popsell.settings_guard() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w text;
+    v interval;
+BEGIN
+    IF TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'settings' OR TG_WHEN <> 'BEFORE' THEN
+        RAISE EXCEPTION 'popsell.settings_guard() handles BEFORE triggers on popsell.settings only'
+            USING ERRCODE = 'PS900';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_OP IN ('DELETE', 'TRUNCATE', 'INSERT') THEN
+        RAISE EXCEPTION '% on popsell.settings is refused: it holds exactly one row', TG_OP
+            USING ERRCODE = 'PS510',
+                  DETAIL = 'Every retention rule reads its windows from that row.',
+                  HINT = 'UPDATE popsell.settings to change the configuration.';
+    END IF;
+    FOREACH w IN ARRAY ARRAY['deletion_grace', 'ambassador_inactivity', 'inactivity_warning_interval',
+                             'new_contact_invitation_window', 'invitation_response_window',
+                             'email_confirmation_window', 'optout_retention', 'contact_inactivity',
+                             'suspension_max', 'log_retention'] LOOP
+        v := pg_catalog.to_jsonb(NEW) ->> w;
+        IF v < interval '1 day' THEN
+            RAISE EXCEPTION 'settings.% must be at least 1 day, not %', w, v
+                USING ERRCODE = 'PS510',
+                      DETAIL = 'Every retention window has a floor of one day.',
+                      HINT = pg_catalog.format('SET %s to 1 day or more.', w);
+        END IF;
+    END LOOP;
+    IF (NEW.suspension_max IS DISTINCT FROM OLD.suspension_max
+        OR NEW.deletion_grace IS DISTINCT FROM OLD.deletion_grace)
+       AND NOT (popsell._caller_in('popsell_owner') OR popsell._caller_in('popsell_account_team')
+                OR popsell._caller_in('popsell_technical')) THEN
+        RAISE EXCEPTION 'permission denied to change settings.suspension_max or settings.deletion_grace'
+            USING ERRCODE = '42501',
+                  DETAIL = 'These windows end in a brand-wide erasure: vendor staff (popsell_account_team, popsell_technical) set them.',
+                  HINT = 'Ask the vendor''s account team.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell.settings_guard() IS
+    'Trigger: popsell.settings keeps exactly one row (PS510 on INSERT, DELETE, TRUNCATE, for every role), every window is at least one day (PS510), suspension_max and deletion_grace change only by vendor staff (42501).';
+
+CREATE TRIGGER popsell_20_settings_guard
+    BEFORE INSERT OR UPDATE OR DELETE ON popsell.settings
+    FOR EACH ROW EXECUTE FUNCTION popsell.settings_guard();
+CREATE TRIGGER popsell_20_settings_truncate
+    BEFORE TRUNCATE ON popsell.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.settings_guard();
+-- also with session_replication_role = replica
+ALTER TABLE popsell.settings ENABLE ALWAYS TRIGGER popsell_20_settings_guard;
+ALTER TABLE popsell.settings ENABLE ALWAYS TRIGGER popsell_20_settings_truncate;
+
 GRANT USAGE ON SCHEMA popsell TO popsell_maintenance, popsell_technical, popsell_account_team;
 GRANT EXECUTE ON FUNCTION popsell.run_maintenance(timestamptz)
     TO popsell_maintenance, popsell_technical, popsell_account_team;
@@ -529,10 +720,19 @@ SELECT r.rule,
        l.run_by AS last_run_by,
        ok.finished_at AS last_success_at,
        coalesce(f.failures, 0) AS failures_since_success,
-       p.affected AS due_now
+       p.affected AS due_now,
+       l.started_at AS last_started_at,
+       l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
+       CASE WHEN l.run_id IS NULL THEN NULL
+            WHEN l.failed_sqlstate IS NULL THEN 'done'
+            WHEN l.outcome OPERATOR(pg_catalog.=) 'skipped' THEN 'skipped'
+            ELSE 'failed' END AS last_outcome,
+       pg_catalog.now() OPERATOR(pg_catalog.-) ok.finished_at AS last_success_age,
+       coalesce(f.skipped, 0) AS skipped_since_success
   FROM popsell.maintenance_rules() WITH ORDINALITY AS r(rule, position)
   LEFT JOIN LATERAL (
-        SELECT m.run_id, m.as_of, m.finished_at, m.affected, m.failed_sqlstate, m.run_by
+        SELECT m.run_id, m.as_of, m.started_at, m.finished_at, m.affected, m.failed_sqlstate, m.run_by,
+               m.outcome
           FROM popsell.maintenance_runs m
          WHERE m.rule OPERATOR(pg_catalog.=) r.rule
          ORDER BY m.id DESC
@@ -545,7 +745,8 @@ SELECT r.rule,
          ORDER BY m.id DESC
          LIMIT 1) AS ok ON true
   LEFT JOIN LATERAL (
-        SELECT pg_catalog.count(*) AS failures
+        SELECT pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.<>) 'skipped') AS failures,
+               pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.=) 'skipped') AS skipped
           FROM popsell.maintenance_runs m
          WHERE m.rule OPERATOR(pg_catalog.=) r.rule
            AND m.failed_sqlstate IS NOT NULL
@@ -560,7 +761,7 @@ GRANT SELECT ON popsell.maintenance_status
     TO popsell_owner, popsell_maintenance, popsell_account_team, popsell_technical;
 
 COMMENT ON VIEW popsell.maintenance_status IS
-    'Health of the retention job, one row per rule in run order: the last run of popsell.run_maintenance (as-of time, finish time, rows, failed SQLSTATE, role), the last success, failures since, and the rows due now (popsell.maintenance_preview). Counts only.';
+    'Health of the retention job, one row per rule in run order: the last run of popsell.run_maintenance (as-of time, start, finish, duration, outcome, rows, failed SQLSTATE, role), the last success and its age, failed and skipped runs since, and the rows due now (popsell.maintenance_preview). Counts only.';
 COMMENT ON COLUMN popsell.maintenance_status.rule IS 'Retention rule (popsell.maintenance_rules()).';
 COMMENT ON COLUMN popsell.maintenance_status.position IS 'Order in which run_maintenance applies the rule.';
 COMMENT ON COLUMN popsell.maintenance_status.last_run_id IS 'Run number of the last run that recorded this rule; NULL if it never ran.';
@@ -571,4 +772,9 @@ COMMENT ON COLUMN popsell.maintenance_status.last_failed_sqlstate IS 'SQLSTATE o
 COMMENT ON COLUMN popsell.maintenance_status.last_run_by IS 'Session role of the last run (popsell_maintenance under pg_cron).';
 COMMENT ON COLUMN popsell.maintenance_status.last_success_at IS 'Wall-clock time of the last successful run of the rule.';
 COMMENT ON COLUMN popsell.maintenance_status.failures_since_success IS 'Failed runs of the rule since its last success (alert when above 0).';
+COMMENT ON COLUMN popsell.maintenance_status.last_started_at IS 'Wall-clock time the last run started the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_duration IS 'How long the last run of the rule took.';
+COMMENT ON COLUMN popsell.maintenance_status.last_outcome IS 'done, failed, or skipped (another run held the lock, or a lock held by another session made the rule give up).';
+COMMENT ON COLUMN popsell.maintenance_status.last_success_age IS 'now() minus last_success_at: above a day, the job has stopped running or keeps failing (alert).';
+COMMENT ON COLUMN popsell.maintenance_status.skipped_since_success IS 'Skipped runs of the rule since its last success.';
 COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())).';

@@ -16,18 +16,9 @@ CREATE FUNCTION popsell._as_of() RETURNS timestamptz
 COMMENT ON FUNCTION popsell._as_of() IS
     'Internal: the time popsell.as_of names when it was set in the current transaction (run_maintenance), else NULL.';
 
-CREATE OR REPLACE FUNCTION popsell._erasure_now()
-    RETURNS timestamptz
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN coalesce(popsell._as_of(),
-                    pg_catalog.now());
+-- @restate function:_erasure_now
 
-CREATE OR REPLACE FUNCTION popsell._lifecycle_now() RETURNS timestamptz
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN coalesce(popsell._as_of(),
-                    pg_catalog.now());
+-- @restate function:_lifecycle_now
 -- What DROP EXTENSION popsell does first: remove the pg_cron job of this
 -- database when pg_cron lives here; else, when the job role has been
 -- running popsell.run_maintenance here, say where to remove it.
