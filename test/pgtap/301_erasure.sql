@@ -14,10 +14,10 @@ INSERT INTO popsell.ambassadors (id, kind, status, email, first_name, last_name,
                                  description, position, iban, login_role, sso_subject, created_at, last_login_at,
                                  preferred_language, leaving_reason)
 VALUES (1, 'sales_rep', 'active', 'zqx-amb@example.test', 'ZQXann', 'ZQXlee', 'ZQXcust', 'ZQXfbamb',
-        'ZQX 1 road', 'Lyon', '69001', 'ZQXland', '1980-05-05', '2029-01-01', '/p/photo1.jpg',
-        'ZQX bio', 'ZQX pos', 'ZQXIBAN', 'zqx_login', 'ZQXsso', '2029-01-02', '2030-01-01', 'fr', NULL),
+        'ZQX 1 road', 'Lyon', '69001', 'ZQXland', '1980-05-05', '2229-01-01', '/p/photo1.jpg',
+        'ZQX bio', 'ZQX pos', 'ZQXIBAN', 'zqx_login', 'ZQXsso', '2229-01-02', '2230-01-01', 'fr', NULL),
        (2, 'customer', 'active', 'other@example.test', 'Other', NULL, NULL, NULL, NULL, 'Nice', '06000', NULL,
-        NULL, '2029-01-01', NULL, NULL, NULL, NULL, NULL, NULL, '2029-01-01', '2030-01-01', NULL, NULL);
+        NULL, '2229-01-01', NULL, NULL, NULL, NULL, NULL, NULL, '2229-01-01', '2230-01-01', NULL, NULL);
 INSERT INTO popsell.social_grants (ambassador_id, network, account_id) VALUES (1, 'instagram', 'ZQXgrant');
 INSERT INTO popsell.publications (id, ambassador_id, comment) VALUES (1, 1, 'ZQX pub'), (2, 2, 'other pub');
 INSERT INTO popsell.community_reactions (ambassador_id, publication_id, kind, body) VALUES (1, 2, 'comment', 'ZQX comment');
@@ -31,28 +31,28 @@ INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, last_name, 
                               ambassador_optin_at, brand_optin, brand_optin_at, partners_optin, notes, address,
                               city, postal_code, country, mobile_phone, home_phone, tags, created_at)
 VALUES (10, 1, 'crm_manual', 'ZQXc', 'ZQXd', 'zqx-c10@example.test', 'ok', 'ZQXfb', 'ZQXtw', 'ZQXig',
-        'http://x/ZQX.jpg', 'ZQXcid', 'optout_email', '2029-03-01', 'no_optin', '2029-03-01', false, 'ZQX note',
-        'ZQX street', 'Paris', '75001', 'ZQXcountry', 'ZQX0600', 'ZQX0100', '{ZQXtag}', '2029-02-01'),
+        'http://x/ZQX.jpg', 'ZQXcid', 'optout_email', '2229-03-01', 'no_optin', '2229-03-01', false, 'ZQX note',
+        'ZQX street', 'Paris', '75001', 'ZQXcountry', 'ZQX0600', 'ZQX0100', '{ZQXtag}', '2229-02-01'),
        (11, 1, 'order', 'Keep', 'Brand', 'keep11@example.test', 'ok', NULL, NULL, NULL, NULL, NULL,
-        'optin_order', '2029-03-01', 'optin_brand_database', '2029-03-01', false, NULL, NULL, 'Lille', '59000',
-        NULL, NULL, NULL, '{}', '2029-02-01'),
+        'optin_order', '2229-03-01', 'optin_brand_database', '2229-03-01', false, NULL, NULL, 'Lille', '59000',
+        NULL, NULL, NULL, '{}', '2229-02-01'),
        (12, 1, 'order_popin', 'Keep', 'Partner', 'keep12@example.test', 'ok', NULL, NULL, NULL, NULL, NULL,
-        'storage_only', '2029-03-01', 'no_optin', '2029-03-01', true, NULL, NULL, NULL, NULL,
-        NULL, NULL, NULL, '{}', '2029-02-01'),
+        'storage_only', '2229-03-01', 'no_optin', '2229-03-01', true, NULL, NULL, NULL, NULL,
+        NULL, NULL, NULL, '{}', '2229-02-01'),
        (20, 2, 'crm_manual', 'Partnered', NULL, 'p20@example.test', 'ok', NULL, NULL, NULL, NULL, NULL,
-        'invitation_accepted', '2029-03-01', 'no_optin', '2029-03-01', true, NULL, NULL, 'Nice', '06000',
-        NULL, NULL, NULL, '{}', '2029-02-01'),
+        'invitation_accepted', '2229-03-01', 'no_optin', '2229-03-01', true, NULL, NULL, 'Nice', '06000',
+        NULL, NULL, NULL, '{}', '2229-02-01'),
        (21, 2, 'crm_manual', 'Never', 'Invited', 'n21@example.test', 'ok', NULL, NULL, NULL, NULL, NULL,
-        'new', '2029-03-01', 'no_optin', '2029-03-01', false, NULL, NULL, NULL, NULL,
-        NULL, NULL, NULL, '{}', '2029-02-01');
+        'new', '2229-03-01', 'no_optin', '2229-03-01', false, NULL, NULL, NULL, NULL,
+        NULL, NULL, NULL, '{}', '2229-02-01');
 INSERT INTO popsell.consent_events (contact_id, ambassador_id, changed, new_ambassador_optin, actor, path, actor_role, occurred_at)
-SELECT c, 1, '{ambassador_optin}', 'new', 'ambassador', 'ambassador', 'zqx_login', '2029-02-01'
+SELECT c, 1, '{ambassador_optin}', 'new', 'ambassador', 'ambassador', 'zqx_login', '2229-02-01'
   FROM unnest(ARRAY[10, 10, 11, 20, 21]) c;
 INSERT INTO popsell.interactions (contact_id, publication_id, kind) VALUES (10, 1, 'click'), (20, 2, 'open'), (21, 2, 'click');
 INSERT INTO popsell.sales (contact_id, ambassador_id, publication_id, amount, products) VALUES
     (10, 1, 1, 42.50, '[{"sku": "A1"}]'), (21, 2, 2, 10, NULL);
 INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload, sent_at) VALUES
-    ('publication', 1, 10, '{}', NULL), ('publication', 1, 10, '{}', '2029-05-01'),
+    ('publication', 1, 10, '{}', NULL), ('publication', 1, 10, '{}', '2229-05-01'),
     ('inactivity_warning', 1, NULL, '{}', NULL);
 RESET session_replication_role;
 
@@ -74,7 +74,7 @@ SELECT is((SELECT count(*) FROM popsell.outbox WHERE kind = 'partner_erasure' AN
           1::bigint, 'a contact with partners_optin queues partner_erasure (GDPR art. 19)');
 
 -- ---- a never-invited contact erased by the rule: no tombstone, its rows go
-SELECT is((SELECT affected FROM popsell.run_maintenance('2030-01-01') WHERE rule = 'contact_never_invited'),
+SELECT is((SELECT affected FROM popsell.run_maintenance('2230-01-01') WHERE rule = 'contact_never_invited'),
           1::bigint, 'contact_never_invited erases the never-invited contact');
 SELECT is((SELECT count(*) FROM popsell.contact_tombstones WHERE contact_id = 21), 0::bigint,
           'a never-invited contact leaves no tombstone');
@@ -91,7 +91,7 @@ SELECT results_eq(
              facebook_id_hash = popsell.hash_identifier('ZQXfbamb'),
              city, postal_code, birth_year, reason
         FROM popsell.ambassador_tombstones$$,
-    $$VALUES (1::bigint, timestamptz '2029-01-02', true, true, true, true, 'Lyon', '69001', 1980, 'deleted')$$,
+    $$VALUES (1::bigint, timestamptz '2229-01-02', true, true, true, true, 'Lyon', '69001', 1980, 'deleted')$$,
     'the ambassador tombstone: signup date, keyed hashes of email, customer id and facebook id, city, postal code, birth year');
 SELECT results_eq(
     $$SELECT contact_id, email_hash = popsell.hash_email('zqx-c10@example.test'),

@@ -58,21 +58,21 @@ q "$db" "SET client_min_messages = warning" "CREATE EXTENSION popsell CASCADE" "
 # ids 1..n1 opted out (tombstone due), n1+1..n never invited (no tombstone)
 q "$db" "SET session_replication_role = replica" \
 	"INSERT INTO popsell.ambassadors (id, kind, status, email, terms_accepted_at, created_at, last_login_at)
-	 VALUES (1, 'customer', 'active', 'k1@example.test', '2029-01-01', '2029-01-01', '2029-12-01')" \
+	 VALUES (1, 'customer', 'active', 'k1@example.test', '2229-01-01', '2229-01-01', '2229-12-01')" \
 	"INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, email, email_status, ambassador_optin,
 	                               ambassador_optin_at, brand_optin, brand_optin_at, created_at, city)
 	 SELECT i, 1, 'crm_manual', 'K' || i, 'k' || i || '@example.test', 'ok',
 	        CASE WHEN i <= $n1 THEN 'optout_email' ELSE 'new' END::popsell.ambassador_optin,
-	        CASE WHEN i <= $n1 THEN timestamptz '2028-06-01' ELSE '2029-11-01' END,
-	        'no_optin', '2028-01-01', '2028-01-01', 'Lyon' FROM generate_series(1, $n) i" \
+	        CASE WHEN i <= $n1 THEN timestamptz '2228-06-01' ELSE '2229-11-01' END,
+	        'no_optin', '2228-01-01', '2228-01-01', 'Lyon' FROM generate_series(1, $n) i" \
 	"SELECT setval('popsell.contacts_id_seq', $n)" \
 	"INSERT INTO popsell.consent_events (contact_id, ambassador_id, changed, new_ambassador_optin, actor, path, actor_role, occurred_at)
 	 SELECT i, 1, '{ambassador_optin}', CASE WHEN i <= $n1 THEN 'optout_email' ELSE 'new' END::popsell.ambassador_optin,
-	        'contact', 'contact', 'popsell_app', '2028-01-01' FROM generate_series(1, $n) i" \
+	        'contact', 'contact', 'popsell_app', '2228-01-01' FROM generate_series(1, $n) i" \
 	"INSERT INTO popsell.interactions (contact_id, kind, occurred_at)
-	 SELECT i, 'click', '2028-01-02' FROM generate_series(1, $n, 10) i" \
+	 SELECT i, 'click', '2228-01-02' FROM generate_series(1, $n, 10) i" \
 	"INSERT INTO popsell.sales (contact_id, ambassador_id, amount, currency, channel, sold_at)
-	 SELECT i, 1, 10, 'EUR', 'online', '2028-01-02' FROM generate_series(1, $n, 50) i" \
+	 SELECT i, 1, 10, 'EUR', 'online', '2228-01-02' FROM generate_series(1, $n, 50) i" \
 	"ANALYZE" >/dev/null
 n_int=$(q "$db" "SELECT count(*) FROM popsell.interactions")
 n_sales=$(q "$db" "SELECT count(*) FROM popsell.sales")
@@ -123,12 +123,12 @@ state() {
 
 # Start a run and wait until it is busy; print the backend pid.
 start_run() {
-	psql -X -q -d "$db" -c "SELECT * FROM popsell.run_maintenance('2030-01-01')" >"$tmp/$1.log" 2>&1 &
+	psql -X -q -d "$db" -c "SELECT * FROM popsell.run_maintenance('2230-01-01')" >"$tmp/$1.log" 2>&1 &
 	runner=$!
 	pid=""
 	for _ in $(seq 1 100); do
 		pid=$(q "$db" "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'active'
-		                 AND query LIKE '%run_maintenance(''2030-01-01'')%' AND pid <> pg_backend_pid()")
+		                 AND query LIKE '%run_maintenance(''2230-01-01'')%' AND pid <> pg_backend_pid()")
 		[ -n "$pid" ] && break
 		sleep 0.1
 	done
@@ -159,7 +159,7 @@ check "after pg_ctl -m immediate and restart"
 expect_eq "the crashed run left no record" "$(q "$db" "SELECT count(*) FROM popsell.maintenance_runs")" "0"
 
 # 3. the next run completes the work
-got=$(q "$db" "SELECT string_agg(rule || '=' || affected, ' ' ORDER BY rule) FROM popsell.run_maintenance('2030-01-02')
+got=$(q "$db" "SELECT string_agg(rule || '=' || affected, ' ' ORDER BY rule) FROM popsell.run_maintenance('2230-01-02')
                WHERE rule IN ('contact_opted_out', 'contact_never_invited')")
 expect_eq "the next run does it all" "$got" "contact_never_invited=$n2 contact_opted_out=$n1"
 echo "after the next run: $(state)"
@@ -171,5 +171,5 @@ expect_eq "interactions and sales kept for the tombstoned only" \
 	"$(q "$db" "SELECT (SELECT count(*) FROM popsell.interactions) || ' ' || (SELECT count(*) FROM popsell.sales)")" \
 	"$(q "$db" "SELECT (SELECT count(*) FROM generate_series(1, $n, 10) i WHERE i <= $n1) || ' '
 	                   || (SELECT count(*) FROM generate_series(1, $n, 50) i WHERE i <= $n1)")"
-expect_eq "a further run does nothing" "$(q "$db" "SELECT sum(affected) FROM popsell.run_maintenance('2030-01-02')")" "0"
+expect_eq "a further run does nothing" "$(q "$db" "SELECT sum(affected) FROM popsell.run_maintenance('2230-01-02')")" "0"
 echo "701_crash passed ($n contacts, $n_int interactions, $n_sales sales)"
