@@ -193,6 +193,23 @@ CREATE TABLE popsell.hash_keys (
 COMMENT ON TABLE popsell.hash_keys IS
     'Brand secret keys of the keyed email hashes (HMAC-SHA-256); the newest hashes new entries, all are checked. Owner only.';
 
+-- Lookup keys (SPEC S11): personal columns are indexed through the
+-- SHA-256 of their stored value, never plainly.  _lookup_key is not
+-- leakproof, so a restricted role's condition on it never becomes an index
+-- condition below row security; popsell's own lookups run as the owner and
+-- use the indexes.  _brand_lookup_key is the same key, leakproof, for the
+-- one index holding only rows the brand sees (contacts_brand_email_idx).
+CREATE FUNCTION popsell._lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._lookup_key(text) IS
+    'Internal: the key popsell indexes a personal column by (SHA-256 of the stored value); not leakproof on purpose. Owner only.';
+CREATE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
+    'Internal: the lookup key of an email in the index of brand-visible contacts (see popsell.brand_contacts_by_email). Brand and vendor staff.';
+
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,
     kind                     popsell.ambassador_kind NOT NULL DEFAULT 'customer',
@@ -226,7 +243,7 @@ CREATE TABLE popsell.ambassadors (
     leaving_reason           text,
     deletion_due_at          timestamptz,
     login_role               name UNIQUE,
-    sso_subject              text UNIQUE,
+    sso_subject              text,
     inactivity_warnings_sent integer NOT NULL DEFAULT 0,
     last_inactivity_warning_at timestamptz,
     CONSTRAINT ambassadors_active_needs_terms
@@ -236,7 +253,8 @@ CREATE TABLE popsell.ambassadors (
 );
 COMMENT ON TABLE popsell.ambassadors IS
     'Ambassadors (micro-influencers, sales reps, employees). DELETE is the erasure: a tombstone keeps only hashes, city, postal code and birth year.';
-CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (email);
+CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (popsell._lookup_key(email));
+CREATE UNIQUE INDEX ambassadors_sso_subject_key ON popsell.ambassadors (popsell._lookup_key(sso_subject));
 CREATE INDEX ambassadors_deletion_due_idx ON popsell.ambassadors (deletion_due_at)
     WHERE deletion_due_at IS NOT NULL;
 CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_login_at, created_at)));
@@ -316,7 +334,13 @@ COMMENT ON TABLE popsell.contacts IS
 
 -- Reading paths: an ambassador's CRM, lookups by (normalized) email.
 CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
-CREATE INDEX contacts_email_idx ON popsell.contacts (email) WHERE email IS NOT NULL;
+-- Emails are indexed by lookup key (SPEC S11); the brand's index holds
+-- only the rows its policy shows (the predicate is that policy).
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell._lookup_key(email)) WHERE email IS NOT NULL;
+CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
+    WHERE CASE WHEN restricted THEN false
+               WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+               ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END;
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.
 CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at)
@@ -845,10 +869,10 @@ BEGIN
                               AND b.reason = p_reason);
     IF p_reason = 'global_optout' THEN
         UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
-         WHERE email = e AND ambassador_optin <> 'global_optout';
+         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND ambassador_optin <> 'global_optout';
     ELSE
         UPDATE popsell.contacts SET email_status = p_reason::text::popsell.email_status
-         WHERE email = e AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
+         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -911,7 +935,7 @@ BEGIN
         SELECT r.*,
                r.nemail IS NOT NULL
                AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
-                                         WHERE c.ambassador_id = amb AND c.email = r.nemail))
+                                         WHERE c.ambassador_id = amb AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)))
                AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
           FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
                   FROM input i) r),
@@ -1156,7 +1180,7 @@ BEGIN
     e := popsell.normalize_email(email);
     IF status = 'soft_bounce' THEN
         UPDATE popsell.contacts SET email_status = 'soft_bounce'
-         WHERE contacts.email = e AND email_status IN ('ok', 'unverified');
+         WHERE popsell._lookup_key(contacts.email) = popsell._lookup_key(e) AND email_status IN ('ok', 'unverified');
         GET DIAGNOSTICS n = ROW_COUNT;
         RETURN n;
     END IF;
@@ -1313,6 +1337,30 @@ GRANT popsell_ambassador TO popsell_app;
 -- The identity has no input and raises no data-dependent error.
 ALTER FUNCTION popsell.current_ambassador_id() LEAKPROOF;
 
+-- Policy helpers for rows tied to a contact (SPEC S11).  A policy written
+-- as EXISTS (subquery) is costed high, so PostgreSQL evaluates a caller's
+-- cheaper leakproof condition first and runs the subquery only on the rows
+-- that condition keeps: the subquery's index fetches (EXPLAIN ANALYZE,
+-- pg_stat_xact_user_tables) would then count the rows matching the
+-- caller's condition, visible or not.  These helpers are costed below any
+-- operator, so the policy runs first, on every row the scan reads.  They
+-- run with the caller's rights: the caller's own policies on
+-- popsell.contacts and popsell.outbox decide.
+CREATE FUNCTION popsell._sees_contact(contact_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
+    SET search_path = pg_catalog, pg_temp
+    RETURN EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) _sees_contact.contact_id);
+COMMENT ON FUNCTION popsell._sees_contact(bigint) IS
+    'Policy helper: whether the caller sees this contact under its own row security (false for NULL). Every role with a policy using it.';
+CREATE FUNCTION popsell._app_sees_contact(contact_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
+    SET search_path = pg_catalog, pg_temp
+    RETURN EXISTS (SELECT 1 FROM popsell.outbox o
+                    WHERE o.contact_id OPERATOR(pg_catalog.=) _app_sees_contact.contact_id
+                      AND o.sent_at IS NULL);
+COMMENT ON FUNCTION popsell._app_sees_contact(bigint) IS
+    'Policy helper: whether a trusted application has an unsent outbox message for this contact. popsell_app.';
+
 GRANT USAGE ON SCHEMA popsell TO popsell_ambassador, popsell_brand, popsell_brand_bi,
     popsell_account_team, popsell_technical, popsell_app;
 
@@ -1321,9 +1369,14 @@ GRANT EXECUTE ON FUNCTION popsell.current_ambassador_id(), popsell.normalize_ema
     popsell.transition_rules(),
     popsell.transition_allowed(text, text, text, text, popsell.contact_source),
     popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean),
-    popsell.current_path(), popsell._caller_in(text)
+    popsell.current_path(), popsell._caller_in(text), popsell._sees_contact(bigint)
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
+GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
+-- The brand's leakproof email key reaches an index of brand-visible rows
+-- only; no other restricted role may compute it.
+GRANT EXECUTE ON FUNCTION popsell._brand_lookup_key(text)
+    TO popsell_brand, popsell_account_team, popsell_technical;
 
 -- Event functions (SPEC section 5).  Paths where the contact acts (accept,
 -- decline, confirm, opt out, collect) belong to trusted applications only:
@@ -1431,7 +1484,7 @@ GRANT SELECT (id, kind, status, created_at, first_name, last_name, customer_id, 
               terms_accepted_at, photo_path, description, position, iban, hide_events,
               hide_from_community, newsletter_optin, event_notifications,
               challenge_notifications, comment_notifications, last_login_at, leaving_reason,
-              deletion_due_at, login_role, sso_subject)
+              deletion_due_at, sso_subject)
     ON popsell.ambassadors TO popsell_ambassador, popsell_brand;
 GRANT UPDATE (first_name, last_name, address, city, postal_code, country, preferred_language,
               birth_date, photo_path, description, position, iban, hide_events,
@@ -1452,11 +1505,13 @@ CREATE POLICY popsell_ambassador_update ON popsell.ambassadors FOR UPDATE TO pop
     WITH CHECK (id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
 COMMENT ON POLICY popsell_ambassador_update ON popsell.ambassadors IS
     'An ambassador edits its own profile (column grants say which fields).';
-CREATE POLICY popsell_brand_select ON popsell.ambassadors FOR SELECT TO popsell_brand USING (true);
+CREATE POLICY popsell_brand_select ON popsell.ambassadors FOR SELECT TO popsell_brand
+    USING (status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status);
 COMMENT ON POLICY popsell_brand_select ON popsell.ambassadors IS
-    'The brand sees every ambassador, without secrets (column grants: no password hash).';
+    'The brand sees ambassadors who accepted the terms (not signup_incomplete), without secrets (column grants: no password hash, no login role).';
 CREATE POLICY popsell_brand_update ON popsell.ambassadors FOR UPDATE TO popsell_brand
-    USING (true) WITH CHECK (true);
+    USING (status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status)
+    WITH CHECK (true);
 COMMENT ON POLICY popsell_brand_update ON popsell.ambassadors IS
     'Brand support agents rectify ambassador profiles (column grants say which fields).';
 
@@ -1546,8 +1601,7 @@ CREATE POLICY popsell_app_insert ON popsell.contacts FOR INSERT TO popsell_app W
 COMMENT ON POLICY popsell_app_insert ON popsell.contacts IS
     'Trusted applications record contacts of any source; the consent trigger checks the values.';
 CREATE POLICY popsell_app_select ON popsell.contacts FOR SELECT TO popsell_app
-    USING (EXISTS (SELECT 1 FROM popsell.outbox o
-                    WHERE o.contact_id OPERATOR(pg_catalog.=) contacts.id AND o.sent_at IS NULL));
+    USING (popsell._app_sees_contact(id));
 COMMENT ON POLICY popsell_app_select ON popsell.contacts IS
     'Trusted applications read the contacts they have an unsent outbox message for.';
 
@@ -1617,20 +1671,19 @@ COMMENT ON POLICY popsell_brand_select ON popsell.activity_log IS
 -- -------------------------------------------------------------------
 GRANT SELECT ON popsell.interactions, popsell.consent_events TO popsell_ambassador, popsell_brand;
 CREATE POLICY popsell_ambassador_select ON popsell.interactions FOR SELECT TO popsell_ambassador
-    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) interactions.contact_id));
+    USING (popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.interactions IS
     'An ambassador sees interactions of the contacts it sees.';
 CREATE POLICY popsell_brand_select ON popsell.interactions FOR SELECT TO popsell_brand
-    USING (contact_id IS NULL
-           OR EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) interactions.contact_id));
+    USING (contact_id IS NULL OR popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_brand_select ON popsell.interactions IS
     'The brand sees interactions of brand-visible contacts and of erased ones (statistics).';
 CREATE POLICY popsell_ambassador_select ON popsell.consent_events FOR SELECT TO popsell_ambassador
-    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) consent_events.contact_id));
+    USING (popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.consent_events IS
     'An ambassador reads the consent proof of the contacts it sees.';
 CREATE POLICY popsell_brand_select ON popsell.consent_events FOR SELECT TO popsell_brand
-    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) consent_events.contact_id));
+    USING (popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_brand_select ON popsell.consent_events IS
     'The brand reads the consent proof of brand-visible contacts.';
 
@@ -1644,8 +1697,7 @@ CREATE POLICY popsell_ambassador_select ON popsell.sales FOR SELECT TO popsell_a
 COMMENT ON POLICY popsell_ambassador_select ON popsell.sales IS
     'An ambassador sees its own sales, without the products (column grants; see popsell.my_sales).';
 CREATE POLICY popsell_brand_select ON popsell.sales FOR SELECT TO popsell_brand
-    USING (contact_id IS NULL
-           OR EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) sales.contact_id));
+    USING (contact_id IS NULL OR popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_brand_select ON popsell.sales IS
     'The brand sees sales of brand-visible contacts and of erased ones (statistics).';
 
@@ -1725,16 +1777,38 @@ COMMENT ON VIEW popsell.brand_contacts IS
     'Brand-visible contacts (brand or partners opt-in, confirmed, not restricted); security_invoker, so the reader''s row security applies too.';
 GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, popsell_technical;
 
+-- The brand's search by email (SPEC S11): contacts.email has no index a
+-- caller's own condition can use; this lookup goes through the index of
+-- brand-visible rows (contacts_brand_email_idx), so it is fast and counts
+-- nothing the brand may not see.
+CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell.normalize_email(brand_contacts_by_email.email);
+BEGIN
+    RETURN QUERY
+        SELECT b.* FROM popsell.brand_contacts b
+         WHERE popsell._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell._brand_lookup_key(e);
+END
+$$;
+COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
+    'The brand-visible contacts with this email (normalized first), through an index of brand-visible rows only. Brand and vendor staff; runs with the caller''s rights. Errors: a malformed address as popsell.normalize_email.';
+GRANT EXECUTE ON FUNCTION popsell.brand_contacts_by_email(text)
+    TO popsell_brand, popsell_account_team, popsell_technical;
+
 CREATE VIEW popsell.brand_ambassadors WITH (security_invoker = true) AS
 SELECT a.id, a.kind, a.status, a.created_at, a.first_name, a.last_name, a.customer_id,
        a.facebook_id, a.email, a.address, a.city, a.postal_code, a.country,
        a.preferred_language, a.birth_date, a.terms_accepted_at, a.photo_path, a.description,
        a.position, a.iban, a.hide_events, a.hide_from_community, a.newsletter_optin,
        a.event_notifications, a.challenge_notifications, a.comment_notifications,
-       a.last_login_at, a.leaving_reason, a.deletion_due_at, a.login_role, a.sso_subject
-  FROM popsell.ambassadors a;
+       a.last_login_at, a.leaving_reason, a.deletion_due_at, a.sso_subject
+  FROM popsell.ambassadors a
+ WHERE a.status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status;
 COMMENT ON VIEW popsell.brand_ambassadors IS
-    'Ambassadors without secrets (no password hash, no IP data); security_invoker.';
+    'Ambassadors who accepted the terms, without secrets (no password hash, no login role, no IP data); security_invoker.';
 GRANT SELECT ON popsell.brand_ambassadors TO popsell_brand, popsell_account_team, popsell_technical;
 
 -- Read-only BI views: popsell_brand_bi holds no table privilege, so these
@@ -1761,9 +1835,10 @@ SELECT a.id, a.kind, a.status, a.created_at, a.first_name, a.last_name, a.custom
        a.position, a.hide_from_community, a.newsletter_optin, a.last_login_at,
        a.leaving_reason, a.deletion_due_at
   FROM popsell.ambassadors a
- WHERE (SELECT popsell._caller_in('popsell_brand_bi'));
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
+   AND a.status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status;
 COMMENT ON VIEW popsell.bi_ambassadors IS
-    'BI: ambassadors without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
+    'BI: ambassadors who accepted the terms, without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
 
 CREATE VIEW popsell.bi_sales WITH (security_barrier = true) AS
 SELECT s.id, s.contact_id, s.contact_tombstone_id, s.ambassador_id, s.publication_id,
@@ -3151,7 +3226,7 @@ DECLARE
     t timestamptz := popsell._lifecycle_now();
     new_id bigint;
 BEGIN
-    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE a.email OPERATOR(pg_catalog.=) p_email) THEN
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(p_email)) THEN
         RAISE EXCEPTION 'an ambassador with this email already exists'
             USING ERRCODE = 'PS304',
                   HINT = 'Log in, or reset the password of the existing account.';
@@ -3427,7 +3502,7 @@ BEGIN
     IF d ? 'email' THEN
         e := popsell.normalize_email(NULLIF(pg_catalog.btrim(d ->> 'email'), ''));
     END IF;
-    SELECT * INTO a FROM popsell.ambassadors WHERE sso_subject OPERATOR(pg_catalog.=) subject FOR UPDATE;
+    SELECT * INTO a FROM popsell.ambassadors WHERE popsell._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell._lookup_key(subject) FOR UPDATE;
     IF NOT FOUND THEN
         -- provisioning on first login: the brand's identity provider vouches
         -- for the person (no whitelist), the terms must still be accepted
@@ -3476,7 +3551,7 @@ DECLARE
     a popsell.ambassadors;
 BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.sso_delete_ambassador');
-    SELECT * INTO a FROM popsell.ambassadors WHERE sso_subject OPERATOR(pg_catalog.=) subject FOR UPDATE;
+    SELECT * INTO a FROM popsell.ambassadors WHERE popsell._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell._lookup_key(subject) FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no ambassador has this SSO subject'
             USING ERRCODE = 'PS200', HINT = 'Check the subject the identity provider sent.';
@@ -3824,7 +3899,7 @@ BEGIN
                            WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.contact_id IS NULL))
       INTO amb
       FROM popsell.ambassadors a
-     WHERE a.email OPERATOR(pg_catalog.=) e;
+     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
 
     SELECT coalesce(pg_catalog.jsonb_agg(
                pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) 'created_by' OPERATOR(pg_catalog.-) 'modified_by'
@@ -3845,7 +3920,7 @@ BEGIN
                ORDER BY c.id), '[]')
       INTO contacts
       FROM popsell.contacts c
-     WHERE c.email OPERATOR(pg_catalog.=) e;
+     WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
 
     SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'ambassador_id', t.ambassador_id,
@@ -3907,9 +3982,9 @@ DECLARE
     n_ambassadors bigint;
     result jsonb;
 BEGIN
-    DELETE FROM popsell.contacts c WHERE c.email OPERATOR(pg_catalog.=) e;
+    DELETE FROM popsell.contacts c WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
     GET DIAGNOSTICS n_contacts = ROW_COUNT;
-    DELETE FROM popsell.ambassadors a WHERE a.email OPERATOR(pg_catalog.=) e;
+    DELETE FROM popsell.ambassadors a WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
     GET DIAGNOSTICS n_ambassadors = ROW_COUNT;
     result := pg_catalog.jsonb_build_object('format', 'popsell.erase_subject/1',
                                             'contacts', n_contacts, 'ambassadors', n_ambassadors);
@@ -3936,7 +4011,7 @@ BEGIN
             USING ERRCODE = 'PS106', HINT = 'true restricts processing, false lifts the restriction.';
     END IF;
     UPDATE popsell.contacts c SET restricted = restrict_subject."on"
-     WHERE c.email OPERATOR(pg_catalog.=) e
+     WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e)
        AND c.restricted OPERATOR(pg_catalog.<>) restrict_subject."on";
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM popsell._record_rights_request(
@@ -3963,7 +4038,7 @@ DECLARE
 BEGIN
     n := popsell._blacklist_add(e, 'global_optout');
     UPDATE popsell.ambassadors a SET newsletter_optin = false
-     WHERE a.email OPERATOR(pg_catalog.=) e AND a.newsletter_optin;
+     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
     GET DIAGNOSTICS m = ROW_COUNT;
     PERFORM popsell._record_rights_request('objection', 21,
         pg_catalog.jsonb_build_object('contacts', n, 'ambassadors', m));

@@ -105,6 +105,10 @@ extern int	HashUnderAllKeys(const char *norm, int len, PopsellHash *out);
 extern void HashUnderCurrentKey(const char *norm, int len, PopsellHash *out);
 extern bool EmailLooksValid(const char *norm, int len);
 
+/* lookup.c */
+extern void LookupKey(const char *data, int len, uint8 *out);
+extern bytea *LookupKeyBytea(text *t);
+
 /* blacklist.c */
 extern uint32 BlacklistReasons(const PopsellHash *h, int n);
 extern bool AmbassadorExists(int64 id);

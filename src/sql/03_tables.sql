@@ -49,6 +49,23 @@ CREATE TABLE popsell.hash_keys (
 COMMENT ON TABLE popsell.hash_keys IS
     'Brand secret keys of the keyed email hashes (HMAC-SHA-256); the newest hashes new entries, all are checked. Owner only.';
 
+-- Lookup keys (SPEC S11): personal columns are indexed through the
+-- SHA-256 of their stored value, never plainly.  _lookup_key is not
+-- leakproof, so a restricted role's condition on it never becomes an index
+-- condition below row security; popsell's own lookups run as the owner and
+-- use the indexes.  _brand_lookup_key is the same key, leakproof, for the
+-- one index holding only rows the brand sees (contacts_brand_email_idx).
+CREATE FUNCTION popsell._lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._lookup_key(text) IS
+    'Internal: the key popsell indexes a personal column by (SHA-256 of the stored value); not leakproof on purpose. Owner only.';
+CREATE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
+    'Internal: the lookup key of an email in the index of brand-visible contacts (see popsell.brand_contacts_by_email). Brand and vendor staff.';
+
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,
     kind                     popsell.ambassador_kind NOT NULL DEFAULT 'customer',
@@ -82,7 +99,7 @@ CREATE TABLE popsell.ambassadors (
     leaving_reason           text,
     deletion_due_at          timestamptz,
     login_role               name UNIQUE,
-    sso_subject              text UNIQUE,
+    sso_subject              text,
     inactivity_warnings_sent integer NOT NULL DEFAULT 0,
     last_inactivity_warning_at timestamptz,
     CONSTRAINT ambassadors_active_needs_terms
@@ -92,7 +109,8 @@ CREATE TABLE popsell.ambassadors (
 );
 COMMENT ON TABLE popsell.ambassadors IS
     'Ambassadors (micro-influencers, sales reps, employees). DELETE is the erasure: a tombstone keeps only hashes, city, postal code and birth year.';
-CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (email);
+CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (popsell._lookup_key(email));
+CREATE UNIQUE INDEX ambassadors_sso_subject_key ON popsell.ambassadors (popsell._lookup_key(sso_subject));
 CREATE INDEX ambassadors_deletion_due_idx ON popsell.ambassadors (deletion_due_at)
     WHERE deletion_due_at IS NOT NULL;
 CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_login_at, created_at)));
@@ -172,7 +190,13 @@ COMMENT ON TABLE popsell.contacts IS
 
 -- Reading paths: an ambassador's CRM, lookups by (normalized) email.
 CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
-CREATE INDEX contacts_email_idx ON popsell.contacts (email) WHERE email IS NOT NULL;
+-- Emails are indexed by lookup key (SPEC S11); the brand's index holds
+-- only the rows its policy shows (the predicate is that policy).
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell._lookup_key(email)) WHERE email IS NOT NULL;
+CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
+    WHERE CASE WHEN restricted THEN false
+               WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+               ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END;
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.
 CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at)
