@@ -194,21 +194,24 @@ COMMENT ON TABLE popsell.hash_keys IS
     'Brand secret keys of the keyed email hashes (HMAC-SHA-256); the newest hashes new entries, all are checked. Owner only.';
 
 -- Lookup keys (SPEC S11): personal columns are indexed through the
--- SHA-256 of their stored value, never plainly.  _lookup_key is not
--- leakproof, so a restricted role's condition on it never becomes an index
--- condition below row security; popsell's own lookups run as the owner and
--- use the indexes.  _brand_lookup_key is the same key, leakproof, for the
--- one index holding only rows the brand sees (contacts_brand_email_idx).
+-- SHA-256 of their stored value, never plainly.  The key functions are
+-- not leakproof, so a restricted role's condition on them is evaluated
+-- after row security, never as an index condition; popsell's own lookups
+-- run as the owner and use the indexes.  _brand_lookup_key is the same
+-- key under another name, so that the index holding only brand-visible
+-- rows (contacts_brand_email_idx) is the only one a lookup through it can
+-- use.  Every role writing the indexed tables executes them (index
+-- maintenance runs with the writer's rights).
 CREATE FUNCTION popsell._lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
 COMMENT ON FUNCTION popsell._lookup_key(text) IS
-    'Internal: the key popsell indexes a personal column by (SHA-256 of the stored value); not leakproof on purpose. Owner only.';
+    'Internal: the key popsell indexes a personal column by (SHA-256 of the stored value); not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
 CREATE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
 COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
-    'Internal: the lookup key of an email in the index of brand-visible contacts (see popsell.brand_contacts_by_email). Brand and vendor staff.';
+    'Internal: popsell._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); not leakproof.';
 
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,
@@ -1373,10 +1376,10 @@ GRANT EXECUTE ON FUNCTION popsell.current_ambassador_id(), popsell.normalize_ema
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
--- The brand's leakproof email key reaches an index of brand-visible rows
--- only; no other restricted role may compute it.
-GRANT EXECUTE ON FUNCTION popsell._brand_lookup_key(text)
-    TO popsell_brand, popsell_account_team, popsell_technical;
+-- Index maintenance evaluates the lookup keys with the writer's rights.
+GRANT EXECUTE ON FUNCTION popsell._lookup_key(text), popsell._brand_lookup_key(text)
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
+       popsell_technical, popsell_app;
 
 -- Event functions (SPEC section 5).  Paths where the contact acts (accept,
 -- decline, confirm, opt out, collect) belong to trusted applications only:
@@ -1778,11 +1781,11 @@ COMMENT ON VIEW popsell.brand_contacts IS
 GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, popsell_technical;
 
 -- The brand's search by email (SPEC S11): contacts.email has no index a
--- caller's own condition can use; this lookup goes through the index of
--- brand-visible rows (contacts_brand_email_idx), so it is fast and counts
--- nothing the brand may not see.
+-- caller's own condition can use.  This lookup runs as the owner through
+-- the index holding only brand-visible rows (contacts_brand_email_idx), so
+-- it is fast and its index fetches count nothing the brand may not see.
 CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1794,7 +1797,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
-    'The brand-visible contacts with this email (normalized first), through an index of brand-visible rows only. Brand and vendor staff; runs with the caller''s rights. Errors: a malformed address as popsell.normalize_email.';
+    'The brand-visible contacts (the rows of popsell.brand_contacts) with this email, normalized first, found through an index of brand-visible rows only. Brand and vendor staff. Errors: a malformed address as popsell.normalize_email.';
 GRANT EXECUTE ON FUNCTION popsell.brand_contacts_by_email(text)
     TO popsell_brand, popsell_account_team, popsell_technical;
 

@@ -14,12 +14,12 @@
  * popsell._lookup_key() is deliberately NOT leakproof: a condition of a
  * restricted role that calls it is evaluated after the row security
  * filter, never as an index condition, while popsell's own lookups (run
- * as the owner, whose policy is "true") use the index.  Its EXECUTE right
- * belongs to the owner only.  popsell._brand_lookup_key() computes the same
- * key but is LEAKPROOF, for the one index that holds only rows the brand
- * sees (a partial index whose predicate is the brand's policy); only the
- * brand and vendor staff may execute it.  The key is a digest, so even a
- * range condition on it orders nothing a caller could walk.
+ * as the owner, whose policy is "true") use the index.
+ * popsell._brand_lookup_key() computes the same key under another name for
+ * the one index that holds only rows the brand sees (a partial index whose
+ * predicate is the brand's policy), read by the owner-run
+ * popsell.brand_contacts_by_email().  The key is a digest, so even a range
+ * condition on it orders nothing a caller could walk.
  *
  *-------------------------------------------------------------------------
  */

@@ -50,21 +50,24 @@ COMMENT ON TABLE popsell.hash_keys IS
     'Brand secret keys of the keyed email hashes (HMAC-SHA-256); the newest hashes new entries, all are checked. Owner only.';
 
 -- Lookup keys (SPEC S11): personal columns are indexed through the
--- SHA-256 of their stored value, never plainly.  _lookup_key is not
--- leakproof, so a restricted role's condition on it never becomes an index
--- condition below row security; popsell's own lookups run as the owner and
--- use the indexes.  _brand_lookup_key is the same key, leakproof, for the
--- one index holding only rows the brand sees (contacts_brand_email_idx).
+-- SHA-256 of their stored value, never plainly.  The key functions are
+-- not leakproof, so a restricted role's condition on them is evaluated
+-- after row security, never as an index condition; popsell's own lookups
+-- run as the owner and use the indexes.  _brand_lookup_key is the same
+-- key under another name, so that the index holding only brand-visible
+-- rows (contacts_brand_email_idx) is the only one a lookup through it can
+-- use.  Every role writing the indexed tables executes them (index
+-- maintenance runs with the writer's rights).
 CREATE FUNCTION popsell._lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
 COMMENT ON FUNCTION popsell._lookup_key(text) IS
-    'Internal: the key popsell indexes a personal column by (SHA-256 of the stored value); not leakproof on purpose. Owner only.';
+    'Internal: the key popsell indexes a personal column by (SHA-256 of the stored value); not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
 CREATE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
 COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
-    'Internal: the lookup key of an email in the index of brand-visible contacts (see popsell.brand_contacts_by_email). Brand and vendor staff.';
+    'Internal: popsell._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); not leakproof.';
 
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,

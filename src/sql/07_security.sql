@@ -65,10 +65,10 @@ GRANT EXECUTE ON FUNCTION popsell.current_ambassador_id(), popsell.normalize_ema
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
--- The brand's leakproof email key reaches an index of brand-visible rows
--- only; no other restricted role may compute it.
-GRANT EXECUTE ON FUNCTION popsell._brand_lookup_key(text)
-    TO popsell_brand, popsell_account_team, popsell_technical;
+-- Index maintenance evaluates the lookup keys with the writer's rights.
+GRANT EXECUTE ON FUNCTION popsell._lookup_key(text), popsell._brand_lookup_key(text)
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
+       popsell_technical, popsell_app;
 
 -- Event functions (SPEC section 5).  Paths where the contact acts (accept,
 -- decline, confirm, opt out, collect) belong to trusted applications only:
@@ -470,11 +470,11 @@ COMMENT ON VIEW popsell.brand_contacts IS
 GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, popsell_technical;
 
 -- The brand's search by email (SPEC S11): contacts.email has no index a
--- caller's own condition can use; this lookup goes through the index of
--- brand-visible rows (contacts_brand_email_idx), so it is fast and counts
--- nothing the brand may not see.
+-- caller's own condition can use.  This lookup runs as the owner through
+-- the index holding only brand-visible rows (contacts_brand_email_idx), so
+-- it is fast and its index fetches count nothing the brand may not see.
 CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -486,7 +486,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
-    'The brand-visible contacts with this email (normalized first), through an index of brand-visible rows only. Brand and vendor staff; runs with the caller''s rights. Errors: a malformed address as popsell.normalize_email.';
+    'The brand-visible contacts (the rows of popsell.brand_contacts) with this email, normalized first, found through an index of brand-visible rows only. Brand and vendor staff. Errors: a malformed address as popsell.normalize_email.';
 GRANT EXECUTE ON FUNCTION popsell.brand_contacts_by_email(text)
     TO popsell_brand, popsell_account_team, popsell_technical;
 
