@@ -249,6 +249,17 @@ CREATE TABLE popsell.ambassadors (
     sso_subject              text,
     inactivity_warnings_sent integer NOT NULL DEFAULT 0,
     last_inactivity_warning_at timestamptz,
+    -- (v2) Bounded at write (SPEC section 8): identifiers and paths 256
+    -- octets, names and places 256, addresses 1024, free text 10000.
+    CONSTRAINT ambassadors_bounded_text CHECK (
+        octet_length(first_name) <= 256 AND octet_length(last_name) <= 256
+        AND octet_length(customer_id) <= 256 AND octet_length(facebook_id) <= 256
+        AND octet_length(email) <= 254 AND octet_length(address) <= 1024
+        AND octet_length(city) <= 256 AND octet_length(postal_code) <= 256
+        AND octet_length(country) <= 256 AND octet_length(preferred_language) <= 256
+        AND octet_length(photo_path) <= 256 AND octet_length(description) <= 10000
+        AND octet_length(position) <= 256 AND octet_length(iban) <= 256
+        AND octet_length(leaving_reason) <= 256 AND octet_length(sso_subject) <= 256),
     CONSTRAINT ambassadors_active_needs_terms
         CHECK (status <> 'active' OR terms_accepted_at IS NOT NULL),
     CONSTRAINT ambassadors_leaving_needs_due
@@ -326,6 +337,17 @@ CREATE TABLE popsell.contacts (
     created_by          name,
     modified_at         timestamptz,
     modified_by         name,
+    -- (v2) Bounded at write (SPEC section 8): social ids, customer ids and
+    -- names 256 octets, phones 64, URLs and addresses 1024, notes 10000.
+    CONSTRAINT contacts_bounded_text CHECK (
+        octet_length(first_name) <= 256 AND octet_length(last_name) <= 256
+        AND octet_length(email) <= 254 AND octet_length(facebook_id) <= 256
+        AND octet_length(twitter_id) <= 256 AND octet_length(instagram_id) <= 256
+        AND octet_length(public_photo_url) <= 1024 AND octet_length(customer_id) <= 256
+        AND octet_length(notes) <= 10000 AND octet_length(address) <= 1024
+        AND octet_length(city) <= 256 AND octet_length(postal_code) <= 256
+        AND octet_length(country) <= 256 AND octet_length(mobile_phone) <= 64
+        AND octet_length(home_phone) <= 64),
     CONSTRAINT contacts_has_personal_field CHECK (
         num_nonnulls(nullif(first_name, ''), nullif(last_name, ''), nullif(email, ''),
                      nullif(facebook_id, ''), nullif(twitter_id, ''), nullif(instagram_id, ''),

@@ -165,7 +165,8 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
-$$;COMMENT ON FUNCTION popsell._blacklist_add(text, popsell.blacklist_reason) IS
+$$;
+COMMENT ON FUNCTION popsell._blacklist_add(text, popsell.blacklist_reason) IS
     'Internal: blacklist an email (hashed) and apply it to every contact row with that email.';
 
 CREATE OR REPLACE FUNCTION popsell.import_contacts(ambassador_id bigint, contacts jsonb)
@@ -239,7 +240,8 @@ BEGIN
     skipped_blacklisted := candidates - duplicates - inserted;
     RETURN NEXT;
 END
-$$;COMMENT ON FUNCTION popsell.import_contacts(bigint, jsonb) IS
+$$;
+COMMENT ON FUNCTION popsell.import_contacts(bigint, jsonb) IS
     'Import an ambassador''s private list (JSON array of contact objects): globally opted-out emails and duplicates are skipped and counted.';
 
 CREATE OR REPLACE FUNCTION popsell.email_callback(email text, status popsell.email_status)
@@ -270,7 +272,8 @@ BEGIN
     END IF;
     RETURN popsell._blacklist_add(e, status::text::popsell.blacklist_reason);
 END
-$$;COMMENT ON FUNCTION popsell.email_callback(text, popsell.email_status) IS
+$$;
+COMMENT ON FUNCTION popsell.email_callback(text, popsell.email_status) IS
     'The email provider reports a complaint or bounce: definitive ones blacklist the email (hashed) for every row and every future insert. Returns rows changed.';
 
 CREATE OR REPLACE FUNCTION popsell._insert_ambassador(p_email text, p_data jsonb, p_terms boolean, p_sso_subject text)
@@ -308,7 +311,8 @@ EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'an ambassador with this email, SSO subject or login role already exists'
         USING ERRCODE = 'PS304', HINT = 'Log in, or update the existing account.';
 END
-$$;COMMENT ON FUNCTION popsell._insert_ambassador(text, jsonb, boolean, text) IS
+$$;
+COMMENT ON FUNCTION popsell._insert_ambassador(text, jsonb, boolean, text) IS
     'Internal: insert a new ambassador (active when terms are accepted, else signup_incomplete).';
 
 CREATE OR REPLACE FUNCTION popsell.sso_upsert_ambassador(subject text, data jsonb) RETURNS bigint
@@ -372,7 +376,8 @@ EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'another ambassador already has this email'
         USING ERRCODE = 'PS304', HINT = 'Merge or delete the other account first.';
 END
-$$;COMMENT ON FUNCTION popsell.sso_upsert_ambassador(text, jsonb) IS
+$$;
+COMMENT ON FUNCTION popsell.sso_upsert_ambassador(text, jsonb) IS
     'SSO login: provision the ambassador on first login (active once data.terms_accepted is true), update the fields the brand sends after (and record the login). Returns the id.';
 
 CREATE OR REPLACE FUNCTION popsell.sso_delete_ambassador(subject text) RETURNS bigint
@@ -394,7 +399,8 @@ BEGIN
     END IF;
     RETURN a.id;
 END
-$$;COMMENT ON FUNCTION popsell.sso_delete_ambassador(text) IS
+$$;
+COMMENT ON FUNCTION popsell.sso_delete_ambassador(text) IS
     'The brand deleted the account in its identity provider: access blocked at once, deleted after settings.deletion_grace (idempotent). Returns the id.';
 
 CREATE OR REPLACE FUNCTION popsell.subject_access(email text) RETURNS jsonb
@@ -501,7 +507,8 @@ BEGIN
         'erased_contacts', pg_catalog.jsonb_array_length(erased)));
     RETURN doc;
 END
-$$;COMMENT ON FUNCTION popsell.subject_access(text) IS
+$$;
+COMMENT ON FUNCTION popsell.subject_access(text) IS
     'GDPR art. 15 and 20: everything popsell holds on the person with this email, as one machine-readable document (format popsell.subject_access/1, see the README).';
 
 CREATE OR REPLACE FUNCTION popsell.erase_subject(email text) RETURNS jsonb
@@ -524,7 +531,8 @@ BEGIN
     PERFORM popsell._record_rights_request('erasure', 17, result OPERATOR(pg_catalog.-) 'format');
     RETURN result;
 END
-$$;COMMENT ON FUNCTION popsell.erase_subject(text) IS
+$$;
+COMMENT ON FUNCTION popsell.erase_subject(text) IS
     'GDPR art. 17: erase at once every contact row and the ambassador account with this email (tombstones keep hashes only). Returns counts.';
 
 CREATE OR REPLACE FUNCTION popsell.restrict_subject(email text, "on" boolean) RETURNS bigint
@@ -549,7 +557,8 @@ BEGIN
         pg_catalog.jsonb_build_object('contacts', n));
     RETURN n;
 END
-$$;COMMENT ON FUNCTION popsell.restrict_subject(text, boolean) IS
+$$;
+COMMENT ON FUNCTION popsell.restrict_subject(text, boolean) IS
     'GDPR art. 18: restrict (on => true) or lift the restriction of every contact row with this email: kept, hidden from the brand, nothing sent. Returns rows changed.';
 
 CREATE OR REPLACE FUNCTION popsell.object_subject(email text) RETURNS bigint
@@ -570,6 +579,29 @@ BEGIN
         pg_catalog.jsonb_build_object('contacts', n, 'ambassadors', m));
     RETURN n;
 END
-$$;COMMENT ON FUNCTION popsell.object_subject(text) IS
+$$;
+COMMENT ON FUNCTION popsell.object_subject(text) IS
     'GDPR art. 21: global opt-out of the email (blacklisted by keyed hash, every contact row opted out, ambassador newsletter off). Returns contact rows changed.';
 
+-- Bounded at write (SPEC section 8).  Refused if a row already holds a
+-- longer value: shorten it first.
+ALTER TABLE popsell.ambassadors ADD CONSTRAINT ambassadors_bounded_text CHECK (
+        octet_length(first_name) <= 256 AND octet_length(last_name) <= 256
+        AND octet_length(customer_id) <= 256 AND octet_length(facebook_id) <= 256
+        AND octet_length(email) <= 254 AND octet_length(address) <= 1024
+        AND octet_length(city) <= 256 AND octet_length(postal_code) <= 256
+        AND octet_length(country) <= 256 AND octet_length(preferred_language) <= 256
+        AND octet_length(photo_path) <= 256 AND octet_length(description) <= 10000
+        AND octet_length(position) <= 256 AND octet_length(iban) <= 256
+        AND octet_length(leaving_reason) <= 256 AND octet_length(sso_subject) <= 256);
+-- Bounded at write (SPEC section 8).  Refused if a row already holds a
+-- longer value: shorten it first.
+ALTER TABLE popsell.contacts ADD CONSTRAINT contacts_bounded_text CHECK (
+        octet_length(first_name) <= 256 AND octet_length(last_name) <= 256
+        AND octet_length(email) <= 254 AND octet_length(facebook_id) <= 256
+        AND octet_length(twitter_id) <= 256 AND octet_length(instagram_id) <= 256
+        AND octet_length(public_photo_url) <= 1024 AND octet_length(customer_id) <= 256
+        AND octet_length(notes) <= 10000 AND octet_length(address) <= 1024
+        AND octet_length(city) <= 256 AND octet_length(postal_code) <= 256
+        AND octet_length(country) <= 256 AND octet_length(mobile_phone) <= 64
+        AND octet_length(home_phone) <= 64);
