@@ -78,6 +78,20 @@ SELECT pg_temp.try($$UPDATE popsell.ambassadors SET facebook_id = repeat('x', 25
        pg_temp.try($$UPDATE popsell.ambassadors SET description = repeat('x', 10001) WHERE id = 1 RETURNING id::text$$) AS ambassador_description,
        pg_temp.try($$UPDATE popsell.ambassadors SET sso_subject = repeat('x', 257) WHERE id = 1 RETURNING id::text$$) AS ambassador_sso_subject;
 
+-- (S13) Any number of key rotations keeps hashing and the blacklist
+-- working: a global opt-out recorded before 40 rotations still stops the
+-- address (in any case form) afterwards.
+SELECT popsell.object_subject('OPTOUT@Example.test') AS opted_out_rows;
+SELECT count(DISTINCT popsell.rotate_hash_key()) AS rotations FROM generate_series(1, 40);
+SELECT cardinality(popsell.email_hashes('optout@example.test')) AS live_keys,
+       popsell.hash_key_id() = (SELECT max(key_id) FROM popsell.hash_keys) AS newest_key_used,
+       EXISTS (SELECT 1 FROM popsell.blacklist b
+                WHERE b.email_hash = ANY (popsell.email_hashes(E'\u00a0OPTOUT@example.TEST'))) AS still_blacklisted;
+INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+VALUES (1, 'crm_manual', 'Opted', 'Optout@Example.Test');
+-- (a globally opted-out address is not stored for an ambassador's CRM)
+SELECT count(*) AS stored_despite_optout FROM popsell.contacts WHERE first_name = 'Opted';
+
 \c :regdb
 SET client_min_messages = warning;
 DROP DATABASE popsell_t803;

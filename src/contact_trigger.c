@@ -237,8 +237,8 @@ typedef uint32 ReasonSet;
 static ReasonSet
 probe_email(const char *norm, int len)
 {
-	PopsellHash h[POPSELL_MAX_KEYS];
-	int			n = HashUnderAllKeys(norm, len, h);
+	PopsellHash *h;
+	int			n = HashUnderAllKeys(norm, len, &h);
 
 	return BlacklistReasons(h, n);
 }

@@ -34,6 +34,7 @@
 #include "utils/formatting.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include <unicode/uchar.h>
@@ -53,7 +54,9 @@ typedef struct KeySlot
 	EVP_MAC_CTX *mac;			/* NULL: legacy plain SHA-256 */
 } KeySlot;
 
-static KeySlot keys[POPSELL_MAX_KEYS];
+/* every live key, newest first; grown in TopMemoryContext, no limit (S13) */
+static KeySlot *keys = NULL;
+static int	keys_allocated = 0;
 static int	nkeys = 0;
 static bool keys_valid = false;
 static Oid	hash_keys_relid = InvalidOid;
@@ -144,17 +147,26 @@ load_keys(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT key_id, secret FROM popsell.hash_keys ORDER BY key_id DESC",
-					true, POPSELL_MAX_KEYS + 1) != SPI_OK_SELECT)
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read popsell.hash_keys");
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_POPSELL_INSTALL),
 				 errmsg("popsell has no hashing key"),
 				 errhint("Create one with SELECT popsell.rotate_hash_key();")));
-	if (SPI_processed > POPSELL_MAX_KEYS)
-		ereport(ERROR,
-				(errcode(ERRCODE_POPSELL_INSTALL),
-				 errmsg("popsell supports at most %d hashing keys", POPSELL_MAX_KEYS)));
+	if (SPI_processed > (uint64) keys_allocated)
+	{
+		int			want = Max((int) SPI_processed, 2 * keys_allocated);
+
+		if (SPI_processed > (uint64) (MaxAllocSize / sizeof(KeySlot)))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many hashing keys: %llu", (unsigned long long) SPI_processed)));
+		keys = keys == NULL
+			? MemoryContextAllocZero(TopMemoryContext, want * sizeof(KeySlot))
+			: repalloc(keys, want * sizeof(KeySlot));
+		keys_allocated = want;
+	}
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -226,16 +238,24 @@ HashUnderCurrentKey(const char *norm, int len, PopsellHash *out)
 	digest_with(&keys[0], norm, len, out->digest);
 }
 
-/* Hashes under every live key, newest first; returns how many. */
+/*
+ * Hashes under every live key, newest first, in a palloc'd array;
+ * returns how many.  Any number of rotations is supported.
+ */
 int
-HashUnderAllKeys(const char *norm, int len, PopsellHash *out)
+HashUnderAllKeys(const char *norm, int len, PopsellHash **out)
 {
+	PopsellHash *h;
+
 	load_keys();
+	h = palloc(nkeys * sizeof(PopsellHash));
 	for (int i = 0; i < nkeys; i++)
 	{
-		out[i].key_id = keys[i].key_id;
-		digest_with(&keys[i], norm, len, out[i].digest);
+		CHECK_FOR_INTERRUPTS();
+		h[i].key_id = keys[i].key_id;
+		digest_with(&keys[i], norm, len, h[i].digest);
 	}
+	*out = h;
 	return nkeys;
 }
 
@@ -518,9 +538,9 @@ email_hashes(PG_FUNCTION_ARGS)
 	text	   *t = PG_GETARG_TEXT_PP(0);
 	int			len;
 	char	   *norm = NormalizeIdentifier(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &len);
-	PopsellHash h[POPSELL_MAX_KEYS];
-	Datum		elems[POPSELL_MAX_KEYS];
-	int			n = HashUnderAllKeys(norm, len, h);
+	PopsellHash *h;
+	int			n = HashUnderAllKeys(norm, len, &h);
+	Datum	   *elems = palloc(n * sizeof(Datum));
 
 	for (int i = 0; i < n; i++)
 		elems[i] = PointerGetDatum(digest_to_bytea(h[i].digest));

@@ -92,7 +92,6 @@ extern void CheckPopsellTrigger(FunctionCallInfo fcinfo, const char *fname,
 
 /* hashing.c */
 #define POPSELL_HASH_LEN 32
-#define POPSELL_MAX_KEYS 16
 /* longest email or identifier normalized (SPEC section 8) */
 #define POPSELL_MAX_RAW_INPUT 1024
 
@@ -104,7 +103,7 @@ typedef struct PopsellHash
 
 extern void HashingInit(void);
 extern char *NormalizeIdentifier(const char *s, int len, int *outlen);
-extern int	HashUnderAllKeys(const char *norm, int len, PopsellHash *out);
+extern int	HashUnderAllKeys(const char *norm, int len, PopsellHash **out);
 extern void HashUnderCurrentKey(const char *norm, int len, PopsellHash *out);
 extern bool EmailLooksValid(const char *norm, int len);
 

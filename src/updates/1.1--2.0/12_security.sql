@@ -4,6 +4,31 @@
 -- caller's own conditions, the brand sees ambassadors who accepted the
 -- terms, and nobody but vendor staff reads login_role.
 
+-- (S12) The upgrade, like the install, refuses a popsell_owner that can
+-- log in or has members, and a popsell role that bypasses row security.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles o
+                WHERE o.rolname OPERATOR(pg_catalog.=) 'popsell_owner'
+                  AND (o.rolcanlogin
+                       OR EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m
+                                   WHERE m.roleid OPERATOR(pg_catalog.=) o.oid))) THEN
+        RAISE EXCEPTION 'role popsell_owner can log in or has members'
+            USING ERRCODE = 'PS001',
+                  DETAIL = 'popsell_owner owns the hashing keys and every popsell table; nobody may log in as it or become it.',
+                  HINT = 'ALTER ROLE popsell_owner NOLOGIN and REVOKE popsell_owner FROM each member, then retry.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                WHERE r.rolname OPERATOR(pg_catalog.=) ANY ('{popsell_owner,popsell_ambassador,popsell_brand,popsell_brand_bi,popsell_account_team,popsell_technical,popsell_app,popsell_maintenance}'::name[])
+                  AND (r.rolsuper OR r.rolbypassrls)) THEN
+        RAISE EXCEPTION 'a popsell role is a superuser or has BYPASSRLS'
+            USING ERRCODE = 'PS001',
+                  DETAIL = 'popsell roles must be subject to row level security.',
+                  HINT = 'ALTER ROLE ... NOSUPERUSER NOBYPASSRLS on each popsell_* role, then retry.';
+    END IF;
+END
+$$;
+
 CREATE FUNCTION popsell._lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
