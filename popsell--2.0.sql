@@ -1377,6 +1377,16 @@ GRANT popsell_ambassador TO popsell_app;
 -- The identity has no input and raises no data-dependent error.
 ALTER FUNCTION popsell.current_ambassador_id() LEAKPROOF;
 
+-- Helpers that views, policies and queries call read only their arguments,
+-- settings and the caller's role, all of which parallel workers share: a
+-- PARALLEL UNSAFE helper (the default) anywhere in a query, even in an
+-- initplan, keeps the whole query, such as a BI view's, off parallel plans.
+ALTER FUNCTION popsell._caller_in(text) PARALLEL SAFE;
+ALTER FUNCTION popsell.current_path() PARALLEL SAFE;
+ALTER FUNCTION popsell.transition_rules() PARALLEL SAFE;
+ALTER FUNCTION popsell.transition_allowed(text, text, text, text, popsell.contact_source) PARALLEL SAFE;
+ALTER FUNCTION popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean) PARALLEL SAFE;
+
 -- Policy helpers for rows tied to a contact (SPEC S11).  A policy written
 -- as EXISTS (subquery) is costed high, so PostgreSQL evaluates a caller's
 -- cheaper leakproof condition first and runs the subquery only on the rows

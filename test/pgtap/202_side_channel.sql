@@ -15,7 +15,7 @@
 -- same range on a value no row holds.  Each failure prints the SQL that
 -- reproduces it.
 BEGIN;
-SELECT plan(3);
+SELECT plan(5);
 -- Disabled scans cost 1e10, which would start JIT compilation per probe.
 SET LOCAL jit = off;
 
@@ -119,6 +119,11 @@ BEGIN
     SELECT coalesce(sum(idx_tup_fetch), 0) - before INTO fetched FROM pg_stat_xact_user_tables;
 END $$;
 
+CREATE FUNCTION pg_temp.plan_lines(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY EXECUTE 'EXPLAIN (COSTS OFF) ' || q;
+END $$;
+
 CREATE TEMP TABLE walk_findings (who text, rel text, col text, q text, hidden_removed bigint,
                                  empty_removed bigint, hidden_fetched bigint, empty_fetched bigint);
 CREATE TEMP TABLE walk_counts (who text, probes integer);
@@ -211,6 +216,28 @@ SELECT diag(format(E'reproduce (in one transaction, as a superuser, fixture abov
                    '  EXPLAIN ANALYZE %s;  -- removed %s (empty range: %s), idx_tup_fetch %s (empty range: %s)',
                    who, q, hidden_removed, empty_removed, hidden_fetched, empty_fetched))
   FROM walk_findings ORDER BY who, rel, col LIMIT 40;
+
+-- The brand's email search counts nothing hidden either: looking up an
+-- address only hidden rows hold fetches no more than an unknown address.
+SELECT pg_temp.become('popsell_brand');
+CREATE TEMP TABLE lookup_signals AS
+SELECT (pg_temp.signals($$SELECT 1 FROM popsell.brand_contacts_by_email('b-restricted@c.example.test')$$)).*
+UNION ALL
+SELECT (pg_temp.signals($$SELECT 1 FROM popsell.brand_contacts_by_email('nobody@c.example.test')$$)).*;
+SELECT pg_temp.become('');
+SELECT is((SELECT array_agg(fetched) FROM lookup_signals), '{0,0}'::bigint[],
+          'brand_contacts_by_email fetches nothing for an address only hidden rows hold');
+
+-- BI views are not kept off parallel plans by a PARALLEL UNSAFE helper.
+SELECT pg_temp.become('popsell_brand_bi');
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SELECT ok(EXISTS (SELECT 1 FROM (SELECT pg_temp.plan_lines($$SELECT count(*) FROM popsell.bi_contacts$$) AS l) p
+                   WHERE l ~ 'Gather'),
+          'a BI view can run in parallel');
+SELECT pg_temp.become('');
 
 SELECT * FROM finish();
 ROLLBACK;

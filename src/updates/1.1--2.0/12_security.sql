@@ -50,6 +50,25 @@ CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup
     WHERE CASE WHEN restricted THEN false
                WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
                ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END;
+-- Helpers that views, policies and queries call read only their arguments,
+-- settings and the caller's role, all of which parallel workers share: a
+-- PARALLEL UNSAFE helper (the default) anywhere in a query, even in an
+-- initplan, keeps the whole query, such as a BI view's, off parallel plans.
+ALTER FUNCTION popsell._caller_in(text) PARALLEL SAFE;
+ALTER FUNCTION popsell.current_path() PARALLEL SAFE;
+ALTER FUNCTION popsell.transition_rules() PARALLEL SAFE;
+ALTER FUNCTION popsell.transition_allowed(text, text, text, text, popsell.contact_source) PARALLEL SAFE;
+ALTER FUNCTION popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean) PARALLEL SAFE;
+
+-- Policy helpers for rows tied to a contact (SPEC S11).  A policy written
+-- as EXISTS (subquery) is costed high, so PostgreSQL evaluates a caller's
+-- cheaper leakproof condition first and runs the subquery only on the rows
+-- that condition keeps: the subquery's index fetches (EXPLAIN ANALYZE,
+-- pg_stat_xact_user_tables) would then count the rows matching the
+-- caller's condition, visible or not.  These helpers are costed below any
+-- operator, so the policy runs first, on every row the scan reads.  They
+-- run with the caller's rights: the caller's own policies on
+-- popsell.contacts and popsell.outbox decide.
 CREATE FUNCTION popsell._sees_contact(contact_id bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
     SET search_path = pg_catalog, pg_temp
