@@ -567,7 +567,10 @@ CREATE TABLE popsell.consent_events (
     actor                popsell.consent_actor NOT NULL,
     path                 text NOT NULL,
     actor_role           name NOT NULL,
-    consent_text         text,
+    -- (v2, S13) a version or hash of the consent text, never free text:
+    -- the ledger survives erasure, so it must hold no name or address
+    consent_text         text CONSTRAINT consent_events_consent_text_version
+                         CHECK (consent_text ~ '^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$'),
     note                 text,
     occurred_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
 );

@@ -650,6 +650,18 @@ ALTER TABLE popsell.contacts ADD CONSTRAINT contacts_bounded_text CHECK (
         AND octet_length(country) <= 256 AND octet_length(mobile_phone) <= 64
         AND octet_length(home_phone) <= 64);
 
+-- (S13) The consent-text setting is a version or hash, never free text
+-- that would survive erasure in the ledger.  Existing free text is
+-- replaced by its SHA-256 (still a proof of which text was shown).
+ALTER TABLE popsell.consent_events DISABLE TRIGGER popsell_10_append_only;
+UPDATE popsell.consent_events
+   SET consent_text = 'sha256:' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(consent_text, 'UTF8')), 'hex')
+ WHERE consent_text IS NOT NULL
+   AND consent_text OPERATOR(pg_catalog.!~) '^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$';
+ALTER TABLE popsell.consent_events ENABLE TRIGGER popsell_10_append_only;
+ALTER TABLE popsell.consent_events ADD CONSTRAINT consent_events_consent_text_version
+    CHECK (consent_text ~ '^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$');
+
 -- ===================================================================
 -- Files (SPEC section 3, v2): ugc.file_path and ambassadors.photo_path
 -- are relative paths under ambassadors/<that ambassador's id>/, without
