@@ -292,7 +292,8 @@ NormalizeIdentifier(const char *s, int len, int *outlen)
 				 errmsg("value of %d bytes is too long for an email or identifier", len),
 				 errdetail("popsell normalizes at most %d bytes: an email holds at most 254 bytes, an identifier at most 256.",
 						   POPSELL_MAX_RAW_INPUT),
-				 errhint("Correct the value.")));
+				 errhint("Correct the value."),
+				 errhidestmt(true)));
 
 	while (start < end && is_space((unsigned char) s[start]))
 		start++;
@@ -513,7 +514,8 @@ normalize_email(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_POPSELL_MALFORMED_EMAIL),
 				 errmsg("malformed email address"),
 				 errdetail("An email needs one \"@\", a local part of at most 64 bytes and a dotted domain, without spaces; at most 254 bytes."),
-				 errhint("Correct the address, or leave the email empty.")));
+				 errhint("Correct the address, or leave the email empty."),
+				 errhidestmt(true)));
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(norm, len));
 }
 

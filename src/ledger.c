@@ -304,7 +304,8 @@ check_consent_text(const char *t)
 				(errcode(ERRCODE_POPSELL_BAD_ARGUMENT),
 				 errmsg("popsell.consent_text must name a version or hash of the consent text"),
 				 errdetail("It is recorded in the consent ledger, which survives erasure: at most 128 letters, digits and . _ : / + = -, starting with a letter or digit."),
-				 errhint("SET LOCAL popsell.consent_text to the text's version, e.g. terms-2026.12, or its SHA-256.")));
+				 errhint("SET LOCAL popsell.consent_text to the text's version, e.g. terms-2026.12, or its SHA-256."),
+				 errhidestmt(true)));
 }
 
 void
