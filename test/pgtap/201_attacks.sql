@@ -6,7 +6,7 @@
 -- message) and rolls the attempt back.  Leaky functions and operators raise
 -- when they are handed a value the role must not see.
 BEGIN;
-SELECT plan(77);
+SELECT plan(78);
 
 CREATE ROLE ps_t_alice LOGIN;            -- ambassador 1, by login_role
 GRANT popsell_ambassador TO ps_t_alice;
@@ -334,5 +334,14 @@ END $f$;
 GRANT EXECUTE ON FUNCTION public.prepared_probe() TO PUBLIC;
 SELECT is(attempt('ps_t_app', $$SELECT public.prepared_probe()$$), 'AAA BBB AAA -',
           'a statement prepared as one ambassador follows SET ROLE and the GUC when executed');
+-- (v2, S13) created_by is stamped by the product: a trusted app cannot
+-- write another role's name there (last: it adds a row to the fixture).
+SET LOCAL ROLE ps_t_app;
+INSERT INTO popsell.contacts (ambassador_id, source, first_name, created_by)
+VALUES (1, 'crm_manual', 'Forged', 'popsell_owner');
+RESET ROLE;
+SELECT is((SELECT created_by::text FROM popsell.contacts WHERE first_name = 'Forged'), 'ps_t_app',
+          'created_by names the inserting role, whatever the caller wrote');
+
 SELECT * FROM finish();
 ROLLBACK;
