@@ -74,6 +74,9 @@ SELECT c AS column_name,
   FROM (VALUES ('facebook_id', 257), ('twitter_id', 257), ('instagram_id', 257), ('customer_id', 257),
                ('first_name', 257), ('last_name', 257), ('mobile_phone', 65), ('address', 1025),
                ('facebook_id', 256)) AS t(c, n);
+SELECT pg_temp.try($$INSERT INTO popsell.publications (ambassador_id, comment) VALUES (1, repeat('x', 10001)) RETURNING id::text$$) AS publication_comment,
+       pg_temp.try($$INSERT INTO popsell.social_grants (ambassador_id, network, account_id) VALUES (1, 'instagram', repeat('x', 257)) RETURNING id::text$$) AS social_account_id,
+       pg_temp.try($$SELECT popsell.log_activity(1, 'login', NULL, repeat('x', 1025))::text$$) AS user_agent;
 SELECT pg_temp.try($$UPDATE popsell.ambassadors SET facebook_id = repeat('x', 257) WHERE id = 1 RETURNING id::text$$) AS ambassador_facebook_id,
        pg_temp.try($$UPDATE popsell.ambassadors SET description = repeat('x', 10001) WHERE id = 1 RETURNING id::text$$) AS ambassador_description,
        pg_temp.try($$UPDATE popsell.ambassadors SET sso_subject = repeat('x', 257) WHERE id = 1 RETURNING id::text$$) AS ambassador_sso_subject;

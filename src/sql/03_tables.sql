@@ -132,8 +132,8 @@ CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_l
 CREATE TABLE popsell.social_grants (
     id            bigserial PRIMARY KEY,
     ambassador_id bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
-    network       text NOT NULL,
-    account_id    text,
+    network       text NOT NULL CONSTRAINT social_grants_network_bounded CHECK (octet_length(network) <= 256),
+    account_id    text CONSTRAINT social_grants_account_id_bounded CHECK (octet_length(account_id) <= 256),
     scopes        text[] NOT NULL DEFAULT '{}',
     granted_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     expires_at    timestamptz,
@@ -264,7 +264,7 @@ CREATE TABLE popsell.publications (
     id            bigserial PRIMARY KEY,
     ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    comment       text
+    comment       text CONSTRAINT publications_comment_bounded CHECK (octet_length(comment) <= 10000)
 );
 COMMENT ON TABLE popsell.publications IS 'Publications an ambassador shares by email or social networks.';
 CREATE INDEX publications_ambassador_idx ON popsell.publications (ambassador_id);
@@ -286,7 +286,7 @@ CREATE TABLE popsell.community_reactions (
     ambassador_id  bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
     publication_id bigint REFERENCES popsell.publications (id) ON DELETE CASCADE,
     kind           text NOT NULL CHECK (kind IN ('like', 'comment')),
-    body           text,
+    body           text CONSTRAINT community_reactions_body_bounded CHECK (octet_length(body) <= 10000),
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE popsell.community_reactions IS 'Likes and comments between ambassadors.';
@@ -378,9 +378,9 @@ CREATE INDEX sales_ambassador_idx ON popsell.sales (ambassador_id);
 CREATE TABLE popsell.activity_log (
     id            bigserial PRIMARY KEY,
     ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
-    kind          text NOT NULL,
+    kind          text NOT NULL CONSTRAINT activity_log_kind_bounded CHECK (octet_length(kind) <= 256),
     ip_hash       bytea,
-    user_agent    text,
+    user_agent    text CONSTRAINT activity_log_user_agent_bounded CHECK (octet_length(user_agent) <= 1024),
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE popsell.activity_log IS

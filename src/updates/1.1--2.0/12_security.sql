@@ -650,6 +650,18 @@ ALTER TABLE popsell.contacts ADD CONSTRAINT contacts_bounded_text CHECK (
         AND octet_length(country) <= 256 AND octet_length(mobile_phone) <= 64
         AND octet_length(home_phone) <= 64);
 
+-- Free text and identifiers of the other tables are bounded at write too.
+ALTER TABLE popsell.social_grants
+    ADD CONSTRAINT social_grants_network_bounded CHECK (octet_length(network) <= 256),
+    ADD CONSTRAINT social_grants_account_id_bounded CHECK (octet_length(account_id) <= 256);
+ALTER TABLE popsell.publications
+    ADD CONSTRAINT publications_comment_bounded CHECK (octet_length(comment) <= 10000);
+ALTER TABLE popsell.community_reactions
+    ADD CONSTRAINT community_reactions_body_bounded CHECK (octet_length(body) <= 10000);
+ALTER TABLE popsell.activity_log
+    ADD CONSTRAINT activity_log_kind_bounded CHECK (octet_length(kind) <= 256),
+    ADD CONSTRAINT activity_log_user_agent_bounded CHECK (octet_length(user_agent) <= 1024);
+
 -- (S13) The consent-text setting is a version or hash, never free text
 -- that would survive erasure in the ledger.  Existing free text is
 -- replaced by its SHA-256 (still a proof of which text was shown).
