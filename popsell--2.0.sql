@@ -131,7 +131,8 @@ COMMENT ON TYPE popsell.consent_actor IS
 -- ===================================================================
 -- Roles (SPEC section 2).  Roles are cluster-wide: a second brand database
 -- in the same cluster reuses them.  A role that already exists is reused
--- only if it cannot bypass row security.
+-- only if it cannot bypass row security, and popsell_owner only if nobody
+-- can log in as it or become it (S12).
 -- ===================================================================
 
 DO $$
@@ -156,6 +157,20 @@ BEGIN
                 USING ERRCODE = 'PS001',
                       DETAIL = 'popsell roles must be subject to row level security.',
                       HINT = pg_catalog.format('ALTER ROLE %I NOSUPERUSER NOBYPASSRLS, then retry.', r.rolname);
+        END IF;
+        -- (v2, S12) The owner reads the hashing keys and bypasses every
+        -- policy but its own: a pre-existing one that can log in or that
+        -- other roles can become is not one popsell can vouch for.
+        IF r.rolname OPERATOR(pg_catalog.=) 'popsell_owner'
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles o
+                        WHERE o.rolname OPERATOR(pg_catalog.=) 'popsell_owner'
+                          AND (o.rolcanlogin
+                               OR EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m
+                                           WHERE m.roleid OPERATOR(pg_catalog.=) o.oid))) THEN
+            RAISE EXCEPTION 'role popsell_owner already exists and can log in or has members'
+                USING ERRCODE = 'PS001',
+                      DETAIL = 'popsell_owner owns the hashing keys and every popsell table; nobody may log in as it or become it.',
+                      HINT = 'ALTER ROLE popsell_owner NOLOGIN and REVOKE popsell_owner FROM each member (or drop the role), then retry.';
         END IF;
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
                         WHERE rolname OPERATOR(pg_catalog.=) r.rolname) THEN
@@ -266,6 +281,26 @@ CREATE TABLE popsell.hash_keys (
 COMMENT ON TABLE popsell.hash_keys IS
     'Brand secret keys of the keyed email hashes (HMAC-SHA-256); the newest hashes new entries, all are checked. Owner only.';
 
+-- Lookup keys (SPEC S11): personal columns are indexed through the
+-- SHA-256 of their stored value, never plainly.  The key functions are
+-- not leakproof, so a restricted role's condition on them is evaluated
+-- after row security, never as an index condition; popsell's own lookups
+-- run as the owner and use the indexes.  _brand_lookup_key is the same
+-- key under another name, so that the index holding only brand-visible
+-- rows (contacts_brand_email_idx) is the only one a lookup through it can
+-- use.  Every role writing the indexed tables executes them (index
+-- maintenance runs with the writer's rights).
+CREATE FUNCTION popsell._lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._lookup_key(text) IS
+    'Internal: the key popsell indexes a personal column by (SHA-256 of the stored value); not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
+CREATE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
+    'Internal: popsell._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); not leakproof.';
+
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,
     kind                     popsell.ambassador_kind NOT NULL DEFAULT 'customer',
@@ -299,9 +334,20 @@ CREATE TABLE popsell.ambassadors (
     leaving_reason           text,
     deletion_due_at          timestamptz,
     login_role               name UNIQUE,
-    sso_subject              text UNIQUE,
+    sso_subject              text,
     inactivity_warnings_sent integer NOT NULL DEFAULT 0,
     last_inactivity_warning_at timestamptz,
+    -- (v2) Bounded at write (SPEC section 8): identifiers and paths 256
+    -- octets, names and places 256, addresses 1024, free text 10000.
+    CONSTRAINT ambassadors_bounded_text CHECK (
+        octet_length(first_name) <= 256 AND octet_length(last_name) <= 256
+        AND octet_length(customer_id) <= 256 AND octet_length(facebook_id) <= 256
+        AND octet_length(email) <= 254 AND octet_length(address) <= 1024
+        AND octet_length(city) <= 256 AND octet_length(postal_code) <= 256
+        AND octet_length(country) <= 256 AND octet_length(preferred_language) <= 256
+        AND octet_length(photo_path) <= 256 AND octet_length(description) <= 10000
+        AND octet_length(position) <= 256 AND octet_length(iban) <= 256
+        AND octet_length(leaving_reason) <= 256 AND octet_length(sso_subject) <= 256),
     CONSTRAINT ambassadors_active_needs_terms
         CHECK (status <> 'active' OR terms_accepted_at IS NOT NULL),
     CONSTRAINT ambassadors_leaving_needs_due
@@ -309,7 +355,8 @@ CREATE TABLE popsell.ambassadors (
 );
 COMMENT ON TABLE popsell.ambassadors IS
     'Ambassadors (micro-influencers, sales reps, employees). DELETE is the erasure: a tombstone keeps only hashes, city, postal code and birth year.';
-CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (email);
+CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (popsell._lookup_key(email));
+CREATE UNIQUE INDEX ambassadors_sso_subject_key ON popsell.ambassadors (popsell._lookup_key(sso_subject));
 CREATE INDEX ambassadors_deletion_due_idx ON popsell.ambassadors (deletion_due_at)
     WHERE deletion_due_at IS NOT NULL;
 CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_login_at, created_at)));
@@ -317,8 +364,8 @@ CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_l
 CREATE TABLE popsell.social_grants (
     id            bigserial PRIMARY KEY,
     ambassador_id bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
-    network       text NOT NULL,
-    account_id    text,
+    network       text NOT NULL CONSTRAINT social_grants_network_bounded CHECK (octet_length(network) <= 256),
+    account_id    text CONSTRAINT social_grants_account_id_bounded CHECK (octet_length(account_id) <= 256),
     scopes        text[] NOT NULL DEFAULT '{}',
     granted_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     expires_at    timestamptz,
@@ -378,6 +425,17 @@ CREATE TABLE popsell.contacts (
     created_by          name,
     modified_at         timestamptz,
     modified_by         name,
+    -- (v2) Bounded at write (SPEC section 8): social ids, customer ids and
+    -- names 256 octets, phones 64, URLs and addresses 1024, notes 10000.
+    CONSTRAINT contacts_bounded_text CHECK (
+        octet_length(first_name) <= 256 AND octet_length(last_name) <= 256
+        AND octet_length(email) <= 254 AND octet_length(facebook_id) <= 256
+        AND octet_length(twitter_id) <= 256 AND octet_length(instagram_id) <= 256
+        AND octet_length(public_photo_url) <= 1024 AND octet_length(customer_id) <= 256
+        AND octet_length(notes) <= 10000 AND octet_length(address) <= 1024
+        AND octet_length(city) <= 256 AND octet_length(postal_code) <= 256
+        AND octet_length(country) <= 256 AND octet_length(mobile_phone) <= 64
+        AND octet_length(home_phone) <= 64),
     CONSTRAINT contacts_has_personal_field CHECK (
         num_nonnulls(nullif(first_name, ''), nullif(last_name, ''), nullif(email, ''),
                      nullif(facebook_id, ''), nullif(twitter_id, ''), nullif(instagram_id, ''),
@@ -389,7 +447,13 @@ COMMENT ON TABLE popsell.contacts IS
 
 -- Reading paths: an ambassador's CRM, lookups by (normalized) email.
 CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
-CREATE INDEX contacts_email_idx ON popsell.contacts (email) WHERE email IS NOT NULL;
+-- Emails are indexed by lookup key (SPEC S11); the brand's index holds
+-- only the rows its policy shows (the predicate is that policy).
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell._lookup_key(email)) WHERE email IS NOT NULL;
+CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
+    WHERE CASE WHEN restricted THEN false
+               WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+               ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END;
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.
 CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at)
@@ -430,7 +494,7 @@ CREATE TABLE popsell.publications (
     id            bigserial PRIMARY KEY,
     ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    comment       text
+    comment       text CONSTRAINT publications_comment_bounded CHECK (octet_length(comment) <= 10000)
 );
 COMMENT ON TABLE popsell.publications IS 'Publications an ambassador shares by email or social networks.';
 CREATE INDEX publications_ambassador_idx ON popsell.publications (ambassador_id);
@@ -452,7 +516,7 @@ CREATE TABLE popsell.community_reactions (
     ambassador_id  bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
     publication_id bigint REFERENCES popsell.publications (id) ON DELETE CASCADE,
     kind           text NOT NULL CHECK (kind IN ('like', 'comment')),
-    body           text,
+    body           text CONSTRAINT community_reactions_body_bounded CHECK (octet_length(body) <= 10000),
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE popsell.community_reactions IS 'Likes and comments between ambassadors.';
@@ -544,9 +608,9 @@ CREATE INDEX sales_ambassador_idx ON popsell.sales (ambassador_id);
 CREATE TABLE popsell.activity_log (
     id            bigserial PRIMARY KEY,
     ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
-    kind          text NOT NULL,
+    kind          text NOT NULL CONSTRAINT activity_log_kind_bounded CHECK (octet_length(kind) <= 256),
     ip_hash       bytea,
-    user_agent    text,
+    user_agent    text CONSTRAINT activity_log_user_agent_bounded CHECK (octet_length(user_agent) <= 1024),
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE popsell.activity_log IS
@@ -574,7 +638,10 @@ CREATE TABLE popsell.consent_events (
     actor                popsell.consent_actor NOT NULL,
     path                 text NOT NULL,
     actor_role           name NOT NULL,
-    consent_text         text,
+    -- (v2, S13) a version or hash of the consent text, never free text:
+    -- the ledger survives erasure, so it must hold no name or address
+    consent_text         text CONSTRAINT consent_events_consent_text_version
+                         CHECK (consent_text ~ '^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$'),
     note                 text,
     occurred_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -924,10 +991,10 @@ BEGIN
                               AND b.reason = p_reason);
     IF p_reason = 'global_optout' THEN
         UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
-         WHERE email = e AND ambassador_optin <> 'global_optout';
+         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND ambassador_optin <> 'global_optout';
     ELSE
         UPDATE popsell.contacts SET email_status = p_reason::text::popsell.email_status
-         WHERE email = e AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
+         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -990,7 +1057,7 @@ BEGIN
         SELECT r.*,
                r.nemail IS NOT NULL
                AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
-                                         WHERE c.ambassador_id = amb AND c.email = r.nemail))
+                                         WHERE c.ambassador_id = amb AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)))
                AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
           FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
                   FROM input i) r),
@@ -1235,7 +1302,7 @@ BEGIN
     e := popsell.normalize_email(email);
     IF status = 'soft_bounce' THEN
         UPDATE popsell.contacts SET email_status = 'soft_bounce'
-         WHERE contacts.email = e AND email_status IN ('ok', 'unverified');
+         WHERE popsell._lookup_key(contacts.email) = popsell._lookup_key(e) AND email_status IN ('ok', 'unverified');
         GET DIAGNOSTICS n = ROW_COUNT;
         RETURN n;
     END IF;
@@ -1392,6 +1459,40 @@ GRANT popsell_ambassador TO popsell_app;
 -- The identity has no input and raises no data-dependent error.
 ALTER FUNCTION popsell.current_ambassador_id() LEAKPROOF;
 
+-- Helpers that views, policies and queries call read only their arguments,
+-- settings and the caller's role, all of which parallel workers share: a
+-- PARALLEL UNSAFE helper (the default) anywhere in a query, even in an
+-- initplan, keeps the whole query, such as a BI view's, off parallel plans.
+ALTER FUNCTION popsell._caller_in(text) PARALLEL SAFE;
+ALTER FUNCTION popsell.current_path() PARALLEL SAFE;
+ALTER FUNCTION popsell.transition_rules() PARALLEL SAFE;
+ALTER FUNCTION popsell.transition_allowed(text, text, text, text, popsell.contact_source) PARALLEL SAFE;
+ALTER FUNCTION popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean) PARALLEL SAFE;
+
+-- Policy helpers for rows tied to a contact (SPEC S11).  A policy written
+-- as EXISTS (subquery) is costed high, so PostgreSQL evaluates a caller's
+-- cheaper leakproof condition first and runs the subquery only on the rows
+-- that condition keeps: the subquery's index fetches (EXPLAIN ANALYZE,
+-- pg_stat_xact_user_tables) would then count the rows matching the
+-- caller's condition, visible or not.  These helpers are costed below any
+-- operator, so the policy runs first, on every row the scan reads.  They
+-- run with the caller's rights: the caller's own policies on
+-- popsell.contacts and popsell.outbox decide.
+CREATE FUNCTION popsell._sees_contact(contact_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
+    SET search_path = pg_catalog, pg_temp
+    RETURN EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) _sees_contact.contact_id);
+COMMENT ON FUNCTION popsell._sees_contact(bigint) IS
+    'Policy helper: whether the caller sees this contact under its own row security (false for NULL). Every role with a policy using it.';
+CREATE FUNCTION popsell._app_sees_contact(contact_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
+    SET search_path = pg_catalog, pg_temp
+    RETURN EXISTS (SELECT 1 FROM popsell.outbox o
+                    WHERE o.contact_id OPERATOR(pg_catalog.=) _app_sees_contact.contact_id
+                      AND o.sent_at IS NULL);
+COMMENT ON FUNCTION popsell._app_sees_contact(bigint) IS
+    'Policy helper: whether a trusted application has an unsent outbox message for this contact. popsell_app.';
+
 GRANT USAGE ON SCHEMA popsell TO popsell_ambassador, popsell_brand, popsell_brand_bi,
     popsell_account_team, popsell_technical, popsell_app;
 
@@ -1400,7 +1501,12 @@ GRANT EXECUTE ON FUNCTION popsell.current_ambassador_id(), popsell.normalize_ema
     popsell.transition_rules(),
     popsell.transition_allowed(text, text, text, text, popsell.contact_source),
     popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean),
-    popsell.current_path(), popsell._caller_in(text)
+    popsell.current_path(), popsell._caller_in(text), popsell._sees_contact(bigint)
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
+       popsell_technical, popsell_app;
+GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
+-- Index maintenance evaluates the lookup keys with the writer's rights.
+GRANT EXECUTE ON FUNCTION popsell._lookup_key(text), popsell._brand_lookup_key(text)
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 
@@ -1511,7 +1617,7 @@ GRANT SELECT (id, kind, status, created_at, first_name, last_name, customer_id, 
               terms_accepted_at, photo_path, description, position, iban, hide_events,
               hide_from_community, newsletter_optin, event_notifications,
               challenge_notifications, comment_notifications, last_login_at, leaving_reason,
-              deletion_due_at, login_role, sso_subject)
+              deletion_due_at, sso_subject)
     ON popsell.ambassadors TO popsell_ambassador, popsell_brand;
 GRANT UPDATE (first_name, last_name, address, city, postal_code, country, preferred_language,
               birth_date, photo_path, description, position, iban, hide_events,
@@ -1532,11 +1638,13 @@ CREATE POLICY popsell_ambassador_update ON popsell.ambassadors FOR UPDATE TO pop
     WITH CHECK (id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
 COMMENT ON POLICY popsell_ambassador_update ON popsell.ambassadors IS
     'An ambassador edits its own profile (column grants say which fields).';
-CREATE POLICY popsell_brand_select ON popsell.ambassadors FOR SELECT TO popsell_brand USING (true);
+CREATE POLICY popsell_brand_select ON popsell.ambassadors FOR SELECT TO popsell_brand
+    USING (status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status);
 COMMENT ON POLICY popsell_brand_select ON popsell.ambassadors IS
-    'The brand sees every ambassador, without secrets (column grants: no password hash).';
+    'The brand sees ambassadors who accepted the terms (not signup_incomplete), without secrets (column grants: no password hash, no login role).';
 CREATE POLICY popsell_brand_update ON popsell.ambassadors FOR UPDATE TO popsell_brand
-    USING (true) WITH CHECK (true);
+    USING (status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status)
+    WITH CHECK (true);
 COMMENT ON POLICY popsell_brand_update ON popsell.ambassadors IS
     'Brand support agents rectify ambassador profiles (column grants say which fields).';
 
@@ -1617,8 +1725,7 @@ CREATE POLICY popsell_app_insert ON popsell.contacts FOR INSERT TO popsell_app W
 COMMENT ON POLICY popsell_app_insert ON popsell.contacts IS
     'Trusted applications record contacts of any source; the consent trigger checks the values.';
 CREATE POLICY popsell_app_select ON popsell.contacts FOR SELECT TO popsell_app
-    USING (EXISTS (SELECT 1 FROM popsell.outbox o
-                    WHERE o.contact_id OPERATOR(pg_catalog.=) contacts.id AND o.sent_at IS NULL));
+    USING (popsell._app_sees_contact(id));
 COMMENT ON POLICY popsell_app_select ON popsell.contacts IS
     'Trusted applications read the contacts they have an unsent outbox message for.';
 
@@ -1688,20 +1795,19 @@ COMMENT ON POLICY popsell_brand_select ON popsell.activity_log IS
 -- -------------------------------------------------------------------
 GRANT SELECT ON popsell.interactions, popsell.consent_events TO popsell_ambassador, popsell_brand;
 CREATE POLICY popsell_ambassador_select ON popsell.interactions FOR SELECT TO popsell_ambassador
-    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) interactions.contact_id));
+    USING (popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.interactions IS
     'An ambassador sees interactions of the contacts it sees.';
 CREATE POLICY popsell_brand_select ON popsell.interactions FOR SELECT TO popsell_brand
-    USING (contact_id IS NULL
-           OR EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) interactions.contact_id));
+    USING (contact_id IS NULL OR popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_brand_select ON popsell.interactions IS
     'The brand sees interactions of brand-visible contacts and of erased ones (statistics).';
 CREATE POLICY popsell_ambassador_select ON popsell.consent_events FOR SELECT TO popsell_ambassador
-    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) consent_events.contact_id));
+    USING (popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.consent_events IS
     'An ambassador reads the consent proof of the contacts it sees.';
 CREATE POLICY popsell_brand_select ON popsell.consent_events FOR SELECT TO popsell_brand
-    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) consent_events.contact_id));
+    USING (popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_brand_select ON popsell.consent_events IS
     'The brand reads the consent proof of brand-visible contacts.';
 
@@ -1715,8 +1821,7 @@ CREATE POLICY popsell_ambassador_select ON popsell.sales FOR SELECT TO popsell_a
 COMMENT ON POLICY popsell_ambassador_select ON popsell.sales IS
     'An ambassador sees its own sales, without the products (column grants; see popsell.my_sales).';
 CREATE POLICY popsell_brand_select ON popsell.sales FOR SELECT TO popsell_brand
-    USING (contact_id IS NULL
-           OR EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) sales.contact_id));
+    USING (contact_id IS NULL OR popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_brand_select ON popsell.sales IS
     'The brand sees sales of brand-visible contacts and of erased ones (statistics).';
 
@@ -1791,16 +1896,38 @@ COMMENT ON VIEW popsell.brand_contacts IS
     'Brand-visible contacts (brand or partners opt-in, confirmed, not restricted); security_invoker, so the reader''s row security applies too.';
 GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, popsell_technical;
 
+-- The brand's search by email (SPEC S11): contacts.email has no index a
+-- caller's own condition can use.  This lookup runs as the owner through
+-- the index holding only brand-visible rows (contacts_brand_email_idx), so
+-- it is fast and its index fetches count nothing the brand may not see.
+CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell.normalize_email(brand_contacts_by_email.email);
+BEGIN
+    RETURN QUERY
+        SELECT b.* FROM popsell.brand_contacts b
+         WHERE popsell._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell._brand_lookup_key(e);
+END
+$$;
+COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
+    'The brand-visible contacts (the rows of popsell.brand_contacts) with this email, normalized first, found through an index of brand-visible rows only. Brand and vendor staff. Errors: a malformed address as popsell.normalize_email.';
+GRANT EXECUTE ON FUNCTION popsell.brand_contacts_by_email(text)
+    TO popsell_brand, popsell_account_team, popsell_technical;
+
 CREATE VIEW popsell.brand_ambassadors WITH (security_invoker = true) AS
 SELECT a.id, a.kind, a.status, a.created_at, a.first_name, a.last_name, a.customer_id,
        a.facebook_id, a.email, a.address, a.city, a.postal_code, a.country,
        a.preferred_language, a.birth_date, a.terms_accepted_at, a.photo_path, a.description,
        a.position, a.iban, a.hide_events, a.hide_from_community, a.newsletter_optin,
        a.event_notifications, a.challenge_notifications, a.comment_notifications,
-       a.last_login_at, a.leaving_reason, a.deletion_due_at, a.login_role, a.sso_subject
-  FROM popsell.ambassadors a;
+       a.last_login_at, a.leaving_reason, a.deletion_due_at, a.sso_subject
+  FROM popsell.ambassadors a
+ WHERE a.status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status;
 COMMENT ON VIEW popsell.brand_ambassadors IS
-    'Ambassadors without secrets (no password hash, no IP data); security_invoker.';
+    'Ambassadors who accepted the terms, without secrets (no password hash, no login role, no IP data); security_invoker.';
 GRANT SELECT ON popsell.brand_ambassadors TO popsell_brand, popsell_account_team, popsell_technical;
 
 -- Read-only BI views: popsell_brand_bi holds no table privilege, so these
@@ -1825,9 +1952,10 @@ SELECT a.id, a.kind, a.status, a.created_at, a.first_name, a.last_name, a.custom
        a.position, a.hide_from_community, a.newsletter_optin, a.last_login_at,
        a.leaving_reason, a.deletion_due_at
   FROM popsell.ambassadors a
- WHERE (SELECT popsell._caller_in('popsell_brand_bi'));
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
+   AND a.status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status;
 COMMENT ON VIEW popsell.bi_ambassadors IS
-    'BI: ambassadors without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
+    'BI: ambassadors who accepted the terms, without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
 
 CREATE VIEW popsell.bi_sales WITH (security_barrier = true) AS
 SELECT s.id, s.contact_id, s.contact_tombstone_id, s.ambassador_id, s.publication_id,
@@ -3420,7 +3548,7 @@ DECLARE
     t timestamptz := popsell._lifecycle_now();
     new_id bigint;
 BEGIN
-    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE a.email OPERATOR(pg_catalog.=) p_email) THEN
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(p_email)) THEN
         RAISE EXCEPTION 'an ambassador with this email already exists'
             USING ERRCODE = 'PS304',
                   HINT = 'Log in, or reset the password of the existing account.';
@@ -3701,7 +3829,7 @@ BEGIN
     IF d ? 'email' THEN
         e := popsell.normalize_email(NULLIF(pg_catalog.btrim(d ->> 'email'), ''));
     END IF;
-    SELECT * INTO a FROM popsell.ambassadors WHERE sso_subject OPERATOR(pg_catalog.=) subject FOR UPDATE;
+    SELECT * INTO a FROM popsell.ambassadors WHERE popsell._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell._lookup_key(subject) FOR UPDATE;
     IF NOT FOUND THEN
         -- provisioning on first login: the brand's identity provider vouches
         -- for the person (no whitelist), the terms must still be accepted
@@ -3750,7 +3878,7 @@ DECLARE
     a popsell.ambassadors;
 BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.sso_delete_ambassador');
-    SELECT * INTO a FROM popsell.ambassadors WHERE sso_subject OPERATOR(pg_catalog.=) subject FOR UPDATE;
+    SELECT * INTO a FROM popsell.ambassadors WHERE popsell._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell._lookup_key(subject) FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no ambassador has this SSO subject'
             USING ERRCODE = 'PS200', HINT = 'Check the subject the identity provider sent.';
@@ -4098,7 +4226,7 @@ BEGIN
                            WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.contact_id IS NULL))
       INTO amb
       FROM popsell.ambassadors a
-     WHERE a.email OPERATOR(pg_catalog.=) e;
+     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
 
     SELECT coalesce(pg_catalog.jsonb_agg(
                pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) 'created_by' OPERATOR(pg_catalog.-) 'modified_by'
@@ -4119,7 +4247,7 @@ BEGIN
                ORDER BY c.id), '[]')
       INTO contacts
       FROM popsell.contacts c
-     WHERE c.email OPERATOR(pg_catalog.=) e;
+     WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
 
     SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'ambassador_id', t.ambassador_id,
@@ -4181,9 +4309,9 @@ DECLARE
     n_ambassadors bigint;
     result jsonb;
 BEGIN
-    DELETE FROM popsell.contacts c WHERE c.email OPERATOR(pg_catalog.=) e;
+    DELETE FROM popsell.contacts c WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
     GET DIAGNOSTICS n_contacts = ROW_COUNT;
-    DELETE FROM popsell.ambassadors a WHERE a.email OPERATOR(pg_catalog.=) e;
+    DELETE FROM popsell.ambassadors a WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
     GET DIAGNOSTICS n_ambassadors = ROW_COUNT;
     result := pg_catalog.jsonb_build_object('format', 'popsell.erase_subject/1',
                                             'contacts', n_contacts, 'ambassadors', n_ambassadors);
@@ -4210,7 +4338,7 @@ BEGIN
             USING ERRCODE = 'PS106', HINT = 'true restricts processing, false lifts the restriction.';
     END IF;
     UPDATE popsell.contacts c SET restricted = restrict_subject."on"
-     WHERE c.email OPERATOR(pg_catalog.=) e
+     WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e)
        AND c.restricted OPERATOR(pg_catalog.<>) restrict_subject."on";
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM popsell._record_rights_request(
@@ -4237,7 +4365,7 @@ DECLARE
 BEGIN
     n := popsell._blacklist_add(e, 'global_optout');
     UPDATE popsell.ambassadors a SET newsletter_optin = false
-     WHERE a.email OPERATOR(pg_catalog.=) e AND a.newsletter_optin;
+     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
     GET DIAGNOSTICS m = ROW_COUNT;
     PERFORM popsell._record_rights_request('objection', 21,
         pg_catalog.jsonb_build_object('contacts', n, 'ambassadors', m));
@@ -4284,6 +4412,110 @@ CREATE TRIGGER popsell_10_restore
 CREATE TRIGGER popsell_10_restore
     BEFORE INSERT ON popsell.hash_keys
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+-- ===================================================================
+-- Files (SPEC section 3, v2): ugc.file_path and ambassadors.photo_path
+-- are relative paths under ambassadors/<that ambassador's id>/, without
+-- "..", so no ambassador can point at another person's file (whose
+-- erasure would then delete it) or outside the storage.  Replacing or
+-- deleting a path queues the old file as delete_file; the application
+-- deletes it from storage.  Paths already stored when popsell was
+-- upgraded are checked only when they change.
+-- ===================================================================
+
+CREATE FUNCTION popsell._check_file_path(p_path text, p_ambassador_id bigint, p_column text)
+    RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_path IS NULL THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.octet_length(p_path) OPERATOR(pg_catalog.>) 256
+       OR p_ambassador_id IS NULL
+       OR pg_catalog."left"(p_path, pg_catalog.length('ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '/'))
+          OPERATOR(pg_catalog.<>) ('ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '/')
+       OR pg_catalog.length(p_path) OPERATOR(pg_catalog.=) pg_catalog.length('ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '/')
+       OR p_path OPERATOR(pg_catalog.~) '(^|/)\.\.?(/|$)|//|\\|[[:cntrl:]]|/$' THEN
+        RAISE EXCEPTION '% is not a file of ambassador %', p_column, coalesce(p_ambassador_id::text, 'NULL')
+            USING ERRCODE = 'PS108',
+                  DETAIL = 'A file path is relative, at most 256 bytes, under ambassadors/<the ambassador''s id>/, without "." or ".." segments, empty segments or backslashes.',
+                  HINT = 'Store the file under the ambassador''s own directory, e.g. ambassadors/<id>/photo.jpg.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell._check_file_path(text, bigint, text) IS
+    'Internal: PS108 unless the path is a relative path under ambassadors/<ambassador id>/ (no "..", at most 256 bytes).';
+
+-- Queue a file for deletion (the application removes it from storage).
+CREATE FUNCTION popsell._queue_file_deletion(p_path text, p_ambassador_id bigint, p_what text, p_ugc_id bigint)
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO popsell.outbox (kind, ambassador_id, payload)
+    SELECT 'delete_file'::popsell.outbox_kind, p_ambassador_id,
+           pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+               'file_path', p_path, 'what', p_what, 'ugc_id', p_ugc_id))
+     WHERE nullif(p_path, '') IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM popsell.outbox o
+                        WHERE o.kind OPERATOR(pg_catalog.=) 'delete_file'::popsell.outbox_kind
+                          AND o.sent_at IS NULL
+                          AND (o.payload OPERATOR(pg_catalog.->>) 'file_path') OPERATOR(pg_catalog.=) p_path);
+END;
+COMMENT ON FUNCTION popsell._queue_file_deletion(text, bigint, text, bigint) IS
+    'Internal: queue a delete_file outbox row for a path, once (an unsent row for the same path is enough).';
+
+CREATE FUNCTION popsell.files_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'popsell'
+       OR TG_TABLE_NAME NOT IN ('ugc', 'ambassadors') OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW'
+       OR TG_OP NOT IN ('INSERT', 'UPDATE', 'DELETE') THEN
+        RAISE EXCEPTION 'popsell.files_row() handles rows of popsell.ugc and popsell.ambassadors only'
+            USING ERRCODE = 'PS900', HINT = 'Drop this trigger; popsell attaches its triggers itself.';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_WHEN OPERATOR(pg_catalog.=) 'BEFORE' THEN
+        IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
+            IF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
+               OR NEW.file_path IS DISTINCT FROM OLD.file_path THEN
+                PERFORM popsell._check_file_path(NEW.file_path, NEW.ambassador_id, 'file_path');
+            END IF;
+        ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
+              OR NEW.photo_path IS DISTINCT FROM OLD.photo_path THEN
+            PERFORM popsell._check_file_path(nullif(NEW.photo_path, ''), NEW.id, 'photo_path');
+        END IF;
+        RETURN NEW;
+    END IF;
+    -- AFTER: the file a row no longer names goes.
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
+        IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+            PERFORM popsell._queue_file_deletion(OLD.file_path, OLD.ambassador_id, 'ugc', OLD.id);
+        ELSIF NEW.file_path IS DISTINCT FROM OLD.file_path THEN
+            PERFORM popsell._queue_file_deletion(OLD.file_path, OLD.ambassador_id, 'ugc', OLD.id);
+        END IF;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.photo_path IS DISTINCT FROM OLD.photo_path THEN
+        PERFORM popsell._queue_file_deletion(OLD.photo_path, OLD.id, 'ambassador_photo', NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.files_row() IS
+    'Trigger: file paths of UGC and ambassador photos stay under ambassadors/<id>/ (PS108); a replaced or deleted path is queued as delete_file.';
+
+CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF file_path ON popsell.ugc
+    FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
+CREATE TRIGGER popsell_70_files AFTER UPDATE OF file_path OR DELETE ON popsell.ugc
+    FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
+CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF photo_path ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
+CREATE TRIGGER popsell_70_files AFTER UPDATE OF photo_path ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
 -- ===================================================================
 -- Operations: uninstall without a failing pg_cron job left behind, the
 -- outbox backlog, bulk loading (README "Operations").

@@ -285,8 +285,9 @@ any_row_unseen(Relation heap, Relation idx, Snapshot latest, Snapshot mine, text
 	ScanKeyData sk;
 	bool		unseen = false;
 
-	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(email));
-	sk.sk_collation = DEFAULT_COLLATION_OID;
+	/* contacts_email_idx holds lookup keys, not emails (SPEC S11) */
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_BYTEAEQ,
+				PointerGetDatum(LookupKeyBytea(email)));
 	index_rescan(scan, &sk, 1, NULL, 0);
 	while (!unseen && index_getnext_slot(scan, ForwardScanDirection, slot))
 		unseen = !table_tuple_satisfies_snapshot(heap, slot, mine);

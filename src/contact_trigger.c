@@ -237,8 +237,8 @@ typedef uint32 ReasonSet;
 static ReasonSet
 probe_email(const char *norm, int len)
 {
-	PopsellHash h[POPSELL_MAX_KEYS];
-	int			n = HashUnderAllKeys(norm, len, h);
+	PopsellHash *h;
+	int			n = HashUnderAllKeys(norm, len, &h);
 
 	return BlacklistReasons(h, n);
 }
@@ -522,8 +522,8 @@ contact_insert(TriggerData *td, Row *r)
 		row_set(r, cols.created_at, TimestampTzGetDatum(now), false);
 	if (!history)
 		row_set(r, cols.last_activity_at, (Datum) 0, true);
-	if (!history || ISNULL(r, cols.created_by))
-		row_set(r, cols.created_by, outer_user_name(), false);
+	/* who created the row is the product's to say, never the caller's (S13) */
+	row_set(r, cols.created_by, outer_user_name(), false);
 	row_set(r, cols.modified_at, (Datum) 0, true);
 	row_set(r, cols.modified_by, (Datum) 0, true);
 

@@ -28,12 +28,18 @@
 #include "common/unicode_norm.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/formatting.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+
+#include <unicode/uchar.h>
+#include <unicode/ustring.h>
+#include <unicode/utf16.h>
 
 PG_FUNCTION_INFO_V1(normalize_email);
 PG_FUNCTION_INFO_V1(hash_email);
@@ -48,7 +54,9 @@ typedef struct KeySlot
 	EVP_MAC_CTX *mac;			/* NULL: legacy plain SHA-256 */
 } KeySlot;
 
-static KeySlot keys[POPSELL_MAX_KEYS];
+/* every live key, newest first; grown in TopMemoryContext, no limit (S13) */
+static KeySlot *keys = NULL;
+static int	keys_allocated = 0;
 static int	nkeys = 0;
 static bool keys_valid = false;
 static Oid	hash_keys_relid = InvalidOid;
@@ -133,17 +141,26 @@ load_keys(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT key_id, secret FROM popsell.hash_keys ORDER BY key_id DESC",
-					true, POPSELL_MAX_KEYS + 1) != SPI_OK_SELECT)
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read popsell.hash_keys");
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_POPSELL_INSTALL),
 				 errmsg("popsell has no hashing key"),
 				 errhint("Create one with SELECT popsell.rotate_hash_key();")));
-	if (SPI_processed > POPSELL_MAX_KEYS)
-		ereport(ERROR,
-				(errcode(ERRCODE_POPSELL_INSTALL),
-				 errmsg("popsell supports at most %d hashing keys", POPSELL_MAX_KEYS)));
+	if (SPI_processed > (uint64) keys_allocated)
+	{
+		int			want = Max((int) SPI_processed, 2 * keys_allocated);
+
+		if (SPI_processed > (uint64) (MaxAllocSize / sizeof(KeySlot)))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many hashing keys: %llu", (unsigned long long) SPI_processed)));
+		keys = keys == NULL
+			? MemoryContextAllocZero(TopMemoryContext, want * sizeof(KeySlot))
+			: repalloc(keys, want * sizeof(KeySlot));
+		keys_allocated = want;
+	}
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -215,16 +232,24 @@ HashUnderCurrentKey(const char *norm, int len, PopsellHash *out)
 	digest_with(&keys[0], norm, len, out->digest);
 }
 
-/* Hashes under every live key, newest first; returns how many. */
+/*
+ * Hashes under every live key, newest first, in a palloc'd array;
+ * returns how many.  Any number of rotations is supported.
+ */
 int
-HashUnderAllKeys(const char *norm, int len, PopsellHash *out)
+HashUnderAllKeys(const char *norm, int len, PopsellHash **out)
 {
+	PopsellHash *h;
+
 	load_keys();
+	h = palloc(nkeys * sizeof(PopsellHash));
 	for (int i = 0; i < nkeys; i++)
 	{
-		out[i].key_id = keys[i].key_id;
-		digest_with(&keys[i], norm, len, out[i].digest);
+		CHECK_FOR_INTERRUPTS();
+		h[i].key_id = keys[i].key_id;
+		digest_with(&keys[i], norm, len, h[i].digest);
 	}
+	*out = h;
 	return nkeys;
 }
 
@@ -235,9 +260,17 @@ is_space(unsigned char c)
 }
 
 /*
- * Trim, lower-case and NFC-normalize.  ASCII, by far the common case, is
- * handled inline; other text goes through the database's lower() rules and
- * PostgreSQL's Unicode normalization (UTF-8 databases).
+ * Trim, case-fold and NFC-normalize, whatever the database's locale.
+ *
+ * The input is bounded before any work (SPEC section 8): an email holds at
+ * most 254 bytes and an identifier 256, so POPSELL_MAX_RAW_INPUT leaves
+ * room for surrounding white space and nothing more.  ASCII, by far the
+ * common case, is handled inline.  Other text (UTF-8 databases) goes
+ * through ICU, which PostgreSQL is built with: Unicode white space (no-break
+ * space, ideographic space ...) is stripped at both ends, letters get ICU's
+ * default (locale-independent) full case folding, and PostgreSQL's Unicode
+ * tables give the NFC form.  Invisible and format characters are kept for
+ * EmailLooksValid() to refuse.
  */
 char *
 NormalizeIdentifier(const char *s, int len, int *outlen)
@@ -246,6 +279,15 @@ NormalizeIdentifier(const char *s, int len, int *outlen)
 	int			end = len;
 	bool		ascii = true;
 	char	   *out;
+
+	if (len > POPSELL_MAX_RAW_INPUT)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_TOO_LONG),
+				 errmsg("value of %d bytes is too long for an email or identifier", len),
+				 errdetail("popsell normalizes at most %d bytes: an email holds at most 254 bytes, an identifier at most 256.",
+						   POPSELL_MAX_RAW_INPUT),
+				 errhint("Correct the value."),
+				 errhidestmt(true)));
 
 	while (start < end && is_space((unsigned char) s[start]))
 		start++;
@@ -269,17 +311,79 @@ NormalizeIdentifier(const char *s, int len, int *outlen)
 		return out;
 	}
 
-	out = str_tolower(s + start, end - start, DEFAULT_COLLATION_OID);
 	if (GetDatabaseEncoding() == PG_UTF8)
 	{
-		int			n = strlen(out);
-		pg_wchar   *w = palloc((n + 1) * sizeof(pg_wchar));
+		UErrorCode	err = U_ZERO_ERROR;
+		int32_t		ulen;
+		int32_t		ustart = 0;
+		int32_t		uend;
+		int32_t		flen;
+		int32_t		olen;
+		UChar	   *u;
+		UChar	   *folded;
+		char	   *folded8;
+		int			n;
+		pg_wchar   *w;
 		pg_wchar   *nfc;
 		int			wlen;
 		int			nfclen = 0;
 		char	   *res;
 
-		wlen = pg_mb2wchar_with_len(out, w, n);
+		/* UTF-8 to UTF-16 (bounded above: at most len code units) */
+		u = palloc((end - start + 1) * sizeof(UChar));
+		u_strFromUTF8(u, end - start + 1, &ulen, s + start, end - start, &err);
+		if (U_FAILURE(err))
+			ereport(ERROR,
+					(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+					 errmsg("could not decode an email or identifier as UTF-8: %s", u_errorName(err))));
+
+		/* strip Unicode white space at both ends */
+		uend = ulen;
+		while (ustart < uend)
+		{
+			UChar32		c;
+			int32_t		i = ustart;
+
+			CHECK_FOR_INTERRUPTS();
+			U16_NEXT(u, i, uend, c);
+			if (!u_isUWhiteSpace(c))
+				break;
+			ustart = i;
+		}
+		while (uend > ustart)
+		{
+			UChar32		c;
+			int32_t		i = uend;
+
+			CHECK_FOR_INTERRUPTS();
+			U16_PREV(u, ustart, i, c);
+			if (!u_isUWhiteSpace(c))
+				break;
+			uend = i;
+		}
+
+		/* full case folding (at most three code units per code unit) */
+		folded = palloc((3 * (uend - ustart) + 1) * sizeof(UChar));
+		flen = u_strFoldCase(folded, 3 * (uend - ustart) + 1, u + ustart, uend - ustart,
+							 U_FOLD_CASE_DEFAULT, &err);
+		if (U_FAILURE(err))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not case-fold an email or identifier: %s", u_errorName(err))));
+		folded8 = palloc(4 * flen + 1);
+		u_strToUTF8(folded8, 4 * flen + 1, &olen, folded, flen, &err);
+		if (U_FAILURE(err))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not encode an email or identifier as UTF-8: %s", u_errorName(err))));
+		folded8[olen] = '\0';
+		pfree(u);
+		pfree(folded);
+
+		/* NFC with PostgreSQL's Unicode tables */
+		n = olen;
+		w = palloc((n + 1) * sizeof(pg_wchar));
+		wlen = pg_mb2wchar_with_len(folded8, w, n);
 		w[wlen] = 0;
 		nfc = unicode_normalize(UNICODE_NFC, w);
 		if (nfc == NULL)
@@ -293,11 +397,39 @@ NormalizeIdentifier(const char *s, int len, int *outlen)
 		res[*outlen] = '\0';
 		pfree(w);
 		pfree(nfc);
-		pfree(out);
+		pfree(folded8);
 		return res;
 	}
+
+	/* other server encodings: the database's lower() rules */
+	out = str_tolower(s + start, end - start, DEFAULT_COLLATION_OID);
 	*outlen = strlen(out);
 	return out;
+}
+
+/*
+ * Whether the UTF-8 sequence at E (non-ASCII) is a character an email may
+ * not hold: white space of any kind, an invisible or format character
+ * (zero-width space, byte-order mark ...), a control or unassigned code
+ * point.  Sets *step to the sequence's length.
+ */
+static bool
+forbidden_in_email(const unsigned char *e, int left, int *step)
+{
+	int			l = pg_utf_mblen(e);
+	UChar32		c;
+	int8_t		type;
+
+	if (l > left || !pg_utf8_islegal(e, l))
+	{
+		*step = 1;
+		return true;
+	}
+	*step = l;
+	c = (UChar32) utf8_to_unicode(e);
+	type = u_charType(c);
+	return u_isUWhiteSpace(c) || type == U_FORMAT_CHAR || type == U_CONTROL_CHAR ||
+		type == U_UNASSIGNED || type == U_LINE_SEPARATOR || type == U_PARAGRAPH_SEPARATOR;
 }
 
 /*
@@ -316,6 +448,17 @@ EmailLooksValid(const char *e, int len)
 	for (int i = 0; i < len; i++)
 	{
 		unsigned char c = (unsigned char) e[i];
+
+		CHECK_FOR_INTERRUPTS();
+		if (c >= 0x80 && GetDatabaseEncoding() == PG_UTF8)
+		{
+			int			step;
+
+			if (forbidden_in_email((const unsigned char *) e + i, len - i, &step))
+				return false;
+			i += step - 1;
+			continue;
+		}
 
 		if (c <= 0x20 || c == 0x7f || c == ',' || c == ';' || c == '<' ||
 			c == '>' || c == '(' || c == ')' || c == '[' || c == ']' ||
@@ -365,7 +508,8 @@ normalize_email(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_POPSELL_MALFORMED_EMAIL),
 				 errmsg("malformed email address"),
 				 errdetail("An email needs one \"@\", a local part of at most 64 bytes and a dotted domain, without spaces; at most 254 bytes."),
-				 errhint("Correct the address, or leave the email empty.")));
+				 errhint("Correct the address, or leave the email empty."),
+				 errhidestmt(true)));
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(norm, len));
 }
 
@@ -390,9 +534,9 @@ email_hashes(PG_FUNCTION_ARGS)
 	text	   *t = PG_GETARG_TEXT_PP(0);
 	int			len;
 	char	   *norm = NormalizeIdentifier(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &len);
-	PopsellHash h[POPSELL_MAX_KEYS];
-	Datum		elems[POPSELL_MAX_KEYS];
-	int			n = HashUnderAllKeys(norm, len, h);
+	PopsellHash *h;
+	int			n = HashUnderAllKeys(norm, len, &h);
+	Datum	   *elems = palloc(n * sizeof(Datum));
 
 	for (int i = 0; i < n; i++)
 		elems[i] = PointerGetDatum(digest_to_bytea(h[i].digest));

@@ -285,12 +285,37 @@ LedgerInit(void)
 	RegisterSubXactCallback(ledger_subxact_callback, NULL);
 }
 
+/*
+ * (S13) The consent-text setting names a version or hash of the text shown
+ * (letters, digits and ._:/+=- , at most 128): the ledger survives
+ * erasure, so it must never hold free text such as a name or an address.
+ * The same rule is the CHECK constraint consent_events_consent_text_version.
+ */
+static void
+check_consent_text(const char *t)
+{
+	int			n = 0;
+	bool		ok = t[0] != '\0' && isalnum((unsigned char) t[0]);
+
+	for (const char *p = t; ok && *p; p++, n++)
+		ok = n < 128 && *p > 0 && (isalnum((unsigned char) *p) || strchr("._:/+=-", *p) != NULL);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_BAD_ARGUMENT),
+				 errmsg("popsell.consent_text must name a version or hash of the consent text"),
+				 errdetail("It is recorded in the consent ledger, which survives erasure: at most 128 letters, digits and . _ : / + = -, starting with a letter or digit."),
+				 errhint("SET LOCAL popsell.consent_text to the text's version, e.g. terms-2026.12, or its SHA-256."),
+				 errhidestmt(true)));
+}
+
 void
 LedgerAppend(const LedgerEntry *e)
 {
 	BufferedEntry *b;
 	const char *ctext = ConsentTextRef();
 
+	if (ctext != NULL)
+		check_consent_text(ctext);
 	ensure_cxt();
 	if (buffer == NULL)
 		buffer = MemoryContextAlloc(ledger_cxt, LEDGER_BATCH * sizeof(BufferedEntry));

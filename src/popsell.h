@@ -29,6 +29,8 @@
 #define ERRCODE_POPSELL_PERSONAL_FIELD	MAKE_SQLSTATE('P','S','1','0','3')
 #define ERRCODE_POPSELL_EMPTY_CONTACT	MAKE_SQLSTATE('P','S','1','0','4')
 #define ERRCODE_POPSELL_IMMUTABLE		MAKE_SQLSTATE('P','S','1','0','5')
+#define ERRCODE_POPSELL_BAD_ARGUMENT	MAKE_SQLSTATE('P','S','1','0','6')
+#define ERRCODE_POPSELL_TOO_LONG		MAKE_SQLSTATE('P','S','1','0','7')
 #define ERRCODE_POPSELL_SENDING			MAKE_SQLSTATE('P','S','1','2','0')
 #define ERRCODE_POPSELL_UNKNOWN_ID		MAKE_SQLSTATE('P','S','2','0','0')
 #define ERRCODE_POPSELL_MALFORMED_EMAIL	MAKE_SQLSTATE('P','S','2','0','2')
@@ -92,7 +94,8 @@ extern void CheckPopsellTrigger(FunctionCallInfo fcinfo, const char *fname,
 
 /* hashing.c */
 #define POPSELL_HASH_LEN 32
-#define POPSELL_MAX_KEYS 16
+/* longest email or identifier normalized (SPEC section 8) */
+#define POPSELL_MAX_RAW_INPUT 1024
 
 typedef struct PopsellHash
 {
@@ -101,9 +104,13 @@ typedef struct PopsellHash
 } PopsellHash;
 
 extern char *NormalizeIdentifier(const char *s, int len, int *outlen);
-extern int	HashUnderAllKeys(const char *norm, int len, PopsellHash *out);
+extern int	HashUnderAllKeys(const char *norm, int len, PopsellHash **out);
 extern void HashUnderCurrentKey(const char *norm, int len, PopsellHash *out);
 extern bool EmailLooksValid(const char *norm, int len);
+
+/* lookup.c */
+extern void LookupKey(const char *data, int len, uint8 *out);
+extern bytea *LookupKeyBytea(text *t);
 
 /* blacklist.c */
 extern uint32 BlacklistReasons(const PopsellHash *h, int n);

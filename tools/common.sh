@@ -15,6 +15,7 @@ PS_PACKAGES=(
 	"postgresql-${PS_PG_MAJOR}-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl
 	libssl-dev
+	libicu-dev
 	sqlsmith
 	pgbouncer
 	python3-psycopg

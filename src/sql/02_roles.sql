@@ -1,7 +1,8 @@
 -- ===================================================================
 -- Roles (SPEC section 2).  Roles are cluster-wide: a second brand database
 -- in the same cluster reuses them.  A role that already exists is reused
--- only if it cannot bypass row security.
+-- only if it cannot bypass row security, and popsell_owner only if nobody
+-- can log in as it or become it (S12).
 -- ===================================================================
 
 DO $$
@@ -26,6 +27,20 @@ BEGIN
                 USING ERRCODE = 'PS001',
                       DETAIL = 'popsell roles must be subject to row level security.',
                       HINT = pg_catalog.format('ALTER ROLE %I NOSUPERUSER NOBYPASSRLS, then retry.', r.rolname);
+        END IF;
+        -- (v2, S12) The owner reads the hashing keys and bypasses every
+        -- policy but its own: a pre-existing one that can log in or that
+        -- other roles can become is not one popsell can vouch for.
+        IF r.rolname OPERATOR(pg_catalog.=) 'popsell_owner'
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles o
+                        WHERE o.rolname OPERATOR(pg_catalog.=) 'popsell_owner'
+                          AND (o.rolcanlogin
+                               OR EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m
+                                           WHERE m.roleid OPERATOR(pg_catalog.=) o.oid))) THEN
+            RAISE EXCEPTION 'role popsell_owner already exists and can log in or has members'
+                USING ERRCODE = 'PS001',
+                      DETAIL = 'popsell_owner owns the hashing keys and every popsell table; nobody may log in as it or become it.',
+                      HINT = 'ALTER ROLE popsell_owner NOLOGIN and REVOKE popsell_owner FROM each member (or drop the role), then retry.';
         END IF;
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
                         WHERE rolname OPERATOR(pg_catalog.=) r.rolname) THEN

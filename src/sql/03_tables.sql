@@ -52,6 +52,26 @@ CREATE TABLE popsell.hash_keys (
 COMMENT ON TABLE popsell.hash_keys IS
     'Brand secret keys of the keyed email hashes (HMAC-SHA-256); the newest hashes new entries, all are checked. Owner only.';
 
+-- Lookup keys (SPEC S11): personal columns are indexed through the
+-- SHA-256 of their stored value, never plainly.  The key functions are
+-- not leakproof, so a restricted role's condition on them is evaluated
+-- after row security, never as an index condition; popsell's own lookups
+-- run as the owner and use the indexes.  _brand_lookup_key is the same
+-- key under another name, so that the index holding only brand-visible
+-- rows (contacts_brand_email_idx) is the only one a lookup through it can
+-- use.  Every role writing the indexed tables executes them (index
+-- maintenance runs with the writer's rights).
+CREATE FUNCTION popsell._lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._lookup_key(text) IS
+    'Internal: the key popsell indexes a personal column by (SHA-256 of the stored value); not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
+CREATE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
+    'Internal: popsell._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); not leakproof.';
+
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,
     kind                     popsell.ambassador_kind NOT NULL DEFAULT 'customer',
@@ -85,9 +105,20 @@ CREATE TABLE popsell.ambassadors (
     leaving_reason           text,
     deletion_due_at          timestamptz,
     login_role               name UNIQUE,
-    sso_subject              text UNIQUE,
+    sso_subject              text,
     inactivity_warnings_sent integer NOT NULL DEFAULT 0,
     last_inactivity_warning_at timestamptz,
+    -- (v2) Bounded at write (SPEC section 8): identifiers and paths 256
+    -- octets, names and places 256, addresses 1024, free text 10000.
+    CONSTRAINT ambassadors_bounded_text CHECK (
+        octet_length(first_name) <= 256 AND octet_length(last_name) <= 256
+        AND octet_length(customer_id) <= 256 AND octet_length(facebook_id) <= 256
+        AND octet_length(email) <= 254 AND octet_length(address) <= 1024
+        AND octet_length(city) <= 256 AND octet_length(postal_code) <= 256
+        AND octet_length(country) <= 256 AND octet_length(preferred_language) <= 256
+        AND octet_length(photo_path) <= 256 AND octet_length(description) <= 10000
+        AND octet_length(position) <= 256 AND octet_length(iban) <= 256
+        AND octet_length(leaving_reason) <= 256 AND octet_length(sso_subject) <= 256),
     CONSTRAINT ambassadors_active_needs_terms
         CHECK (status <> 'active' OR terms_accepted_at IS NOT NULL),
     CONSTRAINT ambassadors_leaving_needs_due
@@ -95,7 +126,8 @@ CREATE TABLE popsell.ambassadors (
 );
 COMMENT ON TABLE popsell.ambassadors IS
     'Ambassadors (micro-influencers, sales reps, employees). DELETE is the erasure: a tombstone keeps only hashes, city, postal code and birth year.';
-CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (email);
+CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (popsell._lookup_key(email));
+CREATE UNIQUE INDEX ambassadors_sso_subject_key ON popsell.ambassadors (popsell._lookup_key(sso_subject));
 CREATE INDEX ambassadors_deletion_due_idx ON popsell.ambassadors (deletion_due_at)
     WHERE deletion_due_at IS NOT NULL;
 CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_login_at, created_at)));
@@ -103,8 +135,8 @@ CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_l
 CREATE TABLE popsell.social_grants (
     id            bigserial PRIMARY KEY,
     ambassador_id bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
-    network       text NOT NULL,
-    account_id    text,
+    network       text NOT NULL CONSTRAINT social_grants_network_bounded CHECK (octet_length(network) <= 256),
+    account_id    text CONSTRAINT social_grants_account_id_bounded CHECK (octet_length(account_id) <= 256),
     scopes        text[] NOT NULL DEFAULT '{}',
     granted_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     expires_at    timestamptz,
@@ -164,6 +196,17 @@ CREATE TABLE popsell.contacts (
     created_by          name,
     modified_at         timestamptz,
     modified_by         name,
+    -- (v2) Bounded at write (SPEC section 8): social ids, customer ids and
+    -- names 256 octets, phones 64, URLs and addresses 1024, notes 10000.
+    CONSTRAINT contacts_bounded_text CHECK (
+        octet_length(first_name) <= 256 AND octet_length(last_name) <= 256
+        AND octet_length(email) <= 254 AND octet_length(facebook_id) <= 256
+        AND octet_length(twitter_id) <= 256 AND octet_length(instagram_id) <= 256
+        AND octet_length(public_photo_url) <= 1024 AND octet_length(customer_id) <= 256
+        AND octet_length(notes) <= 10000 AND octet_length(address) <= 1024
+        AND octet_length(city) <= 256 AND octet_length(postal_code) <= 256
+        AND octet_length(country) <= 256 AND octet_length(mobile_phone) <= 64
+        AND octet_length(home_phone) <= 64),
     CONSTRAINT contacts_has_personal_field CHECK (
         num_nonnulls(nullif(first_name, ''), nullif(last_name, ''), nullif(email, ''),
                      nullif(facebook_id, ''), nullif(twitter_id, ''), nullif(instagram_id, ''),
@@ -175,7 +218,13 @@ COMMENT ON TABLE popsell.contacts IS
 
 -- Reading paths: an ambassador's CRM, lookups by (normalized) email.
 CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
-CREATE INDEX contacts_email_idx ON popsell.contacts (email) WHERE email IS NOT NULL;
+-- Emails are indexed by lookup key (SPEC S11); the brand's index holds
+-- only the rows its policy shows (the predicate is that policy).
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell._lookup_key(email)) WHERE email IS NOT NULL;
+CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
+    WHERE CASE WHEN restricted THEN false
+               WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
+               ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END;
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.
 CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at)
@@ -216,7 +265,7 @@ CREATE TABLE popsell.publications (
     id            bigserial PRIMARY KEY,
     ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    comment       text
+    comment       text CONSTRAINT publications_comment_bounded CHECK (octet_length(comment) <= 10000)
 );
 COMMENT ON TABLE popsell.publications IS 'Publications an ambassador shares by email or social networks.';
 CREATE INDEX publications_ambassador_idx ON popsell.publications (ambassador_id);
@@ -238,7 +287,7 @@ CREATE TABLE popsell.community_reactions (
     ambassador_id  bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
     publication_id bigint REFERENCES popsell.publications (id) ON DELETE CASCADE,
     kind           text NOT NULL CHECK (kind IN ('like', 'comment')),
-    body           text,
+    body           text CONSTRAINT community_reactions_body_bounded CHECK (octet_length(body) <= 10000),
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE popsell.community_reactions IS 'Likes and comments between ambassadors.';
@@ -330,9 +379,9 @@ CREATE INDEX sales_ambassador_idx ON popsell.sales (ambassador_id);
 CREATE TABLE popsell.activity_log (
     id            bigserial PRIMARY KEY,
     ambassador_id bigint REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
-    kind          text NOT NULL,
+    kind          text NOT NULL CONSTRAINT activity_log_kind_bounded CHECK (octet_length(kind) <= 256),
     ip_hash       bytea,
-    user_agent    text,
+    user_agent    text CONSTRAINT activity_log_user_agent_bounded CHECK (octet_length(user_agent) <= 1024),
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE popsell.activity_log IS
@@ -360,7 +409,10 @@ CREATE TABLE popsell.consent_events (
     actor                popsell.consent_actor NOT NULL,
     path                 text NOT NULL,
     actor_role           name NOT NULL,
-    consent_text         text,
+    -- (v2, S13) a version or hash of the consent text, never free text:
+    -- the ledger survives erasure, so it must hold no name or address
+    consent_text         text CONSTRAINT consent_events_consent_text_version
+                         CHECK (consent_text ~ '^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$'),
     note                 text,
     occurred_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
 );

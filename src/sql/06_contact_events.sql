@@ -95,10 +95,10 @@ BEGIN
                               AND b.reason = p_reason);
     IF p_reason = 'global_optout' THEN
         UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
-         WHERE email = e AND ambassador_optin <> 'global_optout';
+         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND ambassador_optin <> 'global_optout';
     ELSE
         UPDATE popsell.contacts SET email_status = p_reason::text::popsell.email_status
-         WHERE email = e AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
+         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -161,7 +161,7 @@ BEGIN
         SELECT r.*,
                r.nemail IS NOT NULL
                AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
-                                         WHERE c.ambassador_id = amb AND c.email = r.nemail))
+                                         WHERE c.ambassador_id = amb AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)))
                AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
           FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
                   FROM input i) r),
@@ -406,7 +406,7 @@ BEGIN
     e := popsell.normalize_email(email);
     IF status = 'soft_bounce' THEN
         UPDATE popsell.contacts SET email_status = 'soft_bounce'
-         WHERE contacts.email = e AND email_status IN ('ok', 'unverified');
+         WHERE popsell._lookup_key(contacts.email) = popsell._lookup_key(e) AND email_status IN ('ok', 'unverified');
         GET DIAGNOSTICS n = ROW_COUNT;
         RETURN n;
     END IF;

@@ -29,6 +29,40 @@ GRANT popsell_ambassador TO popsell_app;
 -- The identity has no input and raises no data-dependent error.
 ALTER FUNCTION popsell.current_ambassador_id() LEAKPROOF;
 
+-- Helpers that views, policies and queries call read only their arguments,
+-- settings and the caller's role, all of which parallel workers share: a
+-- PARALLEL UNSAFE helper (the default) anywhere in a query, even in an
+-- initplan, keeps the whole query, such as a BI view's, off parallel plans.
+ALTER FUNCTION popsell._caller_in(text) PARALLEL SAFE;
+ALTER FUNCTION popsell.current_path() PARALLEL SAFE;
+ALTER FUNCTION popsell.transition_rules() PARALLEL SAFE;
+ALTER FUNCTION popsell.transition_allowed(text, text, text, text, popsell.contact_source) PARALLEL SAFE;
+ALTER FUNCTION popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean) PARALLEL SAFE;
+
+-- Policy helpers for rows tied to a contact (SPEC S11).  A policy written
+-- as EXISTS (subquery) is costed high, so PostgreSQL evaluates a caller's
+-- cheaper leakproof condition first and runs the subquery only on the rows
+-- that condition keeps: the subquery's index fetches (EXPLAIN ANALYZE,
+-- pg_stat_xact_user_tables) would then count the rows matching the
+-- caller's condition, visible or not.  These helpers are costed below any
+-- operator, so the policy runs first, on every row the scan reads.  They
+-- run with the caller's rights: the caller's own policies on
+-- popsell.contacts and popsell.outbox decide.
+CREATE FUNCTION popsell._sees_contact(contact_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
+    SET search_path = pg_catalog, pg_temp
+    RETURN EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) _sees_contact.contact_id);
+COMMENT ON FUNCTION popsell._sees_contact(bigint) IS
+    'Policy helper: whether the caller sees this contact under its own row security (false for NULL). Every role with a policy using it.';
+CREATE FUNCTION popsell._app_sees_contact(contact_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
+    SET search_path = pg_catalog, pg_temp
+    RETURN EXISTS (SELECT 1 FROM popsell.outbox o
+                    WHERE o.contact_id OPERATOR(pg_catalog.=) _app_sees_contact.contact_id
+                      AND o.sent_at IS NULL);
+COMMENT ON FUNCTION popsell._app_sees_contact(bigint) IS
+    'Policy helper: whether a trusted application has an unsent outbox message for this contact. popsell_app.';
+
 GRANT USAGE ON SCHEMA popsell TO popsell_ambassador, popsell_brand, popsell_brand_bi,
     popsell_account_team, popsell_technical, popsell_app;
 
@@ -37,7 +71,12 @@ GRANT EXECUTE ON FUNCTION popsell.current_ambassador_id(), popsell.normalize_ema
     popsell.transition_rules(),
     popsell.transition_allowed(text, text, text, text, popsell.contact_source),
     popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean),
-    popsell.current_path(), popsell._caller_in(text)
+    popsell.current_path(), popsell._caller_in(text), popsell._sees_contact(bigint)
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
+       popsell_technical, popsell_app;
+GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
+-- Index maintenance evaluates the lookup keys with the writer's rights.
+GRANT EXECUTE ON FUNCTION popsell._lookup_key(text), popsell._brand_lookup_key(text)
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 
@@ -148,7 +187,7 @@ GRANT SELECT (id, kind, status, created_at, first_name, last_name, customer_id, 
               terms_accepted_at, photo_path, description, position, iban, hide_events,
               hide_from_community, newsletter_optin, event_notifications,
               challenge_notifications, comment_notifications, last_login_at, leaving_reason,
-              deletion_due_at, login_role, sso_subject)
+              deletion_due_at, sso_subject)
     ON popsell.ambassadors TO popsell_ambassador, popsell_brand;
 GRANT UPDATE (first_name, last_name, address, city, postal_code, country, preferred_language,
               birth_date, photo_path, description, position, iban, hide_events,
@@ -169,11 +208,13 @@ CREATE POLICY popsell_ambassador_update ON popsell.ambassadors FOR UPDATE TO pop
     WITH CHECK (id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
 COMMENT ON POLICY popsell_ambassador_update ON popsell.ambassadors IS
     'An ambassador edits its own profile (column grants say which fields).';
-CREATE POLICY popsell_brand_select ON popsell.ambassadors FOR SELECT TO popsell_brand USING (true);
+CREATE POLICY popsell_brand_select ON popsell.ambassadors FOR SELECT TO popsell_brand
+    USING (status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status);
 COMMENT ON POLICY popsell_brand_select ON popsell.ambassadors IS
-    'The brand sees every ambassador, without secrets (column grants: no password hash).';
+    'The brand sees ambassadors who accepted the terms (not signup_incomplete), without secrets (column grants: no password hash, no login role).';
 CREATE POLICY popsell_brand_update ON popsell.ambassadors FOR UPDATE TO popsell_brand
-    USING (true) WITH CHECK (true);
+    USING (status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status)
+    WITH CHECK (true);
 COMMENT ON POLICY popsell_brand_update ON popsell.ambassadors IS
     'Brand support agents rectify ambassador profiles (column grants say which fields).';
 
@@ -254,8 +295,7 @@ CREATE POLICY popsell_app_insert ON popsell.contacts FOR INSERT TO popsell_app W
 COMMENT ON POLICY popsell_app_insert ON popsell.contacts IS
     'Trusted applications record contacts of any source; the consent trigger checks the values.';
 CREATE POLICY popsell_app_select ON popsell.contacts FOR SELECT TO popsell_app
-    USING (EXISTS (SELECT 1 FROM popsell.outbox o
-                    WHERE o.contact_id OPERATOR(pg_catalog.=) contacts.id AND o.sent_at IS NULL));
+    USING (popsell._app_sees_contact(id));
 COMMENT ON POLICY popsell_app_select ON popsell.contacts IS
     'Trusted applications read the contacts they have an unsent outbox message for.';
 
@@ -325,20 +365,19 @@ COMMENT ON POLICY popsell_brand_select ON popsell.activity_log IS
 -- -------------------------------------------------------------------
 GRANT SELECT ON popsell.interactions, popsell.consent_events TO popsell_ambassador, popsell_brand;
 CREATE POLICY popsell_ambassador_select ON popsell.interactions FOR SELECT TO popsell_ambassador
-    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) interactions.contact_id));
+    USING (popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.interactions IS
     'An ambassador sees interactions of the contacts it sees.';
 CREATE POLICY popsell_brand_select ON popsell.interactions FOR SELECT TO popsell_brand
-    USING (contact_id IS NULL
-           OR EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) interactions.contact_id));
+    USING (contact_id IS NULL OR popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_brand_select ON popsell.interactions IS
     'The brand sees interactions of brand-visible contacts and of erased ones (statistics).';
 CREATE POLICY popsell_ambassador_select ON popsell.consent_events FOR SELECT TO popsell_ambassador
-    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) consent_events.contact_id));
+    USING (popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.consent_events IS
     'An ambassador reads the consent proof of the contacts it sees.';
 CREATE POLICY popsell_brand_select ON popsell.consent_events FOR SELECT TO popsell_brand
-    USING (EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) consent_events.contact_id));
+    USING (popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_brand_select ON popsell.consent_events IS
     'The brand reads the consent proof of brand-visible contacts.';
 
@@ -352,8 +391,7 @@ CREATE POLICY popsell_ambassador_select ON popsell.sales FOR SELECT TO popsell_a
 COMMENT ON POLICY popsell_ambassador_select ON popsell.sales IS
     'An ambassador sees its own sales, without the products (column grants; see popsell.my_sales).';
 CREATE POLICY popsell_brand_select ON popsell.sales FOR SELECT TO popsell_brand
-    USING (contact_id IS NULL
-           OR EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) sales.contact_id));
+    USING (contact_id IS NULL OR popsell._sees_contact(contact_id));
 COMMENT ON POLICY popsell_brand_select ON popsell.sales IS
     'The brand sees sales of brand-visible contacts and of erased ones (statistics).';
 
@@ -428,16 +466,38 @@ COMMENT ON VIEW popsell.brand_contacts IS
     'Brand-visible contacts (brand or partners opt-in, confirmed, not restricted); security_invoker, so the reader''s row security applies too.';
 GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, popsell_technical;
 
+-- The brand's search by email (SPEC S11): contacts.email has no index a
+-- caller's own condition can use.  This lookup runs as the owner through
+-- the index holding only brand-visible rows (contacts_brand_email_idx), so
+-- it is fast and its index fetches count nothing the brand may not see.
+CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell.normalize_email(brand_contacts_by_email.email);
+BEGIN
+    RETURN QUERY
+        SELECT b.* FROM popsell.brand_contacts b
+         WHERE popsell._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell._brand_lookup_key(e);
+END
+$$;
+COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
+    'The brand-visible contacts (the rows of popsell.brand_contacts) with this email, normalized first, found through an index of brand-visible rows only. Brand and vendor staff. Errors: a malformed address as popsell.normalize_email.';
+GRANT EXECUTE ON FUNCTION popsell.brand_contacts_by_email(text)
+    TO popsell_brand, popsell_account_team, popsell_technical;
+
 CREATE VIEW popsell.brand_ambassadors WITH (security_invoker = true) AS
 SELECT a.id, a.kind, a.status, a.created_at, a.first_name, a.last_name, a.customer_id,
        a.facebook_id, a.email, a.address, a.city, a.postal_code, a.country,
        a.preferred_language, a.birth_date, a.terms_accepted_at, a.photo_path, a.description,
        a.position, a.iban, a.hide_events, a.hide_from_community, a.newsletter_optin,
        a.event_notifications, a.challenge_notifications, a.comment_notifications,
-       a.last_login_at, a.leaving_reason, a.deletion_due_at, a.login_role, a.sso_subject
-  FROM popsell.ambassadors a;
+       a.last_login_at, a.leaving_reason, a.deletion_due_at, a.sso_subject
+  FROM popsell.ambassadors a
+ WHERE a.status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status;
 COMMENT ON VIEW popsell.brand_ambassadors IS
-    'Ambassadors without secrets (no password hash, no IP data); security_invoker.';
+    'Ambassadors who accepted the terms, without secrets (no password hash, no login role, no IP data); security_invoker.';
 GRANT SELECT ON popsell.brand_ambassadors TO popsell_brand, popsell_account_team, popsell_technical;
 
 -- Read-only BI views: popsell_brand_bi holds no table privilege, so these
@@ -462,9 +522,10 @@ SELECT a.id, a.kind, a.status, a.created_at, a.first_name, a.last_name, a.custom
        a.position, a.hide_from_community, a.newsletter_optin, a.last_login_at,
        a.leaving_reason, a.deletion_due_at
   FROM popsell.ambassadors a
- WHERE (SELECT popsell._caller_in('popsell_brand_bi'));
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
+   AND a.status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status;
 COMMENT ON VIEW popsell.bi_ambassadors IS
-    'BI: ambassadors without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
+    'BI: ambassadors who accepted the terms, without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
 
 CREATE VIEW popsell.bi_sales WITH (security_barrier = true) AS
 SELECT s.id, s.contact_id, s.contact_tombstone_id, s.ambassador_id, s.publication_id,

@@ -6,7 +6,7 @@
 -- message) and rolls the attempt back.  Leaky functions and operators raise
 -- when they are handed a value the role must not see.
 BEGIN;
-SELECT plan(74);
+SELECT plan(78);
 
 CREATE ROLE ps_t_alice LOGIN;            -- ambassador 1, by login_role
 GRANT popsell_ambassador TO ps_t_alice;
@@ -145,8 +145,16 @@ SELECT alike(attempt('popsell_brand', $$SELECT password_hash FROM popsell.ambass
           'brand cannot read password hashes');
 SELECT alike(attempt('popsell_brand', $$SELECT ip_hash::text FROM popsell.activity_log$$), 'ERROR 42501%',
           'brand cannot read IP hashes');
-SELECT is(attempt('popsell_brand', $$SELECT count(*)::text FROM popsell.brand_ambassadors$$), '3',
-          'brand sees every ambassador through brand_ambassadors');
+-- (v2) The brand sees only ambassadors who accepted the terms: Carl
+-- never did, so his profile (IBAN, birth date) stays hidden everywhere.
+SELECT is(attempt('popsell_brand', $$SELECT string_agg(first_name, ',' ORDER BY id) FROM popsell.brand_ambassadors$$),
+          'Alice,Bob', 'brand sees the ambassadors who accepted the terms through brand_ambassadors');
+SELECT is(attempt('popsell_brand', $$SELECT string_agg(first_name, ',' ORDER BY id) FROM popsell.ambassadors$$),
+          'Alice,Bob', 'brand does not read a signup_incomplete ambassador in the table');
+SELECT is(attempt('popsell_brand', $$SELECT count(*)::text FROM popsell.ambassadors WHERE first_name = 'Carl'$$), '0',
+          'brand cannot find a signup_incomplete ambassador by a column value');
+SELECT is(attempt('popsell_brand_bi', $$SELECT string_agg(first_name, ',' ORDER BY id) FROM popsell.bi_ambassadors$$),
+          'Alice,Bob', 'BI sees the ambassadors who accepted the terms');
 
 -- ---- the hashing key and others' consent proof ----------------------------
 SELECT alike(attempt(r, $$SELECT count(*)::text FROM popsell.hash_keys$$), 'ERROR 42501%',
@@ -326,5 +334,14 @@ END $f$;
 GRANT EXECUTE ON FUNCTION public.prepared_probe() TO PUBLIC;
 SELECT is(attempt('ps_t_app', $$SELECT public.prepared_probe()$$), 'AAA BBB AAA -',
           'a statement prepared as one ambassador follows SET ROLE and the GUC when executed');
+-- (v2, S13) created_by is stamped by the product: a trusted app cannot
+-- write another role's name there (last: it adds a row to the fixture).
+SET LOCAL ROLE ps_t_app;
+INSERT INTO popsell.contacts (ambassador_id, source, first_name, created_by)
+VALUES (1, 'crm_manual', 'Forged', 'popsell_owner');
+RESET ROLE;
+SELECT is((SELECT created_by::text FROM popsell.contacts WHERE first_name = 'Forged'), 'ps_t_app',
+          'created_by names the inserting role, whatever the caller wrote');
+
 SELECT * FROM finish();
 ROLLBACK;

@@ -73,7 +73,7 @@ step "contests" "INSERT INTO popsell.contests (name, reuse_until) VALUES ('Summe
 step "publications" "INSERT INTO popsell.publications (ambassador_id, comment)
                      SELECT id, 'New collection' FROM popsell.ambassadors WHERE email = 'amb0001@example.test'"
 step "ugc" "INSERT INTO popsell.ugc (ambassador_id, contest_id, file_path)
-            SELECT a.id, c.id, 'ugc/amb0001/photo1.jpg'
+            SELECT a.id, c.id, 'ambassadors/' || a.id || '/photo1.jpg'
               FROM popsell.ambassadors a, popsell.contests c WHERE a.email = 'amb0001@example.test'"
 step "community_reactions" "INSERT INTO popsell.community_reactions (ambassador_id, publication_id, kind, body)
                             SELECT a.id, p.id, 'comment', 'Nice'

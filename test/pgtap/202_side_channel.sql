@@ -1,0 +1,243 @@
+-- 202_side_channel: no restricted role learns anything about rows it may
+-- not see through the planner (SPEC S11).  PostgreSQL pushes leakproof
+-- operators (text =, <, >=) of the caller's own WHERE clause below row
+-- security into index conditions; an index holding rows the caller may not
+-- see then counts them in EXPLAIN ANALYZE ("Rows Removed by Filter") and
+-- in pg_stat_xact_user_tables.idx_tup_fetch.
+--
+-- The walk: for every restricted role (an ambassador by login_role, an
+-- ambassador through a trusted app and SET LOCAL popsell.ambassador_id,
+-- the brand, BI, the app itself), every table and view it may read, and
+-- every personal-data column it may read there (text, name, date, bytea and
+-- array columns), with sequential and bitmap scans disabled, a point range
+-- `col >= v AND col <= v` on a value v held only by rows the role does not
+-- see must count no more rows removed and no more index fetches than the
+-- same range on a value no row holds.  Each failure prints the SQL that
+-- reproduces it.
+BEGIN;
+SELECT plan(5);
+-- Disabled scans cost 1e10, which would start JIT compilation per probe.
+SET LOCAL jit = off;
+
+CREATE ROLE ps_sc_alice NOLOGIN;            -- ambassador 1, by login_role
+GRANT popsell_ambassador TO ps_sc_alice;
+CREATE ROLE ps_sc_app NOLOGIN;              -- a trusted application
+GRANT popsell_app TO ps_sc_app;
+
+-- Fixture: ambassadors 1 (Alice, login role) and 2 (Bob, app + GUC)
+-- active, 3 (Carl) who never accepted the terms.
+INSERT INTO popsell.ambassadors (id, status, terms_accepted_at, first_name, last_name, email,
+                                 login_role, sso_subject, postal_code, city, address, iban,
+                                 customer_id, facebook_id, photo_path, description, birth_date, kind)
+VALUES (1, 'active', now(), 'Alice', 'Anders', 'alice@amb.example.test', 'ps_sc_alice', 'sso-alice',
+        '75001', 'Paris', '1 rue A', 'FR76ALICE', 'CUST-A', 'fb-alice', 'ambassadors/1/a.jpg',
+        'alice desc', '1980-01-01', 'sales_rep'),
+       (2, 'active', now(), 'Bob', 'Brown', 'bob@amb.example.test', NULL, 'sso-bob',
+        '69001', 'Lyon', '2 rue B', 'FR76BOB', 'CUST-B', 'fb-bob', 'ambassadors/2/b.jpg',
+        'bob desc', '1981-02-02', 'customer'),
+       (3, 'signup_incomplete', NULL, 'Carl', 'Cole', 'carl@amb.example.test', NULL, 'sso-carl',
+        '13001', 'Marseille', '3 rue C', 'FR76CARL', 'CUST-C', 'fb-carl', 'ambassadors/3/c.jpg',
+        'carl desc', '1982-03-03', 'customer');
+SELECT setval('popsell.ambassadors_id_seq', 10);
+INSERT INTO popsell.publications (id, ambassador_id, comment)
+VALUES (1, 1, 'alice pub'), (2, 2, 'bob pub'), (3, 3, 'carl pub');
+
+-- Contacts of every visibility: own and others', brand-visible or not,
+-- pending confirmation, restricted, opted out.
+INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+VALUES (1, 'crm_manual', 'A-new', 'a-new@c.example.test'),
+       (1, 'crm_manual', 'A-out', 'a-out@c.example.test'),
+       (2, 'crm_manual', 'B-new', 'b-new@c.example.test');
+SELECT popsell.collect_contact(1, 'blog', '{"first_name":"A-pending","email":"a-pending@c.example.test"}', true, true) IS NOT NULL;
+SELECT popsell.collect_contact(1, 'order', '{"first_name":"A-order","email":"a-order@c.example.test"}', NULL, true) IS NOT NULL;
+SELECT popsell.collect_contact(2, 'order', '{"first_name":"B-order","email":"b-order@c.example.test"}', NULL, true) IS NOT NULL;
+SELECT popsell.collect_contact(2, 'order', '{"first_name":"B-restricted","email":"b-restricted@c.example.test"}', NULL, true) IS NOT NULL;
+SELECT popsell.collect_contact(2, 'blog', '{"first_name":"B-pending","email":"b-pending@c.example.test"}', true, true) IS NOT NULL;
+SELECT popsell.send_invitation(id) IS NULL FROM popsell.contacts WHERE first_name = 'A-out';
+SELECT popsell.decline_invitation(id) IS NULL FROM popsell.contacts WHERE first_name = 'A-out';
+SELECT popsell.restrict_subject('b-restricted@c.example.test', true);
+-- The app sees the contacts it has an unsent message for: A-order only.
+INSERT INTO popsell.outbox (kind, ambassador_id, contact_id)
+SELECT 'publication', 1, id FROM popsell.contacts WHERE first_name = 'A-order';
+
+-- Every personal column filled with a value of its own row (triggers off:
+-- the values are fixture data, not collected consents).
+SET LOCAL session_replication_role = replica;
+UPDATE popsell.contacts
+   SET last_name = 'L-' || first_name, facebook_id = 'fb-' || first_name,
+       twitter_id = 'tw-' || first_name, instagram_id = 'ig-' || first_name,
+       public_photo_url = 'https://example.test/' || first_name, customer_id = 'cid-' || first_name,
+       notes = 'note ' || first_name, address = 'addr ' || first_name,
+       city = 'city ' || first_name, postal_code = 'pc-' || first_name,
+       country = 'FR', mobile_phone = '+33600' || id, home_phone = '+33100' || id,
+       tags = ARRAY['tag-' || first_name];
+INSERT INTO popsell.ugc (ambassador_id, file_path)
+VALUES (1, 'ambassadors/1/u.jpg'), (2, 'ambassadors/2/u.jpg'), (3, 'ambassadors/3/u.jpg');
+INSERT INTO popsell.community_reactions (ambassador_id, publication_id, kind, body)
+VALUES (1, 2, 'comment', 'alice says'), (2, 1, 'comment', 'bob says'), (3, 1, 'comment', 'carl says');
+INSERT INTO popsell.social_grants (ambassador_id, network, account_id)
+VALUES (1, 'instagram', 'ig-alice'), (2, 'instagram', 'ig-bob'), (3, 'instagram', 'ig-carl');
+INSERT INTO popsell.activity_log (ambassador_id, kind, user_agent)
+VALUES (1, 'login', 'ua-alice'), (2, 'login', 'ua-bob'), (3, 'login', 'ua-carl');
+RESET session_replication_role;
+ANALYZE popsell.contacts;
+ANALYZE popsell.ambassadors;
+
+-- Switch to a restricted role for the rest of the transaction.
+CREATE FUNCTION pg_temp.become(who text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('role', 'none', true);
+    PERFORM set_config('popsell.ambassador_id', '', true);
+    IF who LIKE 'guc:%' THEN
+        PERFORM set_config('role', 'ps_sc_app', true);
+        PERFORM set_config('popsell.ambassador_id', substr(who, 5), true);
+        PERFORM set_config('role', 'popsell_ambassador', true);
+    ELSIF who <> '' THEN
+        PERFORM set_config('role', who, true);
+    END IF;
+END $$;
+
+-- The signals of one query run as the current role: rows removed (every
+-- "Rows Removed by ..." and "Heap Fetches" figure of EXPLAIN ANALYZE) and
+-- index fetches (pg_stat_xact_user_tables, without EXPLAIN).
+CREATE FUNCTION pg_temp.signals(q text, OUT removed bigint, OUT fetched bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    l text;
+    before bigint;
+    r record;
+BEGIN
+    removed := 0;
+    FOR l IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+        IF l ~ '(Rows Removed by [A-Za-z ]+|Heap Fetches): [0-9]+' THEN
+            removed := removed + (regexp_match(l, ': ([0-9]+)'))[1]::bigint;
+        END IF;
+    END LOOP;
+    SELECT coalesce(sum(idx_tup_fetch), 0) INTO before FROM pg_stat_xact_user_tables;
+    FOR r IN EXECUTE q LOOP
+    END LOOP;
+    SELECT coalesce(sum(idx_tup_fetch), 0) - before INTO fetched FROM pg_stat_xact_user_tables;
+END $$;
+
+CREATE FUNCTION pg_temp.plan_lines(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY EXECUTE 'EXPLAIN (COSTS OFF) ' || q;
+END $$;
+
+CREATE TEMP TABLE walk_findings (who text, rel text, col text, q text, hidden_removed bigint,
+                                 empty_removed bigint, hidden_fetched bigint, empty_fetched bigint);
+CREATE TEMP TABLE walk_counts (who text, probes integer);
+GRANT ALL ON walk_findings, walk_counts TO PUBLIC;
+
+CREATE FUNCTION pg_temp.walk(who text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+    v text;
+    cands text[];
+    visible text[];
+    empty text;
+    q_hidden text;
+    q_empty text;
+    h record;
+    e record;
+    probes integer := 0;
+BEGIN
+    PERFORM pg_temp.become('');
+    -- Candidate columns: personal-data types in popsell's tables and views.
+    FOR c IN
+        SELECT cl.oid::regclass::text AS rel, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS typ
+          FROM pg_class cl
+          JOIN pg_namespace n ON n.oid = cl.relnamespace AND n.nspname = 'popsell'
+          JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0 AND NOT a.attisdropped
+         WHERE cl.relkind IN ('r', 'v')
+           AND (a.atttypid IN ('text'::regtype, 'name'::regtype, 'varchar'::regtype, 'bpchar'::regtype,
+                               'date'::regtype, 'bytea'::regtype)
+                OR a.atttypid IN (SELECT t.oid FROM pg_type t WHERE t.typcategory = 'A'))
+         ORDER BY 1, 2
+    LOOP
+        PERFORM pg_temp.become('');
+        -- Every value of a column of that name anywhere in popsell's tables.
+        SELECT string_agg(format('SELECT %I::text FROM %s WHERE %I IS NOT NULL', c.col, t.oid::regclass, c.col),
+                          ' UNION ')
+          INTO q_hidden
+          FROM pg_class t
+          JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = 'popsell'
+          JOIN pg_attribute a ON a.attrelid = t.oid AND a.attname = c.col AND NOT a.attisdropped
+         WHERE t.relkind = 'r' AND format_type(a.atttypid, a.atttypmod) = c.typ;
+        CONTINUE WHEN q_hidden IS NULL;
+        EXECUTE 'SELECT array_agg(x) FROM (' || q_hidden || ') s(x)' INTO cands;
+        CONTINUE WHEN cands IS NULL;
+        PERFORM pg_temp.become(who);
+        CONTINUE WHEN NOT has_column_privilege(c.rel, c.col, 'SELECT');
+        BEGIN
+            EXECUTE format('SELECT array_agg(DISTINCT %I::text) FROM %s', c.col, c.rel) INTO visible;
+        EXCEPTION WHEN insufficient_privilege THEN
+            CONTINUE;
+        END;
+        PERFORM set_config('enable_seqscan', 'off', true);
+        PERFORM set_config('enable_bitmapscan', 'off', true);
+        empty := CASE WHEN c.typ = 'date' THEN '1800-01-01'
+                      WHEN c.typ = 'bytea' THEN '\x00ff00ff00'
+                      WHEN c.typ LIKE '%[]' THEN '{no-such-value}'
+                      ELSE 'no-such-value~' END;
+        q_empty := format('SELECT 1 FROM %s WHERE %I >= %L::%s AND %I <= %L::%s',
+                          c.rel, c.col, empty, c.typ, c.col, empty, c.typ);
+        e := pg_temp.signals(q_empty);
+        FOREACH v IN ARRAY cands LOOP
+            CONTINUE WHEN v = ANY (coalesce(visible, '{}'));
+            q_hidden := format('SELECT 1 FROM %s WHERE %I >= %L::%s AND %I <= %L::%s',
+                               c.rel, c.col, v, c.typ, c.col, v, c.typ);
+            h := pg_temp.signals(q_hidden);
+            probes := probes + 1;
+            IF h.removed > e.removed OR h.fetched > e.fetched THEN
+                INSERT INTO walk_findings VALUES (who, c.rel, c.col, q_hidden, h.removed, e.removed,
+                                                  h.fetched, e.fetched);
+            END IF;
+        END LOOP;
+        PERFORM set_config('enable_seqscan', 'on', true);
+        PERFORM set_config('enable_bitmapscan', 'on', true);
+    END LOOP;
+    PERFORM pg_temp.become('');
+    INSERT INTO walk_counts VALUES (who, probes);
+END $$;
+
+SELECT pg_temp.walk(w)
+  FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app']) AS w;
+
+SELECT is((SELECT count(*) FROM walk_counts WHERE probes > 0), 5::bigint,
+          'every restricted role probed values it may not see');
+SELECT cmp_ok((SELECT sum(probes) FROM walk_counts), '>', 200::bigint,
+              'the walk probed hidden values on many columns');
+SELECT is_empty(
+    $$SELECT who, rel, col FROM walk_findings$$,
+    'no range on a personal column counts rows the role may not see (EXPLAIN ANALYZE, idx_tup_fetch)');
+SELECT diag(format(E'reproduce (in one transaction, as a superuser, fixture above):\n'
+                   '  SELECT pg_temp.become(%L); SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;\n'
+                   '  EXPLAIN ANALYZE %s;  -- removed %s (empty range: %s), idx_tup_fetch %s (empty range: %s)',
+                   who, q, hidden_removed, empty_removed, hidden_fetched, empty_fetched))
+  FROM walk_findings ORDER BY who, rel, col LIMIT 40;
+
+-- The brand's email search counts nothing hidden either: looking up an
+-- address only hidden rows hold fetches no more than an unknown address.
+SELECT pg_temp.become('popsell_brand');
+CREATE TEMP TABLE lookup_signals AS
+SELECT (pg_temp.signals($$SELECT 1 FROM popsell.brand_contacts_by_email('b-restricted@c.example.test')$$)).*
+UNION ALL
+SELECT (pg_temp.signals($$SELECT 1 FROM popsell.brand_contacts_by_email('nobody@c.example.test')$$)).*;
+SELECT pg_temp.become('');
+SELECT is((SELECT array_agg(fetched) FROM lookup_signals), '{0,0}'::bigint[],
+          'brand_contacts_by_email fetches nothing for an address only hidden rows hold');
+
+-- BI views are not kept off parallel plans by a PARALLEL UNSAFE helper.
+SELECT pg_temp.become('popsell_brand_bi');
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SELECT ok(EXISTS (SELECT 1 FROM (SELECT pg_temp.plan_lines($$SELECT count(*) FROM popsell.bi_contacts$$) AS l) p
+                   WHERE l ~ 'Gather'),
+          'a BI view can run in parallel');
+SELECT pg_temp.become('');
+
+SELECT * FROM finish();
+ROLLBACK;
