@@ -168,11 +168,12 @@ CREATE POLICY popsell_ambassador_update ON popsell.ambassadors FOR UPDATE TO pop
     WITH CHECK (id OPERATOR(pg_catalog.=) (SELECT popsell.current_ambassador_id()));
 COMMENT ON POLICY popsell_ambassador_update ON popsell.ambassadors IS
     'An ambassador edits its own profile (column grants say which fields).';
-CREATE POLICY popsell_brand_select ON popsell.ambassadors FOR SELECT TO popsell_brand USING (true);
+CREATE POLICY popsell_brand_select ON popsell.ambassadors FOR SELECT TO popsell_brand
+    USING (status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status);
 COMMENT ON POLICY popsell_brand_select ON popsell.ambassadors IS
-    'The brand sees every ambassador, without secrets (column grants: no password hash).';
+    'The brand sees every ambassador who completed the signup (not signup_incomplete), without secrets (column grants: no password hash).';
 CREATE POLICY popsell_brand_update ON popsell.ambassadors FOR UPDATE TO popsell_brand
-    USING (true) WITH CHECK (true);
+    USING (status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status) WITH CHECK (true);
 COMMENT ON POLICY popsell_brand_update ON popsell.ambassadors IS
     'Brand support agents rectify ambassador profiles (column grants say which fields).';
 
@@ -477,9 +478,10 @@ SELECT a.id, a.kind, a.status, a.created_at, a.first_name, a.last_name, a.custom
        a.position, a.hide_from_community, a.newsletter_optin, a.last_login_at,
        a.leaving_reason, a.deletion_due_at
   FROM popsell.ambassadors a
- WHERE (SELECT popsell._caller_in('popsell_brand_bi'));
+ WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
+   AND a.status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status;
 COMMENT ON VIEW popsell.bi_ambassadors IS
-    'BI: ambassadors without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
+    'BI: ambassadors who completed the signup, without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
 
 CREATE VIEW popsell.bi_sales WITH (security_barrier = true) AS
 SELECT s.id, s.contact_id, s.contact_tombstone_id, s.ambassador_id, s.publication_id,
