@@ -16,6 +16,9 @@ PS_PACKAGES=(
 	libtap-parser-sourcehandler-pgtap-perl
 	libssl-dev
 	sqlsmith
+	# test/scripts/405_report_chromium.sh renders the compliance report
+	chromium
+	python3
 )
 # Server settings of every throwaway cluster: pg_cron preloaded, as in
 # production, with its jobs run by background workers.
