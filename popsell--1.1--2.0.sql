@@ -914,6 +914,9 @@ CREATE FUNCTION popsell.compliance_report(at timestamptz DEFAULT pg_catalog.now(
     SET datestyle = 'ISO, YMD'
     SET intervalstyle = 'postgres'
     SET timezone = 'UTC'
+    -- its statements (and the rules' counts) run in PL/pgSQL, where a
+    -- parallel plan runs without workers: plan them serial
+    SET max_parallel_workers_per_gather = 0
 AS $$
 DECLARE
     p_at timestamptz := compliance_report.at;
@@ -929,6 +932,10 @@ DECLARE
     r record;
     srcs text[];
     fm bigint[];
+    n_contacts bigint;
+    n_brand bigint;
+    n_partners bigint;
+    n_restricted bigint;
     run_ids bigint[];
     run_asof timestamptz[];
     run_started timestamptz[];
@@ -941,7 +948,7 @@ DECLARE
     n integer;
     svg text;
     rules text[];
-    horizons integer[] := ARRAY[0, 30, 90, 365];
+    horizons integer[] := ARRAY[30, 90, 365];
     cnt bigint[];
     tot bigint[] := ARRAY[0, 0, 0, 0, 0, 0, 0]::bigint[];
 BEGIN
@@ -977,38 +984,52 @@ BEGIN
       || '. Counts, rates, dates and settings only: no personal data.</p>' || E'\n';
 
     -- ---------------------------------------------------------------
-    -- Consent funnel per source, from the consent ledger (one scan).
+    -- Consent funnel per source: contacts collected, then the ledger.
     -- ---------------------------------------------------------------
+    -- Contacts held, per source: one scan for the funnel and the records
+    -- of processing.
+    WITH held AS (
+        SELECT c.source, pg_catalog.count(*) AS n,
+               pg_catalog.count(*) FILTER (WHERE c.created_at OPERATOR(pg_catalog.>) since
+                                             AND c.created_at OPERATOR(pg_catalog.<=) p_at) AS recent,
+               pg_catalog.count(*) FILTER (WHERE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin') AS brand,
+               pg_catalog.count(*) FILTER (WHERE c.partners_optin) AS partners,
+               pg_catalog.count(*) FILTER (WHERE c.restricted) AS restricted
+          FROM popsell.contacts c
+         GROUP BY c.source),
+    -- the ledger of the period, grouped by what the funnel needs (one scan)
+    ev AS (
+        SELECT ce.source, ce.new_ambassador_optin AS st,
+               -- a first row kept on the tombstone: collected, and erased since
+               (ce.contact_id IS NULL AND ce.old_ambassador_optin IS NULL AND ce.old_brand_optin IS NULL
+                AND ce.old_partners_optin IS NULL AND ce.old_email_status IS NULL) AS first_erased,
+               (ce.old_ambassador_optin IS NOT NULL
+                AND ce.old_ambassador_optin OPERATOR(pg_catalog.<>) ce.new_ambassador_optin) AS amb,
+               pg_catalog.count(*) AS n
+          FROM popsell.consent_events ce
+         WHERE ce.occurred_at OPERATOR(pg_catalog.>) since AND ce.occurred_at OPERATOR(pg_catalog.<=) p_at
+         GROUP BY 1, 2, 3, 4),
+    e AS (
+        SELECT ev.source,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.first_erased) AS collected,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'invitation_sent') AS invited,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'invitation_accepted') AS accepted,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'invitation_declined') AS declined,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'optout_no_response') AS no_answer,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'optout_email') AS opted_out,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'global_optout') AS global_optout
+          FROM ev GROUP BY ev.source)
     SELECT pg_catalog.array_agg(src.source::text ORDER BY src.ord),
            pg_catalog.array_agg(
-               ARRAY[coalesce(e.collected, 0) + coalesce(hd.n, 0), coalesce(e.invited, 0), coalesce(e.accepted, 0),
-                     coalesce(e.declined, 0), coalesce(e.no_answer, 0), coalesce(e.opted_out, 0),
-                     coalesce(e.global_optout, 0)] ORDER BY src.ord)
-      INTO srcs, fm
+               ARRAY[coalesce(e.collected, 0) + coalesce(hd.recent, 0), coalesce(e.invited, 0),
+                     coalesce(e.accepted, 0), coalesce(e.declined, 0), coalesce(e.no_answer, 0),
+                     coalesce(e.opted_out, 0), coalesce(e.global_optout, 0)]::bigint[] ORDER BY src.ord),
+           coalesce(pg_catalog.sum(hd.n), 0), coalesce(pg_catalog.sum(hd.brand), 0),
+           coalesce(pg_catalog.sum(hd.partners), 0), coalesce(pg_catalog.sum(hd.restricted), 0)
+      INTO srcs, fm, n_contacts, n_brand, n_partners, n_restricted
       FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::popsell.contact_source)) WITH ORDINALITY AS src(source, ord)
-      LEFT JOIN (
-            SELECT ce.source,
-                   -- collected and erased since: the first ledger row kept on the tombstone
-                   pg_catalog.count(*) FILTER (WHERE ce.contact_id IS NULL
-                                                 AND ce.old_ambassador_optin IS NULL AND ce.old_brand_optin IS NULL
-                                                 AND ce.old_partners_optin IS NULL AND ce.old_email_status IS NULL) AS collected,
-                   pg_catalog.count(*) FILTER (WHERE amb AND ce.new_ambassador_optin OPERATOR(pg_catalog.=) 'invitation_sent') AS invited,
-                   pg_catalog.count(*) FILTER (WHERE amb AND ce.new_ambassador_optin OPERATOR(pg_catalog.=) 'invitation_accepted') AS accepted,
-                   pg_catalog.count(*) FILTER (WHERE amb AND ce.new_ambassador_optin OPERATOR(pg_catalog.=) 'invitation_declined') AS declined,
-                   pg_catalog.count(*) FILTER (WHERE amb AND ce.new_ambassador_optin OPERATOR(pg_catalog.=) 'optout_no_response') AS no_answer,
-                   pg_catalog.count(*) FILTER (WHERE amb AND ce.new_ambassador_optin OPERATOR(pg_catalog.=) 'optout_email') AS opted_out,
-                   pg_catalog.count(*) FILTER (WHERE amb AND ce.new_ambassador_optin OPERATOR(pg_catalog.=) 'global_optout') AS global_optout
-              FROM popsell.consent_events ce
-              CROSS JOIN LATERAL (SELECT ce.old_ambassador_optin IS NOT NULL
-                                         AND ce.old_ambassador_optin IS DISTINCT FROM ce.new_ambassador_optin AS amb) x
-             WHERE ce.occurred_at OPERATOR(pg_catalog.>) since AND ce.occurred_at OPERATOR(pg_catalog.<=) p_at
-             GROUP BY ce.source) e ON e.source OPERATOR(pg_catalog.=) src.source
-      -- collected and still held
-      LEFT JOIN (
-            SELECT c.source, pg_catalog.count(*) AS n
-              FROM popsell.contacts c
-             WHERE c.created_at OPERATOR(pg_catalog.>) since AND c.created_at OPERATOR(pg_catalog.<=) p_at
-             GROUP BY c.source) hd ON hd.source OPERATOR(pg_catalog.=) src.source;
+      LEFT JOIN e ON e.source OPERATOR(pg_catalog.=) src.source
+      LEFT JOIN held hd ON hd.source OPERATOR(pg_catalog.=) src.source;
 
     h := h || '<h2>Consent funnel per source (last 12 months)</h2>'
       || '<p>Contacts collected in the period (still held, or erased since with their consent proof kept), '
@@ -1093,12 +1114,12 @@ BEGIN
     -- Retention outlook: run_maintenance's own rules, previewed.
     -- ---------------------------------------------------------------
     h := h || '<h2>Retention outlook</h2>'
-      || '<p>Rows each retention rule of <code>popsell.run_maintenance</code> would act on if it ran now and '
-      || 'in 30, 90 and 365 days, with the data as it is today (no new login, activity or answer): '
+      || '<p>Rows each retention rule of <code>popsell.run_maintenance</code> would act on if it ran in 30, '
+      || '90 and 365 days, with the data as it is today (no new login, activity or answer): '
       || 'the rules'' own counting queries (<code>popsell.maintenance_preview</code>). '
       || 'Rules that delete count the contacts or ambassadors they delete; reminder rules count the '
       || 'messages they queue or the opt-ins they change.</p>'
-      || '<table><tr><th>rule</th><th>acts on</th><th>due now</th><th>within 30 days</th>'
+      || '<table><tr><th>rule</th><th>acts on</th><th>within 30 days</th>'
       || '<th>within 90 days</th><th>within 365 days</th></tr>';
     SELECT pg_catalog.array_agg(x ORDER BY o) INTO rules
       FROM popsell.maintenance_rules() WITH ORDINALITY AS t(x, o);
@@ -1124,7 +1145,7 @@ BEGIN
                   WHEN r.rule OPERATOR(pg_catalog.=) 'contest_ugc' THEN 'UGC deleted'
                   WHEN r.rule OPERATOR(pg_catalog.=) 'logs' THEN 'log rows deleted'
                   ELSE 'rows' END || '</td>';
-        FOR i IN 1 .. 4 LOOP
+        FOR i IN 1 .. 3 LOOP
             h := h || popsell._report_fig('outlook.' || r.rule || '.' || horizons[i], cnt[i]::text);
         END LOOP;
         h := h || '</tr>';
@@ -1270,11 +1291,7 @@ BEGIN
            pg_catalog.count(*) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'signup_incomplete') AS incomplete,
            pg_catalog.count(*) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'leaving') AS leaving
       INTO f FROM popsell.ambassadors a;
-    SELECT pg_catalog.count(*) AS contacts,
-           pg_catalog.count(*) FILTER (WHERE c.partners_optin) AS partners,
-           pg_catalog.count(*) FILTER (WHERE c.restricted) AS restricted,
-           (SELECT pg_catalog.count(*) FROM popsell.brand_contacts) AS visible
-      INTO r FROM popsell.contacts c;
+    SELECT n_contacts AS contacts, n_brand AS brand, n_partners AS partners, n_restricted AS restricted INTO r;
     h := h || '<h2>Records of processing (GDPR art. 30)</h2><ul class="ropa">'
       || '<li>Controller: ' || popsell._html(coalesce(s.brand_name, 'the brand')) || '. Processor: Popsell, which runs '
       || 'the ambassador platform; its account team and technical team act on the brand''s instructions.</li>'
@@ -1292,10 +1309,11 @@ BEGIN
       || 'and sales.</li>'
       || '<li>Purposes: the ambassador program (publications sent by ambassadors to their contacts, '
       || 'community, gamification, sales attribution) and, with a brand opt-in, the brand''s own marketing.</li>'
-      || '<li>Recipients: the brand sees the contacts with a brand or partners opt-in ('
-      || popsell._report_fig('ropa.contacts_brand_visible', r.visible::text, 'span') || ' now); '
+      || '<li>Recipients: the brand, which sees the contacts with a brand or partners opt-in (confirmed, not '
+      || 'restricted): ' || popsell._report_fig('ropa.contacts_brand_optin', r.brand::text, 'span')
+      || ' contacts have a brand opt-in; the brand''s partners: '
       || popsell._report_fig('ropa.contacts_partners_optin', r.partners::text, 'span')
-      || ' contacts agreed to be contacted by the brand''s partners, who are told of each erasure or objection.</li>'
+      || ' contacts agreed to be contacted by them, and they are told of each erasure or objection.</li>'
       || '<li>Retention: an ambassador without login is deleted after '
       || popsell._report_fig('settings.ambassador_inactivity', s.ambassador_inactivity::text, 'span') || ', warned '
       || popsell._report_fig('settings.inactivity_warnings', s.inactivity_warnings::text, 'span') || ' time(s) '
@@ -1343,7 +1361,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
-    'The brand''s compliance report as of AT (default now): one self-contained HTML document (inline CSS and SVG, no script, no external asset, no personal data) with the consent funnel per source over the last 12 months, the retention outlook of every run_maintenance rule now and in 30/90/365 days (maintenance_preview), the last 30 runs, data-subject requests per month with the longest time to completion, blacklist and tombstones by reason, key rotations and the records-of-processing summary. Every figure carries data-figure="key". For the brand (popsell_brand, popsell_brand_bi) and vendor staff; psql -Atc "SELECT popsell.compliance_report()" > report.html.';
+    'The brand''s compliance report as of AT (default now): one self-contained HTML document (inline CSS and SVG, no script, no external asset, no personal data) with the consent funnel per source over the last 12 months, the retention outlook of every run_maintenance rule in 30/90/365 days (maintenance_preview), the last 30 runs, data-subject requests per month with the longest time to completion, blacklist and tombstones by reason, key rotations and the records-of-processing summary. Every figure carries data-figure="key". For the brand (popsell_brand, popsell_brand_bi) and vendor staff; psql -Atc "SELECT popsell.compliance_report()" > report.html.';
 
 GRANT EXECUTE ON FUNCTION popsell.compliance_report(timestamptz)
     TO popsell_brand, popsell_brand_bi, popsell_account_team, popsell_technical;
