@@ -4302,7 +4302,7 @@ COMMENT ON FUNCTION popsell._report_rate(bigint, bigint) IS
     'Internal: PART / WHOLE in percent with one decimal, n/a when WHOLE is 0 or NULL.';
 
 CREATE FUNCTION popsell.compliance_report(at timestamptz DEFAULT pg_catalog.now()) RETURNS text
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     SET datestyle = 'ISO, YMD'
     SET intervalstyle = 'postgres'
@@ -4345,8 +4345,8 @@ DECLARE
     cnt bigint[];
     tot bigint[] := ARRAY[0, 0, 0, 0, 0, 0, 0]::bigint[];
 BEGIN
-    IF p_at IS NULL THEN
-        RAISE EXCEPTION 'compliance_report needs a time'
+    IF p_at IS NULL OR NOT pg_catalog.isfinite(p_at) THEN
+        RAISE EXCEPTION 'compliance_report needs a finite time, not %', coalesce(p_at::text, 'NULL')
             USING ERRCODE = 'PS106', HINT = 'Call popsell.compliance_report() (now) or pass a timestamptz.';
     END IF;
     since := p_at - interval '12 months';

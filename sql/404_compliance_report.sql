@@ -258,3 +258,5 @@ SET ROLE popsell_app;
 SELECT popsell.compliance_report(:'at');
 RESET ROLE;
 SELECT popsell.compliance_report(NULL);
+SELECT popsell.compliance_report('infinity');
+SELECT popsell.compliance_report('-infinity');
