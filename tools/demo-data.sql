@@ -250,31 +250,27 @@ SELECT (SELECT count(*) FROM logins) || ' logins logged, '
 UPDATE popsell.settings SET brand_name = 'Demo brand';
 -- New ambassadors sign up by form: each waits for its confirmation link;
 -- the ones that never follow it are deleted by ambassador_unconfirmed.
-WITH su AS MATERIALIZED (
-    SELECT g, popsell.signup('newamb' || lpad(g::text, 3, '0') || '@example.test',
-                             jsonb_build_object('first_name', 'New' || g), 'demo password', true) AS id
-      FROM generate_series(1, 20) AS g),
-confirmed AS MATERIALIZED (
-    SELECT popsell.confirm_ambassador_email(o.payload ->> 'token')
-      FROM su JOIN popsell.outbox o ON o.ambassador_id = su.id AND o.kind = 'email_confirmation'
-     WHERE su.g <= 15),
+CREATE TABLE demo.signups AS
+SELECT g, popsell.signup('newamb' || lpad(g::text, 3, '0') || '@example.test',
+                         jsonb_build_object('first_name', 'New' || g), 'demo password', true) AS id
+  FROM generate_series(1, 20) AS g;
+CREATE TABLE demo.confirmed AS
+SELECT popsell.confirm_ambassador_email(o.payload ->> 'token') AS id
+  FROM demo.signups su JOIN popsell.outbox o ON o.ambassador_id = su.id AND o.kind = 'email_confirmation'
+ WHERE su.g <= 15;
 -- Requests by email, as the account team carries them out; received_at
 -- says when each reached the brand (the report's time to completion).
-people AS MATERIALIZED (
-    SELECT row_number() OVER (ORDER BY id) AS k, email
-      FROM popsell.contacts WHERE email IS NOT NULL AND id % 997 = 0 LIMIT 60),
-done AS MATERIALIZED (
-    SELECT k, CASE WHEN k <= 30 THEN (popsell.subject_access(email) IS NOT NULL)::int
-                   WHEN k <= 45 THEN (popsell.erase_subject(email) IS NOT NULL)::int
-                   WHEN k <= 52 THEN (popsell.restrict_subject(email, true) IS NOT NULL)::int
-                   ELSE (popsell.object_subject(email) IS NOT NULL)::int END AS ok
-      FROM people ORDER BY k),
-received AS (
-    UPDATE popsell.rights_requests SET received_at = requested_at - (id % 20) * interval '1 day'
-     WHERE (SELECT count(*) FROM done) > 0
-    RETURNING id)
-SELECT (SELECT count(*) FROM su) || ' signups, ' || (SELECT count(*) FROM confirmed) || ' confirmed, '
-       || (SELECT count(*) FROM received) || ' rights requests';
+CREATE TABLE demo.requests AS
+SELECT k, CASE WHEN k <= 30 THEN popsell.subject_access(email) IS NOT NULL
+               WHEN k <= 45 THEN popsell.erase_subject(email) IS NOT NULL
+               WHEN k <= 52 THEN popsell.restrict_subject(email, true) IS NOT NULL
+               ELSE popsell.object_subject(email) IS NOT NULL END AS done
+  FROM (SELECT row_number() OVER (ORDER BY id) AS k, email
+          FROM popsell.contacts WHERE email IS NOT NULL AND id % 997 = 0 LIMIT 60) AS people
+ ORDER BY k;
+UPDATE popsell.rights_requests SET received_at = requested_at - (id % 20) * interval '1 day';
+SELECT (SELECT count(*) FROM demo.signups) || ' signups, ' || (SELECT count(*) FROM demo.confirmed) || ' confirmed, '
+       || (SELECT count(*) FROM popsell.rights_requests) || ' rights requests';
 
 -- step: snapshot before maintenance
 INSERT INTO demo.snapshot
