@@ -14,9 +14,10 @@ DELETE FROM popsell.ambassadors;
 
 SELECT rule, affected FROM popsell.run_maintenance() ORDER BY rule;
 
--- Exactly SPEC's rules: one row per rule missing or unexpected.
+-- Exactly SPEC's rules (and ambassador_unconfirmed, the guide's signup
+-- confirmation): one row per rule missing or unexpected.
 WITH spec(rule) AS (
-    SELECT unnest(ARRAY['ambassador_leaving', 'ambassador_inactive',
+    SELECT unnest(ARRAY['ambassador_leaving', 'ambassador_inactive', 'ambassador_unconfirmed',
         'contact_never_invited', 'invitation_reminder', 'invitation_no_response',
         'email_unconfirmed', 'contact_opted_out', 'contact_inactive',
         'program_suspended', 'brand_contract_ended', 'contest_ugc', 'logs'])),
@@ -31,7 +32,7 @@ SELECT coalesce(s.rule, g.rule) AS rule,
 SELECT rule, count(*) FROM popsell.run_maintenance() GROUP BY rule HAVING count(*) <> 1;
 
 -- Each run logs one row per rule in maintenance_runs, counts only.
-SELECT count(DISTINCT rule) AS rules_logged, count(*) >= 12 * 4 AS all_runs_logged
+SELECT count(DISTINCT rule) AS rules_logged, count(*) >= 13 * 4 AS all_runs_logged
   FROM popsell.maintenance_runs;
 
 -- A run far in the future on an empty database does nothing but purge

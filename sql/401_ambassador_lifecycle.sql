@@ -28,6 +28,14 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 GRANT EXECUTE ON FUNCTION pg_temp.err(text, text) TO PUBLIC;
 
+-- pg_temp.confirm(id): the ambassador follows the link of its signup's
+-- confirmation email (the token is in the outbox row).
+CREATE FUNCTION pg_temp.confirm(p_id bigint) RETURNS boolean LANGUAGE sql AS $$
+    SELECT popsell.confirm_ambassador_email(o.payload ->> 'token') = p_id
+      FROM popsell.outbox o
+     WHERE o.ambassador_id = p_id AND o.kind = 'email_confirmation' $$;
+GRANT EXECUTE ON FUNCTION pg_temp.confirm(bigint) TO PUBLIC;
+
 -- Fast bcrypt for the tests; the default cost is 12.
 SELECT bcrypt_cost AS default_bcrypt_cost FROM popsell.settings;
 UPDATE popsell.settings SET bcrypt_cost = 4;
@@ -36,11 +44,13 @@ UPDATE popsell.settings SET bcrypt_cost = 4;
 -- signup
 -- ------------------------------------------------------------------
 SET ROLE popsell_app;
--- terms accepted: active at once; the email is stored normalized
+-- terms accepted: active once the email is confirmed; the email is
+-- stored normalized
 SELECT popsell.signup('  Ada.Lovelace@Example.TEST ', '{"first_name": "Ada", "city": "Lyon"}',
                       'correct horse', true) AS ada;
 -- terms not accepted: signup_incomplete, no access
 SELECT popsell.signup('bob@example.test', '{"first_name": "Bob"}', 'bobpass') AS bob;
+SELECT pg_temp.confirm(1) AS ada_confirmed, pg_temp.confirm(2) AS bob_confirmed;
 RESET ROLE;
 SELECT id, status, email, first_name, terms_accepted_at IS NOT NULL AS terms, password_hash ~ '^\$2a\$04\$' AS bcrypt
   FROM popsell.ambassadors ORDER BY id;
@@ -80,6 +90,7 @@ SET ROLE popsell_app;
 SELECT * FROM pg_temp.err($$SELECT popsell.signup('dave@example.test', '{}', NULL, true)$$, 'dave');
 SELECT popsell.signup('carol@example.test', '{}', NULL, true) AS carol;
 SELECT popsell.signup('erin@example.test', '{"customer_id": "cust-42"}', NULL, true) AS erin_by_customer_id;
+SELECT pg_temp.confirm(3) AS carol_confirmed, pg_temp.confirm(4) AS erin_confirmed;
 RESET ROLE;
 DELETE FROM popsell.registration_whitelist;
 

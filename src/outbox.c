@@ -98,7 +98,7 @@ outbox_before_row(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tup);
 	/* Notices to ambassadors are never addressed to a contact. */
 	if (strcmp(kind, "inactivity_warning") == 0 || strcmp(kind, "suspension_notice") == 0 ||
-		strcmp(kind, "deletion_notice") == 0)
+		strcmp(kind, "deletion_notice") == 0 || strcmp(kind, "migration_notice") == 0)
 		refuse(kind, contact_id, "it is a message to ambassadors, not to contacts",
 			   "Queue it with contact_id NULL and the ambassador_id.");
 	to_contact = true;

@@ -19,6 +19,9 @@ PS_PACKAGES=(
 	sqlsmith
 	pgbouncer
 	python3-psycopg
+	# test/scripts/405_report_chromium.sh renders the compliance report
+	chromium
+	python3
 )
 # Server settings of every throwaway cluster: pg_cron preloaded, as in
 # production, with its jobs run by background workers.

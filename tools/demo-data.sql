@@ -246,6 +246,32 @@ leaving AS MATERIALIZED (
 SELECT (SELECT count(*) FROM logins) || ' logins logged, '
        || (SELECT count(*) FROM leaving) || ' ambassadors unsubscribed';
 
+-- step: signups (20, 15 confirmed) and data-subject requests (60)
+UPDATE popsell.settings SET brand_name = 'Demo brand';
+-- New ambassadors sign up by form: each waits for its confirmation link;
+-- the ones that never follow it are deleted by ambassador_unconfirmed.
+CREATE TABLE demo.signups AS
+SELECT g, popsell.signup('newamb' || lpad(g::text, 3, '0') || '@example.test',
+                         jsonb_build_object('first_name', 'New' || g), 'demo password', true) AS id
+  FROM generate_series(1, 20) AS g;
+CREATE TABLE demo.confirmed AS
+SELECT popsell.confirm_ambassador_email(o.payload ->> 'token') AS id
+  FROM demo.signups su JOIN popsell.outbox o ON o.ambassador_id = su.id AND o.kind = 'email_confirmation'
+ WHERE su.g <= 15;
+-- Requests by email, as the account team carries them out; received_at
+-- says when each reached the brand (the report's time to completion).
+CREATE TABLE demo.requests AS
+SELECT k, CASE WHEN k <= 30 THEN popsell.subject_access(email) IS NOT NULL
+               WHEN k <= 45 THEN popsell.erase_subject(email) IS NOT NULL
+               WHEN k <= 52 THEN popsell.restrict_subject(email, true) IS NOT NULL
+               ELSE popsell.object_subject(email) IS NOT NULL END AS done
+  FROM (SELECT row_number() OVER (ORDER BY id) AS k, email
+          FROM popsell.contacts WHERE email IS NOT NULL AND id % 997 = 0 LIMIT 60) AS people
+ ORDER BY k;
+UPDATE popsell.rights_requests SET received_at = requested_at - (id % 20) * interval '1 day';
+SELECT (SELECT count(*) FROM demo.signups) || ' signups, ' || (SELECT count(*) FROM demo.confirmed) || ' confirmed, '
+       || (SELECT count(*) FROM popsell.rights_requests) || ' rights requests';
+
 -- step: snapshot before maintenance
 INSERT INTO demo.snapshot
 SELECT 0, 'loaded', 'ambassador_optin', ambassador_optin::text, count(*) FROM popsell.contacts GROUP BY 4
@@ -327,10 +353,7 @@ SELECT rule,
        coalesce(max(affected) FILTER (WHERE stage = 3), 0) AS "run +40d"
   FROM demo.runs
  GROUP BY rule
- ORDER BY array_position(ARRAY['ambassador_leaving', 'ambassador_inactive',
-              'contact_never_invited', 'invitation_reminder', 'invitation_no_response',
-              'email_unconfirmed', 'contact_opted_out', 'contact_inactive',
-              'program_suspended', 'brand_contract_ended', 'contest_ugc', 'logs'], rule), rule;
+ ORDER BY (SELECT o FROM popsell.maintenance_rules() WITH ORDINALITY AS x(r, o) WHERE x.r = rule), rule;
 
 -- report: time per rule, from popsell.maintenance_runs (milliseconds)
 SELECT rule,
@@ -341,10 +364,7 @@ SELECT rule,
                extract(epoch FROM finished_at - started_at) * 1000 AS ms
           FROM popsell.maintenance_runs) r
  GROUP BY rule
- ORDER BY array_position(ARRAY['ambassador_leaving', 'ambassador_inactive',
-              'contact_never_invited', 'invitation_reminder', 'invitation_no_response',
-              'email_unconfirmed', 'contact_opted_out', 'contact_inactive',
-              'program_suspended', 'brand_contract_ended', 'contest_ugc', 'logs'], rule), rule;
+ ORDER BY (SELECT o FROM popsell.maintenance_rules() WITH ORDINALITY AS x(r, o) WHERE x.r = rule), rule;
 
 -- report: outbox (what the application must send or delete)
 SELECT s.key AS kind,
@@ -368,3 +388,9 @@ SELECT (SELECT count(*) FROM popsell.contacts) AS contacts,
        (SELECT count(*) FROM popsell.blacklist) AS blacklist_hashes,
        (SELECT count(*) FROM popsell.consent_events) AS consent_events,
        (SELECT count(*) FROM popsell.maintenance_runs) AS maintenance_log_rows;
+
+-- step: compliance report
+-- The brand DPO's document (README: compliance report); tools/demo writes
+-- it to a file and prints its path.
+-- As of the last run of the demo's timeline (40 days ahead).
+SELECT length(popsell.compliance_report(now() + interval '40 days')) || ' bytes of HTML';

@@ -18,7 +18,8 @@ CREATE FUNCTION popsell.maintenance_rules()
     RETURNS SETOF text
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
-    RETURN pg_catalog.unnest(ARRAY['ambassador_leaving', 'ambassador_inactive', 'contact_never_invited',
+    RETURN pg_catalog.unnest(ARRAY['ambassador_leaving', 'ambassador_inactive', 'ambassador_unconfirmed',
+                                   'contact_never_invited',
                                    'invitation_reminder', 'invitation_no_response', 'email_unconfirmed',
                                    'contact_opted_out', 'contact_inactive', 'program_suspended',
                                    'brand_contract_ended', 'contest_ugc', 'logs']);
@@ -118,6 +119,25 @@ BEGIN
                 GET DIAGNOSTICS m = ROW_COUNT;
                 n := n + m;
             END IF;
+        END IF;
+
+    WHEN 'ambassador_unconfirmed' THEN
+        -- signups whose confirmation link expired unused
+        IF p_preview THEN
+            SELECT count(*) INTO n FROM popsell.ambassadors a
+             WHERE a.status = 'signup_incomplete'
+               AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
+                            WHERE t.ambassador_id = a.id
+                              AND t.created_at <= p_at - s.signup_confirmation_window);
+        ELSE
+            mark := popsell._erasure_push('ambassador_unconfirmed', true);
+            DELETE FROM popsell.ambassadors a
+             WHERE a.status = 'signup_incomplete'
+               AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
+                            WHERE t.ambassador_id = a.id
+                              AND t.created_at <= p_at - s.signup_confirmation_window);
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM popsell._erasure_pop(mark);
         END IF;
 
     WHEN 'contact_never_invited' THEN

@@ -12,6 +12,46 @@
 -- password, PS310 program state.
 -- ===================================================================
 
+-- ------------------------------------------------------------------
+-- Accounts as the guide describes them (signup form): the email is
+-- verified by a single-use link before the account opens, a password is
+-- needed unless the ambassador signs up with Facebook or SSO, and the
+-- brand may require optional fields.
+-- ------------------------------------------------------------------
+ALTER TABLE popsell.settings
+    ADD COLUMN signup_confirmation_window interval NOT NULL DEFAULT '7 days'
+        CONSTRAINT settings_signup_confirmation_window_floor
+        CHECK (signup_confirmation_window >= '1 day'::interval),
+    ADD COLUMN required_ambassador_fields text[] NOT NULL DEFAULT '{}'
+        CONSTRAINT settings_required_ambassador_fields_known
+        CHECK (required_ambassador_fields OPERATOR(pg_catalog.<@)
+               ARRAY['first_name', 'last_name', 'customer_id', 'facebook_id', 'address', 'city',
+                     'postal_code', 'country', 'preferred_language', 'birth_date', 'photo_path',
+                     'description', 'position', 'iban']);
+COMMENT ON COLUMN popsell.settings.signup_confirmation_window IS
+    'How long the link of a signup''s confirmation email stays valid (default 7 days, at least 1 day); an unconfirmed signup is deleted by run_maintenance (ambassador_unconfirmed) once it has passed.';
+COMMENT ON COLUMN popsell.settings.required_ambassador_fields IS
+    'Optional ambassador fields the brand makes required (default none): signup, SSO provisioning and profile updates refuse an account missing one (PS306).';
+GRANT UPDATE (signup_confirmation_window, required_ambassador_fields) ON popsell.settings TO popsell_brand;
+
+ALTER TABLE popsell.ambassadors ADD COLUMN email_confirmed_at timestamptz;
+COMMENT ON COLUMN popsell.ambassadors.email_confirmed_at IS
+    'When the ambassador confirmed the signup email (popsell.confirm_ambassador_email); NULL for SSO accounts (the identity provider vouches) and accounts older than the confirmation.';
+
+-- The pending confirmation of a signup: only the SHA-256 of the token
+-- (the token itself travels in the email_confirmation outbox row).  A
+-- row here is what makes an account wait for its confirmation.
+CREATE TABLE popsell.ambassador_email_tokens (
+    ambassador_id bigint PRIMARY KEY REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    token_hash    bytea NOT NULL UNIQUE,
+    created_at    timestamptz NOT NULL
+);
+COMMENT ON TABLE popsell.ambassador_email_tokens IS
+    'Internal: pending signup confirmations, the SHA-256 of each single-use token (never the token); deleted on confirmation.';
+
+-- The notice the pre-GDPR migration queues for ambassadors.
+ALTER TYPE popsell.outbox_kind ADD VALUE 'migration_notice' AFTER 'suspension_notice';
+
 -- Now, or the as-of time popsell_owner set for a run "in the future"
 -- (the contacts trigger stamps with the same value).
 CREATE FUNCTION popsell._lifecycle_now() RETURNS timestamptz
@@ -71,6 +111,13 @@ BEGIN
     END IF;
     IF allowed THEN
         SELECT * INTO a FROM popsell.ambassadors WHERE id OPERATOR(pg_catalog.=) p_id FOR UPDATE;
+        -- the brand never sees incomplete signups, so they are unknown to it
+        IF a.status OPERATOR(pg_catalog.=) 'signup_incomplete'
+           AND NOT (popsell._caller_in('popsell_owner') OR popsell._caller_in('popsell_app')
+                    OR popsell._caller_in('popsell_account_team') OR popsell._caller_in('popsell_technical'))
+           AND popsell._caller_in('popsell_brand') THEN
+            a := NULL;
+        END IF;
     END IF;
     IF NOT allowed OR a.id IS NULL THEN
         RAISE EXCEPTION 'ambassador % does not exist or is not yours', p_id
@@ -115,6 +162,10 @@ DECLARE
     -- so it calls nothing that role may not execute)
     su boolean := coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
                              WHERE r.rolname OPERATOR(pg_catalog.=) current_user), false);
+    new_j jsonb;
+    old_j jsonb;
+    profile_changed boolean := false;
+    missing text;
 BEGIN
     IF su THEN
         IF popsell._restoring() THEN
@@ -153,6 +204,50 @@ BEGIN
                   DETAIL = 'Plain passwords and other hash schemes are never stored.',
                   HINT = 'Use popsell.set_password(id, password), which hashes with bcrypt.';
     END IF;
+    IF NOT su THEN
+        -- Fields the brand requires (settings.required_ambassador_fields):
+        -- checked on signup and provisioning, and on every update of the
+        -- profile (not on the lifecycle's own bookkeeping, so leaving,
+        -- logins and retention never fail on them).
+        new_j := pg_catalog.to_jsonb(NEW);
+        IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+            old_j := pg_catalog.to_jsonb(OLD);
+            profile_changed := EXISTS (
+                SELECT 1 FROM pg_catalog.unnest(ARRAY['kind', 'first_name', 'last_name', 'customer_id',
+                              'facebook_id', 'email', 'address', 'city', 'postal_code', 'country',
+                              'preferred_language', 'birth_date', 'photo_path', 'description',
+                              'position', 'iban']) AS k
+                 WHERE (new_j OPERATOR(pg_catalog.->) k) IS DISTINCT FROM (old_j OPERATOR(pg_catalog.->) k));
+        END IF;
+        IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR profile_changed THEN
+            SELECT f INTO missing
+              FROM pg_catalog.unnest((SELECT s.required_ambassador_fields FROM popsell.settings s))
+                   WITH ORDINALITY AS r(f, n)
+             WHERE NULLIF(pg_catalog.btrim(new_j OPERATOR(pg_catalog.->>) f), '') IS NULL
+             ORDER BY n
+             LIMIT 1;
+            IF missing IS NOT NULL THEN
+                RAISE EXCEPTION 'field % is required for ambassadors', missing
+                    USING ERRCODE = 'PS306',
+                          DETAIL = 'The brand requires it (settings.required_ambassador_fields).',
+                          HINT = pg_catalog.format('Give a value for %s.', missing);
+            END IF;
+        END IF;
+        -- No active account without a way to log in: a password, unless
+        -- the ambassador signs in with Facebook or SSO.
+        IF NEW.status OPERATOR(pg_catalog.=) 'active'
+           AND NEW.password_hash IS NULL AND NEW.sso_subject IS NULL
+           AND NULLIF(NEW.facebook_id, '') IS NULL
+           AND (TG_OP OPERATOR(pg_catalog.=) 'INSERT'
+                OR OLD.status IS DISTINCT FROM NEW.status
+                OR OLD.password_hash IS NOT NULL OR OLD.sso_subject IS NOT NULL
+                OR NULLIF(OLD.facebook_id, '') IS NOT NULL) THEN
+            RAISE EXCEPTION 'ambassador % needs a password to be active', NEW.id
+                USING ERRCODE = 'PS305',
+                      DETAIL = 'Only accounts signed up with Facebook or SSO are active without a password.',
+                      HINT = 'Set one with popsell.set_password(id, password) first.';
+        END IF;
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
        AND (NEW.status IS DISTINCT FROM OLD.status
             OR NEW.deletion_due_at IS DISTINCT FROM OLD.deletion_due_at
@@ -166,7 +261,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.ambassadors_before_row() IS
-    'Trigger: ambassadors'' emails normalized, bcrypt-only password hashes (PS305), lifecycle columns moved only by popsell functions (PS105).';
+    'Trigger: ambassadors'' emails normalized, bcrypt-only password hashes (PS305), lifecycle columns moved only by popsell functions (PS105); except for superusers, the brand''s required fields on insert and profile updates (PS306) and no active account without a password unless Facebook or SSO (PS305).';
 
 CREATE TRIGGER popsell_40_lifecycle
     BEFORE INSERT OR UPDATE ON popsell.ambassadors
@@ -271,7 +366,8 @@ BEGIN
                                      hide_events, hide_from_community, newsletter_optin, event_notifications,
                                      challenge_notifications, comment_notifications, sso_subject)
     VALUES (coalesce(r.kind, 'customer'),
-            CASE WHEN p_terms THEN 'active' ELSE 'signup_incomplete' END::popsell.ambassador_status,
+            CASE WHEN p_terms AND p_sso_subject IS NOT NULL THEN 'active'
+                 ELSE 'signup_incomplete' END::popsell.ambassador_status,
             t, r.first_name, r.last_name, r.customer_id, r.facebook_id,
             p_email, r.address, r.city, r.postal_code, r.country, r.preferred_language,
             r.birth_date, CASE WHEN p_terms THEN t END, r.photo_path, r.description, r.position, r.iban,
@@ -287,7 +383,7 @@ EXCEPTION WHEN unique_violation THEN
 END
 $$;
 COMMENT ON FUNCTION popsell._insert_ambassador(text, jsonb, boolean, text) IS
-    'Internal: insert a new ambassador (active when terms are accepted, else signup_incomplete).';
+    'Internal: insert a new ambassador, signup_incomplete, or active when provisioned by SSO with the terms accepted.';
 
 CREATE FUNCTION popsell._hash_password(p_password text) RETURNS text
     LANGUAGE plpgsql VOLATILE
@@ -311,6 +407,88 @@ $$;
 COMMENT ON FUNCTION popsell._hash_password(text) IS
     'Internal: bcrypt hash of a password at settings.bcrypt_cost (PS305 for NULL, empty or over 72 bytes).';
 
+-- What an account still lacks before it may become active: 'terms',
+-- 'email_confirmation' (a signup token is pending), 'password' (none, and
+-- no Facebook or SSO sign-in).  Empty when complete.
+CREATE FUNCTION popsell._signup_missing(a popsell.ambassadors) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.array_remove(ARRAY[
+        CASE WHEN a.terms_accepted_at IS NULL THEN 'terms' END,
+        CASE WHEN EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
+                           WHERE t.ambassador_id OPERATOR(pg_catalog.=) a.id)
+             THEN 'email_confirmation' END,
+        CASE WHEN a.password_hash IS NULL AND a.sso_subject IS NULL AND NULLIF(a.facebook_id, '') IS NULL
+             THEN 'password' END], NULL);
+COMMENT ON FUNCTION popsell._signup_missing(popsell.ambassadors) IS
+    'Internal: the steps an ambassador account lacks before it may be active (terms, email_confirmation, password); empty when complete.';
+
+-- An incomplete signup that has every step becomes active.
+CREATE FUNCTION popsell._activate_if_complete(p_id bigint) RETURNS popsell.ambassador_status
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors;
+BEGIN
+    SELECT * INTO a FROM popsell.ambassadors WHERE id OPERATOR(pg_catalog.=) p_id FOR UPDATE;
+    IF a.status OPERATOR(pg_catalog.=) 'signup_incomplete'
+       AND pg_catalog.cardinality(popsell._signup_missing(a)) OPERATOR(pg_catalog.=) 0 THEN
+        UPDATE popsell.ambassadors SET status = 'active' WHERE id OPERATOR(pg_catalog.=) p_id;
+        RETURN 'active';
+    END IF;
+    RETURN a.status;
+END
+$$;
+COMMENT ON FUNCTION popsell._activate_if_complete(bigint) IS
+    'Internal: make an incomplete signup active when it lacks nothing (terms, email confirmation, password); returns the status.';
+
+CREATE FUNCTION popsell.confirm_ambassador_email(token text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors;
+    aid bigint;
+    made timestamptz;
+    win interval := (SELECT s.signup_confirmation_window FROM popsell.settings s);
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_account_team', 'popsell_technical'],
+                                    'popsell.confirm_ambassador_email');
+    IF confirm_ambassador_email.token IS NULL
+       OR pg_catalog.octet_length(confirm_ambassador_email.token) OPERATOR(pg_catalog.>) 256 THEN
+        RAISE EXCEPTION 'a confirmation token is a string of at most 256 bytes'
+            USING ERRCODE = 'PS307', HINT = 'Pass the token of the confirmation link as received.';
+    END IF;
+    SELECT t.created_at, t.ambassador_id INTO made, aid
+      FROM popsell.ambassador_email_tokens t
+     WHERE t.token_hash OPERATOR(pg_catalog.=)
+           pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.btrim(confirm_ambassador_email.token), 'UTF8'))
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'this confirmation token is unknown or was already used'
+            USING ERRCODE = 'PS307',
+                  HINT = 'A token works once; an account that is already confirmed can log in.';
+    END IF;
+    SELECT * INTO a FROM popsell.ambassadors WHERE id OPERATOR(pg_catalog.=) aid FOR UPDATE;
+    IF made OPERATOR(pg_catalog.+) win OPERATOR(pg_catalog.<=) popsell._lifecycle_now() THEN
+        RAISE EXCEPTION 'this confirmation token has expired'
+            USING ERRCODE = 'PS307',
+                  DETAIL = pg_catalog.format('It was valid until %s (settings.signup_confirmation_window).',
+                                             made OPERATOR(pg_catalog.+) win),
+                  HINT = 'The unconfirmed signup is deleted by the next maintenance run; sign up again.';
+    END IF;
+    PERFORM popsell._refuse_leaving(a);
+    DELETE FROM popsell.ambassador_email_tokens t WHERE t.ambassador_id OPERATOR(pg_catalog.=) a.id;
+    UPDATE popsell.ambassadors SET email_confirmed_at = popsell._lifecycle_now()
+     WHERE id OPERATOR(pg_catalog.=) a.id;
+    PERFORM popsell._activate_if_complete(a.id);
+    RETURN a.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.confirm_ambassador_email(text) IS
+    'The ambassador followed the link of the signup''s confirmation email: the single-use token (compared by its SHA-256) confirms the address; the account becomes active if the terms are accepted and a password is set (or Facebook). PS307 for an unknown, used or expired token (settings.signup_confirmation_window). For the app and vendor staff. Returns the ambassador id.';
+
 CREATE FUNCTION popsell.signup(email text, data jsonb DEFAULT '{}', password text DEFAULT NULL,
                                terms_accepted boolean DEFAULT false)
     RETURNS bigint
@@ -321,6 +499,8 @@ DECLARE
     e text;
     ph text;
     new_id bigint;
+    tok text;
+    t timestamptz := popsell._lifecycle_now();
 BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_account_team', 'popsell_technical'],
                                     'popsell.signup');
@@ -349,11 +529,24 @@ BEGIN
                                          coalesce(signup.terms_accepted, false), NULL);
     UPDATE popsell.ambassadors SET password_hash = ph
      WHERE id OPERATOR(pg_catalog.=) new_id AND ph IS NOT NULL;
+    -- The address is verified before the account opens: a single-use
+    -- token (two random UUIDs, 244 random bits) goes out in the
+    -- confirmation email, only its hash is kept.
+    tok := pg_catalog.replace(pg_catalog.gen_random_uuid()::text OPERATOR(pg_catalog.||)
+                              pg_catalog.gen_random_uuid()::text, '-', '');
+    INSERT INTO popsell.ambassador_email_tokens (ambassador_id, token_hash, created_at)
+    VALUES (new_id, pg_catalog.sha256(pg_catalog.convert_to(tok, 'UTF8')), t);
+    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
+    VALUES ('email_confirmation', new_id,
+            pg_catalog.jsonb_build_object('purpose', 'ambassador_signup', 'token', tok,
+                                          'expires_at', t OPERATOR(pg_catalog.+)
+                                              (SELECT s.signup_confirmation_window FROM popsell.settings s)),
+            t);
     RETURN new_id;
 END
 $$;
 COMMENT ON FUNCTION popsell.signup(text, jsonb, text, boolean) IS
-    'Sign an ambassador up (registration whitelist and sso_exclusive respected): active when terms_accepted, else signup_incomplete with no access. Returns the id.';
+    'Sign an ambassador up (registration whitelist, sso_exclusive and settings.required_ambassador_fields respected): the account stays signup_incomplete, with no access, until the email is confirmed (an email_confirmation outbox row carries a single-use token for popsell.confirm_ambassador_email, valid settings.signup_confirmation_window), the terms are accepted and, unless data.facebook_id is given, a password is set. Returns the id.';
 
 CREATE FUNCTION popsell.accept_terms(ambassador_id bigint) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -365,12 +558,13 @@ DECLARE
 BEGIN
     PERFORM popsell._refuse_leaving(a);
     UPDATE popsell.ambassadors
-       SET terms_accepted_at = coalesce(terms_accepted_at, popsell._lifecycle_now()), status = 'active'
+       SET terms_accepted_at = coalesce(terms_accepted_at, popsell._lifecycle_now())
      WHERE id OPERATOR(pg_catalog.=) a.id;
+    PERFORM popsell._activate_if_complete(a.id);
 END
 $$;
 COMMENT ON FUNCTION popsell.accept_terms(bigint) IS
-    'The ambassador accepts the terms and conditions: an incomplete signup becomes active.';
+    'The ambassador accepts the terms and conditions: an incomplete signup becomes active once its email is confirmed and it has a password (or Facebook/SSO).';
 
 CREATE FUNCTION popsell.set_password(ambassador_id bigint, password text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -383,10 +577,11 @@ BEGIN
     PERFORM popsell._refuse_leaving(a);
     UPDATE popsell.ambassadors SET password_hash = popsell._hash_password(set_password.password)
      WHERE id OPERATOR(pg_catalog.=) a.id;
+    PERFORM popsell._activate_if_complete(a.id);
 END
 $$;
 COMMENT ON FUNCTION popsell.set_password(bigint, text) IS
-    'Store the bcrypt hash of an ambassador''s new password (cost settings.bcrypt_cost); the plain password is never stored.';
+    'Store the bcrypt hash of an ambassador''s new password (cost settings.bcrypt_cost; the plain password is never stored); an incomplete signup that only lacked it becomes active.';
 
 CREATE FUNCTION popsell.check_password(ambassador_id bigint, password text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -425,10 +620,11 @@ DECLARE
 BEGIN
     PERFORM popsell._refuse_leaving(a);
     IF a.status OPERATOR(pg_catalog.<>) 'active' THEN
-        RAISE EXCEPTION 'ambassador % has not accepted the terms', a.id
+        RAISE EXCEPTION 'ambassador % has not completed the signup', a.id
             USING ERRCODE = 'PS300',
-                  DETAIL = 'An incomplete signup has no access.',
-                  HINT = 'Complete the signup with popsell.accept_terms().';
+                  DETAIL = pg_catalog.format('An incomplete signup has no access; missing: %s.',
+                                             pg_catalog.array_to_string(popsell._signup_missing(a), ', ')),
+                  HINT = 'Complete it with popsell.confirm_ambassador_email(), accept_terms() and set_password().';
     END IF;
     -- a login cancels the inactivity warnings
     UPDATE popsell.ambassadors
@@ -509,13 +705,14 @@ BEGIN
                   HINT = 'The account is deleted by the next maintenance run and cannot be restored.';
     END IF;
     UPDATE popsell.ambassadors
-       SET status = CASE WHEN terms_accepted_at IS NULL THEN 'signup_incomplete' ELSE 'active' END::popsell.ambassador_status,
+       SET status = CASE WHEN pg_catalog.cardinality(popsell._signup_missing(a)) OPERATOR(pg_catalog.=) 0
+                         THEN 'active' ELSE 'signup_incomplete' END::popsell.ambassador_status,
            leaving_reason = NULL, deletion_due_at = NULL
      WHERE id OPERATOR(pg_catalog.=) a.id;
 END
 $$;
 COMMENT ON FUNCTION popsell.restore_ambassador(bigint) IS
-    'Roll back an unsubscription, end of contract or SSO deletion before the grace period ends (PS301 after).';
+    'Roll back an unsubscription, end of contract or SSO deletion before the grace period ends (PS301 after): back to active, or signup_incomplete when the signup was not complete.';
 
 CREATE FUNCTION popsell.sso_upsert_ambassador(subject text, data jsonb) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -784,11 +981,29 @@ BEGIN
     upd_other AS (
         UPDATE popsell.contacts c SET ambassador_optin = 'optin_other'
           FROM cand WHERE c.id OPERATOR(pg_catalog.=) cand.id AND cand.active
-        RETURNING c.id),
+        RETURNING c.id, c.ambassador_id),
     upd_new AS (
         UPDATE popsell.contacts c SET ambassador_optin_at = t
           FROM cand WHERE c.id OPERATOR(pg_catalog.=) cand.id AND NOT cand.active
-        RETURNING c.id),
+        RETURNING c.id, c.ambassador_id),
+    -- the guide: ambassadors are warned of the process; one notice per
+    -- active ambassador whose contacts changed, counts and dates only
+    notices AS (
+        INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
+        SELECT 'migration_notice', a.id,
+               pg_catalog.jsonb_build_object(
+                   'migrated_at', t,
+                   'optin_other', pg_catalog.count(*) FILTER (WHERE ch.result OPERATOR(pg_catalog.=) 'optin_other'),
+                   'kept_new', pg_catalog.count(*) FILTER (WHERE ch.result OPERATOR(pg_catalog.=) 'new'),
+                   'invite_before', t OPERATOR(pg_catalog.+)
+                       (SELECT s.new_contact_invitation_window FROM popsell.settings s)),
+               t
+          FROM (SELECT ambassador_id, 'optin_other'::text AS result FROM upd_other
+                UNION ALL
+                SELECT ambassador_id, 'new'::text FROM upd_new) AS ch
+          JOIN popsell.ambassadors a ON a.id OPERATOR(pg_catalog.=) ch.ambassador_id
+         WHERE a.status OPERATOR(pg_catalog.=) 'active'
+         GROUP BY a.id),
     marked AS (
         INSERT INTO popsell.pre_gdpr_migrated (contact_id, migrated_at, result)
         SELECT id, t, 'optin_other'::popsell.ambassador_optin FROM upd_other
@@ -803,7 +1018,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.apply_pre_gdpr_migration() IS
-    'Pre-GDPR migration, once per contact: new contacts with no consent event but their insert get optin_other when they had activity (last_activity_at, an interaction other than open, a sale); the others stay new with their clock (ambassador_optin_at) starting now.';
+    'Pre-GDPR migration, once per contact: new contacts with no consent event but their insert get optin_other when they had activity (last_activity_at, an interaction other than open, a sale); the others stay new with their clock (ambassador_optin_at) starting now. Every active ambassador whose contacts it changed gets one migration_notice outbox row (counts and dates only).';
 
 -- ------------------------------------------------------------------
 -- Grants (roles per SPEC section 2).  Ambassadors change their own
@@ -811,7 +1026,8 @@ COMMENT ON FUNCTION popsell.apply_pre_gdpr_migration() IS
 -- grants for that are in the security section.
 -- ------------------------------------------------------------------
 GRANT EXECUTE ON FUNCTION popsell.signup(text, jsonb, text, boolean),
-                          popsell.accept_terms(bigint)
+                          popsell.accept_terms(bigint),
+                          popsell.confirm_ambassador_email(text)
     TO popsell_app, popsell_account_team, popsell_technical;
 GRANT EXECUTE ON FUNCTION popsell.set_password(bigint, text)
     TO popsell_app, popsell_ambassador, popsell_account_team, popsell_technical;

@@ -20,7 +20,8 @@ for db in "$a" "$b"; do
 		"pgcrypto,popsell"
 	expect_eq "$db: settings rows" "$(q "$db" 'SELECT count(*) FROM popsell.settings')" 1
 	expect_eq "$db: run_maintenance rules" \
-		"$(q "$db" 'SELECT count(*) FROM popsell.run_maintenance()')" 12
+		"$(q "$db" 'SELECT count(*) FROM popsell.run_maintenance()')" \
+		"$(q "$db" 'SELECT count(*) FROM popsell.maintenance_rules()')"
 done
 
 # One set of roles for the cluster.
