@@ -346,10 +346,10 @@ AmbassadorExists(int64 id)
 	ScanKeyData sk;
 	bool		found;
 
-	if (known_lxid != MyProc->lxid)
+	if (known_lxid != MyProcLocalTransactionId())
 	{
 		memset(known_ids, 0, sizeof(known_ids));
-		known_lxid = MyProc->lxid;
+		known_lxid = MyProcLocalTransactionId();
 	}
 	if (id != 0 && known_ids[slot] == id)
 		return true;

@@ -354,7 +354,7 @@ current_ambassador_id(PG_FUNCTION_ARGS)
 	bool		cacheable = strlen(guc) < sizeof(identity_cache.guc);
 	CommandId	cid = GetCurrentCommandId(false);
 
-	if (cacheable && identity_cache.lxid == MyProc->lxid &&
+	if (cacheable && identity_cache.lxid == MyProcLocalTransactionId() &&
 		identity_cache.cid == cid && identity_cache.outer == outer &&
 		identity_cache.stmt_start == GetCurrentStatementStartTimestamp() &&
 		strcmp(identity_cache.guc, guc) == 0)
@@ -385,7 +385,7 @@ current_ambassador_id(PG_FUNCTION_ARGS)
 	}
 	if (cacheable)
 	{
-		identity_cache.lxid = MyProc->lxid;
+		identity_cache.lxid = MyProcLocalTransactionId();
 		identity_cache.cid = cid;
 		identity_cache.stmt_start = GetCurrentStatementStartTimestamp();
 		identity_cache.outer = outer;

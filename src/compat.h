@@ -1,0 +1,45 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  The one place for differences between the PostgreSQL major versions
+ *	  popsell builds against (15 to 18): one macro per changed API, named
+ *	  after it, so the .c files read the same on every version.
+ *
+ * The macros expand where they are used; each caller includes the header
+ * that declares the underlying API.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef POPSELL_COMPAT_H
+#define POPSELL_COMPAT_H
+
+/* PostgreSQL 15 renamed EmitWarningsOnPlaceholders. */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(className) EmitWarningsOnPlaceholders(className)
+#endif
+
+/*
+ * The backend's local transaction id: PostgreSQL 17 moved it from
+ * PGPROC.lxid into PGPROC.vxid (storage/proc.h).
+ */
+#if PG_VERSION_NUM >= 170000
+#define MyProcLocalTransactionId() (MyProc->vxid.lxid)
+#else
+#define MyProcLocalTransactionId() (MyProc->lxid)
+#endif
+
+/*
+ * ExecInsertIndexTuples (executor/executor.h): PostgreSQL 16 added the
+ * onlySummarizing argument, false for a plain insert.
+ */
+#if PG_VERSION_NUM >= 160000
+#define ExecInsertIndexTuplesCompat(rri, slot, estate, update, noDupErr, specConflict, arbiterIndexes) \
+	ExecInsertIndexTuples((rri), (slot), (estate), (update), (noDupErr), \
+						  (specConflict), (arbiterIndexes), false)
+#else
+#define ExecInsertIndexTuplesCompat(rri, slot, estate, update, noDupErr, specConflict, arbiterIndexes) \
+	ExecInsertIndexTuples((rri), (slot), (estate), (update), (noDupErr), \
+						  (specConflict), (arbiterIndexes))
+#endif
+
+#endif							/* POPSELL_COMPAT_H */
