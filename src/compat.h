@@ -19,6 +19,14 @@
 #endif
 
 /*
+ * PostgreSQL 18 replaced the pg_attribute_noreturn() suffix by the
+ * pg_noreturn prefix (C11 _Noreturn); GCC accepts the attribute as a prefix.
+ */
+#if PG_VERSION_NUM < 180000
+#define pg_noreturn pg_attribute_noreturn()
+#endif
+
+/*
  * The backend's local transaction id: PostgreSQL 17 moved it from
  * PGPROC.lxid into PGPROC.vxid (storage/proc.h).
  */
@@ -40,6 +48,18 @@
 #define ExecInsertIndexTuplesCompat(rri, slot, estate, update, noDupErr, specConflict, arbiterIndexes) \
 	ExecInsertIndexTuples((rri), (slot), (estate), (update), (noDupErr), \
 						  (specConflict), (arbiterIndexes))
+#endif
+
+/*
+ * index_beginscan (access/genam.h): PostgreSQL 18 added the instrument
+ * argument, NULL when the scan is not part of an EXPLAIN ANALYZE.
+ */
+#if PG_VERSION_NUM >= 180000
+#define index_beginscan_compat(heap, index, snapshot, nkeys, norderbys) \
+	index_beginscan((heap), (index), (snapshot), NULL, (nkeys), (norderbys))
+#else
+#define index_beginscan_compat(heap, index, snapshot, nkeys, norderbys) \
+	index_beginscan((heap), (index), (snapshot), (nkeys), (norderbys))
 #endif
 
 #endif							/* POPSELL_COMPAT_H */

@@ -131,12 +131,22 @@ ps_private_cluster() {
 		return 1
 	fi
 	rm -f "$dir/pwfile"
-	# PS_CLUSTER_OPTS holds pg_virtualenv's "-o name=value" pairs.
+	# PS_CLUSTER_OPTS holds pg_virtualenv's "-o name=value" pairs.  A build
+	# without pg_cron (tools/pg-build explains why) runs without it.
 	for o in "${PS_CLUSTER_OPTS[@]}"; do
-		if [ "$o" != -o ]; then
-			opts+=("-c $o")
-		fi
+		case "$o" in
+		-o) ;;
+		shared_preload_libraries=pg_cron | cron.*)
+			if [ -e "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ]; then
+				opts+=("-c $o")
+			fi
+			;;
+		*) opts+=("-c $o") ;;
+		esac
 	done
+	if [ ! -e "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ]; then
+		ps_say "this build has no pg_cron: the cluster runs without it"
+	fi
 	for tries in 1 2 3 4 5; do
 		port=$((20000 + RANDOM % 20000))
 		# Something answers there: try another port.
