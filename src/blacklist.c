@@ -247,7 +247,7 @@ BlacklistReasons(const PopsellHash *h, int n)
 	idx = index_open(ids.blacklist_pkey, AccessShareLock);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(heap, NULL);
-	scan = index_beginscan(heap, idx, snap, 1, 0);
+	scan = index_beginscan_compat(heap, idx, snap, 1, 0);
 
 	SET_VARSIZE(key, VARHDRSZ + POPSELL_HASH_LEN);
 	for (int i = 0; i < n; i++)
@@ -281,7 +281,7 @@ static bool
 any_row_unseen(Relation heap, Relation idx, Snapshot latest, Snapshot mine, text *email)
 {
 	TupleTableSlot *slot = table_slot_create(heap, NULL);
-	IndexScanDesc scan = index_beginscan(heap, idx, latest, 1, 0);
+	IndexScanDesc scan = index_beginscan_compat(heap, idx, latest, 1, 0);
 	ScanKeyData sk;
 	bool		unseen = false;
 
@@ -347,10 +347,10 @@ AmbassadorExists(int64 id)
 	ScanKeyData sk;
 	bool		found;
 
-	if (known_lxid != MyProc->lxid)
+	if (known_lxid != MyProcLocalTransactionId())
 	{
 		memset(known_ids, 0, sizeof(known_ids));
-		known_lxid = MyProc->lxid;
+		known_lxid = MyProcLocalTransactionId();
 	}
 	if (id != 0 && known_ids[slot] == id)
 		return true;
@@ -359,7 +359,7 @@ AmbassadorExists(int64 id)
 	heap = table_open(ids.ambassadors, AccessShareLock);
 	idx = index_open(ids.ambassadors_pkey, AccessShareLock);
 	tslot = table_slot_create(heap, NULL);
-	scan = index_beginscan(heap, idx, GetActiveSnapshot(), 1, 0);
+	scan = index_beginscan_compat(heap, idx, GetActiveSnapshot(), 1, 0);
 	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
 	index_rescan(scan, &sk, 1, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, tslot);

@@ -102,8 +102,8 @@ extern bool AmbIsOptedOut(AmbOptin s);
 
 extern bool TransitionAllowed(ConsentField field, int from, int to,
 							  PopsellPath path, ContactSource src);
-extern void TransitionRejected(ConsentField field, int from, int to,
-							   PopsellPath path, ContactSource src,
-							   int64 contact_id) pg_attribute_noreturn();
+extern pg_noreturn void TransitionRejected(ConsentField field, int from, int to,
+										   PopsellPath path, ContactSource src,
+										   int64 contact_id);
 
 #endif							/* POPSELL_CONSENT_H */

@@ -83,11 +83,7 @@ current_lxid(void)
 {
 	if (MyProc == NULL)
 		return InvalidLocalTransactionId;
-#if PG_VERSION_NUM >= 170000
-	return MyProc->vxid.lxid;
-#else
-	return MyProc->lxid;
-#endif
+	return MyProcLocalTransactionId();
 }
 
 /* What a popsell.* setting's GUC "extra" holds: when it was set. */
@@ -119,12 +115,7 @@ note_placeholder(const char *name)
 
 	placeholder_fresh = false;
 	placeholder_value = NULL;
-#if PG_VERSION_NUM >= 160000
-	vars = get_guc_variables(&n);
-#else
-	vars = get_guc_variables();
-	n = GetNumConfigOptions();
-#endif
+	vars = get_guc_variables_compat(&n);
 	for (int i = 0; i < n; i++)
 	{
 		struct config_generic *g = vars[i];

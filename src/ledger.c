@@ -515,7 +515,7 @@ LedgerFlush(void)
 		ExecStoreVirtualTuple(slot);
 		table_tuple_insert(rel, slot, cid, 0, bis);
 		if (rri->ri_NumIndices > 0)
-			ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+			ExecInsertIndexTuplesCompat(rri, slot, estate, false, false, NULL, NIL);
 		ResetPerTupleExprContext(estate);
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(rowcxt);

@@ -13,10 +13,8 @@
 #include "fmgr.h"
 #include "utils/timestamp.h"
 
-/* Compatibility: popsell targets PostgreSQL 15; older names where they differ. */
-#if PG_VERSION_NUM < 150000
-#define MarkGUCPrefixReserved(className) EmitWarningsOnPlaceholders(className)
-#endif
+/* Differences between PostgreSQL versions: one macro per API. */
+#include "compat.h"
 
 /*
  * popsell's own SQLSTATE class "PS": rule violations a caller can act on.

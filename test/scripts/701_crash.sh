@@ -18,7 +18,9 @@ set -euo pipefail
 # shellcheck source=test/scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-bin=$("${PG_CONFIG:-pg_config}" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+# The harness exports PS_PG_BIN, the server binaries of the version under
+# test.
+bin="${PS_PG_BIN:-$("${PG_CONFIG:-pg_config}" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}"
 [ -x "$bin/pg_ctl" ] || bin=/usr/lib/postgresql/15/bin
 tmp="${POPSELL_TEST_TMP:?}"
 data="$tmp/crash_data"

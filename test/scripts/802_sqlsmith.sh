@@ -126,8 +126,12 @@ expect_eq "as the brand the same queries show no canary" "$(leaks_in "$tmp/contr
 
 # --- crash detectors: statistics and server log ---------------------------
 commits_before=$(q "$db" "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
-log_file=$(q "$db" "SELECT CASE WHEN current_setting('logging_collector')::boolean
+# The harness exports PS_SERVER_LOG for the clusters it starts itself.
+log_file="${PS_SERVER_LOG:-}"
+if [ -z "$log_file" ]; then
+	log_file=$(q "$db" "SELECT CASE WHEN current_setting('logging_collector')::boolean
                                THEN current_setting('data_directory') || '/' || pg_current_logfile() END" || true)
+fi
 if [ -z "$log_file" ]; then
 	cluster=$(q "$db" "SELECT replace(current_setting('cluster_name'), '/', '-')" || true)
 	# Debian clusters log to /var/log/postgresql; pg_virtualenv's to a
