@@ -24,6 +24,7 @@
 #include "ledger.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -35,6 +36,9 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(contacts_before_row);
 
@@ -56,6 +60,14 @@ static ContactCols cols;
 static bool cols_callback = false;
 
 static SPIPlanPtr kind_plan = NULL;
+static SPIPlanPtr status_plan = NULL;
+static SPIPlanPtr held_plan = NULL;
+static SPIPlanPtr refusal_plan = NULL;
+
+/* The last ambassador found active, valid for one command of one transaction. */
+static int64 active_amb_id = 0;
+static LocalTransactionId active_amb_lxid = InvalidLocalTransactionId;
+static CommandId active_amb_cid = InvalidCommandId;
 
 static void
 cols_invalidate(Datum arg, Oid relid)
@@ -194,6 +206,176 @@ keep_plan(SPIPlanPtr *slot, const char *query, int nargs, Oid *argtypes)
 		*slot = p;
 	}
 	return *slot;
+}
+
+/*
+ * The session's own role (not a SECURITY DEFINER function's owner) is a
+ * superuser or popsell_owner: migrations and restores, which may carry
+ * values no application may give (email_confirmed_at) and act for any
+ * ambassador.
+ */
+static bool
+outer_is_owner(void)
+{
+	Oid			outer = GetOuterUserId();
+
+	return superuser_arg(outer) || has_privs_of_role(outer, PopsellOwnerId());
+}
+
+/* Run fn(arg) in an SPI connection as popsell_owner. */
+typedef void (*OwnerFn) (void *arg);
+
+static void
+as_owner(OwnerFn fn, void *arg)
+{
+	Oid			save_userid;
+	int			save_sec;
+
+	EnterOwnerContext(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	fn(arg);
+	SPI_finish();
+	LeaveOwnerContext(save_userid, save_sec);
+}
+
+typedef struct StatusArg
+{
+	int64		id;
+	char	   *status;			/* NULL: no such ambassador */
+} StatusArg;
+
+static void
+read_ambassador_status(void *p)
+{
+	StatusArg  *a = (StatusArg *) p;
+	Oid			type = INT8OID;
+	Datum		id = Int64GetDatum(a->id);
+
+	keep_plan(&status_plan,
+			  "SELECT a.status::pg_catalog.text FROM popsell.ambassadors a WHERE a.id OPERATOR(pg_catalog.=) $1",
+			  1, &type);
+	if (SPI_execute_plan(status_plan, &id, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read popsell.ambassadors");
+	a->status = NULL;
+	if (SPI_processed > 0)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		a->status = v ? MemoryContextStrdup(CurTransactionContext, v) : NULL;
+	}
+}
+
+/*
+ * SPEC section 5 (v2): nothing is collected, imported or entered for an
+ * ambassador who is not active, by any role (the owner's migrations and
+ * restores aside).  One lookup per ambassador per statement.
+ */
+static void
+check_ambassador_active(int64 amb)
+{
+	StatusArg	a;
+
+	if (active_amb_id == amb && active_amb_lxid == MyProc->lxid &&
+		active_amb_cid == GetCurrentCommandId(false))
+		return;
+	a.id = amb;
+	as_owner(read_ambassador_status, &a);
+	if (a.status == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_UNKNOWN_ID),
+				 errmsg("ambassador %lld does not exist", (long long) amb),
+				 errhint("Give the id of an existing ambassador.")));
+	if (strcmp(a.status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_AMBASSADOR_STATE),
+				 errmsg("ambassador %lld is not active (status %s): no contact is collected for it",
+						(long long) amb, a.status),
+				 errdetail("Contacts are collected, imported and entered only for active ambassadors."),
+				 errhint("Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.")));
+	active_amb_id = amb;
+	active_amb_lxid = MyProc->lxid;
+	active_amb_cid = GetCurrentCommandId(false);
+}
+
+typedef struct HeldArg
+{
+	int64		amb;
+	const char *email;
+	bool		held;
+} HeldArg;
+
+static void
+probe_held(void *p)
+{
+	HeldArg    *a = (HeldArg *) p;
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(a->email);
+	args[1] = Int64GetDatum(a->amb);
+	keep_plan(&held_plan,
+			  "SELECT 1 FROM popsell.contacts c WHERE c.email OPERATOR(pg_catalog.=) $1"
+			  " AND c.ambassador_id OPERATOR(pg_catalog.=) $2 LIMIT 1",
+			  2, types);
+	if (SPI_execute_plan(held_plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read popsell.contacts");
+	a->held = SPI_processed > 0;
+}
+
+/*
+ * SPEC C3 (v2): an ambassador cannot enter an email it already holds
+ * (one probe of the email index).
+ */
+static void
+check_not_held(int64 amb, const char *norm)
+{
+	HeldArg		a;
+
+	a.amb = amb;
+	a.email = norm;
+	as_owner(probe_held, &a);
+	if (a.held)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_DUPLICATE),
+				 errmsg("ambassador %lld already holds a contact with this email", (long long) amb),
+				 errdetail("An ambassador enters each email once (crm_manual, private_import)."),
+				 errhint("Edit the existing contact instead of adding a second one.")));
+}
+
+static void
+add_refusal(void *p)
+{
+	Oid			type = TEXTOID;
+	Datum		arg = CStringGetTextDatum((const char *) p);
+
+	keep_plan(&refusal_plan,
+			  "INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)"
+			  " SELECT popsell.hash_email($1), popsell.hash_key_id(), 'invitation_refused', pg_catalog.now()"
+			  "  WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b"
+			  "                     WHERE b.email_hash OPERATOR(pg_catalog.=) ANY (popsell.email_hashes($1))"
+			  "                       AND b.reason OPERATOR(pg_catalog.=) 'invitation_refused')",
+			  1, &type);
+	if (SPI_execute_plan(refusal_plan, &arg, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the refusal in popsell.blacklist");
+}
+
+/*
+ * SPEC C3 (v2): a refusal is remembered.  The email's hash goes on the
+ * blacklist with reason invitation_refused, so a later row with it, from
+ * any ambassador, is stored refused.
+ */
+static void
+remember_refusal(const char *norm)
+{
+	as_owner(add_refusal, (void *) norm);
+}
+
+static bool
+is_refusal(int amb)
+{
+	return amb == AO_INVITATION_DECLINED || amb == AO_OPTOUT_NO_RESPONSE ||
+		amb == AO_OPTOUT_EMAIL;
 }
 
 /* ---------------------------------------------------------------------
@@ -413,6 +595,8 @@ contact_insert(TriggerData *td, Row *r)
 				 errmsg("ambassador %lld does not exist",
 						(long long) DatumGetInt64(VAL(r, cols.ambassador_id))),
 				 errhint("Give the id of an existing ambassador.")));
+	if (!ISNULL(r, cols.ambassador_id) && !outer_is_owner())
+		check_ambassador_active(DatumGetInt64(VAL(r, cols.ambassador_id)));
 
 	if (src == SRC_SOCIAL_NETWORK && (forbidden = social_forbidden_field(r)) != NULL)
 		ereport(ERROR,
@@ -460,8 +644,12 @@ contact_insert(TriggerData *td, Row *r)
 				 errdetail("Only a form, order or sync the contact filled in can carry a partners opt-in."),
 				 errhint("Leave partners_optin false.")));
 
-	/* Pending confirmation: unverified until popsell.confirm_email(). */
-	if (!history || ISNULL(r, cols.email_confirmed_at))
+	/*
+	 * Pending confirmation: unverified until popsell.confirm_email().  Only
+	 * the owner (a migration, a restore) may bring a confirmation along; an
+	 * application's value is not taken (v2).
+	 */
+	if (!outer_is_owner() || ISNULL(r, cols.email_confirmed_at))
 		row_set(r, cols.email_confirmed_at, (Datum) 0, true);
 	if (SourceIsPendingKind(src) && ISNULL(r, cols.email_confirmed_at))
 		es = ES_UNVERIFIED;
@@ -501,8 +689,24 @@ contact_insert(TriggerData *td, Row *r)
 		else
 			note = "initial; email is globally opted out until this consent is confirmed";
 	}
+	/* C3 (v2): a remembered refusal; only the person's confirmed consent lifts it */
+	if ((reasons & (1u << BL_INVITATION_REFUSED)) && init.amb != AO_GLOBAL_OPTOUT)
+	{
+		if (!SourceIsPendingKind(src))
+		{
+			init.amb = AO_INVITATION_DECLINED;
+			note = "initial; the person refused this email's invitations";
+		}
+		else
+			note = "initial; the person refused this email's invitations until this consent is confirmed";
+	}
 	if (definitive_status(reasons) >= 0)
 		es = definitive_status(reasons);
+
+	/* C3 (v2): an ambassador enters each email once */
+	if (norm != NULL && (src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT) &&
+		!ISNULL(r, cols.ambassador_id))
+		check_not_held(DatumGetInt64(VAL(r, cols.ambassador_id)), norm);
 
 	row_set(r, cols.ambassador_optin, ObjectIdGetDatum(EnumOid(ENUM_AMB, init.amb)), false);
 	row_set(r, cols.brand_optin, ObjectIdGetDatum(EnumOid(ENUM_BRAND, init.brand)), false);
@@ -674,9 +878,58 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		}
 	}
 
+	/*
+	 * C2 (v2): consent belongs to an address.  A new address (not a mere
+	 * case or whitespace change: both are normalized) ends the consent the
+	 * old one gave: the ambassador opt-in starts again at new (a refusal
+	 * stays), the brand and partners opt-ins end, and the email status is
+	 * the new address's.  A pending contact stays pending: the new address
+	 * gets its own confirmation (queued by popsell_60_email_changed).
+	 */
+	if (email_changed)
+	{
+		bool		pending = SourceIsPendingKind(src) && ISNULL(r, cols.email_confirmed_at);
+
+		if (pending)
+			newv[FIELD_EMAIL_STATUS] = ES_UNVERIFIED;
+		else
+		{
+			if (!AmbIsOptedOut((AmbOptin) newv[FIELD_AMBASSADOR_OPTIN]) ||
+				newv[FIELD_AMBASSADOR_OPTIN] == AO_OPTIN_BLOG_PENDING)
+				newv[FIELD_AMBASSADOR_OPTIN] = AO_NEW;
+			newv[FIELD_BRAND_OPTIN] = BO_NO_OPTIN;
+			newv[FIELD_PARTNERS_OPTIN] = 0;
+			newv[FIELD_EMAIL_STATUS] = ES_OK;
+		}
+		row_set(r, cols.ambassador_optin,
+				ObjectIdGetDatum(EnumOid(ENUM_AMB, newv[FIELD_AMBASSADOR_OPTIN])), false);
+		row_set(r, cols.brand_optin,
+				ObjectIdGetDatum(EnumOid(ENUM_BRAND, newv[FIELD_BRAND_OPTIN])), false);
+		row_set(r, cols.partners_optin, BoolGetDatum(newv[FIELD_PARTNERS_OPTIN] != 0), false);
+		row_set(r, cols.email_status,
+				ObjectIdGetDatum(EnumOid(ENUM_EMAIL_STATUS, newv[FIELD_EMAIL_STATUS])), false);
+		note = "email changed: the old address's consent ends";
+	}
+
 	if (norm != NULL)
 	{
 		reasons = probe_email(norm, normlen);
+		/* C3: an ambassador never stores a globally opted-out email */
+		if (email_changed && (reasons & (1u << BL_GLOBAL_OPTOUT)) &&
+			path == PATH_AMBASSADOR)
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_BLACKLISTED),
+					 errmsg("contact %lld cannot take this email: its owner opted out of every ambassador",
+							(long long) id),
+					 errdetail("A globally opted-out email is never stored by an ambassador."),
+					 errhint("Keep the previous address, or leave the email empty.")));
+		if (email_changed && (reasons & (1u << BL_INVITATION_REFUSED)) &&
+			newv[FIELD_AMBASSADOR_OPTIN] == AO_NEW)
+		{
+			newv[FIELD_AMBASSADOR_OPTIN] = AO_INVITATION_DECLINED;
+			row_set(r, cols.ambassador_optin, ObjectIdGetDatum(EnumOid(ENUM_AMB, AO_INVITATION_DECLINED)), false);
+			note = "email changed: the new address refused invitations";
+		}
 		if (email_changed && (reasons & (1u << BL_GLOBAL_OPTOUT)) &&
 			newv[FIELD_AMBASSADOR_OPTIN] != AO_GLOBAL_OPTOUT)
 		{
@@ -716,6 +969,16 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		}
 		if (!(reasons & (1u << BL_GLOBAL_OPTOUT)))
 			QueueGlobalOptout(norm, path);
+	}
+
+	/* C3 (v2): a refusal is remembered for the email */
+	if (is_refusal(newv[FIELD_AMBASSADOR_OPTIN]) &&
+		(oldv[FIELD_AMBASSADOR_OPTIN] != newv[FIELD_AMBASSADOR_OPTIN] || email_changed) &&
+		!ISNULL(r, cols.email) && !(reasons & (1u << BL_INVITATION_REFUSED)))
+	{
+		if (norm == NULL)
+			norm = text_to_cstring(DatumGetTextPP(VAL(r, cols.email)));
+		remember_refusal(norm);
 	}
 
 	for (int f = 0; f < FIELD__COUNT; f++)
