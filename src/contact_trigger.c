@@ -368,6 +368,9 @@ add_refusal(void *p)
 static void
 remember_refusal(const char *norm)
 {
+	/* a schema older than 2.0 has no such reason yet */
+	if (!OidIsValid(EnumOid(ENUM_REASON, BL_INVITATION_REFUSED)))
+		return;
 	as_owner(add_refusal, (void *) norm);
 }
 
@@ -641,7 +644,7 @@ contact_insert(TriggerData *td, Row *r)
 				(errcode(ERRCODE_POPSELL_INITIAL_VALUE),
 				 errmsg("initial partners_optin true is not allowed for source \"%s\"",
 						EnumLabel(ENUM_SOURCE, src)),
-				 errdetail("Only a form, order or sync the contact filled in can carry a partners opt-in."),
+				 errdetail("Only popsell's own forms (blog, blog_internal_form, store_purchase, external_form, order_popin) carry a partners opt-in."),
 				 errhint("Leave partners_optin false.")));
 
 	/*
