@@ -974,9 +974,13 @@ contact_update(TriggerData *td, Row *o, Row *r)
 			QueueGlobalOptout(norm, path);
 	}
 
-	/* C3 (v2): a refusal is remembered for the email */
+	/*
+	 * C3 (v2): a refusal is remembered for the email the contact had when
+	 * it refused (an opted-out state carried to a new address is not that
+	 * address's refusal).
+	 */
 	if (is_refusal(newv[FIELD_AMBASSADOR_OPTIN]) &&
-		(oldv[FIELD_AMBASSADOR_OPTIN] != newv[FIELD_AMBASSADOR_OPTIN] || email_changed) &&
+		oldv[FIELD_AMBASSADOR_OPTIN] != newv[FIELD_AMBASSADOR_OPTIN] &&
 		!ISNULL(r, cols.email) && !(reasons & (1u << BL_INVITATION_REFUSED)))
 	{
 		if (norm == NULL)

@@ -155,17 +155,20 @@ CREATE FUNCTION consent_model.reasons(p_email text) RETURNS text[] LANGUAGE sql 
      WHERE p_email IS NOT NULL AND b.email_hash = ANY (popsell.email_hashes(p_email))
 $$;
 
--- The emails the model remembers as refused: every address a row held
--- while in a refusal or global opt-out state, after any earlier step (the
--- model's own memory, independent of popsell's blacklist).
-CREATE FUNCTION consent_model.refused(p_known text[]) RETURNS text[] LANGUAGE sql AS $$
+-- The emails the model remembers as refused: the address a row held when
+-- it moved into a refusal or global opt-out state, in any earlier step
+-- (the model's own memory, independent of popsell's blacklist).  p_before
+-- is the state before the last step.
+CREATE FUNCTION consent_model.refused(p_known text[], p_before jsonb) RETURNS text[] LANGUAGE sql AS $$
     SELECT ARRAY(SELECT DISTINCT e FROM (
         SELECT unnest(p_known) AS e
         UNION
         SELECT c.email FROM popsell.contacts c
          WHERE c.email IS NOT NULL
            AND c.ambassador_optin IN ('invitation_declined', 'optout_email', 'optout_no_response',
-                                      'global_optout')) x ORDER BY 1)
+                                      'global_optout')
+           AND coalesce(p_before -> c.id::text ->> 'amb', 'new') NOT IN
+               ('invitation_declined', 'optout_email', 'optout_no_response', 'global_optout')) x ORDER BY 1)
 $$;
 
 -- The invariants broken by the last step (NULL when none).  p_before is
@@ -321,7 +324,7 @@ BEGIN
             IF why IS NOT NULL AND NOT EXISTS (SELECT 1 FROM consent_model.known k WHERE why LIKE k.pattern) THEN
                 RAISE EXCEPTION '%', consent_model.script(p_seq || op, why) USING ERRCODE = 'PSM01';
             END IF;
-            n := n + 1 + consent_model.walk(p_seq || op, p_depth - 1, consent_model.refused(p_refused));
+            n := n + 1 + consent_model.walk(p_seq || op, p_depth - 1, consent_model.refused(p_refused, before));
             RAISE EXCEPTION 'undo' USING ERRCODE = 'PSM00';
         EXCEPTION WHEN SQLSTATE 'PSM00' THEN
             NULL;
@@ -337,16 +340,20 @@ DECLARE
     op int;
     res text;
     n bigint;
+    before jsonb;
+    refused text[] := '{}';
 BEGIN
     BEGIN
         EXECUTE consent_model.fixture_sql();
         FOREACH op IN ARRAY p_seed LOOP
+            before := consent_model.state();
             res := consent_model.run_op(op);
+            refused := consent_model.refused(refused, before);
             IF res <> 'ok' THEN
                 RAISE EXCEPTION 'seed operation % was refused (%)', op, res;
             END IF;
         END LOOP;
-        n := consent_model.walk(p_seed, p_depth, consent_model.refused('{}'));
+        n := consent_model.walk(p_seed, p_depth, refused);
         RAISE EXCEPTION 'undo' USING ERRCODE = 'PSM00';
     EXCEPTION WHEN SQLSTATE 'PSM00' THEN
         NULL;
