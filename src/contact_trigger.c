@@ -23,7 +23,10 @@
  */
 #include "ledger.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -38,7 +41,9 @@
 #include "utils/rel.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(contacts_before_row);
 
@@ -46,6 +51,7 @@ PG_FUNCTION_INFO_V1(contacts_before_row);
 typedef struct ContactCols
 {
 	Oid			relid;
+	Oid			email_idx;		/* contacts_email_idx: the duplicate probe */
 	AttrNumber	id, ambassador_id, source, first_name, last_name, email,
 				email_status, facebook_id, twitter_id, instagram_id,
 				public_photo_url, customer_id, ambassador_optin,
@@ -61,13 +67,21 @@ static bool cols_callback = false;
 
 static SPIPlanPtr kind_plan = NULL;
 static SPIPlanPtr status_plan = NULL;
-static SPIPlanPtr held_plan = NULL;
 static SPIPlanPtr refusal_plan = NULL;
 
-/* The last ambassador found active, valid for one command of one transaction. */
-static int64 active_amb_id = 0;
-static LocalTransactionId active_amb_lxid = InvalidLocalTransactionId;
-static CommandId active_amb_cid = InvalidCommandId;
+/*
+ * Ambassadors found active, valid for one command of one transaction (a
+ * bulk load looks each of its ambassadors up once).
+ */
+#define ACTIVE_SLOTS 1024
+static int64 active_ids[ACTIVE_SLOTS];
+static LocalTransactionId active_lxid = InvalidLocalTransactionId;
+static CommandId active_cid = InvalidCommandId;
+
+/* outer_is_owner()'s answer, for one role in one transaction */
+static LocalTransactionId owner_lxid = InvalidLocalTransactionId;
+static Oid	owner_role = InvalidOid;
+static bool owner_answer = false;
 
 static void
 cols_invalidate(Datum arg, Oid relid)
@@ -141,6 +155,7 @@ resolve_cols(Relation rel)
 	EnumCheckType(ENUM_BRAND, TupleDescAttr(d, cols.brand_optin - 1)->atttypid);
 	EnumCheckType(ENUM_EMAIL_STATUS, TupleDescAttr(d, cols.email_status - 1)->atttypid);
 	EnumCheckType(ENUM_SOURCE, TupleDescAttr(d, cols.source - 1)->atttypid);
+	cols.email_idx = get_relname_relid("contacts_email_idx", RelationGetNamespace(rel));
 	cols.relid = RelationGetRelid(rel);
 }
 
@@ -219,7 +234,13 @@ outer_is_owner(void)
 {
 	Oid			outer = GetOuterUserId();
 
-	return superuser_arg(outer) || has_privs_of_role(outer, PopsellOwnerId());
+	if (owner_lxid != MyProc->lxid || owner_role != outer)
+	{
+		owner_answer = superuser_arg(outer) || has_privs_of_role(outer, PopsellOwnerId());
+		owner_role = outer;
+		owner_lxid = MyProc->lxid;
+	}
+	return owner_answer;
 }
 
 /* Run fn(arg) in an SPI connection as popsell_owner. */
@@ -275,9 +296,15 @@ static void
 check_ambassador_active(int64 amb)
 {
 	StatusArg	a;
+	int			slot = (int) ((uint64) amb % ACTIVE_SLOTS);
 
-	if (active_amb_id == amb && active_amb_lxid == MyProc->lxid &&
-		active_amb_cid == GetCurrentCommandId(false))
+	if (active_lxid != MyProc->lxid || active_cid != GetCurrentCommandId(false))
+	{
+		memset(active_ids, 0, sizeof(active_ids));
+		active_lxid = MyProc->lxid;
+		active_cid = GetCurrentCommandId(false);
+	}
+	if (amb != 0 && active_ids[slot] == amb)
 		return;
 	a.id = amb;
 	as_owner(read_ambassador_status, &a);
@@ -293,49 +320,50 @@ check_ambassador_active(int64 amb)
 						(long long) amb, a.status),
 				 errdetail("Contacts are collected, imported and entered only for active ambassadors."),
 				 errhint("Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.")));
-	active_amb_id = amb;
-	active_amb_lxid = MyProc->lxid;
-	active_amb_cid = GetCurrentCommandId(false);
-}
-
-typedef struct HeldArg
-{
-	int64		amb;
-	const char *email;
-	bool		held;
-} HeldArg;
-
-static void
-probe_held(void *p)
-{
-	HeldArg    *a = (HeldArg *) p;
-	Oid			types[2] = {TEXTOID, INT8OID};
-	Datum		args[2];
-
-	args[0] = CStringGetTextDatum(a->email);
-	args[1] = Int64GetDatum(a->amb);
-	keep_plan(&held_plan,
-			  "SELECT 1 FROM popsell.contacts c WHERE c.email OPERATOR(pg_catalog.=) $1"
-			  " AND c.ambassador_id OPERATOR(pg_catalog.=) $2 LIMIT 1",
-			  2, types);
-	if (SPI_execute_plan(held_plan, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read popsell.contacts");
-	a->held = SPI_processed > 0;
+	active_ids[slot] = amb;
 }
 
 /*
- * SPEC C3 (v2): an ambassador cannot enter an email it already holds
- * (one probe of the email index).
+ * SPEC C3 (v2): an ambassador cannot enter an email it already holds.  One
+ * probe of contacts_email_idx under the statement's snapshot (the rows
+ * with that email are few), comparing their ambassador.
  */
 static void
-check_not_held(int64 amb, const char *norm)
+check_not_held(Relation heap, int64 amb, const char *norm)
 {
-	HeldArg		a;
+	Relation	idx;
+	IndexScanDesc scan;
+	ScanKeyData sk;
+	TupleTableSlot *slot;
+	bool		held = false;
 
-	a.amb = amb;
-	a.email = norm;
-	as_owner(probe_held, &a);
-	if (a.held)
+	if (!OidIsValid(cols.email_idx))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_MISUSE),
+				 errmsg("index popsell.contacts_email_idx is missing"),
+				 errhint("Reinstall the extension; popsell's indexes must not be dropped.")));
+	idx = index_open(cols.email_idx, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+	scan = index_beginscan(heap, idx, GetActiveSnapshot(), 1, 0);
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(norm));
+	sk.sk_collation = idx->rd_indcollation[0];
+	index_rescan(scan, &sk, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		a = slot_getattr(slot, cols.ambassador_id, &isnull);
+
+		CHECK_FOR_INTERRUPTS();
+		if (!isnull && DatumGetInt64(a) == amb)
+		{
+			held = true;
+			break;
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	if (held)
 		ereport(ERROR,
 				(errcode(ERRCODE_POPSELL_DUPLICATE),
 				 errmsg("ambassador %lld already holds a contact with this email", (long long) amb),
@@ -709,7 +737,7 @@ contact_insert(TriggerData *td, Row *r)
 	/* C3 (v2): an ambassador enters each email once */
 	if (norm != NULL && (src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT) &&
 		!ISNULL(r, cols.ambassador_id))
-		check_not_held(DatumGetInt64(VAL(r, cols.ambassador_id)), norm);
+		check_not_held(td->tg_relation, DatumGetInt64(VAL(r, cols.ambassador_id)), norm);
 
 	row_set(r, cols.ambassador_optin, ObjectIdGetDatum(EnumOid(ENUM_AMB, init.amb)), false);
 	row_set(r, cols.brand_optin, ObjectIdGetDatum(EnumOid(ENUM_BRAND, init.brand)), false);
