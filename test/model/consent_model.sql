@@ -90,7 +90,8 @@ INSERT INTO consent_model.ops (id, name, who, sql) VALUES
  (27, 'invite_2',      'amb:2', $q$SELECT popsell.send_invitation({c2})$q$),
  (28, 'accept_2',      'app',   $q$SELECT popsell.accept_invitation({c2})$q$),
  (29, 'release_1',     'amb:1', $q$SELECT popsell.release_soft_bounce({c1})$q$),
- (30, 'staff_optin_1', 'popsell_account_team', $q$UPDATE popsell.contacts SET ambassador_optin = 'invitation_accepted' WHERE id = {c1}$q$);
+ (30, 'staff_optin_1', 'popsell_account_team', $q$UPDATE popsell.contacts SET ambassador_optin = 'invitation_accepted' WHERE id = {c1}$q$),
+ (31, 'erase_subject', 'popsell_account_team', $q$SELECT popsell.erase_subject('p@model.test')$q$);
 
 -- Violations to step over (LIKE patterns of their text), to look past a
 -- known finding for the next one; empty in the test.
