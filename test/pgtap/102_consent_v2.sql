@@ -11,7 +11,7 @@
 -- trusted application itself, any other value a role name.  It returns the
 -- statement's first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(57);
+SELECT plan(59);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -254,6 +254,11 @@ SELECT alike(act('app', $$SELECT imported::text FROM popsell.import_contacts(3, 
           'ERROR PS300%', 'nor imported');
 SELECT alike(act('app', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name) VALUES (3, 'order', 'L3')$$),
           'ERROR PS300%', 'nor inserted by the application');
+SELECT alike(act('amb:3', $$SELECT imported::text FROM popsell.import_contacts(3, '[{"first_name":"L4"}]')$$),
+          'ERROR PS300%', 'the application acting for the leaving ambassador gets PS300, not PS200');
+INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, email) VALUES (9001, 3, 'crm_manual', 'L5', 'l5@c.test');
+SELECT alike(act('amb:3', 'SELECT popsell.send_invitation(9001)::text'),
+          'ERROR PS300%', 'and nothing is sent for it (PS300)');
 SELECT alike(act('app', format('SELECT popsell.opt_out(%s, NULL)::text', (SELECT id FROM popsell.contacts WHERE first_name = 'Waiting'))),
           'ERROR PS106%', 'opt_out(id, NULL) is an error, not false');
 SELECT act('amb:2', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)

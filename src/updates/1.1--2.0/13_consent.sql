@@ -21,6 +21,16 @@ BEGIN
             USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing contact.';
     END IF;
     SELECT * INTO c FROM popsell.contacts WHERE id = p_contact_id;
+    -- An ambassador acting for itself while not active learns that (PS300).
+    IF FOUND AND popsell.current_ambassador_id() IS NULL
+       AND EXISTS (SELECT 1 FROM popsell.ambassadors a
+                    WHERE a.id = c.ambassador_id AND a.status <> 'active'
+                      AND (current_setting('popsell.ambassador_id', true) = a.id::text
+                           OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
+        RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
+            USING ERRCODE = 'PS300',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
     IF NOT FOUND
        OR NOT (popsell._caller_in('popsell_app')
                OR popsell._caller_in('popsell_brand')
@@ -54,6 +64,20 @@ BEGIN
     IF p_ambassador_id IS NULL THEN
         RAISE EXCEPTION 'ambassador id must not be NULL'
             USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing ambassador.';
+    END IF;
+    -- An ambassador acting for itself while not active (the trusted app's
+    -- popsell.ambassador_id, or its login role, names it) learns that, not
+    -- "unknown": it is itself.
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a
+                WHERE a.id = p_ambassador_id AND a.status <> 'active'
+                  AND (current_setting('popsell.ambassador_id', true) = p_ambassador_id::text
+                       OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text)))
+       AND popsell.current_ambassador_id() IS NULL THEN
+        SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
+        RAISE EXCEPTION 'ambassador % is not active (status %)', p_ambassador_id, st
+            USING ERRCODE = 'PS300',
+                  DETAIL = 'Nothing is collected, imported or sent for an ambassador who is not active.',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM popsell.ambassadors WHERE id = p_ambassador_id)
        OR NOT (popsell._caller_in('popsell_app')
