@@ -91,7 +91,9 @@ INSERT INTO consent_model.ops (id, name, who, sql) VALUES
  (28, 'accept_2',      'app',   $q$SELECT popsell.accept_invitation({c2})$q$),
  (29, 'release_1',     'amb:1', $q$SELECT popsell.release_soft_bounce({c1})$q$),
  (30, 'staff_optin_1', 'popsell_account_team', $q$UPDATE popsell.contacts SET ambassador_optin = 'invitation_accepted' WHERE id = {c1}$q$),
- (31, 'erase_subject', 'popsell_account_team', $q$SELECT popsell.erase_subject('p@model.test')$q$);
+ (31, 'erase_subject', 'popsell_account_team', $q$SELECT popsell.erase_subject('p@model.test')$q$),
+ (32, 'brand_forge_2', 'popsell_brand', $q$UPDATE popsell.contacts SET ambassador_optin = 'invitation_accepted', partners_optin = true WHERE id = {c2}$q$),
+ (33, 'app_crm_1',     'app',   $q$SELECT popsell.collect_contact(1, 'crm_manual', '{"first_name": "P", "email": "p@model.test"}', true, true, true)$q$);
 
 -- Violations to step over (LIKE patterns of their text), to look past a
 -- known finding for the next one; empty in the test.
