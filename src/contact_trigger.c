@@ -283,7 +283,12 @@ read_ambassador_status(void *p)
 	{
 		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
-		a->status = v ? MemoryContextStrdup(CurTransactionContext, v) : NULL;
+		if (v != NULL)
+		{
+			/* outlive SPI_finish: the caller's memory context */
+			a->status = SPI_palloc(strlen(v) + 1);
+			strcpy(a->status, v);
+		}
 	}
 }
 

@@ -832,22 +832,24 @@ BEGIN
         END IF;
         RETURN NEW;
     END IF;
-    IF NEW.kind = 'invitation' AND popsell.current_path() <> 'send_invitation' THEN
+    IF NEW.kind::text = 'invitation' AND popsell.current_path() <> 'send_invitation' THEN
         RAISE EXCEPTION 'cannot queue invitation for contact %: invitations come only from popsell.send_invitation()', NEW.contact_id
             USING ERRCODE = 'PS120', HINT = 'Call popsell.send_invitation(contact_id).';
     END IF;
-    IF NEW.kind = 'invitation_reminder' THEN
+    IF NEW.kind::text = 'invitation_reminder' THEN
         IF popsell.current_path() <> 'system' THEN
             RAISE EXCEPTION 'cannot queue invitation_reminder for contact %: reminders are queued by popsell.run_maintenance only', NEW.contact_id
                 USING ERRCODE = 'PS120', HINT = 'Let the invitation_reminder rule queue it.';
         END IF;
         IF EXISTS (SELECT 1 FROM popsell.outbox o
-                    WHERE o.contact_id = NEW.contact_id AND o.kind = 'invitation_reminder') THEN
+                    WHERE o.contact_id = NEW.contact_id AND o.kind::text = 'invitation_reminder') THEN
             RAISE EXCEPTION 'cannot queue invitation_reminder for contact %: one reminder per contact', NEW.contact_id
                 USING ERRCODE = 'PS120', HINT = 'A contact is reminded once.';
         END IF;
     END IF;
-    IF NEW.kind IN ('partner_erasure', 'partner_optout', 'delete_file') AND NOT own THEN
+    -- (kinds compared as text: a label added by the 2.0 upgrade may not be
+    -- used as a value in the transaction that added it)
+    IF NEW.kind::text IN ('partner_erasure', 'partner_optout', 'delete_file') AND NOT own THEN
         RAISE EXCEPTION 'cannot queue %: it comes only from erasure, objection, withdrawal and file changes', NEW.kind
             USING ERRCODE = 'PS120',
                   HINT = 'Erase, object or withdraw through popsell''s functions; they queue it.';
