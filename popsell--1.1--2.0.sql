@@ -82,12 +82,6 @@ CREATE POLICY popsell_ambassador_delete ON popsell.contacts FOR DELETE TO popsel
 COMMENT ON POLICY popsell_ambassador_delete ON popsell.contacts IS
     'An ambassador erases its own visible contacts.';
 
-DROP POLICY popsell_brand_select ON popsell.contacts;
-CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
-    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin));
-COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
-    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted.';
-
 DROP POLICY popsell_brand_update ON popsell.contacts;
 CREATE POLICY popsell_brand_update ON popsell.contacts FOR UPDATE TO popsell_brand
     USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin))
@@ -165,82 +159,6 @@ SELECT i.id, i.contact_id, i.contact_tombstone_id, i.publication_id, i.channel, 
 COMMENT ON VIEW popsell.bi_interactions IS
     'BI: interactions of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
 
-CREATE OR REPLACE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
-                                        ambassador_optin_checked boolean DEFAULT NULL,
-                                        brand_optin_checked boolean DEFAULT NULL,
-                                        partners_optin_checked boolean DEFAULT NULL)
-    RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    SET popsell.actor = 'contact'
-AS $$
-DECLARE
-    init record;
-    r popsell.contacts;
-    new_id bigint;
-    bad text;
-BEGIN
-    IF source IS NULL THEN
-        RAISE EXCEPTION 'a contact source is required'
-            USING ERRCODE = 'PS102', HINT = 'Pass one of the popsell.contact_source values.';
-    END IF;
-    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
-        RAISE EXCEPTION 'data must be a JSON object of contact fields'
-            USING ERRCODE = 'PS106',
-                  HINT = 'Pass e.g. ''{"email": "a@example.test", "first_name": "A"}''.';
-    END IF;
-    PERFORM popsell._ambassador_for_caller(collect_contact.ambassador_id);
-    SELECT string_agg(k, ', ') INTO bad
-      FROM jsonb_object_keys(data) AS k
-     WHERE k NOT IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
-                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
-                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
-                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin_at',
-                     'brand_optin_at', 'partners_optin_at', 'email_confirmed_at');
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
-            USING ERRCODE = 'PS106',
-                  HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
-    END IF;
-
-    -- The path: the brand's sync, an ambassador's own entry, else the contact.
-    PERFORM set_config('popsell.actor',
-                       CASE WHEN source = 'brand_sync' THEN 'brand_sync'
-                            WHEN source IN ('crm_manual', 'private_import') THEN 'ambassador'
-                            ELSE 'contact' END, true);
-
-    init := popsell.initial_optins(source, ambassador_optin_checked, brand_optin_checked,
-                                   partners_optin_checked);
-    r := jsonb_populate_record(NULL::popsell.contacts, data);
-    INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
-                                  twitter_id, instagram_id, public_photo_url, customer_id,
-                                  contact_type, notes, address, city, postal_code, country,
-                                  mobile_phone, home_phone, tags, created_at, last_activity_at,
-                                  ambassador_optin, brand_optin, partners_optin,
-                                  ambassador_optin_at, brand_optin_at, partners_optin_at,
-                                  email_confirmed_at)
-    VALUES (collect_contact.ambassador_id, source, r.first_name, r.last_name, r.email, r.facebook_id,
-            r.twitter_id, r.instagram_id, r.public_photo_url, r.customer_id,
-            coalesce(r.contact_type, 'prospect'), r.notes, r.address, r.city, r.postal_code, r.country,
-            r.mobile_phone, r.home_phone, coalesce(r.tags, '{}'), r.created_at, r.last_activity_at,
-            init.ambassador_optin, init.brand_optin, init.partners_optin,
-            r.ambassador_optin_at, r.brand_optin_at, r.partners_optin_at,
-            r.email_confirmed_at)
-    RETURNING id INTO new_id;
-
-    IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
-        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-        SELECT 'email_confirmation', c.ambassador_id, c.id,
-               jsonb_build_object('source', c.source)
-          FROM popsell.contacts c
-         WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
-    END IF;
-    RETURN new_id;
-END
-$$;
-COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
-    'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1). Returns the id, or NULL when a globally opted-out email was skipped.';
-
 CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint)
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -268,343 +186,6 @@ END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
     'The contact confirms the email address: the pending consent becomes effective (and lifts a global opt-out for this row only).';
-
-CREATE OR REPLACE FUNCTION popsell._maintenance_rule(p_rule text, p_at timestamptz, p_preview boolean)
-    RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    s popsell.settings;
-    n bigint := 0;
-    m bigint := 0;
-    mark bigint;
-    wi interval;
-    wn integer;
-BEGIN
-    SELECT * INTO STRICT s FROM popsell.settings;
-    wi := s.inactivity_warning_interval;
-    wn := s.inactivity_warnings;
-
-    CASE p_rule
-    WHEN 'ambassador_leaving' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.ambassadors a
-             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
-        ELSE
-            mark := popsell._erasure_push('ambassador_leaving', true);
-            DELETE FROM popsell.ambassadors a
-             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'ambassador_inactive' THEN
-        -- deadline = coalesce(last_login_at, created_at) + ambassador_inactivity.
-        -- Warnings count only when queued after the last login (a login
-        -- cancels).  Warning k of N is due at deadline - (N-k+1) intervals,
-        -- and never sooner than one interval after the previous one; the
-        -- deletion comes at the deadline once all N are queued, and never
-        -- sooner than one interval after the last.
-        IF p_preview THEN
-            SELECT count(*) INTO n
-              FROM popsell.ambassadors a
-              CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
-                                         CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
-                                              THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
-             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
-               AND a.status <> 'leaving'
-               AND (   (w.sent >= wn AND w.base + s.ambassador_inactivity <= p_at
-                        AND (wn = 0 OR a.last_inactivity_warning_at + wi <= p_at))
-                    OR (w.sent < wn
-                        AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
-                        AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
-        ELSE
-            mark := popsell._erasure_push('inactive', true);
-            DELETE FROM popsell.ambassadors a
-             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
-               AND a.status <> 'leaving'
-               AND (wn = 0
-                    OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
-                        AND a.inactivity_warnings_sent >= wn
-                        AND a.last_inactivity_warning_at + wi <= p_at));
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-            IF wn > 0 THEN
-                WITH due AS (
-                    SELECT a.id, w.sent + 1 AS k,
-                           w.base + s.ambassador_inactivity AS deadline
-                      FROM popsell.ambassadors a
-                      CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
-                                                 CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
-                                                      THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
-                     WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
-                       AND a.status <> 'leaving'
-                       AND w.sent < wn
-                       AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
-                       AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)
-                       FOR UPDATE OF a),
-                q AS (
-                    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
-                    SELECT 'inactivity_warning', d.id,
-                           jsonb_build_object('warning', d.k, 'of', wn,
-                                              'deletion_not_before', greatest(d.deadline, p_at + wi)),
-                           p_at
-                      FROM due d
-                    RETURNING ambassador_id)
-                UPDATE popsell.ambassadors a
-                   SET inactivity_warnings_sent = d.k, last_inactivity_warning_at = p_at
-                  FROM due d
-                 WHERE a.id = d.id;
-                GET DIAGNOSTICS m = ROW_COUNT;
-                n := n + m;
-            END IF;
-        END IF;
-
-    WHEN 'ambassador_unconfirmed' THEN
-        -- signups whose confirmation link expired unused
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.ambassadors a
-             WHERE a.status = 'signup_incomplete'
-               AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
-                            WHERE t.ambassador_id = a.id
-                              AND t.created_at <= p_at - s.signup_confirmation_window);
-        ELSE
-            mark := popsell._erasure_push('ambassador_unconfirmed', true);
-            DELETE FROM popsell.ambassadors a
-             WHERE a.status = 'signup_incomplete'
-               AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
-                            WHERE t.ambassador_id = a.id
-                              AND t.created_at <= p_at - s.signup_confirmation_window);
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'contact_never_invited' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE c.ambassador_optin = 'new'
-               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-        ELSE
-            mark := popsell._erasure_push('contact_never_invited', false);
-            DELETE FROM popsell.contacts c
-             WHERE c.ambassador_optin = 'new'
-               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'invitation_reminder' THEN
-        -- Only contacts the sending guard lets receive it; the others are
-        -- not marked and become optout_no_response at two windows.
-        IF p_preview THEN
-            SELECT count(*) INTO n
-              FROM popsell.contacts c
-              JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
-             WHERE c.ambassador_optin = 'invitation_sent'
-               AND c.invitation_sent_at <= p_at - s.invitation_response_window
-               AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
-               AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
-               AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted;
-        ELSE
-            WITH due AS (
-                SELECT c.id, c.ambassador_id, c.invitation_sent_at
-                  FROM popsell.contacts c
-                  JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
-                 WHERE c.ambassador_optin = 'invitation_sent'
-                   AND c.invitation_sent_at <= p_at - s.invitation_response_window
-                   AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
-                   AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
-                   AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted
-                   FOR UPDATE OF c),
-            q AS (
-                INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload, created_at)
-                SELECT 'invitation_reminder', d.ambassador_id, d.id,
-                       jsonb_build_object('invitation_sent_at', d.invitation_sent_at), p_at
-                  FROM due d
-                RETURNING contact_id)
-            UPDATE popsell.contacts c SET reminder_sent_at = p_at
-              FROM q WHERE c.id = q.contact_id;
-            GET DIAGNOSTICS n = ROW_COUNT;
-        END IF;
-
-    WHEN 'invitation_no_response' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE c.ambassador_optin = 'invitation_sent'
-               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
-        ELSE
-            UPDATE popsell.contacts c SET ambassador_optin = 'optout_no_response'
-             WHERE c.ambassador_optin = 'invitation_sent'
-               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
-            GET DIAGNOSTICS n = ROW_COUNT;
-        END IF;
-
-    WHEN 'email_unconfirmed' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
-               AND c.created_at <= p_at - s.email_confirmation_window
-               AND NOT c.restricted;
-        ELSE
-            mark := popsell._erasure_push('email_unconfirmed', false);
-            DELETE FROM popsell.contacts c
-             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
-               AND c.created_at <= p_at - s.email_confirmation_window
-               AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'contact_opted_out' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE popsell.is_opted_out(c.ambassador_optin)
-               AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-        ELSE
-            mark := popsell._erasure_push('contact_opted_out', true);
-            DELETE FROM popsell.contacts c
-             WHERE popsell.is_opted_out(c.ambassador_optin)
-               AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'contact_inactive' THEN
-        -- Every contact the rules above left (opted-out brand-visible
-        -- rows, brand_sync rows, whatever their consent), restricted ones
-        -- excepted (art. 18): no contact is kept forever (v2 coverage).
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE NOT c.restricted
-               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
-                   <= p_at - s.contact_inactivity;
-        ELSE
-            mark := popsell._erasure_push('contact_inactive', true);
-            DELETE FROM popsell.contacts c
-             WHERE NOT c.restricted
-               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
-                   <= p_at - s.contact_inactivity;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'program_suspended', 'brand_contract_ended' THEN
-        IF (p_rule = 'program_suspended'
-            AND s.program_suspended_at IS NOT NULL AND s.program_suspended_at + s.suspension_max <= p_at)
-           OR (p_rule = 'brand_contract_ended'
-               AND s.brand_contract_ended_at IS NOT NULL AND s.brand_contract_ended_at + s.deletion_grace <= p_at) THEN
-            n := popsell._erase_all_personal_data(p_rule, p_at, p_preview);
-        END IF;
-
-    WHEN 'contest_ugc' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.ugc u
-             WHERE u.ambassador_id IS NULL
-               AND NOT EXISTS (SELECT 1 FROM popsell.contests k
-                                WHERE k.id = u.contest_id AND k.reuse_until > p_at);
-        ELSE
-            WITH u AS (
-                DELETE FROM popsell.ugc u
-                 WHERE u.ambassador_id IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM popsell.contests k
-                                    WHERE k.id = u.contest_id AND k.reuse_until > p_at)
-                RETURNING u.id, u.file_path)
-            INSERT INTO popsell.outbox (kind, payload, created_at)
-            SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), p_at
-              FROM u;
-            GET DIAGNOSTICS n = ROW_COUNT;
-        END IF;
-
-    WHEN 'logs' THEN
-        -- The activity log and sent outbox rows (personal data) age as of
-        -- AT; the run record (the audit of these rules) by the wall clock,
-        -- so a run "in the future" cannot age earlier runs away.
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
-            SELECT count(*) INTO m FROM popsell.outbox o
-             WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
-            n := n + m;
-            SELECT count(*) INTO m FROM popsell.maintenance_runs r
-             WHERE r.finished_at < pg_catalog.now() - s.log_retention;
-        ELSE
-            DELETE FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            DELETE FROM popsell.outbox o
-             WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
-            GET DIAGNOSTICS m = ROW_COUNT;
-            n := n + m;
-            DELETE FROM popsell.maintenance_runs r
-             WHERE r.finished_at < pg_catalog.now() - s.log_retention;
-            GET DIAGNOSTICS m = ROW_COUNT;
-        END IF;
-        n := n + m;
-
-    ELSE
-        RAISE EXCEPTION 'unknown maintenance rule "%"', p_rule
-            USING ERRCODE = 'PS500', HINT = 'See SELECT * FROM popsell.maintenance_rules().';
-    END CASE;
-    RETURN n;
-END
-$$;
-COMMENT ON FUNCTION popsell._maintenance_rule(text, timestamptz, boolean) IS
-    'Internal: apply (or, with preview, count) one retention rule as of a time; returns the rows acted on.';
-
-CREATE OR REPLACE FUNCTION popsell.ambassadors_erase_row() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    mark bigint;
-    stamp timestamptz;
-BEGIN
-    IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' OR TG_OP <> 'DELETE'
-       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME <> 'ambassadors' THEN
-        RAISE EXCEPTION 'popsell.ambassadors_erase_row() handles BEFORE DELETE rows of popsell.ambassadors only'
-            USING ERRCODE = 'PS900';
-    END IF;
-    IF popsell._restoring() THEN
-        RETURN OLD;
-    END IF;
-    stamp := popsell._erasure_now();
-    mark := popsell._erasure_push('ambassador_deleted', true);
-
-    -- restricted contacts (art. 18) stay too, without ambassador
-    DELETE FROM popsell.contacts c
-     WHERE c.ambassador_id = OLD.id
-       AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-
-    WITH u AS (
-        DELETE FROM popsell.ugc u
-         WHERE u.ambassador_id = OLD.id
-           AND (u.contest_id IS NULL
-                OR NOT EXISTS (SELECT 1 FROM popsell.contests k
-                                WHERE k.id = u.contest_id AND k.reuse_until > stamp))
-        RETURNING u.id, u.file_path)
-    INSERT INTO popsell.outbox (kind, payload, created_at)
-    SELECT 'delete_file'::popsell.outbox_kind, jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), stamp
-      FROM u
-    UNION ALL
-    SELECT 'delete_file', jsonb_build_object('file_path', OLD.photo_path, 'what', 'ambassador_photo'), stamp
-     WHERE nullif(OLD.photo_path, '') IS NOT NULL;
-
-    DELETE FROM popsell.outbox o
-     WHERE o.ambassador_id = OLD.id AND o.sent_at IS NULL
-       AND o.kind NOT IN ('delete_file', 'partner_erasure');
-    -- sent messages keep no personal data of the erased ambassador (v2)
-    UPDATE popsell.outbox o SET payload = '{}'
-     WHERE o.ambassador_id = OLD.id AND o.sent_at IS NOT NULL AND o.payload <> '{}';
-
-    PERFORM popsell._erasure_pop(mark);
-    RETURN OLD;
-END
-$$;
-COMMENT ON FUNCTION popsell.ambassadors_erase_row() IS
-    'Trigger: before an ambassador row is deleted, erase its contacts that are neither brand-visible nor restricted, its UGC (contest UGC stays until reuse end) and unsent messages, empty the payload of its sent ones; queue its files.';
 
 -- src/updates/1.1--2.0/12_security.sql
 -- Security v2 (SPEC S11, section 2): no side channel through the planner.
@@ -703,18 +284,6 @@ GRANT EXECUTE ON FUNCTION popsell._lookup_key(text), popsell._brand_lookup_key(t
 
 REVOKE SELECT (login_role) ON popsell.ambassadors FROM popsell_ambassador, popsell_brand;
 
-DROP POLICY popsell_brand_select ON popsell.ambassadors;
-CREATE POLICY popsell_brand_select ON popsell.ambassadors FOR SELECT TO popsell_brand
-    USING (status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status);
-COMMENT ON POLICY popsell_brand_select ON popsell.ambassadors IS
-    'The brand sees ambassadors who accepted the terms (not signup_incomplete), without secrets (column grants: no password hash, no login role).';
-
-DROP POLICY popsell_brand_update ON popsell.ambassadors;
-CREATE POLICY popsell_brand_update ON popsell.ambassadors FOR UPDATE TO popsell_brand
-    USING (status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status)
-    WITH CHECK (true);
-COMMENT ON POLICY popsell_brand_update ON popsell.ambassadors IS
-    'Brand support agents rectify ambassador profiles (column grants say which fields).';
 DROP POLICY popsell_app_select ON popsell.contacts;
 CREATE POLICY popsell_app_select ON popsell.contacts FOR SELECT TO popsell_app
     USING (popsell._app_sees_contact(id));
@@ -760,16 +329,6 @@ COMMENT ON VIEW popsell.brand_ambassadors IS
     'Ambassadors who accepted the terms, without secrets (no password hash, no login role, no IP data); security_invoker.';
 GRANT SELECT ON popsell.brand_ambassadors TO popsell_brand, popsell_account_team, popsell_technical;
 
-CREATE OR REPLACE VIEW popsell.bi_ambassadors WITH (security_barrier = true) AS
-SELECT a.id, a.kind, a.status, a.created_at, a.first_name, a.last_name, a.customer_id,
-       a.email, a.city, a.postal_code, a.country, a.preferred_language, a.terms_accepted_at,
-       a.position, a.hide_from_community, a.newsletter_optin, a.last_login_at,
-       a.leaving_reason, a.deletion_due_at
-  FROM popsell.ambassadors a
- WHERE (SELECT popsell._caller_in('popsell_brand_bi'))
-   AND a.status OPERATOR(pg_catalog.<>) 'signup_incomplete'::popsell.ambassador_status;
-COMMENT ON VIEW popsell.bi_ambassadors IS
-    'BI: ambassadors who accepted the terms, without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
 
 CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -823,80 +382,6 @@ $$;
 COMMENT ON FUNCTION popsell._blacklist_add(text, popsell.blacklist_reason) IS
     'Internal: blacklist an email (hashed) and apply it to every contact row with that email.';
 
-CREATE OR REPLACE FUNCTION popsell.import_contacts(ambassador_id bigint, contacts jsonb)
-    RETURNS TABLE (imported bigint, skipped_blacklisted bigint, skipped_duplicate bigint)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    SET popsell.actor = 'ambassador'
-AS $$
-DECLARE
-    amb bigint := popsell._ambassador_for_caller(import_contacts.ambassador_id);
-    candidates bigint;
-    duplicates bigint;
-    inserted bigint;
-    bad text;
-BEGIN
-    IF contacts IS NULL OR jsonb_typeof(contacts) <> 'array' THEN
-        RAISE EXCEPTION 'contacts must be a JSON array of objects'
-            USING ERRCODE = 'PS106',
-                  HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
-    END IF;
-    SELECT string_agg(DISTINCT k, ', ') INTO bad
-      FROM jsonb_array_elements(contacts) AS x(o)
-      CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(x.o) = 'object' THEN x.o ELSE '{"(not an object)": 1}' END) AS k
-     WHERE k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
-                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
-                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
-                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'import_contacts does not accept the keys: %', bad
-            USING ERRCODE = 'PS106',
-                  HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
-    END IF;
-
-    candidates := jsonb_array_length(contacts);
-
-    -- One pass: a row is a duplicate when its email is already in this CRM
-    -- or earlier in the list; globally opted-out rows go on to the trigger,
-    -- which skips them, and are counted as such.
-    WITH input AS (
-        SELECT x.ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
-          FROM jsonb_array_elements(contacts) WITH ORDINALITY AS x(o, ord)
-          CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
-    classified AS (
-        SELECT r.*,
-               r.nemail IS NOT NULL
-               AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
-                                         WHERE c.ambassador_id = amb AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)))
-               AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
-          FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
-                  FROM input i) r),
-    ins AS (
-        INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
-                                      twitter_id, instagram_id, public_photo_url, customer_id,
-                                      contact_type, notes, address, city, postal_code, country,
-                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
-                                      ambassador_optin, brand_optin)
-        SELECT amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
-               k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
-               coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
-               k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
-               k.ambassador_optin, k.brand_optin
-          FROM classified k
-         WHERE NOT k.duplicate
-         ORDER BY k.ord
-        RETURNING 1)
-    SELECT (SELECT count(*) FROM classified WHERE duplicate), (SELECT count(*) FROM ins)
-      INTO duplicates, inserted;
-
-    imported := inserted;
-    skipped_duplicate := duplicates;
-    skipped_blacklisted := candidates - duplicates - inserted;
-    RETURN NEXT;
-END
-$$;
-COMMENT ON FUNCTION popsell.import_contacts(bigint, jsonb) IS
-    'Import an ambassador''s private list (JSON array of contact objects): globally opted-out emails and duplicates are skipped and counted.';
 
 CREATE OR REPLACE FUNCTION popsell.email_callback(email text, status popsell.email_status)
     RETURNS bigint
@@ -930,45 +415,6 @@ $$;
 COMMENT ON FUNCTION popsell.email_callback(text, popsell.email_status) IS
     'The email provider reports a complaint or bounce: definitive ones blacklist the email (hashed) for every row and every future insert. Returns rows changed.';
 
-CREATE OR REPLACE FUNCTION popsell._insert_ambassador(p_email text, p_data jsonb, p_terms boolean, p_sso_subject text)
-    RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r popsell.ambassadors := pg_catalog.jsonb_populate_record(NULL::popsell.ambassadors, p_data);
-    t timestamptz := popsell._lifecycle_now();
-    new_id bigint;
-BEGIN
-    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(p_email)) THEN
-        RAISE EXCEPTION 'an ambassador with this email already exists'
-            USING ERRCODE = 'PS304',
-                  HINT = 'Log in, or reset the password of the existing account.';
-    END IF;
-    INSERT INTO popsell.ambassadors (kind, status, created_at, first_name, last_name, customer_id, facebook_id,
-                                     email, address, city, postal_code, country, preferred_language,
-                                     birth_date, terms_accepted_at, photo_path, description, position, iban,
-                                     hide_events, hide_from_community, newsletter_optin, event_notifications,
-                                     challenge_notifications, comment_notifications, sso_subject)
-    VALUES (coalesce(r.kind, 'customer'),
-            CASE WHEN p_terms AND p_sso_subject IS NOT NULL THEN 'active'
-                 ELSE 'signup_incomplete' END::popsell.ambassador_status,
-            t, r.first_name, r.last_name, r.customer_id, r.facebook_id,
-            p_email, r.address, r.city, r.postal_code, r.country, r.preferred_language,
-            r.birth_date, CASE WHEN p_terms THEN t END, r.photo_path, r.description, r.position, r.iban,
-            coalesce(r.hide_events, false), coalesce(r.hide_from_community, false),
-            coalesce(r.newsletter_optin, false), coalesce(r.event_notifications, true),
-            coalesce(r.challenge_notifications, true), coalesce(r.comment_notifications, true),
-            p_sso_subject)
-    RETURNING id INTO new_id;
-    RETURN new_id;
-EXCEPTION WHEN unique_violation THEN
-    RAISE EXCEPTION 'an ambassador with this email, SSO subject or login role already exists'
-        USING ERRCODE = 'PS304', HINT = 'Log in, or update the existing account.';
-END
-$$;
-COMMENT ON FUNCTION popsell._insert_ambassador(text, jsonb, boolean, text) IS
-    'Internal: insert a new ambassador, signup_incomplete, or active when provisioned by SSO with the terms accepted.';
 
 CREATE OR REPLACE FUNCTION popsell.sso_upsert_ambassador(subject text, data jsonb) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1216,27 +662,6 @@ $$;
 COMMENT ON FUNCTION popsell.restrict_subject(text, boolean) IS
     'GDPR art. 18: restrict (on => true) or lift the restriction of every contact row with this email: kept, hidden from the brand, nothing sent. Returns rows changed.';
 
-CREATE OR REPLACE FUNCTION popsell.object_subject(email text) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    SET popsell.actor = 'contact'
-AS $$
-DECLARE
-    e text := popsell._rights_email(object_subject.email, 'popsell.object_subject');
-    n bigint;
-    m bigint;
-BEGIN
-    n := popsell._blacklist_add(e, 'global_optout');
-    UPDATE popsell.ambassadors a SET newsletter_optin = false
-     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
-    GET DIAGNOSTICS m = ROW_COUNT;
-    PERFORM popsell._record_rights_request('objection', 21,
-        pg_catalog.jsonb_build_object('contacts', n, 'ambassadors', m));
-    RETURN n;
-END
-$$;
-COMMENT ON FUNCTION popsell.object_subject(text) IS
-    'GDPR art. 21: global opt-out of the email (blacklisted by keyed hash, every contact row opted out, ambassador newsletter off). Returns contact rows changed.';
 
 -- Bounded at write (SPEC section 8).  Refused if a row already holds a
 -- longer value: shorten it first.
@@ -1390,6 +815,784 @@ CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF photo_path ON popsell
 CREATE TRIGGER popsell_70_files AFTER UPDATE OF photo_path ON popsell.ambassadors
     FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
 
+-- src/updates/1.1--2.0/13_consent.sql
+-- Consent v2 (SPEC sections 2-5): consent belongs to an address,
+-- refusals are remembered, every opt-in can be withdrawn, partners opt-ins
+-- only from popsell's own forms, the outbox is immutable with one origin
+-- per kind, the brand acts only on what it sees, nothing is done for an
+-- inactive ambassador, imports skip invalid rows.
+
+ALTER TYPE popsell.blacklist_reason ADD VALUE IF NOT EXISTS 'invitation_refused';
+ALTER TYPE popsell.outbox_kind ADD VALUE IF NOT EXISTS 'partner_optout';
+
+CREATE OR REPLACE FUNCTION popsell._contact_for_caller(p_contact_id bigint)
+    RETURNS popsell.contacts
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c popsell.contacts;
+BEGIN
+    IF p_contact_id IS NULL THEN
+        RAISE EXCEPTION 'contact id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing contact.';
+    END IF;
+    SELECT * INTO c FROM popsell.contacts WHERE id = p_contact_id;
+    -- An ambassador acting for itself while not active learns that (PS300).
+    IF FOUND AND popsell.current_ambassador_id() IS NULL
+       AND EXISTS (SELECT 1 FROM popsell.ambassadors a
+                    WHERE a.id = c.ambassador_id AND a.status <> 'active'
+                      AND (current_setting('popsell.ambassador_id', true) = a.id::text
+                           OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
+        RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
+            USING ERRCODE = 'PS300',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
+    IF NOT FOUND
+       OR NOT (popsell._caller_in('popsell_app')
+               OR popsell._caller_in('popsell_brand')
+                  AND NOT c.restricted
+                  AND NOT (c.email_confirmed_at IS NULL
+                           AND c.source IN ('blog', 'blog_internal_form', 'store_purchase'))
+                  AND (c.brand_optin <> 'no_optin' OR c.partners_optin)
+               OR popsell._caller_in('popsell_account_team')
+               OR popsell._caller_in('popsell_technical')
+               OR popsell._caller_in('popsell_owner')
+               OR c.ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()
+                  AND c.ambassador_id IS NOT NULL) THEN
+        RAISE EXCEPTION 'contact % does not exist or is not yours', p_contact_id
+            USING ERRCODE = 'PS200',
+                  HINT = 'Check the contact id and the ambassador the session acts as.';
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION popsell._contact_for_caller(bigint) IS
+    'Internal: the contact row if the calling role may act on it (the brand: only contacts it sees), else PS200.';
+
+CREATE OR REPLACE FUNCTION popsell._ambassador_for_caller(p_ambassador_id bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st popsell.ambassador_status;
+BEGIN
+    IF p_ambassador_id IS NULL THEN
+        RAISE EXCEPTION 'ambassador id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing ambassador.';
+    END IF;
+    -- An ambassador acting for itself while not active (the trusted app's
+    -- popsell.ambassador_id, or its login role, names it) learns that, not
+    -- "unknown": it is itself.
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a
+                WHERE a.id = p_ambassador_id AND a.status <> 'active'
+                  AND (current_setting('popsell.ambassador_id', true) = p_ambassador_id::text
+                       OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text)))
+       AND popsell.current_ambassador_id() IS NULL THEN
+        SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
+        RAISE EXCEPTION 'ambassador % is not active (status %)', p_ambassador_id, st
+            USING ERRCODE = 'PS300',
+                  DETAIL = 'Nothing is collected, imported or sent for an ambassador who is not active.',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM popsell.ambassadors WHERE id = p_ambassador_id)
+       OR NOT (popsell._caller_in('popsell_app')
+               OR popsell._caller_in('popsell_brand')
+               OR popsell._caller_in('popsell_account_team')
+               OR popsell._caller_in('popsell_technical')
+               OR popsell._caller_in('popsell_owner')
+               OR p_ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()) THEN
+        RAISE EXCEPTION 'ambassador % does not exist or is not you', p_ambassador_id
+            USING ERRCODE = 'PS200',
+                  HINT = 'Check the ambassador id and the ambassador the session acts as.';
+    END IF;
+    SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
+    IF st <> 'active' THEN
+        RAISE EXCEPTION 'ambassador % is not active (status %)', p_ambassador_id, st
+            USING ERRCODE = 'PS300',
+                  DETAIL = 'Nothing is collected, imported or sent for an ambassador who is not active.',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
+    RETURN p_ambassador_id;
+END
+$$;
+COMMENT ON FUNCTION popsell._ambassador_for_caller(bigint) IS
+    'Internal: the ambassador id if the calling role may act for it, else PS200; PS300 when it is not active.';
+
+CREATE OR REPLACE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
+                                        ambassador_optin_checked boolean DEFAULT NULL,
+                                        brand_optin_checked boolean DEFAULT NULL,
+                                        partners_optin_checked boolean DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    init record;
+    r popsell.contacts;
+    new_id bigint;
+    bad text;
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'a contact source is required'
+            USING ERRCODE = 'PS102', HINT = 'Pass one of the popsell.contact_source values.';
+    END IF;
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'data must be a JSON object of contact fields'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''{"email": "a@example.test", "first_name": "A"}''.';
+    END IF;
+    PERFORM popsell._ambassador_for_caller(collect_contact.ambassador_id);
+    SELECT string_agg(k, ', ') INTO bad
+      FROM jsonb_object_keys(data) AS k
+     WHERE k NOT IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin_at',
+                     'brand_optin_at', 'partners_optin_at', 'email_confirmed_at');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+
+    -- The path: the brand's sync, an ambassador's own entry, else the contact.
+    PERFORM set_config('popsell.actor',
+                       CASE WHEN source = 'brand_sync' THEN 'brand_sync'
+                            WHEN source IN ('crm_manual', 'private_import') THEN 'ambassador'
+                            ELSE 'contact' END, true);
+
+    init := popsell.initial_optins(source, ambassador_optin_checked, brand_optin_checked,
+                                   partners_optin_checked);
+    r := jsonb_populate_record(NULL::popsell.contacts, data);
+
+    -- (v2) A brand sync of a person this ambassador already holds from the
+    -- brand (same customer_id, else same email) updates that row: the
+    -- fields sent, and the opt-ins through the brand-sync transitions.
+    IF source = 'brand_sync' THEN
+        SELECT c.id INTO new_id
+          FROM popsell.contacts c
+         WHERE c.ambassador_id = collect_contact.ambassador_id
+           AND c.source = 'brand_sync'
+           AND CASE WHEN nullif(btrim(r.customer_id), '') IS NOT NULL THEN c.customer_id = r.customer_id
+                    ELSE nullif(btrim(r.email), '') IS NOT NULL
+                         AND popsell._lookup_key(c.email) = popsell._lookup_key(popsell.normalize_email(r.email))
+                         AND c.email = popsell.normalize_email(r.email) END
+         ORDER BY c.id
+         LIMIT 1
+           FOR UPDATE;
+        IF FOUND THEN
+            UPDATE popsell.contacts c
+               SET first_name = CASE WHEN data ? 'first_name' THEN r.first_name ELSE c.first_name END,
+                   last_name = CASE WHEN data ? 'last_name' THEN r.last_name ELSE c.last_name END,
+                   email = CASE WHEN data ? 'email' THEN r.email ELSE c.email END,
+                   facebook_id = CASE WHEN data ? 'facebook_id' THEN r.facebook_id ELSE c.facebook_id END,
+                   twitter_id = CASE WHEN data ? 'twitter_id' THEN r.twitter_id ELSE c.twitter_id END,
+                   instagram_id = CASE WHEN data ? 'instagram_id' THEN r.instagram_id ELSE c.instagram_id END,
+                   public_photo_url = CASE WHEN data ? 'public_photo_url' THEN r.public_photo_url ELSE c.public_photo_url END,
+                   customer_id = CASE WHEN data ? 'customer_id' THEN r.customer_id ELSE c.customer_id END,
+                   contact_type = CASE WHEN data ? 'contact_type' THEN coalesce(r.contact_type, c.contact_type) ELSE c.contact_type END,
+                   notes = CASE WHEN data ? 'notes' THEN r.notes ELSE c.notes END,
+                   address = CASE WHEN data ? 'address' THEN r.address ELSE c.address END,
+                   city = CASE WHEN data ? 'city' THEN r.city ELSE c.city END,
+                   postal_code = CASE WHEN data ? 'postal_code' THEN r.postal_code ELSE c.postal_code END,
+                   country = CASE WHEN data ? 'country' THEN r.country ELSE c.country END,
+                   mobile_phone = CASE WHEN data ? 'mobile_phone' THEN r.mobile_phone ELSE c.mobile_phone END,
+                   home_phone = CASE WHEN data ? 'home_phone' THEN r.home_phone ELSE c.home_phone END,
+                   tags = CASE WHEN data ? 'tags' THEN coalesce(r.tags, '{}') ELSE c.tags END,
+                   ambassador_optin = CASE WHEN brand_optin_checked AND c.ambassador_optin = 'new'
+                                           THEN 'optin_brand_imported' ELSE c.ambassador_optin END,
+                   brand_optin = CASE WHEN brand_optin_checked AND c.brand_optin IN ('no_optin', 'storage_only')
+                                      THEN 'optin_brand_database'
+                                      WHEN NOT brand_optin_checked AND c.brand_optin NOT IN ('no_optin', 'storage_only')
+                                      THEN 'storage_only'
+                                      ELSE c.brand_optin END
+             WHERE c.id = new_id;
+            RETURN new_id;
+        END IF;
+    END IF;
+    INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                  twitter_id, instagram_id, public_photo_url, customer_id,
+                                  contact_type, notes, address, city, postal_code, country,
+                                  mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                  ambassador_optin, brand_optin, partners_optin,
+                                  ambassador_optin_at, brand_optin_at, partners_optin_at,
+                                  email_confirmed_at)
+    VALUES (collect_contact.ambassador_id, source, r.first_name, r.last_name, r.email, r.facebook_id,
+            r.twitter_id, r.instagram_id, r.public_photo_url, r.customer_id,
+            coalesce(r.contact_type, 'prospect'), r.notes, r.address, r.city, r.postal_code, r.country,
+            r.mobile_phone, r.home_phone, coalesce(r.tags, '{}'), r.created_at, r.last_activity_at,
+            init.ambassador_optin, init.brand_optin, init.partners_optin,
+            r.ambassador_optin_at, r.brand_optin_at, r.partners_optin_at,
+            r.email_confirmed_at)
+    RETURNING id INTO new_id;
+
+    IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
+        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+        SELECT 'email_confirmation', c.ambassador_id, c.id,
+               jsonb_build_object('source', c.source)
+          FROM popsell.contacts c
+         WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
+    'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1); a brand sync of a person the ambassador already holds from the brand (same customer_id, else email) updates that row. Returns the id, or NULL when a globally opted-out email was skipped. App only; PS200 unknown ambassador, PS300 ambassador not active, PS102 source, PS106 data.';
+
+CREATE OR REPLACE FUNCTION popsell.send_invitation(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'send_invitation'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
+    st popsell.ambassador_status;
+BEGIN
+    PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
+    SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
+    SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = c.ambassador_id;
+    IF st IS DISTINCT FROM 'active' THEN
+        RAISE EXCEPTION 'ambassador % is not active (status %): nothing is sent for it',
+                        c.ambassador_id, coalesce(st::text, 'none')
+            USING ERRCODE = 'PS300',
+                  HINT = 'Only active ambassadors send invitations.';
+    END IF;
+    IF c.invitations_sent > 0 AND c.ambassador_optin = 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": contact % was invited once already', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = 'A contact receives one invitation, ever.',
+                  HINT = 'Wait for the person to come back through a form or an order.';
+    END IF;
+    IF c.ambassador_optin <> 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "%" to "invitation_sent": only new contacts are invited', c.ambassador_optin
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Contact %s has already been invited or has another consent state.', c.id),
+                  HINT = 'Invitations go to new contacts, once.';
+    END IF;
+    -- queue first: the sending guard checks the contact is still new
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    UPDATE popsell.contacts
+       SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
+           invitations_sent = invitations_sent + 1
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.send_invitation(bigint) IS
+    'Queue the invitation email of a new contact (once, ever) and mark it invitation_sent. By the ambassador itself, app, account team, technical (not the brand); PS200 unknown or foreign contact, PS100 not new or invited before, PS300 ambassador not active, PS120 sending refused.';
+
+CREATE OR REPLACE FUNCTION popsell.opt_out(contact_id bigint, global boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(opt_out.contact_id);
+BEGIN
+    IF opt_out.global IS NULL THEN
+        RAISE EXCEPTION 'global must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'Pass true for an opt-out of every ambassador, false (the default) for this one.';
+    END IF;
+    IF opt_out.global AND c.email IS NOT NULL THEN
+        PERFORM popsell._blacklist_add(c.email, 'global_optout');
+    ELSIF opt_out.global THEN
+        UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
+         WHERE id = c.id AND ambassador_optin <> 'global_optout';
+    ELSE
+        UPDATE popsell.contacts SET ambassador_optin = 'optout_email'
+         WHERE id = c.id AND ambassador_optin NOT IN ('optout_email', 'global_optout');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell.opt_out(bigint, boolean) IS
+    'The contact opts out of its ambassador''s emails (remembered for the email: invitation_refused), or with global => true out of every ambassador of the brand (blacklisted by hash). App only; PS200 unknown contact, PS106 NULL global.';
+
+CREATE OR REPLACE FUNCTION popsell.record_interaction(contact_id bigint, kind popsell.interaction_kind,
+                                           publication_id bigint DEFAULT NULL,
+                                           channel text DEFAULT 'email',
+                                           occurred_at timestamptz DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(record_interaction.contact_id);
+    t timestamptz := CASE WHEN occurred_at IS NOT NULL AND (popsell._caller_in('popsell_app')
+                                                            OR popsell._caller_in('popsell_owner'))
+                          THEN occurred_at ELSE now() END;
+    new_id bigint;
+BEGIN
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'interaction kind must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'One of open, click, like, comment, reshare.';
+    END IF;
+    IF channel IS NULL THEN
+        RAISE EXCEPTION 'channel must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'Omit it for ''email'', or name the channel.';
+    END IF;
+    IF record_interaction.publication_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM popsell.publications p WHERE p.id = record_interaction.publication_id) THEN
+        RAISE EXCEPTION 'publication % does not exist', record_interaction.publication_id
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing publication, or NULL.';
+    END IF;
+    INSERT INTO popsell.interactions (contact_id, publication_id, channel, kind, occurred_at)
+    VALUES (c.id, publication_id, coalesce(channel, 'email'), kind, t)
+    RETURNING id INTO new_id;
+    IF kind <> 'open' THEN
+        UPDATE popsell.contacts SET last_activity_at = t
+         WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.record_interaction(bigint, popsell.interaction_kind, bigint, text, timestamptz) IS
+    'Record an open, click, like, comment or reshare; every kind but open is an activity and moves last_activity_at.';
+
+CREATE OR REPLACE FUNCTION popsell.record_sale(contact_id bigint, amount numeric,
+                                    currency text DEFAULT 'EUR',
+                                    products jsonb DEFAULT NULL,
+                                    channel popsell.sale_channel DEFAULT 'online',
+                                    publication_id bigint DEFAULT NULL,
+                                    sold_at timestamptz DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(record_sale.contact_id);
+    t timestamptz := CASE WHEN sold_at IS NOT NULL AND (popsell._caller_in('popsell_app')
+                                                        OR popsell._caller_in('popsell_owner'))
+                          THEN sold_at ELSE now() END;
+    new_id bigint;
+BEGIN
+    IF amount IS NULL OR amount < 0 THEN
+        RAISE EXCEPTION 'sale amount must be zero or more, not %', coalesce(amount::text, 'NULL')
+            USING ERRCODE = 'PS106', HINT = 'Pass the amount in the sale''s currency.';
+    END IF;
+    IF currency IS NULL OR channel IS NULL THEN
+        RAISE EXCEPTION 'currency and channel must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'Omit them for EUR and online.';
+    END IF;
+    IF record_sale.publication_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM popsell.publications p WHERE p.id = record_sale.publication_id) THEN
+        RAISE EXCEPTION 'publication % does not exist', record_sale.publication_id
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing publication, or NULL.';
+    END IF;
+    INSERT INTO popsell.sales (contact_id, ambassador_id, publication_id, sold_at, amount,
+                               currency, products, channel)
+    VALUES (c.id, c.ambassador_id, publication_id, t, amount, upper(coalesce(currency, 'EUR')),
+            products, coalesce(channel, 'online'))
+    RETURNING id INTO new_id;
+    UPDATE popsell.contacts SET last_activity_at = t
+     WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.record_sale(bigint, numeric, text, jsonb, popsell.sale_channel, bigint, timestamptz) IS
+    'Record a sale to a contact (an activity); the amount survives the contact''s erasure for statistics.';
+
+-- import_contacts gains a column (skipped_invalid): a new signature.
+DROP FUNCTION popsell.import_contacts(bigint, jsonb);
+
+CREATE OR REPLACE FUNCTION popsell._import_rows(p_amb bigint, p_contacts jsonb, p_first bigint)
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH input AS (
+        SELECT x.ord + p_first - 1 AS ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+          FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)
+          CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
+    classified AS (
+        SELECT r.*,
+               r.nemail IS NOT NULL
+               AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
+                                         WHERE c.ambassador_id = p_amb
+                                           AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)
+                                           AND c.email = r.nemail))
+               AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
+          FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
+                  FROM input i) r),
+    keyed AS MATERIALIZED (
+        SELECT k.*, CASE WHEN NOT k.duplicate THEN nextval('popsell.contacts_id_seq') END AS new_id
+          FROM classified k),
+    ins AS (
+        INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, last_name, email, facebook_id,
+                                      twitter_id, instagram_id, public_photo_url, customer_id,
+                                      contact_type, notes, address, city, postal_code, country,
+                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                      ambassador_optin, brand_optin)
+        SELECT k.new_id, p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
+               k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+               coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+               k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+               k.ambassador_optin, k.brand_optin
+          FROM keyed k
+         WHERE NOT k.duplicate
+         ORDER BY k.ord
+        RETURNING id)
+    SELECT k.ord, i.id,
+           CASE WHEN k.duplicate THEN 'skipped_duplicate'
+                WHEN i.id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+           CASE WHEN k.duplicate THEN 'email already held by this ambassador'
+                WHEN i.id IS NULL THEN 'email globally opted out' END
+      FROM keyed k
+      LEFT JOIN ins i ON i.id = k.new_id
+     ORDER BY k.ord;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint) IS
+    'Internal: import a JSON array of contacts in one statement, one outcome per row (raises on an invalid row).';
+
+CREATE OR REPLACE FUNCTION popsell._import(p_amb bigint, p_contacts jsonb)
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    amb bigint := popsell._ambassador_for_caller(p_amb);
+    res jsonb;
+    one jsonb;
+    e jsonb;
+    n bigint;
+    st text;
+    bad text;
+BEGIN
+    IF p_contacts IS NULL OR jsonb_typeof(p_contacts) <> 'array' THEN
+        RAISE EXCEPTION 'contacts must be a JSON array of objects'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
+    END IF;
+    SELECT string_agg(DISTINCT k, ', ') INTO bad
+      FROM jsonb_array_elements(p_contacts) AS x(o)
+      CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(x.o) = 'object' THEN x.o ELSE '{"(not an object)": 1}' END) AS k
+     WHERE k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'import does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
+    END IF;
+
+    BEGIN
+        SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+          FROM popsell._import_rows(amb, p_contacts, 1) t;
+    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109' OR SQLSTATE '23514' OR SQLSTATE '23502'
+                   OR SQLSTATE '22001' OR SQLSTATE '22P02' OR SQLSTATE '22007' OR SQLSTATE '22008'
+                   OR SQLSTATE '22003' OR SQLSTATE '22023' OR SQLSTATE '22P05' THEN
+        res := '[]';
+        FOR e, n IN SELECT x.o, x.ord FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord) LOOP
+            BEGIN
+                SELECT jsonb_agg(to_jsonb(t)) INTO one
+                  FROM popsell._import_rows(amb, jsonb_build_array(e), n) t;
+            EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                           OR SQLSTATE 'PS104' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109' OR SQLSTATE '23514' OR SQLSTATE '23502'
+                           OR SQLSTATE '22001' OR SQLSTATE '22P02' OR SQLSTATE '22007' OR SQLSTATE '22008'
+                           OR SQLSTATE '22003' OR SQLSTATE '22023' OR SQLSTATE '22P05' THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
+                one := jsonb_build_array(jsonb_build_object(
+                    'ordinality', n, 'contact_id', NULL,
+                    'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
+                    'reason', CASE st
+                        WHEN 'PS202' THEN 'malformed email'
+                        WHEN 'PS109' THEN 'email already held by this ambassador'
+                        WHEN 'PS107' THEN 'value too long'
+                        WHEN 'PS101' THEN 'consent value not allowed for the source'
+                        WHEN 'PS102' THEN 'source not allowed'
+                        WHEN 'PS103' THEN 'personal field not allowed for the source'
+                        WHEN 'PS104' THEN 'no personal field'
+                        WHEN '23514' THEN 'no personal field'
+                        WHEN '22001' THEN 'value too long'
+                        ELSE format('invalid value (SQLSTATE %s)', st) END));
+            END;
+            res := res || one;
+        END LOOP;
+    END;
+    RETURN QUERY
+    SELECT r.ordinality, r.contact_id, r.outcome, r.reason
+      FROM jsonb_to_recordset(res) AS r(ordinality bigint, contact_id bigint, outcome text, reason text)
+     ORDER BY r.ordinality;
+END
+$$;
+COMMENT ON FUNCTION popsell._import(bigint, jsonb) IS
+    'Internal: import contacts for an ambassador, one outcome per input row; invalid rows are skipped, not fatal.';
+
+CREATE OR REPLACE FUNCTION popsell.import_contacts(ambassador_id bigint, contacts jsonb)
+    RETURNS TABLE (imported bigint, skipped_blacklisted bigint, skipped_duplicate bigint,
+                   skipped_invalid bigint)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'ambassador'
+BEGIN ATOMIC
+    SELECT count(*) FILTER (WHERE d.outcome = 'imported'),
+           count(*) FILTER (WHERE d.outcome = 'skipped_blacklisted'),
+           count(*) FILTER (WHERE d.outcome = 'skipped_duplicate'),
+           count(*) FILTER (WHERE d.outcome = 'skipped_invalid')
+      FROM popsell._import(import_contacts.ambassador_id, import_contacts.contacts) d;
+END;
+COMMENT ON FUNCTION popsell.import_contacts(bigint, jsonb) IS
+    'Import an ambassador''s private list (JSON array of contact objects); globally opted-out emails, emails the ambassador already holds and invalid rows (malformed email, over-long or mistyped value) are skipped and counted. By the ambassador itself, app, account team, technical; PS200 unknown or foreign ambassador, PS300 not active, PS106 not an array or unknown keys.';
+
+CREATE OR REPLACE FUNCTION popsell.import_contacts_detail(ambassador_id bigint, contacts jsonb)
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'ambassador'
+BEGIN ATOMIC
+    SELECT d.ordinality, d.contact_id, d.outcome, d.reason
+      FROM popsell._import(import_contacts_detail.ambassador_id, import_contacts_detail.contacts) d
+     ORDER BY d.ordinality;
+END;
+COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data. Same callers and errors as import_contacts.';
+
+CREATE OR REPLACE FUNCTION popsell.send_invitations(contact_ids bigint[])
+    RETURNS TABLE (contact_id bigint, outcome text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'send_invitation'
+AS $$
+DECLARE
+    cid bigint;
+    c popsell.contacts;
+BEGIN
+    IF send_invitations.contact_ids IS NULL THEN
+        RAISE EXCEPTION 'contact_ids must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'Pass an array of contact ids.';
+    END IF;
+    FOREACH cid IN ARRAY send_invitations.contact_ids LOOP
+        send_invitations.contact_id := cid;
+        BEGIN
+            PERFORM popsell.send_invitation(cid);
+            outcome := 'sent';
+        EXCEPTION
+            WHEN SQLSTATE 'PS200' THEN
+                outcome := 'skipped_unknown';
+            WHEN SQLSTATE 'PS100' THEN
+                outcome := 'skipped_state';
+            WHEN SQLSTATE 'PS300' THEN
+                outcome := 'skipped_ambassador_inactive';
+            WHEN SQLSTATE 'PS120' THEN
+                SELECT * INTO c FROM popsell.contacts x WHERE x.id = cid;
+                outcome := CASE WHEN c.restricted THEN 'skipped_restricted'
+                                WHEN c.email IS NULL THEN 'skipped_no_email'
+                                WHEN c.email_status <> 'ok' THEN 'skipped_email_status'
+                                ELSE 'skipped_refused' END;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION popsell.send_invitations(bigint[]) IS
+    'The ambassador''s invitation batch: send_invitation for each id; a contact that may not be invited is skipped and reported (skipped_unknown, skipped_state, skipped_email_status, skipped_no_email, skipped_restricted, skipped_ambassador_inactive, skipped_refused), the rest go out (sent). Same callers as send_invitation; PS106 for a NULL array.';
+
+CREATE OR REPLACE FUNCTION popsell.withdraw_consent(contact_id bigint, brand boolean DEFAULT true,
+                                         partners boolean DEFAULT true)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(withdraw_consent.contact_id);
+BEGIN
+    IF withdraw_consent.brand IS NULL OR withdraw_consent.partners IS NULL THEN
+        RAISE EXCEPTION 'brand and partners must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'Pass true for each opt-in the person withdraws, false to keep it.';
+    END IF;
+    UPDATE popsell.contacts x
+       SET brand_optin = CASE WHEN withdraw_consent.brand
+                               AND x.brand_optin NOT IN ('no_optin', 'storage_only')
+                              THEN 'no_optin' ELSE x.brand_optin END,
+           partners_optin = CASE WHEN withdraw_consent.partners THEN false ELSE x.partners_optin END
+     WHERE x.id = c.id
+       AND (withdraw_consent.brand AND x.brand_optin NOT IN ('no_optin', 'storage_only')
+            OR withdraw_consent.partners AND x.partners_optin);
+    IF withdraw_consent.partners AND c.partners_optin THEN
+        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+        VALUES ('partner_optout', c.ambassador_id, c.id, '{}');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) IS
+    'The person withdraws the brand opt-in (brand_optin no_optin) and/or the partners opt-in (partners_optin false, partners told by a partner_optout outbox row): the unsubscribe link of a brand or partner email. App only; PS200 unknown contact, PS106 NULL argument.';
+
+CREATE OR REPLACE FUNCTION popsell.outbox_rules() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- popsell's own code runs as popsell_owner (SECURITY DEFINER)
+    own boolean := pg_has_role(current_user, 'popsell_owner', 'USAGE');
+BEGIN
+    -- a restore (superuser, row security off) loads rows as they were
+    IF current_setting('row_security') = 'off'
+       AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF NOT own AND (NEW.kind IS DISTINCT FROM OLD.kind
+                        OR NEW.contact_id IS DISTINCT FROM OLD.contact_id
+                        OR NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id
+                        OR NEW.payload IS DISTINCT FROM OLD.payload
+                        OR NEW.publication_id IS DISTINCT FROM OLD.publication_id) THEN
+            RAISE EXCEPTION 'outbox row % cannot be changed once queued', OLD.id
+                USING ERRCODE = 'PS105',
+                      DETAIL = 'kind, contact_id, ambassador_id, publication_id and payload never change; only delivery columns (sent_at) do.',
+                      HINT = 'Queue a new message instead.';
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF NEW.kind::text = 'invitation' AND popsell.current_path() <> 'send_invitation' THEN
+        RAISE EXCEPTION 'cannot queue invitation for contact %: invitations come only from popsell.send_invitation()', NEW.contact_id
+            USING ERRCODE = 'PS120', HINT = 'Call popsell.send_invitation(contact_id).';
+    END IF;
+    IF NEW.kind::text = 'invitation_reminder' THEN
+        IF popsell.current_path() <> 'system' THEN
+            RAISE EXCEPTION 'cannot queue invitation_reminder for contact %: reminders are queued by popsell.run_maintenance only', NEW.contact_id
+                USING ERRCODE = 'PS120', HINT = 'Let the invitation_reminder rule queue it.';
+        END IF;
+        IF EXISTS (SELECT 1 FROM popsell.outbox o
+                    WHERE o.contact_id = NEW.contact_id AND o.kind::text = 'invitation_reminder') THEN
+            RAISE EXCEPTION 'cannot queue invitation_reminder for contact %: one reminder per contact', NEW.contact_id
+                USING ERRCODE = 'PS120', HINT = 'A contact is reminded once.';
+        END IF;
+    END IF;
+    -- (kinds compared as text: a label added by the 2.0 upgrade may not be
+    -- used as a value in the transaction that added it)
+    IF NEW.kind::text IN ('partner_erasure', 'partner_optout', 'delete_file') AND NOT own THEN
+        RAISE EXCEPTION 'cannot queue %: it comes only from erasure, objection, withdrawal and file changes', NEW.kind
+            USING ERRCODE = 'PS120',
+                  HINT = 'Erase, object or withdraw through popsell''s functions; they queue it.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell.outbox_rules() IS
+    'Trigger: outbox rows are immutable once queued (PS105); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
+
+CREATE TRIGGER popsell_40_outbox_rules
+    BEFORE INSERT OR UPDATE ON popsell.outbox
+    FOR EACH ROW EXECUTE FUNCTION popsell.outbox_rules();
+
+CREATE OR REPLACE FUNCTION popsell.contacts_email_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    DELETE FROM popsell.outbox o
+     WHERE o.contact_id = NEW.id AND o.sent_at IS NULL
+       AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation');
+    IF NEW.email IS NOT NULL AND NEW.email_confirmed_at IS NULL
+       AND NEW.source IN ('blog', 'blog_internal_form', 'store_purchase')
+       AND NEW.email_status = 'unverified' THEN
+        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+        VALUES ('email_confirmation', NEW.ambassador_id, NEW.id, jsonb_build_object('source', NEW.source));
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_email_changed() IS
+    'Trigger: a contact''s new address cancels the unsent mail to the old one and, for a pending contact, queues a new confirmation.';
+
+CREATE TRIGGER popsell_60_email_changed
+    AFTER UPDATE OF email ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)
+    EXECUTE FUNCTION popsell.contacts_email_changed();
+
+CREATE OR REPLACE FUNCTION popsell.ambassadors_leaving() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    DELETE FROM popsell.outbox o
+     WHERE o.ambassador_id = NEW.id AND o.sent_at IS NULL
+       AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation',
+                      'inactivity_warning', 'suspension_notice');
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.ambassadors_leaving() IS
+    'Trigger: an ambassador who starts leaving gets no more mail sent for it: its unsent messages are cancelled.';
+
+CREATE TRIGGER popsell_60_leaving
+    AFTER UPDATE OF status ON popsell.ambassadors
+    FOR EACH ROW WHEN (NEW.status = 'leaving' AND OLD.status IS DISTINCT FROM 'leaving')
+    EXECUTE FUNCTION popsell.ambassadors_leaving();
+
+CREATE OR REPLACE FUNCTION popsell.object_subject(email text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    e text := popsell._rights_email(object_subject.email, 'popsell.object_subject');
+    n bigint;
+    m bigint;
+BEGIN
+    n := popsell._blacklist_add(e, 'global_optout');
+    -- (v2) the end of all direct marketing: brand and partners opt-ins
+    -- too, and the partners are told.
+    WITH w AS (
+        UPDATE popsell.contacts c
+           SET brand_optin = CASE WHEN c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[])
+                                  THEN 'no_optin'::popsell.brand_optin ELSE c.brand_optin END,
+               partners_optin = false
+          FROM popsell.contacts o
+         WHERE o.id OPERATOR(pg_catalog.=) c.id
+           AND c.email OPERATOR(pg_catalog.=) e
+           AND (c.partners_optin
+                OR c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[]))
+        RETURNING c.id, c.ambassador_id, o.partners_optin AS had_partners)
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    SELECT 'partner_optout', w.ambassador_id, w.id, '{}'::jsonb FROM w WHERE w.had_partners;
+    UPDATE popsell.ambassadors a SET newsletter_optin = false
+     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    PERFORM popsell._record_rights_request('objection', 21,
+        pg_catalog.jsonb_build_object('contacts', n, 'ambassadors', m));
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell.object_subject(text) IS
+    'GDPR art. 21: the end of all direct marketing to the email: global opt-out (blacklisted by keyed hash, every contact row opted out), brand and partners opt-ins withdrawn (partners told by a partner_optout outbox row), ambassador newsletter off. Returns contact rows opted out.';
+
+DROP POLICY popsell_brand_select ON popsell.contacts;
+CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin)
+           OR (modified_at OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp()
+               AND modified_by OPERATOR(pg_catalog.=) CURRENT_USER));
+COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
+    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted; a row it withdrew itself stays visible to it for the rest of that statement, so recording a withdrawal the person asked for passes row security.';
+
+-- Only the ambassador's own path invites (v2): not the brand.
+REVOKE EXECUTE ON FUNCTION popsell.send_invitation(bigint) FROM popsell_brand;
+GRANT EXECUTE ON FUNCTION popsell.import_contacts(bigint, jsonb),
+    popsell.import_contacts_detail(bigint, jsonb), popsell.send_invitations(bigint[])
+    TO popsell_ambassador, popsell_app, popsell_account_team, popsell_technical;
+GRANT EXECUTE ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) TO popsell_app;
+-- The consent trigger, not a bare "permission denied", answers (PS100).
+GRANT UPDATE (brand_optin, partners_optin, email_status) ON popsell.contacts TO popsell_ambassador;
+
 -- src/updates/1.1--2.0/14_retention.sql
 -- Retention v2 (SPEC sections 3, 6 and 7, v2): every unrestricted contact
 -- covered by contact_inactive, restricted contacts kept by every rule,
@@ -1464,290 +1667,6 @@ COMMENT ON FUNCTION popsell._maintenance_lock_timeout() IS
     'Internal: the longest a retention rule waits for a lock held by another session (a shorter session lock_timeout wins).';
 
 
-CREATE OR REPLACE FUNCTION popsell._maintenance_rule(p_rule text, p_at timestamptz, p_preview boolean)
-    RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    s popsell.settings;
-    n bigint := 0;
-    m bigint := 0;
-    mark bigint;
-    wi interval;
-    wn integer;
-BEGIN
-    SELECT * INTO STRICT s FROM popsell.settings;
-    wi := s.inactivity_warning_interval;
-    wn := s.inactivity_warnings;
-
-    CASE p_rule
-    WHEN 'ambassador_leaving' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.ambassadors a
-             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
-        ELSE
-            mark := popsell._erasure_push('ambassador_leaving', true);
-            DELETE FROM popsell.ambassadors a
-             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'ambassador_inactive' THEN
-        -- deadline = coalesce(last_login_at, created_at) + ambassador_inactivity.
-        -- Warnings count only when queued after the last login (a login
-        -- cancels).  Warning k of N is due at deadline - (N-k+1) intervals,
-        -- and never sooner than one interval after the previous one; the
-        -- deletion comes at the deadline once all N are queued, and never
-        -- sooner than one interval after the last.
-        IF p_preview THEN
-            SELECT count(*) INTO n
-              FROM popsell.ambassadors a
-              CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
-                                         CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
-                                              THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
-             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
-               AND a.status <> 'leaving'
-               AND (   (w.sent >= wn AND w.base + s.ambassador_inactivity <= p_at
-                        AND (wn = 0 OR a.last_inactivity_warning_at + wi <= p_at))
-                    OR (w.sent < wn
-                        AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
-                        AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
-        ELSE
-            mark := popsell._erasure_push('inactive', true);
-            DELETE FROM popsell.ambassadors a
-             WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
-               AND a.status <> 'leaving'
-               AND (wn = 0
-                    OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
-                        AND a.inactivity_warnings_sent >= wn
-                        AND a.last_inactivity_warning_at + wi <= p_at));
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-            IF wn > 0 THEN
-                WITH due AS (
-                    SELECT a.id, w.sent + 1 AS k,
-                           w.base + s.ambassador_inactivity AS deadline
-                      FROM popsell.ambassadors a
-                      CROSS JOIN LATERAL (SELECT coalesce(a.last_login_at, a.created_at) AS base,
-                                                 CASE WHEN a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
-                                                      THEN a.inactivity_warnings_sent ELSE 0 END AS sent) w
-                     WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity + wn * wi
-                       AND a.status <> 'leaving'
-                       AND w.sent < wn
-                       AND w.base + s.ambassador_inactivity - (wn - w.sent) * wi <= p_at
-                       AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)
-                       FOR UPDATE OF a),
-                q AS (
-                    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
-                    SELECT 'inactivity_warning', d.id,
-                           jsonb_build_object('warning', d.k, 'of', wn,
-                                              'deletion_not_before', greatest(d.deadline, p_at + wi)),
-                           p_at
-                      FROM due d
-                    RETURNING ambassador_id)
-                UPDATE popsell.ambassadors a
-                   SET inactivity_warnings_sent = d.k, last_inactivity_warning_at = p_at
-                  FROM due d
-                 WHERE a.id = d.id;
-                GET DIAGNOSTICS m = ROW_COUNT;
-                n := n + m;
-            END IF;
-        END IF;
-
-    WHEN 'ambassador_unconfirmed' THEN
-        -- signups whose confirmation link expired unused
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.ambassadors a
-             WHERE a.status = 'signup_incomplete'
-               AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
-                            WHERE t.ambassador_id = a.id
-                              AND t.created_at <= p_at - s.signup_confirmation_window);
-        ELSE
-            mark := popsell._erasure_push('ambassador_unconfirmed', true);
-            DELETE FROM popsell.ambassadors a
-             WHERE a.status = 'signup_incomplete'
-               AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
-                            WHERE t.ambassador_id = a.id
-                              AND t.created_at <= p_at - s.signup_confirmation_window);
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'contact_never_invited' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE c.ambassador_optin = 'new'
-               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-        ELSE
-            mark := popsell._erasure_push('contact_never_invited', false);
-            DELETE FROM popsell.contacts c
-             WHERE c.ambassador_optin = 'new'
-               AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'invitation_reminder' THEN
-        -- Only contacts the sending guard lets receive it; the others are
-        -- not marked and become optout_no_response at two windows.
-        IF p_preview THEN
-            SELECT count(*) INTO n
-              FROM popsell.contacts c
-              JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
-             WHERE c.ambassador_optin = 'invitation_sent'
-               AND c.invitation_sent_at <= p_at - s.invitation_response_window
-               AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
-               AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
-               AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted;
-        ELSE
-            WITH due AS (
-                SELECT c.id, c.ambassador_id, c.invitation_sent_at
-                  FROM popsell.contacts c
-                  JOIN popsell.ambassadors a ON a.id = c.ambassador_id AND a.status = 'active'
-                 WHERE c.ambassador_optin = 'invitation_sent'
-                   AND c.invitation_sent_at <= p_at - s.invitation_response_window
-                   AND c.invitation_sent_at > p_at - 2 * s.invitation_response_window
-                   AND (c.reminder_sent_at IS NULL OR c.reminder_sent_at < c.invitation_sent_at)
-                   AND c.email IS NOT NULL AND c.email_status = 'ok' AND NOT c.restricted
-                   FOR UPDATE OF c),
-            q AS (
-                INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload, created_at)
-                SELECT 'invitation_reminder', d.ambassador_id, d.id,
-                       jsonb_build_object('invitation_sent_at', d.invitation_sent_at), p_at
-                  FROM due d
-                RETURNING contact_id)
-            UPDATE popsell.contacts c SET reminder_sent_at = p_at
-              FROM q WHERE c.id = q.contact_id;
-            GET DIAGNOSTICS n = ROW_COUNT;
-        END IF;
-
-    WHEN 'invitation_no_response' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE c.ambassador_optin = 'invitation_sent'
-               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
-        ELSE
-            UPDATE popsell.contacts c SET ambassador_optin = 'optout_no_response'
-             WHERE c.ambassador_optin = 'invitation_sent'
-               AND c.invitation_sent_at <= p_at - 2 * s.invitation_response_window;
-            GET DIAGNOSTICS n = ROW_COUNT;
-        END IF;
-
-    WHEN 'email_unconfirmed' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
-               AND c.created_at <= p_at - s.email_confirmation_window
-               AND NOT c.restricted;
-        ELSE
-            mark := popsell._erasure_push('email_unconfirmed', false);
-            DELETE FROM popsell.contacts c
-             WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
-               AND c.created_at <= p_at - s.email_confirmation_window
-               AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'contact_opted_out' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE popsell.is_opted_out(c.ambassador_optin)
-               AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-        ELSE
-            mark := popsell._erasure_push('contact_opted_out', true);
-            DELETE FROM popsell.contacts c
-             WHERE popsell.is_opted_out(c.ambassador_optin)
-               AND c.ambassador_optin_at <= p_at - s.optout_retention
-               AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'contact_inactive' THEN
-        -- Every contact the rules above left (opted-out brand-visible
-        -- rows, brand_sync rows, whatever their consent), restricted ones
-        -- excepted (art. 18): no contact is kept forever (v2 coverage).
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.contacts c
-             WHERE NOT c.restricted
-               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
-                   <= p_at - s.contact_inactivity;
-        ELSE
-            mark := popsell._erasure_push('contact_inactive', true);
-            DELETE FROM popsell.contacts c
-             WHERE NOT c.restricted
-               AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
-                   <= p_at - s.contact_inactivity;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM popsell._erasure_pop(mark);
-        END IF;
-
-    WHEN 'program_suspended', 'brand_contract_ended' THEN
-        IF (p_rule = 'program_suspended'
-            AND s.program_suspended_at IS NOT NULL AND s.program_suspended_at + s.suspension_max <= p_at)
-           OR (p_rule = 'brand_contract_ended'
-               AND s.brand_contract_ended_at IS NOT NULL AND s.brand_contract_ended_at + s.deletion_grace <= p_at) THEN
-            n := popsell._erase_all_personal_data(p_rule, p_at, p_preview);
-        END IF;
-
-    WHEN 'contest_ugc' THEN
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.ugc u
-             WHERE u.ambassador_id IS NULL
-               AND NOT EXISTS (SELECT 1 FROM popsell.contests k
-                                WHERE k.id = u.contest_id AND k.reuse_until > p_at);
-        ELSE
-            WITH u AS (
-                DELETE FROM popsell.ugc u
-                 WHERE u.ambassador_id IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM popsell.contests k
-                                    WHERE k.id = u.contest_id AND k.reuse_until > p_at)
-                RETURNING u.id, u.file_path)
-            INSERT INTO popsell.outbox (kind, payload, created_at)
-            SELECT 'delete_file', jsonb_build_object('file_path', u.file_path, 'what', 'ugc', 'ugc_id', u.id), p_at
-              FROM u;
-            GET DIAGNOSTICS n = ROW_COUNT;
-        END IF;
-
-    WHEN 'logs' THEN
-        -- The activity log and sent outbox rows (personal data) age as of
-        -- AT; the run record (the audit of these rules) by the wall clock,
-        -- so a run "in the future" cannot age earlier runs away.
-        IF p_preview THEN
-            SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
-            SELECT count(*) INTO m FROM popsell.outbox o
-             WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
-            n := n + m;
-            SELECT count(*) INTO m FROM popsell.maintenance_runs r
-             WHERE r.finished_at < pg_catalog.now() - s.log_retention;
-        ELSE
-            DELETE FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            DELETE FROM popsell.outbox o
-             WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
-            GET DIAGNOSTICS m = ROW_COUNT;
-            n := n + m;
-            DELETE FROM popsell.maintenance_runs r
-             WHERE r.finished_at < pg_catalog.now() - s.log_retention;
-            GET DIAGNOSTICS m = ROW_COUNT;
-        END IF;
-        n := n + m;
-
-    ELSE
-        RAISE EXCEPTION 'unknown maintenance rule "%"', p_rule
-            USING ERRCODE = 'PS500', HINT = 'See SELECT * FROM popsell.maintenance_rules().';
-    END CASE;
-    RETURN n;
-END
-$$;
-COMMENT ON FUNCTION popsell._maintenance_rule(text, timestamptz, boolean) IS
-    'Internal: apply (or, with preview, count) one retention rule as of a time; returns the rows acted on.';
 
 
 CREATE OR REPLACE FUNCTION popsell._erase_all_personal_data(p_reason text, p_at timestamptz, p_preview boolean)
@@ -2700,6 +2619,27 @@ $$;
 COMMENT ON FUNCTION popsell.confirm_ambassador_email(text) IS
     'The ambassador followed the link of the signup''s confirmation email: the single-use token (compared by its SHA-256) confirms the address; the account becomes active if the terms are accepted and a password is set (or Facebook). PS307 for an unknown, used or expired token (settings.signup_confirmation_window). For the app and vendor staff. Returns the ambassador id.';
 
+CREATE OR REPLACE FUNCTION popsell._issue_signup_token(p_ambassador_id bigint, t timestamptz) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok text := pg_catalog.replace(pg_catalog.gen_random_uuid()::text OPERATOR(pg_catalog.||)
+                                   pg_catalog.gen_random_uuid()::text, '-', '');
+BEGIN
+    DELETE FROM popsell.ambassador_email_tokens k WHERE k.ambassador_id OPERATOR(pg_catalog.=) p_ambassador_id;
+    INSERT INTO popsell.ambassador_email_tokens (ambassador_id, token_hash, created_at)
+    VALUES (p_ambassador_id, pg_catalog.sha256(pg_catalog.convert_to(tok, 'UTF8')), t);
+    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
+    VALUES ('email_confirmation', p_ambassador_id,
+            pg_catalog.jsonb_build_object('purpose', 'ambassador_signup', 'token', tok,
+                                          'expires_at', t OPERATOR(pg_catalog.+)
+                                              (SELECT s.signup_confirmation_window FROM popsell.settings s)),
+            t);
+END
+$$;
+COMMENT ON FUNCTION popsell._issue_signup_token(bigint, timestamptz) IS
+    'Internal: a new single-use signup confirmation token for an ambassador (hash stored, email_confirmation queued), replacing any earlier one.';
 CREATE OR REPLACE FUNCTION popsell.signup(email text, data jsonb DEFAULT '{}', password text DEFAULT NULL,
                                terms_accepted boolean DEFAULT false)
     RETURNS bigint
@@ -2710,7 +2650,6 @@ DECLARE
     e text;
     ph text;
     new_id bigint;
-    tok text;
     t timestamptz := popsell._lifecycle_now();
 BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_account_team', 'popsell_technical'],
@@ -2740,19 +2679,7 @@ BEGIN
                                          coalesce(signup.terms_accepted, false), NULL);
     UPDATE popsell.ambassadors SET password_hash = ph
      WHERE id OPERATOR(pg_catalog.=) new_id AND ph IS NOT NULL;
-    -- The address is verified before the account opens: a single-use
-    -- token (two random UUIDs, 244 random bits) goes out in the
-    -- confirmation email, only its hash is kept.
-    tok := pg_catalog.replace(pg_catalog.gen_random_uuid()::text OPERATOR(pg_catalog.||)
-                              pg_catalog.gen_random_uuid()::text, '-', '');
-    INSERT INTO popsell.ambassador_email_tokens (ambassador_id, token_hash, created_at)
-    VALUES (new_id, pg_catalog.sha256(pg_catalog.convert_to(tok, 'UTF8')), t);
-    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
-    VALUES ('email_confirmation', new_id,
-            pg_catalog.jsonb_build_object('purpose', 'ambassador_signup', 'token', tok,
-                                          'expires_at', t OPERATOR(pg_catalog.+)
-                                              (SELECT s.signup_confirmation_window FROM popsell.settings s)),
-            t);
+    PERFORM popsell._issue_signup_token(new_id, t);
     RETURN new_id;
 END
 $$;
@@ -2846,10 +2773,19 @@ BEGIN
                          THEN 'active' ELSE 'signup_incomplete' END::popsell.ambassador_status,
            leaving_reason = NULL, deletion_due_at = NULL
      WHERE id OPERATOR(pg_catalog.=) a.id;
+    -- Leaving cancelled the unsent confirmation email: a signup still
+    -- waiting for it gets a new one.
+    IF a.email_confirmed_at IS NULL AND a.sso_subject IS NULL
+       AND a.status OPERATOR(pg_catalog.=) 'leaving'
+       AND EXISTS (SELECT 1 FROM popsell.ambassadors x
+                    WHERE x.id OPERATOR(pg_catalog.=) a.id
+                      AND x.status OPERATOR(pg_catalog.=) 'signup_incomplete') THEN
+        PERFORM popsell._issue_signup_token(a.id, popsell._lifecycle_now());
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION popsell.restore_ambassador(bigint) IS
-    'Roll back an unsubscription, end of contract or SSO deletion before the grace period ends (PS301 after): back to active, or signup_incomplete when the signup was not complete.';
+    'Roll back an unsubscription, end of contract or SSO deletion before the grace period ends (PS301 after): back to active, or signup_incomplete when the signup was not complete (then with a new confirmation email when the address was never confirmed).';
 
 CREATE OR REPLACE FUNCTION popsell.apply_pre_gdpr_migration()
     RETURNS TABLE (optin_other bigint, kept_new bigint)

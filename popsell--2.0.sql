@@ -106,7 +106,8 @@ CREATE TYPE popsell.ambassador_status AS ENUM ('signup_incomplete', 'active', 'l
 COMMENT ON TYPE popsell.ambassador_status IS
     'Account state: only active ambassadors have access; leaving ones await deletion.';
 
-CREATE TYPE popsell.blacklist_reason AS ENUM ('global_optout', 'spam', 'hard_bounce', 'blocked');
+CREATE TYPE popsell.blacklist_reason AS ENUM ('global_optout', 'spam', 'hard_bounce', 'blocked',
+    'invitation_refused');
 COMMENT ON TYPE popsell.blacklist_reason IS
     'Why a hashed email is on the blacklist.';
 
@@ -120,7 +121,7 @@ COMMENT ON TYPE popsell.sale_channel IS 'Where a sale happened.';
 CREATE TYPE popsell.outbox_kind AS ENUM (
     'invitation', 'invitation_reminder', 'email_confirmation',
     'inactivity_warning', 'suspension_notice', 'publication', 'delete_file',
-    'partner_erasure', 'deletion_notice');
+    'partner_erasure', 'deletion_notice', 'partner_optout');
 COMMENT ON TYPE popsell.outbox_kind IS
     'What the application must carry out for an outbox row (popsell never sends mail itself).';
 
@@ -901,9 +902,11 @@ GRANT SET ON PARAMETER popsell.ambassador_id TO popsell_app;
 -- so no caller can forge the actor of a consent change.
 -- ===================================================================
 
--- The contact a caller may act on: staff, trusted apps and the owner act
--- on any; an ambassador only on its own.  Unknown and foreign contacts get
--- the same error, so existence does not leak.
+-- The contact a caller may act on: vendor staff, trusted apps and the
+-- owner act on any; the brand on the contacts it sees (brand-visible,
+-- confirmed, not restricted); an ambassador only on its own.  Unknown,
+-- hidden and foreign contacts get the same error, so neither existence nor
+-- consent state leaks.
 CREATE FUNCTION popsell._contact_for_caller(p_contact_id bigint)
     RETURNS popsell.contacts
     LANGUAGE plpgsql STABLE
@@ -917,9 +920,23 @@ BEGIN
             USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing contact.';
     END IF;
     SELECT * INTO c FROM popsell.contacts WHERE id = p_contact_id;
+    -- An ambassador acting for itself while not active learns that (PS300).
+    IF FOUND AND popsell.current_ambassador_id() IS NULL
+       AND EXISTS (SELECT 1 FROM popsell.ambassadors a
+                    WHERE a.id = c.ambassador_id AND a.status <> 'active'
+                      AND (current_setting('popsell.ambassador_id', true) = a.id::text
+                           OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
+        RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
+            USING ERRCODE = 'PS300',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
     IF NOT FOUND
        OR NOT (popsell._caller_in('popsell_app')
                OR popsell._caller_in('popsell_brand')
+                  AND NOT c.restricted
+                  AND NOT (c.email_confirmed_at IS NULL
+                           AND c.source IN ('blog', 'blog_internal_form', 'store_purchase'))
+                  AND (c.brand_optin <> 'no_optin' OR c.partners_optin)
                OR popsell._caller_in('popsell_account_team')
                OR popsell._caller_in('popsell_technical')
                OR popsell._caller_in('popsell_owner')
@@ -933,7 +950,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._contact_for_caller(bigint) IS
-    'Internal: the contact row if the calling role may act on it, else PS200.';
+    'Internal: the contact row if the calling role may act on it (the brand: only contacts it sees), else PS200.';
 
 -- The ambassador id a caller may act for.
 CREATE FUNCTION popsell._ambassador_for_caller(p_ambassador_id bigint)
@@ -941,10 +958,26 @@ CREATE FUNCTION popsell._ambassador_for_caller(p_ambassador_id bigint)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    st popsell.ambassador_status;
 BEGIN
     IF p_ambassador_id IS NULL THEN
         RAISE EXCEPTION 'ambassador id must not be NULL'
             USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing ambassador.';
+    END IF;
+    -- An ambassador acting for itself while not active (the trusted app's
+    -- popsell.ambassador_id, or its login role, names it) learns that, not
+    -- "unknown": it is itself.
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a
+                WHERE a.id = p_ambassador_id AND a.status <> 'active'
+                  AND (current_setting('popsell.ambassador_id', true) = p_ambassador_id::text
+                       OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text)))
+       AND popsell.current_ambassador_id() IS NULL THEN
+        SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
+        RAISE EXCEPTION 'ambassador % is not active (status %)', p_ambassador_id, st
+            USING ERRCODE = 'PS300',
+                  DETAIL = 'Nothing is collected, imported or sent for an ambassador who is not active.',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM popsell.ambassadors WHERE id = p_ambassador_id)
        OR NOT (popsell._caller_in('popsell_app')
@@ -957,11 +990,18 @@ BEGIN
             USING ERRCODE = 'PS200',
                   HINT = 'Check the ambassador id and the ambassador the session acts as.';
     END IF;
+    SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
+    IF st <> 'active' THEN
+        RAISE EXCEPTION 'ambassador % is not active (status %)', p_ambassador_id, st
+            USING ERRCODE = 'PS300',
+                  DETAIL = 'Nothing is collected, imported or sent for an ambassador who is not active.',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
     RETURN p_ambassador_id;
 END
 $$;
 COMMENT ON FUNCTION popsell._ambassador_for_caller(bigint) IS
-    'Internal: the ambassador id if the calling role may act for it, else PS200.';
+    'Internal: the ambassador id if the calling role may act for it, else PS200; PS300 when it is not active.';
 
 -- Put an email on the blacklist and apply it to every contact row with
 -- that email at once.  SHARE ROW EXCLUSIVE waits for every transaction
@@ -1013,80 +1053,171 @@ CREATE FUNCTION popsell._globally_opted_out(p_email text)
 COMMENT ON FUNCTION popsell._globally_opted_out(text) IS
     'Internal: whether an email is on the blacklist for a global opt-out (under any live key).';
 
-CREATE FUNCTION popsell.import_contacts(ambassador_id bigint, contacts jsonb)
-    RETURNS TABLE (imported bigint, skipped_blacklisted bigint, skipped_duplicate bigint)
-    LANGUAGE plpgsql SECURITY DEFINER
+-- One set-based pass over an import: a row is a duplicate when its email is
+-- already in this CRM or earlier in the list; globally opted-out rows go
+-- on to the trigger, which skips them.  Ids are drawn first so each input
+-- row is matched to the contact it became.  Raises on the first invalid
+-- row; popsell._import then imports row by row.
+CREATE FUNCTION popsell._import_rows(p_amb bigint, p_contacts jsonb, p_first bigint)
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
-    SET popsell.actor = 'ambassador'
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH input AS (
+        SELECT x.ord + p_first - 1 AS ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+          FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)
+          CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
+    classified AS (
+        SELECT r.*,
+               r.nemail IS NOT NULL
+               AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
+                                         WHERE c.ambassador_id = p_amb
+                                           AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)
+                                           AND c.email = r.nemail))
+               AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
+          FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
+                  FROM input i) r),
+    keyed AS MATERIALIZED (
+        SELECT k.*, CASE WHEN NOT k.duplicate THEN nextval('popsell.contacts_id_seq') END AS new_id
+          FROM classified k),
+    ins AS (
+        INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, last_name, email, facebook_id,
+                                      twitter_id, instagram_id, public_photo_url, customer_id,
+                                      contact_type, notes, address, city, postal_code, country,
+                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                      ambassador_optin, brand_optin)
+        SELECT k.new_id, p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
+               k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+               coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+               k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+               k.ambassador_optin, k.brand_optin
+          FROM keyed k
+         WHERE NOT k.duplicate
+         ORDER BY k.ord
+        RETURNING id)
+    SELECT k.ord, i.id,
+           CASE WHEN k.duplicate THEN 'skipped_duplicate'
+                WHEN i.id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+           CASE WHEN k.duplicate THEN 'email already held by this ambassador'
+                WHEN i.id IS NULL THEN 'email globally opted out' END
+      FROM keyed k
+      LEFT JOIN ins i ON i.id = k.new_id
+     ORDER BY k.ord;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint) IS
+    'Internal: import a JSON array of contacts in one statement, one outcome per row (raises on an invalid row).';
+
+-- An import: one set-based pass; when a row is invalid, the pass is
+-- rolled back and the rows are imported one by one, the invalid ones
+-- skipped with a reason that names the problem, never the value.
+CREATE FUNCTION popsell._import(p_amb bigint, p_contacts jsonb)
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    amb bigint := popsell._ambassador_for_caller(import_contacts.ambassador_id);
-    candidates bigint;
-    duplicates bigint;
-    inserted bigint;
+    amb bigint := popsell._ambassador_for_caller(p_amb);
+    res jsonb;
+    one jsonb;
+    e jsonb;
+    n bigint;
+    st text;
     bad text;
 BEGIN
-    IF contacts IS NULL OR jsonb_typeof(contacts) <> 'array' THEN
+    IF p_contacts IS NULL OR jsonb_typeof(p_contacts) <> 'array' THEN
         RAISE EXCEPTION 'contacts must be a JSON array of objects'
             USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
     END IF;
     SELECT string_agg(DISTINCT k, ', ') INTO bad
-      FROM jsonb_array_elements(contacts) AS x(o)
+      FROM jsonb_array_elements(p_contacts) AS x(o)
       CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(x.o) = 'object' THEN x.o ELSE '{"(not an object)": 1}' END) AS k
      WHERE k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
                      'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
                      'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
                      'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
     IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'import_contacts does not accept the keys: %', bad
+        RAISE EXCEPTION 'import does not accept the keys: %', bad
             USING ERRCODE = 'PS106',
                   HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
     END IF;
 
-    candidates := jsonb_array_length(contacts);
-
-    -- One pass: a row is a duplicate when its email is already in this CRM
-    -- or earlier in the list; globally opted-out rows go on to the trigger,
-    -- which skips them, and are counted as such.
-    WITH input AS (
-        SELECT x.ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
-          FROM jsonb_array_elements(contacts) WITH ORDINALITY AS x(o, ord)
-          CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
-    classified AS (
-        SELECT r.*,
-               r.nemail IS NOT NULL
-               AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
-                                         WHERE c.ambassador_id = amb AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)))
-               AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
-          FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
-                  FROM input i) r),
-    ins AS (
-        INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
-                                      twitter_id, instagram_id, public_photo_url, customer_id,
-                                      contact_type, notes, address, city, postal_code, country,
-                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
-                                      ambassador_optin, brand_optin)
-        SELECT amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
-               k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
-               coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
-               k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
-               k.ambassador_optin, k.brand_optin
-          FROM classified k
-         WHERE NOT k.duplicate
-         ORDER BY k.ord
-        RETURNING 1)
-    SELECT (SELECT count(*) FROM classified WHERE duplicate), (SELECT count(*) FROM ins)
-      INTO duplicates, inserted;
-
-    imported := inserted;
-    skipped_duplicate := duplicates;
-    skipped_blacklisted := candidates - duplicates - inserted;
-    RETURN NEXT;
+    BEGIN
+        SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+          FROM popsell._import_rows(amb, p_contacts, 1) t;
+    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109' OR SQLSTATE '23514' OR SQLSTATE '23502'
+                   OR SQLSTATE '22001' OR SQLSTATE '22P02' OR SQLSTATE '22007' OR SQLSTATE '22008'
+                   OR SQLSTATE '22003' OR SQLSTATE '22023' OR SQLSTATE '22P05' THEN
+        res := '[]';
+        FOR e, n IN SELECT x.o, x.ord FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord) LOOP
+            BEGIN
+                SELECT jsonb_agg(to_jsonb(t)) INTO one
+                  FROM popsell._import_rows(amb, jsonb_build_array(e), n) t;
+            EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                           OR SQLSTATE 'PS104' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109' OR SQLSTATE '23514' OR SQLSTATE '23502'
+                           OR SQLSTATE '22001' OR SQLSTATE '22P02' OR SQLSTATE '22007' OR SQLSTATE '22008'
+                           OR SQLSTATE '22003' OR SQLSTATE '22023' OR SQLSTATE '22P05' THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
+                one := jsonb_build_array(jsonb_build_object(
+                    'ordinality', n, 'contact_id', NULL,
+                    'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
+                    'reason', CASE st
+                        WHEN 'PS202' THEN 'malformed email'
+                        WHEN 'PS109' THEN 'email already held by this ambassador'
+                        WHEN 'PS107' THEN 'value too long'
+                        WHEN 'PS101' THEN 'consent value not allowed for the source'
+                        WHEN 'PS102' THEN 'source not allowed'
+                        WHEN 'PS103' THEN 'personal field not allowed for the source'
+                        WHEN 'PS104' THEN 'no personal field'
+                        WHEN '23514' THEN 'no personal field'
+                        WHEN '22001' THEN 'value too long'
+                        ELSE format('invalid value (SQLSTATE %s)', st) END));
+            END;
+            res := res || one;
+        END LOOP;
+    END;
+    RETURN QUERY
+    SELECT r.ordinality, r.contact_id, r.outcome, r.reason
+      FROM jsonb_to_recordset(res) AS r(ordinality bigint, contact_id bigint, outcome text, reason text)
+     ORDER BY r.ordinality;
 END
 $$;
+COMMENT ON FUNCTION popsell._import(bigint, jsonb) IS
+    'Internal: import contacts for an ambassador, one outcome per input row; invalid rows are skipped, not fatal.';
+
+CREATE FUNCTION popsell.import_contacts(ambassador_id bigint, contacts jsonb)
+    RETURNS TABLE (imported bigint, skipped_blacklisted bigint, skipped_duplicate bigint,
+                   skipped_invalid bigint)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'ambassador'
+BEGIN ATOMIC
+    SELECT count(*) FILTER (WHERE d.outcome = 'imported'),
+           count(*) FILTER (WHERE d.outcome = 'skipped_blacklisted'),
+           count(*) FILTER (WHERE d.outcome = 'skipped_duplicate'),
+           count(*) FILTER (WHERE d.outcome = 'skipped_invalid')
+      FROM popsell._import(import_contacts.ambassador_id, import_contacts.contacts) d;
+END;
 COMMENT ON FUNCTION popsell.import_contacts(bigint, jsonb) IS
-    'Import an ambassador''s private list (JSON array of contact objects): globally opted-out emails and duplicates are skipped and counted.';
+    'Import an ambassador''s private list (JSON array of contact objects); globally opted-out emails, emails the ambassador already holds and invalid rows (malformed email, over-long or mistyped value) are skipped and counted. By the ambassador itself, app, account team, technical; PS200 unknown or foreign ambassador, PS300 not active, PS106 not an array or unknown keys.';
+
+CREATE FUNCTION popsell.import_contacts_detail(ambassador_id bigint, contacts jsonb)
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'ambassador'
+BEGIN ATOMIC
+    SELECT d.ordinality, d.contact_id, d.outcome, d.reason
+      FROM popsell._import(import_contacts_detail.ambassador_id, import_contacts_detail.contacts) d
+     ORDER BY d.ordinality;
+END;
+COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data. Same callers and errors as import_contacts.';
 
 CREATE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
                                         ambassador_optin_checked boolean DEFAULT NULL,
@@ -1135,6 +1266,52 @@ BEGIN
     init := popsell.initial_optins(source, ambassador_optin_checked, brand_optin_checked,
                                    partners_optin_checked);
     r := jsonb_populate_record(NULL::popsell.contacts, data);
+
+    -- (v2) A brand sync of a person this ambassador already holds from the
+    -- brand (same customer_id, else same email) updates that row: the
+    -- fields sent, and the opt-ins through the brand-sync transitions.
+    IF source = 'brand_sync' THEN
+        SELECT c.id INTO new_id
+          FROM popsell.contacts c
+         WHERE c.ambassador_id = collect_contact.ambassador_id
+           AND c.source = 'brand_sync'
+           AND CASE WHEN nullif(btrim(r.customer_id), '') IS NOT NULL THEN c.customer_id = r.customer_id
+                    ELSE nullif(btrim(r.email), '') IS NOT NULL
+                         AND popsell._lookup_key(c.email) = popsell._lookup_key(popsell.normalize_email(r.email))
+                         AND c.email = popsell.normalize_email(r.email) END
+         ORDER BY c.id
+         LIMIT 1
+           FOR UPDATE;
+        IF FOUND THEN
+            UPDATE popsell.contacts c
+               SET first_name = CASE WHEN data ? 'first_name' THEN r.first_name ELSE c.first_name END,
+                   last_name = CASE WHEN data ? 'last_name' THEN r.last_name ELSE c.last_name END,
+                   email = CASE WHEN data ? 'email' THEN r.email ELSE c.email END,
+                   facebook_id = CASE WHEN data ? 'facebook_id' THEN r.facebook_id ELSE c.facebook_id END,
+                   twitter_id = CASE WHEN data ? 'twitter_id' THEN r.twitter_id ELSE c.twitter_id END,
+                   instagram_id = CASE WHEN data ? 'instagram_id' THEN r.instagram_id ELSE c.instagram_id END,
+                   public_photo_url = CASE WHEN data ? 'public_photo_url' THEN r.public_photo_url ELSE c.public_photo_url END,
+                   customer_id = CASE WHEN data ? 'customer_id' THEN r.customer_id ELSE c.customer_id END,
+                   contact_type = CASE WHEN data ? 'contact_type' THEN coalesce(r.contact_type, c.contact_type) ELSE c.contact_type END,
+                   notes = CASE WHEN data ? 'notes' THEN r.notes ELSE c.notes END,
+                   address = CASE WHEN data ? 'address' THEN r.address ELSE c.address END,
+                   city = CASE WHEN data ? 'city' THEN r.city ELSE c.city END,
+                   postal_code = CASE WHEN data ? 'postal_code' THEN r.postal_code ELSE c.postal_code END,
+                   country = CASE WHEN data ? 'country' THEN r.country ELSE c.country END,
+                   mobile_phone = CASE WHEN data ? 'mobile_phone' THEN r.mobile_phone ELSE c.mobile_phone END,
+                   home_phone = CASE WHEN data ? 'home_phone' THEN r.home_phone ELSE c.home_phone END,
+                   tags = CASE WHEN data ? 'tags' THEN coalesce(r.tags, '{}') ELSE c.tags END,
+                   ambassador_optin = CASE WHEN brand_optin_checked AND c.ambassador_optin = 'new'
+                                           THEN 'optin_brand_imported' ELSE c.ambassador_optin END,
+                   brand_optin = CASE WHEN brand_optin_checked AND c.brand_optin IN ('no_optin', 'storage_only')
+                                      THEN 'optin_brand_database'
+                                      WHEN NOT brand_optin_checked AND c.brand_optin NOT IN ('no_optin', 'storage_only')
+                                      THEN 'storage_only'
+                                      ELSE c.brand_optin END
+             WHERE c.id = new_id;
+            RETURN new_id;
+        END IF;
+    END IF;
     INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
                                   twitter_id, instagram_id, public_photo_url, customer_id,
                                   contact_type, notes, address, city, postal_code, country,
@@ -1162,7 +1339,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
-    'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1). Returns the id, or NULL when a globally opted-out email was skipped.';
+    'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1); a brand sync of a person the ambassador already holds from the brand (same customer_id, else email) updates that row. Returns the id, or NULL when a globally opted-out email was skipped. App only; PS200 unknown ambassador, PS300 ambassador not active, PS102 source, PS106 data.';
 
 CREATE FUNCTION popsell.send_invitation(contact_id bigint)
     RETURNS void
@@ -1172,9 +1349,23 @@ CREATE FUNCTION popsell.send_invitation(contact_id bigint)
 AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
+    st popsell.ambassador_status;
 BEGIN
     PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
     SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
+    SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = c.ambassador_id;
+    IF st IS DISTINCT FROM 'active' THEN
+        RAISE EXCEPTION 'ambassador % is not active (status %): nothing is sent for it',
+                        c.ambassador_id, coalesce(st::text, 'none')
+            USING ERRCODE = 'PS300',
+                  HINT = 'Only active ambassadors send invitations.';
+    END IF;
+    IF c.invitations_sent > 0 AND c.ambassador_optin = 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": contact % was invited once already', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = 'A contact receives one invitation, ever.',
+                  HINT = 'Wait for the person to come back through a form or an order.';
+    END IF;
     IF c.ambassador_optin <> 'new' THEN
         RAISE EXCEPTION 'ambassador_optin cannot change from "%" to "invitation_sent": only new contacts are invited', c.ambassador_optin
             USING ERRCODE = 'PS100',
@@ -1191,7 +1382,47 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.send_invitation(bigint) IS
-    'Queue the invitation email of a new contact and mark it invitation_sent.';
+    'Queue the invitation email of a new contact (once, ever) and mark it invitation_sent. By the ambassador itself, app, account team, technical (not the brand); PS200 unknown or foreign contact, PS100 not new or invited before, PS300 ambassador not active, PS120 sending refused.';
+
+CREATE FUNCTION popsell.send_invitations(contact_ids bigint[])
+    RETURNS TABLE (contact_id bigint, outcome text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'send_invitation'
+AS $$
+DECLARE
+    cid bigint;
+    c popsell.contacts;
+BEGIN
+    IF send_invitations.contact_ids IS NULL THEN
+        RAISE EXCEPTION 'contact_ids must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'Pass an array of contact ids.';
+    END IF;
+    FOREACH cid IN ARRAY send_invitations.contact_ids LOOP
+        send_invitations.contact_id := cid;
+        BEGIN
+            PERFORM popsell.send_invitation(cid);
+            outcome := 'sent';
+        EXCEPTION
+            WHEN SQLSTATE 'PS200' THEN
+                outcome := 'skipped_unknown';
+            WHEN SQLSTATE 'PS100' THEN
+                outcome := 'skipped_state';
+            WHEN SQLSTATE 'PS300' THEN
+                outcome := 'skipped_ambassador_inactive';
+            WHEN SQLSTATE 'PS120' THEN
+                SELECT * INTO c FROM popsell.contacts x WHERE x.id = cid;
+                outcome := CASE WHEN c.restricted THEN 'skipped_restricted'
+                                WHEN c.email IS NULL THEN 'skipped_no_email'
+                                WHEN c.email_status <> 'ok' THEN 'skipped_email_status'
+                                ELSE 'skipped_refused' END;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION popsell.send_invitations(bigint[]) IS
+    'The ambassador''s invitation batch: send_invitation for each id; a contact that may not be invited is skipped and reported (skipped_unknown, skipped_state, skipped_email_status, skipped_no_email, skipped_restricted, skipped_ambassador_inactive, skipped_refused), the rest go out (sent). Same callers as send_invitation; PS106 for a NULL array.';
 
 CREATE FUNCTION popsell._answer_invitation(p_contact_id bigint, p_answer popsell.ambassador_optin)
     RETURNS void
@@ -1266,9 +1497,13 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(opt_out.contact_id);
 BEGIN
-    IF coalesce(opt_out.global, false) AND c.email IS NOT NULL THEN
+    IF opt_out.global IS NULL THEN
+        RAISE EXCEPTION 'global must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'Pass true for an opt-out of every ambassador, false (the default) for this one.';
+    END IF;
+    IF opt_out.global AND c.email IS NOT NULL THEN
         PERFORM popsell._blacklist_add(c.email, 'global_optout');
-    ELSIF coalesce(opt_out.global, false) THEN
+    ELSIF opt_out.global THEN
         UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
          WHERE id = c.id AND ambassador_optin <> 'global_optout';
     ELSE
@@ -1278,7 +1513,38 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.opt_out(bigint, boolean) IS
-    'The contact opts out of its ambassador''s emails, or with global => true out of every ambassador of the brand (blacklisted by hash).';
+    'The contact opts out of its ambassador''s emails (remembered for the email: invitation_refused), or with global => true out of every ambassador of the brand (blacklisted by hash). App only; PS200 unknown contact, PS106 NULL global.';
+
+CREATE FUNCTION popsell.withdraw_consent(contact_id bigint, brand boolean DEFAULT true,
+                                         partners boolean DEFAULT true)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(withdraw_consent.contact_id);
+BEGIN
+    IF withdraw_consent.brand IS NULL OR withdraw_consent.partners IS NULL THEN
+        RAISE EXCEPTION 'brand and partners must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'Pass true for each opt-in the person withdraws, false to keep it.';
+    END IF;
+    UPDATE popsell.contacts x
+       SET brand_optin = CASE WHEN withdraw_consent.brand
+                               AND x.brand_optin NOT IN ('no_optin', 'storage_only')
+                              THEN 'no_optin' ELSE x.brand_optin END,
+           partners_optin = CASE WHEN withdraw_consent.partners THEN false ELSE x.partners_optin END
+     WHERE x.id = c.id
+       AND (withdraw_consent.brand AND x.brand_optin NOT IN ('no_optin', 'storage_only')
+            OR withdraw_consent.partners AND x.partners_optin);
+    IF withdraw_consent.partners AND c.partners_optin THEN
+        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+        VALUES ('partner_optout', c.ambassador_id, c.id, '{}');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) IS
+    'The person withdraws the brand opt-in (brand_optin no_optin) and/or the partners opt-in (partners_optin false, partners told by a partner_optout outbox row): the unsubscribe link of a brand or partner email. App only; PS200 unknown contact, PS106 NULL argument.';
 
 CREATE FUNCTION popsell.email_callback(email text, status popsell.email_status)
     RETURNS bigint
@@ -1352,6 +1618,10 @@ BEGIN
         RAISE EXCEPTION 'interaction kind must not be NULL'
             USING ERRCODE = 'PS106', HINT = 'One of open, click, like, comment, reshare.';
     END IF;
+    IF channel IS NULL THEN
+        RAISE EXCEPTION 'channel must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'Omit it for ''email'', or name the channel.';
+    END IF;
     IF record_interaction.publication_id IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM popsell.publications p WHERE p.id = record_interaction.publication_id) THEN
         RAISE EXCEPTION 'publication % does not exist', record_interaction.publication_id
@@ -1391,6 +1661,10 @@ BEGIN
         RAISE EXCEPTION 'sale amount must be zero or more, not %', coalesce(amount::text, 'NULL')
             USING ERRCODE = 'PS106', HINT = 'Pass the amount in the sale''s currency.';
     END IF;
+    IF currency IS NULL OR channel IS NULL THEN
+        RAISE EXCEPTION 'currency and channel must not be NULL'
+            USING ERRCODE = 'PS106', HINT = 'Omit them for EUR and online.';
+    END IF;
     IF record_sale.publication_id IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM popsell.publications p WHERE p.id = record_sale.publication_id) THEN
         RAISE EXCEPTION 'publication % does not exist', record_sale.publication_id
@@ -1428,6 +1702,127 @@ END
 $$;
 COMMENT ON FUNCTION popsell.rotate_hash_key(boolean) IS
     'Start hashing with a new brand key (or, legacy => true, plain SHA-256); older keys stay live so existing entries keep matching.';
+
+-- -------------------------------------------------------------------
+-- (v2) The outbox: rows are immutable once queued, and each kind has
+-- one origin (SPEC section 3, C4).  Runs before the sending guard.
+-- -------------------------------------------------------------------
+CREATE FUNCTION popsell.outbox_rules() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- popsell's own code runs as popsell_owner (SECURITY DEFINER)
+    own boolean := pg_has_role(current_user, 'popsell_owner', 'USAGE');
+BEGIN
+    -- a restore (superuser, row security off) loads rows as they were
+    IF current_setting('row_security') = 'off'
+       AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF NOT own AND (NEW.kind IS DISTINCT FROM OLD.kind
+                        OR NEW.contact_id IS DISTINCT FROM OLD.contact_id
+                        OR NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id
+                        OR NEW.payload IS DISTINCT FROM OLD.payload
+                        OR NEW.publication_id IS DISTINCT FROM OLD.publication_id) THEN
+            RAISE EXCEPTION 'outbox row % cannot be changed once queued', OLD.id
+                USING ERRCODE = 'PS105',
+                      DETAIL = 'kind, contact_id, ambassador_id, publication_id and payload never change; only delivery columns (sent_at) do.',
+                      HINT = 'Queue a new message instead.';
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF NEW.kind::text = 'invitation' AND popsell.current_path() <> 'send_invitation' THEN
+        RAISE EXCEPTION 'cannot queue invitation for contact %: invitations come only from popsell.send_invitation()', NEW.contact_id
+            USING ERRCODE = 'PS120', HINT = 'Call popsell.send_invitation(contact_id).';
+    END IF;
+    IF NEW.kind::text = 'invitation_reminder' THEN
+        IF popsell.current_path() <> 'system' THEN
+            RAISE EXCEPTION 'cannot queue invitation_reminder for contact %: reminders are queued by popsell.run_maintenance only', NEW.contact_id
+                USING ERRCODE = 'PS120', HINT = 'Let the invitation_reminder rule queue it.';
+        END IF;
+        IF EXISTS (SELECT 1 FROM popsell.outbox o
+                    WHERE o.contact_id = NEW.contact_id AND o.kind::text = 'invitation_reminder') THEN
+            RAISE EXCEPTION 'cannot queue invitation_reminder for contact %: one reminder per contact', NEW.contact_id
+                USING ERRCODE = 'PS120', HINT = 'A contact is reminded once.';
+        END IF;
+    END IF;
+    -- (kinds compared as text: a label added by the 2.0 upgrade may not be
+    -- used as a value in the transaction that added it)
+    IF NEW.kind::text IN ('partner_erasure', 'partner_optout', 'delete_file') AND NOT own THEN
+        RAISE EXCEPTION 'cannot queue %: it comes only from erasure, objection, withdrawal and file changes', NEW.kind
+            USING ERRCODE = 'PS120',
+                  HINT = 'Erase, object or withdraw through popsell''s functions; they queue it.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell.outbox_rules() IS
+    'Trigger: outbox rows are immutable once queued (PS105); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
+
+CREATE TRIGGER popsell_40_outbox_rules
+    BEFORE INSERT OR UPDATE ON popsell.outbox
+    FOR EACH ROW EXECUTE FUNCTION popsell.outbox_rules();
+
+-- (v2) Consent belongs to an address: when a contact's email changes, the
+-- mail queued for the old address is cancelled; a pending contact gets a
+-- confirmation at its new address.  (The contacts trigger resets the
+-- consent columns.)
+CREATE FUNCTION popsell.contacts_email_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    DELETE FROM popsell.outbox o
+     WHERE o.contact_id = NEW.id AND o.sent_at IS NULL
+       AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation');
+    IF NEW.email IS NOT NULL AND NEW.email_confirmed_at IS NULL
+       AND NEW.source IN ('blog', 'blog_internal_form', 'store_purchase')
+       AND NEW.email_status = 'unverified' THEN
+        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+        VALUES ('email_confirmation', NEW.ambassador_id, NEW.id, jsonb_build_object('source', NEW.source));
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_email_changed() IS
+    'Trigger: a contact''s new address cancels the unsent mail to the old one and, for a pending contact, queues a new confirmation.';
+
+CREATE TRIGGER popsell_60_email_changed
+    AFTER UPDATE OF email ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)
+    EXECUTE FUNCTION popsell.contacts_email_changed();
+
+-- (v2) Mail queued for an ambassador who starts leaving, and not yet sent,
+-- is cancelled then (file deletions and partner notices stay).
+CREATE FUNCTION popsell.ambassadors_leaving() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    DELETE FROM popsell.outbox o
+     WHERE o.ambassador_id = NEW.id AND o.sent_at IS NULL
+       AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation',
+                      'inactivity_warning', 'suspension_notice');
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.ambassadors_leaving() IS
+    'Trigger: an ambassador who starts leaving gets no more mail sent for it: its unsent messages are cancelled.';
+
+CREATE TRIGGER popsell_60_leaving
+    AFTER UPDATE OF status ON popsell.ambassadors
+    FOR EACH ROW WHEN (NEW.status = 'leaving' AND OLD.status IS DISTINCT FROM 'leaving')
+    EXECUTE FUNCTION popsell.ambassadors_leaving();
 -- ===================================================================
 -- Security (SPEC section 2, S5): who sees what.  Grants (least privilege,
 -- table and column level), one row level security policy per SPEC role
@@ -1513,14 +1908,17 @@ GRANT EXECUTE ON FUNCTION popsell._lookup_key(text), popsell._brand_lookup_key(t
 -- Event functions (SPEC section 5).  Paths where the contact acts (accept,
 -- decline, confirm, opt out, collect) belong to trusted applications only:
 -- an ambassador calling them would forge a consent.
+-- Only the ambassador's own path invites (v2): not the brand.
 GRANT EXECUTE ON FUNCTION popsell.import_contacts(bigint, jsonb),
-    popsell.send_invitation(bigint), popsell.release_soft_bounce(bigint)
+    popsell.import_contacts_detail(bigint, jsonb),
+    popsell.send_invitation(bigint), popsell.send_invitations(bigint[]),
+    popsell.release_soft_bounce(bigint)
     TO popsell_ambassador, popsell_app, popsell_account_team, popsell_technical;
-GRANT EXECUTE ON FUNCTION popsell.send_invitation(bigint) TO popsell_brand;
 GRANT EXECUTE ON FUNCTION
     popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean),
     popsell.accept_invitation(bigint), popsell.decline_invitation(bigint),
     popsell.confirm_email(bigint), popsell.opt_out(bigint, boolean),
+    popsell.withdraw_consent(bigint, boolean, boolean),
     popsell.email_callback(text, popsell.email_status)
     TO popsell_app;
 GRANT EXECUTE ON FUNCTION
@@ -1666,9 +2064,13 @@ GRANT INSERT (ambassador_id, source, first_name, last_name, email, facebook_id, 
               contact_type, notes, address, city, postal_code, country, mobile_phone,
               home_phone, tags)
     ON popsell.contacts TO popsell_ambassador;
+-- The consent columns are updatable so that the consent trigger, not a
+-- bare "permission denied", answers a forbidden change (PS100, naming
+-- from and to): the transition table decides what an ambassador may set.
 GRANT UPDATE (first_name, last_name, email, facebook_id, twitter_id, instagram_id,
-              public_photo_url, customer_id, ambassador_optin, contact_type, notes, address,
-              city, postal_code, country, mobile_phone, home_phone, tags)
+              public_photo_url, customer_id, ambassador_optin, brand_optin, partners_optin,
+              email_status, contact_type, notes, address, city, postal_code, country,
+              mobile_phone, home_phone, tags)
     ON popsell.contacts TO popsell_ambassador;
 GRANT DELETE ON popsell.contacts TO popsell_ambassador;
 GRANT USAGE ON SEQUENCE popsell.contacts_id_seq TO popsell_ambassador, popsell_app;
@@ -1705,9 +2107,11 @@ GRANT UPDATE (first_name, last_name, email, email_status, facebook_id, twitter_i
               mobile_phone, home_phone, tags, restricted)
     ON popsell.contacts TO popsell_brand;
 CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
-    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin));
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin)
+           OR (modified_at OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp()
+               AND modified_by OPERATOR(pg_catalog.=) CURRENT_USER));
 COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
-    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted.';
+    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted; a row it withdrew itself stays visible to it for the rest of that statement, so recording a withdrawal the person asked for passes row security.';
 CREATE POLICY popsell_brand_update ON popsell.contacts FOR UPDATE TO popsell_brand
     USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin))
     WITH CHECK (true);
@@ -3797,6 +4201,31 @@ $$;
 COMMENT ON FUNCTION popsell.confirm_ambassador_email(text) IS
     'The ambassador followed the link of the signup''s confirmation email: the single-use token (compared by its SHA-256) confirms the address; the account becomes active if the terms are accepted and a password is set (or Facebook). PS307 for an unknown, used or expired token (settings.signup_confirmation_window). For the app and vendor staff. Returns the ambassador id.';
 
+-- The address is verified before the account opens: a single-use token
+-- (two random UUIDs, 244 random bits) goes out in the confirmation email,
+-- only its hash is kept; a new token replaces any earlier one.
+CREATE FUNCTION popsell._issue_signup_token(p_ambassador_id bigint, t timestamptz) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok text := pg_catalog.replace(pg_catalog.gen_random_uuid()::text OPERATOR(pg_catalog.||)
+                                   pg_catalog.gen_random_uuid()::text, '-', '');
+BEGIN
+    DELETE FROM popsell.ambassador_email_tokens k WHERE k.ambassador_id OPERATOR(pg_catalog.=) p_ambassador_id;
+    INSERT INTO popsell.ambassador_email_tokens (ambassador_id, token_hash, created_at)
+    VALUES (p_ambassador_id, pg_catalog.sha256(pg_catalog.convert_to(tok, 'UTF8')), t);
+    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
+    VALUES ('email_confirmation', p_ambassador_id,
+            pg_catalog.jsonb_build_object('purpose', 'ambassador_signup', 'token', tok,
+                                          'expires_at', t OPERATOR(pg_catalog.+)
+                                              (SELECT s.signup_confirmation_window FROM popsell.settings s)),
+            t);
+END
+$$;
+COMMENT ON FUNCTION popsell._issue_signup_token(bigint, timestamptz) IS
+    'Internal: a new single-use signup confirmation token for an ambassador (hash stored, email_confirmation queued), replacing any earlier one.';
+
 CREATE FUNCTION popsell.signup(email text, data jsonb DEFAULT '{}', password text DEFAULT NULL,
                                terms_accepted boolean DEFAULT false)
     RETURNS bigint
@@ -3807,7 +4236,6 @@ DECLARE
     e text;
     ph text;
     new_id bigint;
-    tok text;
     t timestamptz := popsell._lifecycle_now();
 BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_account_team', 'popsell_technical'],
@@ -3837,19 +4265,7 @@ BEGIN
                                          coalesce(signup.terms_accepted, false), NULL);
     UPDATE popsell.ambassadors SET password_hash = ph
      WHERE id OPERATOR(pg_catalog.=) new_id AND ph IS NOT NULL;
-    -- The address is verified before the account opens: a single-use
-    -- token (two random UUIDs, 244 random bits) goes out in the
-    -- confirmation email, only its hash is kept.
-    tok := pg_catalog.replace(pg_catalog.gen_random_uuid()::text OPERATOR(pg_catalog.||)
-                              pg_catalog.gen_random_uuid()::text, '-', '');
-    INSERT INTO popsell.ambassador_email_tokens (ambassador_id, token_hash, created_at)
-    VALUES (new_id, pg_catalog.sha256(pg_catalog.convert_to(tok, 'UTF8')), t);
-    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
-    VALUES ('email_confirmation', new_id,
-            pg_catalog.jsonb_build_object('purpose', 'ambassador_signup', 'token', tok,
-                                          'expires_at', t OPERATOR(pg_catalog.+)
-                                              (SELECT s.signup_confirmation_window FROM popsell.settings s)),
-            t);
+    PERFORM popsell._issue_signup_token(new_id, t);
     RETURN new_id;
 END
 $$;
@@ -4017,10 +4433,19 @@ BEGIN
                          THEN 'active' ELSE 'signup_incomplete' END::popsell.ambassador_status,
            leaving_reason = NULL, deletion_due_at = NULL
      WHERE id OPERATOR(pg_catalog.=) a.id;
+    -- Leaving cancelled the unsent confirmation email: a signup still
+    -- waiting for it gets a new one.
+    IF a.email_confirmed_at IS NULL AND a.sso_subject IS NULL
+       AND a.status OPERATOR(pg_catalog.=) 'leaving'
+       AND EXISTS (SELECT 1 FROM popsell.ambassadors x
+                    WHERE x.id OPERATOR(pg_catalog.=) a.id
+                      AND x.status OPERATOR(pg_catalog.=) 'signup_incomplete') THEN
+        PERFORM popsell._issue_signup_token(a.id, popsell._lifecycle_now());
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION popsell.restore_ambassador(bigint) IS
-    'Roll back an unsubscription, end of contract or SSO deletion before the grace period ends (PS301 after): back to active, or signup_incomplete when the signup was not complete.';
+    'Roll back an unsubscription, end of contract or SSO deletion before the grace period ends (PS301 after): back to active, or signup_incomplete when the signup was not complete (then with a new confirmation email when the address was never confirmed).';
 
 CREATE FUNCTION popsell.sso_upsert_ambassador(subject text, data jsonb) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -4600,6 +5025,21 @@ DECLARE
     m bigint;
 BEGIN
     n := popsell._blacklist_add(e, 'global_optout');
+    -- (v2) the end of all direct marketing: brand and partners opt-ins
+    -- too, and the partners are told.
+    WITH w AS (
+        UPDATE popsell.contacts c
+           SET brand_optin = CASE WHEN c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[])
+                                  THEN 'no_optin'::popsell.brand_optin ELSE c.brand_optin END,
+               partners_optin = false
+          FROM popsell.contacts o
+         WHERE o.id OPERATOR(pg_catalog.=) c.id
+           AND c.email OPERATOR(pg_catalog.=) e
+           AND (c.partners_optin
+                OR c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[]))
+        RETURNING c.id, c.ambassador_id, o.partners_optin AS had_partners)
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    SELECT 'partner_optout', w.ambassador_id, w.id, '{}'::jsonb FROM w WHERE w.had_partners;
     UPDATE popsell.ambassadors a SET newsletter_optin = false
      WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
     GET DIAGNOSTICS m = ROW_COUNT;
@@ -4609,7 +5049,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.object_subject(text) IS
-    'GDPR art. 21: global opt-out of the email (blacklisted by keyed hash, every contact row opted out, ambassador newsletter off). Returns contact rows changed.';
+    'GDPR art. 21: the end of all direct marketing to the email: global opt-out (blacklisted by keyed hash, every contact row opted out), brand and partners opt-ins withdrawn (partners told by a partner_optout outbox row), ambassador newsletter off. Returns contact rows opted out.';
 
 GRANT EXECUTE ON FUNCTION popsell.subject_access(text),
                           popsell.erase_subject(text),

@@ -29,7 +29,7 @@ WITH spec(typname, labels) AS (VALUES
     ('contact_type', ARRAY['hostess', 'customer', 'prospect']),
     ('ambassador_kind', ARRAY['customer', 'sales_rep', 'employee']),
     ('ambassador_status', ARRAY['signup_incomplete', 'active', 'leaving']),
-    ('blacklist_reason', ARRAY['global_optout', 'spam', 'hard_bounce', 'blocked'])),
+    ('blacklist_reason', ARRAY['global_optout', 'spam', 'hard_bounce', 'blocked', 'invitation_refused'])),
 installed AS (
     SELECT t.typname::text, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) AS labels
       FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
@@ -60,7 +60,8 @@ SELECT v.rel, v.col, v.label AS missing_label
                ('outbox', 'kind', 'invitation'), ('outbox', 'kind', 'invitation_reminder'),
                ('outbox', 'kind', 'email_confirmation'), ('outbox', 'kind', 'inactivity_warning'),
                ('outbox', 'kind', 'suspension_notice'), ('outbox', 'kind', 'publication'),
-               ('outbox', 'kind', 'delete_file'), ('outbox', 'kind', 'partner_erasure'))
+               ('outbox', 'kind', 'delete_file'), ('outbox', 'kind', 'partner_erasure'),
+               ('outbox', 'kind', 'partner_optout'))
        AS v(rel, col, label)
  WHERE NOT EXISTS (
         SELECT 1

@@ -27,7 +27,8 @@ SELECT s.source, a.v AS amb_checked, b.v AS brand_checked,
         WHEN s.source = 'order_popin' THEN CASE WHEN b.v THEN 'optin_order'
                                                 WHEN a.v THEN 'optin_order_popin'
                                                 ELSE 'storage_only' END
-        WHEN s.source = 'external_form' THEN CASE WHEN a.v THEN 'optin_external_form' ELSE 'new' END
+        WHEN s.source = 'external_form' THEN CASE WHEN a.v THEN 'optin_external_form'
+                                                  WHEN NOT a.v THEN 'storage_only' ELSE 'new' END
         END)::popsell.ambassador_optin AS amb,
        (CASE
         WHEN s.source IN ('crm_manual', 'private_import', 'social_network') THEN 'no_optin'
@@ -79,8 +80,9 @@ SELECT k.pending, c.email_status, c.email_confirmed_at IS NULL AS unconfirmed,
   FROM collected k JOIN popsell.contacts c ON c.id = k.id
  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 
--- Partners opt-in: set only when ticked, and never for sources without a
--- form (crm_manual, private_import, social_network); partners_optin_at
+-- Partners opt-in: set only when ticked, and only on popsell's own forms
+-- (blog, blog_internal_form, store_purchase, external_form, order_popin;
+-- never brand_sync, order or an ambassador's entry); partners_optin_at
 -- stamped exactly when true.
 SELECT k.source, bool_or(c.partners_optin) AS partners,
        bool_and((c.partners_optin_at IS NOT NULL) = c.partners_optin) AS stamp_follows
@@ -248,7 +250,7 @@ INSERT INTO hist SELECT 'superuser', id FROM x;
 SET ROLE popsell_t1_app;
 INSERT INTO popsell.contacts (ambassador_id, source, first_name, created_at, last_activity_at, ambassador_optin_at, brand_optin_at,
                               partners_optin, partners_optin_at)
-VALUES (1, 'order', 'H2', '2015-01-01', '2016-01-01', '2015-02-01', '2015-03-01', true, '2015-04-01');
+VALUES (1, 'external_form', 'H2', '2015-01-01', '2016-01-01', '2015-02-01', '2015-03-01', true, '2015-04-01');
 RESET ROLE;
 INSERT INTO hist SELECT 'app', max(id) FROM popsell.contacts WHERE first_name = 'H2';
 SET ROLE popsell_t1_amb;

@@ -54,7 +54,7 @@ SELECT left(e, 30) AS email, length(e) AS len, r.*
  ORDER BY e;
 SELECT count(*) AS cases,
        count(*) FILTER (WHERE (pg_temp.bad(format('SELECT popsell.collect_contact(1, %L, %L, true)', 'blog', jsonb_build_object('email', e)), e)).state = 'PS202') AS collect_ps202,
-       count(*) FILTER (WHERE (pg_temp.bad(format('SELECT * FROM popsell.import_contacts(1, %L)', jsonb_build_array(jsonb_build_object('email', e))), e)).state = 'PS202') AS import_ps202,
+       count(*) FILTER (WHERE (SELECT i.skipped_invalid FROM popsell.import_contacts(1, jsonb_build_array(jsonb_build_object('email', e))) i) = 1) AS import_skips_invalid,
        count(*) FILTER (WHERE (pg_temp.bad(format('SELECT popsell.email_callback(%L, %L)', e, 'spam'), e)).state = 'PS202') AS callback_ps202,
        count(*) FILTER (WHERE (pg_temp.bad(format('UPDATE popsell.contacts SET email = %L WHERE id = %s', e, :k), e)).state = 'PS202') AS update_ps202,
        count(*) FILTER (WHERE (pg_temp.bad(format('SELECT popsell.normalize_email(%L)', e), e)).state = 'PS202') AS normalize_ps202

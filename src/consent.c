@@ -57,7 +57,7 @@ static const char *const src_labels[SRC__COUNT] = {
 	"external_form"
 };
 static const char *const reason_labels[BL__COUNT] = {
-	"global_optout", "spam", "hard_bounce", "blocked"
+	"global_optout", "spam", "hard_bounce", "blocked", "invitation_refused"
 };
 static const char *const bool_labels[2] = {"false", "true"};
 
@@ -116,7 +116,12 @@ enum_cache(EnumKind kind, Oid expect_typid)
 		c->oids[i] = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
 									 ObjectIdGetDatum(c->typid),
 									 CStringGetDatum(c->labels[i]));
-		if (!OidIsValid(c->oids[i]))
+		/*
+		 * A label added by a later version may be missing while a database
+		 * still runs an older version's schema with this library (before
+		 * ALTER EXTENSION ... UPDATE): it matches no value then.
+		 */
+		if (!OidIsValid(c->oids[i]) && !(kind == ENUM_REASON && i >= BL_INVITATION_REFUSED))
 			elog(ERROR, "label %s of popsell.%s is missing",
 				 c->labels[i], c->typname);
 	}
@@ -262,12 +267,17 @@ SourceIsPendingKind(ContactSource src)
 		src == SRC_STORE_PURCHASE;
 }
 
-/* The sources whose forms can carry a partners checkbox. */
+/*
+ * The sources whose forms can carry a partners checkbox: popsell's own
+ * forms only (the guide: a partners opt-in "has been obtained from
+ * Popsell"), never a brand sync, an order or an ambassador's entry.
+ */
 bool
 SourceAllowsPartners(ContactSource src)
 {
-	return !(src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT ||
-			 src == SRC_SOCIAL_NETWORK);
+	return src == SRC_BLOG || src == SRC_BLOG_INTERNAL_FORM ||
+		src == SRC_STORE_PURCHASE || src == SRC_EXTERNAL_FORM ||
+		src == SRC_ORDER_POPIN;
 }
 
 /*
@@ -317,7 +327,9 @@ InitialOptinsFor(ContactSource src, Tri amb, Tri brand)
 			break;
 		case SRC_EXTERNAL_FORM:
 		default:
-			r.amb = amb == TRI_TRUE ? AO_OPTIN_EXTERNAL_FORM : AO_NEW;
+			/* asked and not ticked is a "no": stored only (v2) */
+			r.amb = amb == TRI_TRUE ? AO_OPTIN_EXTERNAL_FORM :
+				amb == TRI_FALSE ? AO_STORAGE_ONLY : AO_NEW;
 			r.brand = brand == TRI_TRUE ? BO_OPTIN_EXTERNAL_FORM : BO_STORAGE_ONLY;
 			break;
 	}

@@ -49,7 +49,7 @@ typedef enum ContactSource
 /* popsell.blacklist_reason */
 typedef enum BlacklistReason
 {
-	BL_GLOBAL_OPTOUT, BL_SPAM, BL_HARD_BOUNCE, BL_BLOCKED,
+	BL_GLOBAL_OPTOUT, BL_SPAM, BL_HARD_BOUNCE, BL_BLOCKED, BL_INVITATION_REFUSED,
 	BL__COUNT
 } BlacklistReason;
 

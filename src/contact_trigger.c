@@ -23,7 +23,11 @@
  */
 #include "ledger.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -35,6 +39,11 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(contacts_before_row);
 
@@ -42,6 +51,7 @@ PG_FUNCTION_INFO_V1(contacts_before_row);
 typedef struct ContactCols
 {
 	Oid			relid;
+	Oid			email_idx;		/* contacts_email_idx: the duplicate probe */
 	AttrNumber	id, ambassador_id, source, first_name, last_name, email,
 				email_status, facebook_id, twitter_id, instagram_id,
 				public_photo_url, customer_id, ambassador_optin,
@@ -56,6 +66,22 @@ static ContactCols cols;
 static bool cols_callback = false;
 
 static SPIPlanPtr kind_plan = NULL;
+static SPIPlanPtr status_plan = NULL;
+static SPIPlanPtr refusal_plan = NULL;
+
+/*
+ * Ambassadors found active, valid for one command of one transaction (a
+ * bulk load looks each of its ambassadors up once).
+ */
+#define ACTIVE_SLOTS 1024
+static int64 active_ids[ACTIVE_SLOTS];
+static LocalTransactionId active_lxid = InvalidLocalTransactionId;
+static CommandId active_cid = InvalidCommandId;
+
+/* outer_is_owner()'s answer, for one role in one transaction */
+static LocalTransactionId owner_lxid = InvalidLocalTransactionId;
+static Oid	owner_role = InvalidOid;
+static bool owner_answer = false;
 
 static void
 cols_invalidate(Datum arg, Oid relid)
@@ -129,6 +155,7 @@ resolve_cols(Relation rel)
 	EnumCheckType(ENUM_BRAND, TupleDescAttr(d, cols.brand_optin - 1)->atttypid);
 	EnumCheckType(ENUM_EMAIL_STATUS, TupleDescAttr(d, cols.email_status - 1)->atttypid);
 	EnumCheckType(ENUM_SOURCE, TupleDescAttr(d, cols.source - 1)->atttypid);
+	cols.email_idx = get_relname_relid("contacts_email_idx", RelationGetNamespace(rel));
 	cols.relid = RelationGetRelid(rel);
 }
 
@@ -194,6 +221,202 @@ keep_plan(SPIPlanPtr *slot, const char *query, int nargs, Oid *argtypes)
 		*slot = p;
 	}
 	return *slot;
+}
+
+/*
+ * The session's own role (not a SECURITY DEFINER function's owner) is a
+ * superuser or popsell_owner: migrations and restores, which may carry
+ * values no application may give (email_confirmed_at) and act for any
+ * ambassador.
+ */
+static bool
+outer_is_owner(void)
+{
+	Oid			outer = GetOuterUserId();
+
+	if (owner_lxid != MyProc->lxid || owner_role != outer)
+	{
+		owner_answer = superuser_arg(outer) || has_privs_of_role(outer, PopsellOwnerId());
+		owner_role = outer;
+		owner_lxid = MyProc->lxid;
+	}
+	return owner_answer;
+}
+
+/* Run fn(arg) in an SPI connection as popsell_owner. */
+typedef void (*OwnerFn) (void *arg);
+
+static void
+as_owner(OwnerFn fn, void *arg)
+{
+	Oid			save_userid;
+	int			save_sec;
+
+	EnterOwnerContext(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	fn(arg);
+	SPI_finish();
+	LeaveOwnerContext(save_userid, save_sec);
+}
+
+typedef struct StatusArg
+{
+	int64		id;
+	char	   *status;			/* NULL: no such ambassador */
+} StatusArg;
+
+static void
+read_ambassador_status(void *p)
+{
+	StatusArg  *a = (StatusArg *) p;
+	Oid			type = INT8OID;
+	Datum		id = Int64GetDatum(a->id);
+
+	keep_plan(&status_plan,
+			  "SELECT a.status::pg_catalog.text FROM popsell.ambassadors a WHERE a.id OPERATOR(pg_catalog.=) $1",
+			  1, &type);
+	if (SPI_execute_plan(status_plan, &id, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read popsell.ambassadors");
+	a->status = NULL;
+	if (SPI_processed > 0)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+		{
+			/* outlive SPI_finish: the caller's memory context */
+			a->status = SPI_palloc(strlen(v) + 1);
+			strcpy(a->status, v);
+		}
+	}
+}
+
+/*
+ * SPEC section 5 (v2): nothing is collected, imported or entered for an
+ * ambassador who is not active, by any role (the owner's migrations and
+ * restores aside).  One lookup per ambassador per statement.
+ */
+static void
+check_ambassador_active(int64 amb)
+{
+	StatusArg	a;
+	int			slot = (int) ((uint64) amb % ACTIVE_SLOTS);
+
+	if (active_lxid != MyProc->lxid || active_cid != GetCurrentCommandId(false))
+	{
+		memset(active_ids, 0, sizeof(active_ids));
+		active_lxid = MyProc->lxid;
+		active_cid = GetCurrentCommandId(false);
+	}
+	if (amb != 0 && active_ids[slot] == amb)
+		return;
+	a.id = amb;
+	as_owner(read_ambassador_status, &a);
+	if (a.status == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_UNKNOWN_ID),
+				 errmsg("ambassador %lld does not exist", (long long) amb),
+				 errhint("Give the id of an existing ambassador.")));
+	if (strcmp(a.status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_AMBASSADOR_STATE),
+				 errmsg("ambassador %lld is not active (status %s): no contact is collected for it",
+						(long long) amb, a.status),
+				 errdetail("Contacts are collected, imported and entered only for active ambassadors."),
+				 errhint("Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.")));
+	active_ids[slot] = amb;
+}
+
+/*
+ * SPEC C3 (v2): an ambassador cannot enter an email it already holds.  One
+ * probe of contacts_email_idx under the statement's snapshot (the rows
+ * with that email are few), comparing their ambassador.
+ */
+static void
+check_not_held(Relation heap, int64 amb, const char *norm)
+{
+	Relation	idx;
+	IndexScanDesc scan;
+	ScanKeyData sk;
+	TupleTableSlot *slot;
+	bool		held = false;
+
+	if (!OidIsValid(cols.email_idx))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_MISUSE),
+				 errmsg("index popsell.contacts_email_idx is missing"),
+				 errhint("Reinstall the extension; popsell's indexes must not be dropped.")));
+	idx = index_open(cols.email_idx, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+	scan = index_beginscan_compat(heap, idx, GetActiveSnapshot(), 1, 0);
+	/* contacts_email_idx holds lookup keys, not emails (SPEC S11) */
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_BYTEAEQ,
+				PointerGetDatum(LookupKeyBytea(cstring_to_text(norm))));
+	index_rescan(scan, &sk, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		bool		enull;
+		Datum		a = slot_getattr(slot, cols.ambassador_id, &isnull);
+		Datum		e = slot_getattr(slot, cols.email, &enull);
+
+		CHECK_FOR_INTERRUPTS();
+		/* the key is a digest: compare the stored email itself */
+		if (!isnull && DatumGetInt64(a) == amb && !enull &&
+			strcmp(TextDatumGetCString(e), norm) == 0)
+		{
+			held = true;
+			break;
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	if (held)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_DUPLICATE),
+				 errmsg("ambassador %lld already holds a contact with this email", (long long) amb),
+				 errdetail("An ambassador enters each email once (crm_manual, private_import)."),
+				 errhint("Edit the existing contact instead of adding a second one.")));
+}
+
+static void
+add_refusal(void *p)
+{
+	Oid			type = TEXTOID;
+	Datum		arg = CStringGetTextDatum((const char *) p);
+
+	keep_plan(&refusal_plan,
+			  "INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)"
+			  " SELECT popsell.hash_email($1), popsell.hash_key_id(), 'invitation_refused', pg_catalog.now()"
+			  "  WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b"
+			  "                     WHERE b.email_hash OPERATOR(pg_catalog.=) ANY (popsell.email_hashes($1))"
+			  "                       AND b.reason OPERATOR(pg_catalog.=) 'invitation_refused')",
+			  1, &type);
+	if (SPI_execute_plan(refusal_plan, &arg, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the refusal in popsell.blacklist");
+}
+
+/*
+ * SPEC C3 (v2): a refusal is remembered.  The email's hash goes on the
+ * blacklist with reason invitation_refused, so a later row with it, from
+ * any ambassador, is stored refused.
+ */
+static void
+remember_refusal(const char *norm)
+{
+	/* a schema older than 2.0 has no such reason yet */
+	if (!OidIsValid(EnumOid(ENUM_REASON, BL_INVITATION_REFUSED)))
+		return;
+	as_owner(add_refusal, (void *) norm);
+}
+
+static bool
+is_refusal(int amb)
+{
+	return amb == AO_INVITATION_DECLINED || amb == AO_OPTOUT_NO_RESPONSE ||
+		amb == AO_OPTOUT_EMAIL;
 }
 
 /* ---------------------------------------------------------------------
@@ -413,6 +636,8 @@ contact_insert(TriggerData *td, Row *r)
 				 errmsg("ambassador %lld does not exist",
 						(long long) DatumGetInt64(VAL(r, cols.ambassador_id))),
 				 errhint("Give the id of an existing ambassador.")));
+	if (!ISNULL(r, cols.ambassador_id) && !outer_is_owner())
+		check_ambassador_active(DatumGetInt64(VAL(r, cols.ambassador_id)));
 
 	if (src == SRC_SOCIAL_NETWORK && (forbidden = social_forbidden_field(r)) != NULL)
 		ereport(ERROR,
@@ -457,11 +682,15 @@ contact_insert(TriggerData *td, Row *r)
 				(errcode(ERRCODE_POPSELL_INITIAL_VALUE),
 				 errmsg("initial partners_optin true is not allowed for source \"%s\"",
 						EnumLabel(ENUM_SOURCE, src)),
-				 errdetail("Only a form, order or sync the contact filled in can carry a partners opt-in."),
+				 errdetail("Only popsell's own forms (blog, blog_internal_form, store_purchase, external_form, order_popin) carry a partners opt-in."),
 				 errhint("Leave partners_optin false.")));
 
-	/* Pending confirmation: unverified until popsell.confirm_email(). */
-	if (!history || ISNULL(r, cols.email_confirmed_at))
+	/*
+	 * Pending confirmation: unverified until popsell.confirm_email().  Only
+	 * the owner (a migration, a restore) may bring a confirmation along; an
+	 * application's value is not taken (v2).
+	 */
+	if (!outer_is_owner() || ISNULL(r, cols.email_confirmed_at))
 		row_set(r, cols.email_confirmed_at, (Datum) 0, true);
 	if (ContactIsPending(src, ISNULL(r, cols.email_confirmed_at)))
 		es = ES_UNVERIFIED;
@@ -501,8 +730,24 @@ contact_insert(TriggerData *td, Row *r)
 		else
 			note = "initial; email is globally opted out until this consent is confirmed";
 	}
+	/* C3 (v2): a remembered refusal; only the person's confirmed consent lifts it */
+	if ((reasons & (1u << BL_INVITATION_REFUSED)) && init.amb != AO_GLOBAL_OPTOUT)
+	{
+		if (!SourceIsPendingKind(src))
+		{
+			init.amb = AO_INVITATION_DECLINED;
+			note = "initial; the person refused this email's invitations";
+		}
+		else
+			note = "initial; the person refused this email's invitations until this consent is confirmed";
+	}
 	if (definitive_status(reasons) >= 0)
 		es = definitive_status(reasons);
+
+	/* C3 (v2): an ambassador enters each email once */
+	if (norm != NULL && (src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT) &&
+		!ISNULL(r, cols.ambassador_id))
+		check_not_held(td->tg_relation, DatumGetInt64(VAL(r, cols.ambassador_id)), norm);
 
 	row_set(r, cols.ambassador_optin, ObjectIdGetDatum(EnumOid(ENUM_AMB, init.amb)), false);
 	row_set(r, cols.brand_optin, ObjectIdGetDatum(EnumOid(ENUM_BRAND, init.brand)), false);
@@ -674,9 +919,58 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		}
 	}
 
+	/*
+	 * C2 (v2): consent belongs to an address.  A new address (not a mere
+	 * case or whitespace change: both are normalized) ends the consent the
+	 * old one gave: the ambassador opt-in starts again at new (a refusal
+	 * stays), the brand and partners opt-ins end, and the email status is
+	 * the new address's.  A pending contact stays pending: the new address
+	 * gets its own confirmation (queued by popsell_60_email_changed).
+	 */
+	if (email_changed)
+	{
+		bool		pending = SourceIsPendingKind(src) && ISNULL(r, cols.email_confirmed_at);
+
+		if (pending)
+			newv[FIELD_EMAIL_STATUS] = ES_UNVERIFIED;
+		else
+		{
+			if (!AmbIsOptedOut((AmbOptin) newv[FIELD_AMBASSADOR_OPTIN]) ||
+				newv[FIELD_AMBASSADOR_OPTIN] == AO_OPTIN_BLOG_PENDING)
+				newv[FIELD_AMBASSADOR_OPTIN] = AO_NEW;
+			newv[FIELD_BRAND_OPTIN] = BO_NO_OPTIN;
+			newv[FIELD_PARTNERS_OPTIN] = 0;
+			newv[FIELD_EMAIL_STATUS] = ES_OK;
+		}
+		row_set(r, cols.ambassador_optin,
+				ObjectIdGetDatum(EnumOid(ENUM_AMB, newv[FIELD_AMBASSADOR_OPTIN])), false);
+		row_set(r, cols.brand_optin,
+				ObjectIdGetDatum(EnumOid(ENUM_BRAND, newv[FIELD_BRAND_OPTIN])), false);
+		row_set(r, cols.partners_optin, BoolGetDatum(newv[FIELD_PARTNERS_OPTIN] != 0), false);
+		row_set(r, cols.email_status,
+				ObjectIdGetDatum(EnumOid(ENUM_EMAIL_STATUS, newv[FIELD_EMAIL_STATUS])), false);
+		note = "email changed: the old address's consent ends";
+	}
+
 	if (norm != NULL)
 	{
 		reasons = probe_email(norm, normlen);
+		/* C3: an ambassador never stores a globally opted-out email */
+		if (email_changed && (reasons & (1u << BL_GLOBAL_OPTOUT)) &&
+			path == PATH_AMBASSADOR)
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_BLACKLISTED),
+					 errmsg("contact %lld cannot take this email: its owner opted out of every ambassador",
+							(long long) id),
+					 errdetail("A globally opted-out email is never stored by an ambassador."),
+					 errhint("Keep the previous address, or leave the email empty.")));
+		if (email_changed && (reasons & (1u << BL_INVITATION_REFUSED)) &&
+			newv[FIELD_AMBASSADOR_OPTIN] == AO_NEW)
+		{
+			newv[FIELD_AMBASSADOR_OPTIN] = AO_INVITATION_DECLINED;
+			row_set(r, cols.ambassador_optin, ObjectIdGetDatum(EnumOid(ENUM_AMB, AO_INVITATION_DECLINED)), false);
+			note = "email changed: the new address refused invitations";
+		}
 		if (email_changed && (reasons & (1u << BL_GLOBAL_OPTOUT)) &&
 			newv[FIELD_AMBASSADOR_OPTIN] != AO_GLOBAL_OPTOUT)
 		{
@@ -716,6 +1010,20 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		}
 		if (!(reasons & (1u << BL_GLOBAL_OPTOUT)))
 			QueueGlobalOptout(norm, path);
+	}
+
+	/*
+	 * C3 (v2): a refusal is remembered for the email the contact had when
+	 * it refused (an opted-out state carried to a new address is not that
+	 * address's refusal).
+	 */
+	if (is_refusal(newv[FIELD_AMBASSADOR_OPTIN]) &&
+		oldv[FIELD_AMBASSADOR_OPTIN] != newv[FIELD_AMBASSADOR_OPTIN] &&
+		!ISNULL(r, cols.email) && !(reasons & (1u << BL_INVITATION_REFUSED)))
+	{
+		if (norm == NULL)
+			norm = text_to_cstring(DatumGetTextPP(VAL(r, cols.email)));
+		remember_refusal(norm);
 	}
 
 	for (int f = 0; f < FIELD__COUNT; f++)

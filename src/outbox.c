@@ -94,7 +94,8 @@ outbox_before_row(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tup);	/* NOT NULL constraint reports it */
 
 	/* Files and partner notices are not messages to the contact. */
-	if (strcmp(kind, "delete_file") == 0 || strcmp(kind, "partner_erasure") == 0)
+	if (strcmp(kind, "delete_file") == 0 || strcmp(kind, "partner_erasure") == 0 ||
+		strcmp(kind, "partner_optout") == 0)
 		return PointerGetDatum(tup);
 	/* Notices to ambassadors are never addressed to a contact. */
 	if (strcmp(kind, "inactivity_warning") == 0 || strcmp(kind, "suspension_notice") == 0 ||

@@ -40,7 +40,8 @@ CREATE TYPE popsell.ambassador_status AS ENUM ('signup_incomplete', 'active', 'l
 COMMENT ON TYPE popsell.ambassador_status IS
     'Account state: only active ambassadors have access; leaving ones await deletion.';
 
-CREATE TYPE popsell.blacklist_reason AS ENUM ('global_optout', 'spam', 'hard_bounce', 'blocked');
+CREATE TYPE popsell.blacklist_reason AS ENUM ('global_optout', 'spam', 'hard_bounce', 'blocked',
+    'invitation_refused');
 COMMENT ON TYPE popsell.blacklist_reason IS
     'Why a hashed email is on the blacklist.';
 
@@ -54,7 +55,7 @@ COMMENT ON TYPE popsell.sale_channel IS 'Where a sale happened.';
 CREATE TYPE popsell.outbox_kind AS ENUM (
     'invitation', 'invitation_reminder', 'email_confirmation',
     'inactivity_warning', 'suspension_notice', 'publication', 'delete_file',
-    'partner_erasure', 'deletion_notice');
+    'partner_erasure', 'deletion_notice', 'partner_optout');
 COMMENT ON TYPE popsell.outbox_kind IS
     'What the application must carry out for an outbox row (popsell never sends mail itself).';
 

@@ -83,14 +83,17 @@ GRANT EXECUTE ON FUNCTION popsell._lookup_key(text), popsell._brand_lookup_key(t
 -- Event functions (SPEC section 5).  Paths where the contact acts (accept,
 -- decline, confirm, opt out, collect) belong to trusted applications only:
 -- an ambassador calling them would forge a consent.
+-- Only the ambassador's own path invites (v2): not the brand.
 GRANT EXECUTE ON FUNCTION popsell.import_contacts(bigint, jsonb),
-    popsell.send_invitation(bigint), popsell.release_soft_bounce(bigint)
+    popsell.import_contacts_detail(bigint, jsonb),
+    popsell.send_invitation(bigint), popsell.send_invitations(bigint[]),
+    popsell.release_soft_bounce(bigint)
     TO popsell_ambassador, popsell_app, popsell_account_team, popsell_technical;
-GRANT EXECUTE ON FUNCTION popsell.send_invitation(bigint) TO popsell_brand;
 GRANT EXECUTE ON FUNCTION
     popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean),
     popsell.accept_invitation(bigint), popsell.decline_invitation(bigint),
     popsell.confirm_email(bigint), popsell.opt_out(bigint, boolean),
+    popsell.withdraw_consent(bigint, boolean, boolean),
     popsell.email_callback(text, popsell.email_status)
     TO popsell_app;
 GRANT EXECUTE ON FUNCTION
@@ -236,9 +239,13 @@ GRANT INSERT (ambassador_id, source, first_name, last_name, email, facebook_id, 
               contact_type, notes, address, city, postal_code, country, mobile_phone,
               home_phone, tags)
     ON popsell.contacts TO popsell_ambassador;
+-- The consent columns are updatable so that the consent trigger, not a
+-- bare "permission denied", answers a forbidden change (PS100, naming
+-- from and to): the transition table decides what an ambassador may set.
 GRANT UPDATE (first_name, last_name, email, facebook_id, twitter_id, instagram_id,
-              public_photo_url, customer_id, ambassador_optin, contact_type, notes, address,
-              city, postal_code, country, mobile_phone, home_phone, tags)
+              public_photo_url, customer_id, ambassador_optin, brand_optin, partners_optin,
+              email_status, contact_type, notes, address, city, postal_code, country,
+              mobile_phone, home_phone, tags)
     ON popsell.contacts TO popsell_ambassador;
 GRANT DELETE ON popsell.contacts TO popsell_ambassador;
 GRANT USAGE ON SEQUENCE popsell.contacts_id_seq TO popsell_ambassador, popsell_app;
@@ -275,9 +282,11 @@ GRANT UPDATE (first_name, last_name, email, email_status, facebook_id, twitter_i
               mobile_phone, home_phone, tags, restricted)
     ON popsell.contacts TO popsell_brand;
 CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
-    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin));
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin)
+           OR (modified_at OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp()
+               AND modified_by OPERATOR(pg_catalog.=) CURRENT_USER));
 COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
-    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted.';
+    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted; a row it withdrew itself stays visible to it for the rest of that statement, so recording a withdrawal the person asked for passes row security.';
 CREATE POLICY popsell_brand_update ON popsell.contacts FOR UPDATE TO popsell_brand
     USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin))
     WITH CHECK (true);

@@ -489,6 +489,31 @@ $$;
 COMMENT ON FUNCTION popsell.confirm_ambassador_email(text) IS
     'The ambassador followed the link of the signup''s confirmation email: the single-use token (compared by its SHA-256) confirms the address; the account becomes active if the terms are accepted and a password is set (or Facebook). PS307 for an unknown, used or expired token (settings.signup_confirmation_window). For the app and vendor staff. Returns the ambassador id.';
 
+-- The address is verified before the account opens: a single-use token
+-- (two random UUIDs, 244 random bits) goes out in the confirmation email,
+-- only its hash is kept; a new token replaces any earlier one.
+CREATE FUNCTION popsell._issue_signup_token(p_ambassador_id bigint, t timestamptz) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok text := pg_catalog.replace(pg_catalog.gen_random_uuid()::text OPERATOR(pg_catalog.||)
+                                   pg_catalog.gen_random_uuid()::text, '-', '');
+BEGIN
+    DELETE FROM popsell.ambassador_email_tokens k WHERE k.ambassador_id OPERATOR(pg_catalog.=) p_ambassador_id;
+    INSERT INTO popsell.ambassador_email_tokens (ambassador_id, token_hash, created_at)
+    VALUES (p_ambassador_id, pg_catalog.sha256(pg_catalog.convert_to(tok, 'UTF8')), t);
+    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
+    VALUES ('email_confirmation', p_ambassador_id,
+            pg_catalog.jsonb_build_object('purpose', 'ambassador_signup', 'token', tok,
+                                          'expires_at', t OPERATOR(pg_catalog.+)
+                                              (SELECT s.signup_confirmation_window FROM popsell.settings s)),
+            t);
+END
+$$;
+COMMENT ON FUNCTION popsell._issue_signup_token(bigint, timestamptz) IS
+    'Internal: a new single-use signup confirmation token for an ambassador (hash stored, email_confirmation queued), replacing any earlier one.';
+
 CREATE FUNCTION popsell.signup(email text, data jsonb DEFAULT '{}', password text DEFAULT NULL,
                                terms_accepted boolean DEFAULT false)
     RETURNS bigint
@@ -499,7 +524,6 @@ DECLARE
     e text;
     ph text;
     new_id bigint;
-    tok text;
     t timestamptz := popsell._lifecycle_now();
 BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_account_team', 'popsell_technical'],
@@ -529,19 +553,7 @@ BEGIN
                                          coalesce(signup.terms_accepted, false), NULL);
     UPDATE popsell.ambassadors SET password_hash = ph
      WHERE id OPERATOR(pg_catalog.=) new_id AND ph IS NOT NULL;
-    -- The address is verified before the account opens: a single-use
-    -- token (two random UUIDs, 244 random bits) goes out in the
-    -- confirmation email, only its hash is kept.
-    tok := pg_catalog.replace(pg_catalog.gen_random_uuid()::text OPERATOR(pg_catalog.||)
-                              pg_catalog.gen_random_uuid()::text, '-', '');
-    INSERT INTO popsell.ambassador_email_tokens (ambassador_id, token_hash, created_at)
-    VALUES (new_id, pg_catalog.sha256(pg_catalog.convert_to(tok, 'UTF8')), t);
-    INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at)
-    VALUES ('email_confirmation', new_id,
-            pg_catalog.jsonb_build_object('purpose', 'ambassador_signup', 'token', tok,
-                                          'expires_at', t OPERATOR(pg_catalog.+)
-                                              (SELECT s.signup_confirmation_window FROM popsell.settings s)),
-            t);
+    PERFORM popsell._issue_signup_token(new_id, t);
     RETURN new_id;
 END
 $$;
@@ -709,10 +721,19 @@ BEGIN
                          THEN 'active' ELSE 'signup_incomplete' END::popsell.ambassador_status,
            leaving_reason = NULL, deletion_due_at = NULL
      WHERE id OPERATOR(pg_catalog.=) a.id;
+    -- Leaving cancelled the unsent confirmation email: a signup still
+    -- waiting for it gets a new one.
+    IF a.email_confirmed_at IS NULL AND a.sso_subject IS NULL
+       AND a.status OPERATOR(pg_catalog.=) 'leaving'
+       AND EXISTS (SELECT 1 FROM popsell.ambassadors x
+                    WHERE x.id OPERATOR(pg_catalog.=) a.id
+                      AND x.status OPERATOR(pg_catalog.=) 'signup_incomplete') THEN
+        PERFORM popsell._issue_signup_token(a.id, popsell._lifecycle_now());
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION popsell.restore_ambassador(bigint) IS
-    'Roll back an unsubscription, end of contract or SSO deletion before the grace period ends (PS301 after): back to active, or signup_incomplete when the signup was not complete.';
+    'Roll back an unsubscription, end of contract or SSO deletion before the grace period ends (PS301 after): back to active, or signup_incomplete when the signup was not complete (then with a new confirmation email when the address was never confirmed).';
 
 CREATE FUNCTION popsell.sso_upsert_ambassador(subject text, data jsonb) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER

@@ -240,6 +240,21 @@ DECLARE
     m bigint;
 BEGIN
     n := popsell._blacklist_add(e, 'global_optout');
+    -- (v2) the end of all direct marketing: brand and partners opt-ins
+    -- too, and the partners are told.
+    WITH w AS (
+        UPDATE popsell.contacts c
+           SET brand_optin = CASE WHEN c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[])
+                                  THEN 'no_optin'::popsell.brand_optin ELSE c.brand_optin END,
+               partners_optin = false
+          FROM popsell.contacts o
+         WHERE o.id OPERATOR(pg_catalog.=) c.id
+           AND c.email OPERATOR(pg_catalog.=) e
+           AND (c.partners_optin
+                OR c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[]))
+        RETURNING c.id, c.ambassador_id, o.partners_optin AS had_partners)
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    SELECT 'partner_optout', w.ambassador_id, w.id, '{}'::jsonb FROM w WHERE w.had_partners;
     UPDATE popsell.ambassadors a SET newsletter_optin = false
      WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
     GET DIAGNOSTICS m = ROW_COUNT;
@@ -249,7 +264,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.object_subject(text) IS
-    'GDPR art. 21: global opt-out of the email (blacklisted by keyed hash, every contact row opted out, ambassador newsletter off). Returns contact rows changed.';
+    'GDPR art. 21: the end of all direct marketing to the email: global opt-out (blacklisted by keyed hash, every contact row opted out), brand and partners opt-ins withdrawn (partners told by a partner_optout outbox row), ambassador newsletter off. Returns contact rows opted out.';
 
 GRANT EXECUTE ON FUNCTION popsell.subject_access(text),
                           popsell.erase_subject(text),

@@ -3,7 +3,7 @@
 -- The runner (tools/test-cluster) creates a fresh database with
 -- CREATE EXTENSION popsell CASCADE and CREATE EXTENSION pgtap.
 BEGIN;
-SELECT plan(80);
+SELECT plan(83);
 
 -- Identity (section 2).
 SELECT has_function('popsell', 'current_ambassador_id', ARRAY[]::name[]);
@@ -14,8 +14,17 @@ SELECT has_function('popsell', 'import_contacts', ARRAY['bigint', 'jsonb']);
 SELECT function_returns('popsell', 'import_contacts', ARRAY['bigint', 'jsonb'], 'setof record');
 SELECT is(
     (SELECT pg_get_function_result(to_regprocedure('popsell.import_contacts(bigint, jsonb)'))),
-    'TABLE(imported bigint, skipped_blacklisted bigint, skipped_duplicate bigint)',
-    'import_contacts returns (imported, skipped_blacklisted, skipped_duplicate)');
+    'TABLE(imported bigint, skipped_blacklisted bigint, skipped_duplicate bigint, skipped_invalid bigint)',
+    'import_contacts returns (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid)');
+SELECT is(
+    (SELECT pg_get_function_result(to_regprocedure('popsell.import_contacts_detail(bigint, jsonb)'))),
+    'TABLE(ordinality bigint, contact_id bigint, outcome text, reason text)',
+    'import_contacts_detail returns one row per input row');
+SELECT is(
+    (SELECT pg_get_function_result(to_regprocedure('popsell.send_invitations(bigint[])'))),
+    'TABLE(contact_id bigint, outcome text)',
+    'send_invitations returns an outcome per contact');
+SELECT has_function('popsell', 'withdraw_consent', ARRAY['bigint', 'boolean', 'boolean']);
 SELECT has_function('popsell', 'collect_contact',
     ARRAY['bigint', 'popsell.contact_source', 'jsonb', 'boolean', 'boolean', 'boolean']);
 SELECT function_returns('popsell', 'collect_contact',

@@ -94,7 +94,6 @@ GRANT EXECUTE ON FUNCTION popsell._lookup_key(text), popsell._brand_lookup_key(t
 
 REVOKE SELECT (login_role) ON popsell.ambassadors FROM popsell_ambassador, popsell_brand;
 
--- @restate policy:popsell_brand_select:ambassadors policy:popsell_brand_update:ambassadors
 DROP POLICY popsell_app_select ON popsell.contacts;
 CREATE POLICY popsell_app_select ON popsell.contacts FOR SELECT TO popsell_app
     USING (popsell._app_sees_contact(id));
@@ -140,7 +139,6 @@ COMMENT ON VIEW popsell.brand_ambassadors IS
     'Ambassadors who accepted the terms, without secrets (no password hash, no login role, no IP data); security_invoker.';
 GRANT SELECT ON popsell.brand_ambassadors TO popsell_brand, popsell_account_team, popsell_technical;
 
--- @restate view:bi_ambassadors
 
 CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -162,11 +160,9 @@ GRANT EXECUTE ON FUNCTION popsell.brand_contacts_by_email(text)
 -- Lookups by email and SSO subject go through the lookup keys.
 -- @restate function:_blacklist_add
 
--- @restate function:import_contacts
 
 -- @restate function:email_callback
 
--- @restate function:_insert_ambassador
 
 -- @restate function:sso_upsert_ambassador
 
@@ -178,7 +174,6 @@ GRANT EXECUTE ON FUNCTION popsell.brand_contacts_by_email(text)
 
 -- @restate function:restrict_subject
 
--- @restate function:object_subject
 
 -- Bounded at write (SPEC section 8).  Refused if a row already holds a
 -- longer value: shorten it first.

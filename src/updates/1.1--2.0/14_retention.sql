@@ -71,7 +71,6 @@ COMMENT ON FUNCTION popsell._maintenance_lock_timeout() IS
     'Internal: the longest a retention rule waits for a lock held by another session (a shorter session lock_timeout wins).';
 
 
--- @restate function:_maintenance_rule
 
 
 -- @restate function:_erase_all_personal_data

@@ -129,6 +129,7 @@ $$;
 COMMENT ON FUNCTION popsell.confirm_ambassador_email(text) IS
     'The ambassador followed the link of the signup''s confirmation email: the single-use token (compared by its SHA-256) confirms the address; the account becomes active if the terms are accepted and a password is set (or Facebook). PS307 for an unknown, used or expired token (settings.signup_confirmation_window). For the app and vendor staff. Returns the ambassador id.';
 
+-- @restate function:_issue_signup_token
 -- @restate function:signup
 
 -- @restate function:accept_terms
