@@ -81,4 +81,16 @@
 	(*(countp) = GetNumConfigOptions(), get_guc_variables())
 #endif
 
+/*
+ * A GUC check hook's "extra": PostgreSQL 16 frees it with guc_free (pfree
+ * in the GUC memory context), so it must come from guc_malloc there;
+ * before 16 guc_malloc is static and extras are plain malloc'ed memory.
+ * NULL when out of memory (the hook then returns false).
+ */
+#if PG_VERSION_NUM >= 160000
+#define guc_extra_malloc(size) guc_malloc(LOG, (size))
+#else
+#define guc_extra_malloc(size) malloc(size)
+#endif
+
 #endif							/* POPSELL_COMPAT_H */

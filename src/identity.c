@@ -179,7 +179,7 @@ stamp_value(const char *name, char **newval, void **extra, GucSource source,
 		return false;
 	}
 
-	stamp = (GucStamp *) malloc(sizeof(GucStamp));
+	stamp = (GucStamp *) guc_extra_malloc(sizeof(GucStamp));
 	if (stamp == NULL)
 		return false;
 	stamp->lxid = current_lxid();

@@ -14,6 +14,7 @@
 set -euo pipefail
 # shellcheck source=test/scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
+skip_without_pg_cron
 
 tree="${POPSELL_TREE:?}"
 tmp="${POPSELL_TEST_TMP:?}"

@@ -9,6 +9,21 @@ fail() {
 	exit 1
 }
 
+# Skip the test (the runner counts it as skipped, not passed): for what
+# this server cannot offer, e.g. a build without pg_cron.
+skip() {
+	printf 'SKIP: %s\n' "$*"
+	exit 77
+}
+
+# skip_without_pg_cron: skip unless the server preloads pg_cron.
+skip_without_pg_cron() {
+	case "$(psql -X -A -t -d postgres -c 'SHOW shared_preload_libraries')" in
+	*pg_cron*) ;;
+	*) skip "this PostgreSQL build has no pg_cron" ;;
+	esac
+}
+
 # q DB SQL...: run statements, stop at the first error, print unaligned
 # tuples only.
 q() {
