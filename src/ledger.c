@@ -41,6 +41,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(contacts_after_statement);
@@ -72,6 +73,8 @@ static int64 *recheck = NULL;
 static int	nrecheck = 0;
 static int	recheck_cap = 0;
 static int	recheck_level = 0;
+
+static SPIPlanPtr recheck_plan = NULL;
 
 static BufferedEntry *buffer = NULL;
 static int	nbuffered = 0;
@@ -150,6 +153,8 @@ process_outbox_recheck(void)
 	Oid			argtype = INT8ARRAYOID;
 	Oid			save_userid;
 	int			save_sec;
+	Snapshot	snap;
+	int			rc;
 
 	if (n == 0)
 		return;
@@ -163,27 +168,46 @@ process_outbox_recheck(void)
 	EnterOwnerContext(&save_userid, &save_sec);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(
-							  "DELETE FROM popsell.outbox o"
-							  " USING popsell.contacts c"
-							  " WHERE c.id OPERATOR(pg_catalog.=) ANY ($1)"
-							  "   AND o.contact_id OPERATOR(pg_catalog.=) c.id"
-							  "   AND o.sent_at IS NULL"
-							  "   AND o.kind OPERATOR(pg_catalog.=) ANY ('{invitation,invitation_reminder,publication,email_confirmation}'::popsell.outbox_kind[])"
-							  "   AND (c.restricted"
-							  "        OR (o.kind OPERATOR(pg_catalog.=) 'publication' AND"
-							  "            (c.email_status OPERATOR(pg_catalog.<>) 'ok' OR c.ambassador_optin OPERATOR(pg_catalog.<>) ALL"
-							  "             ('{invitation_accepted,optin_brand_imported,optin_blog_verified,optin_internal_form,"
-							  "               optin_external_form,optin_order,optin_order_popin,optin_other}'::popsell.ambassador_optin[])))"
-							  "        OR (o.kind OPERATOR(pg_catalog.=) 'invitation' AND"
-							  "            (c.email_status OPERATOR(pg_catalog.<>) 'ok' OR c.ambassador_optin OPERATOR(pg_catalog.<>) ALL"
-							  "             ('{new,invitation_sent}'::popsell.ambassador_optin[])))"
-							  "        OR (o.kind OPERATOR(pg_catalog.=) 'invitation_reminder' AND"
-							  "            (c.email_status OPERATOR(pg_catalog.<>) 'ok' OR c.ambassador_optin OPERATOR(pg_catalog.<>) 'invitation_sent'))"
-							  "        OR (o.kind OPERATOR(pg_catalog.=) 'email_confirmation' AND"
-							  "            (c.email_confirmed_at IS NOT NULL OR c.email_status OPERATOR(pg_catalog.<>) ALL"
-							  "             ('{ok,unverified}'::popsell.email_status[]))))",
-							  1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE)
+	if (recheck_plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(
+								"DELETE FROM popsell.outbox o"
+								" USING popsell.contacts c"
+								" WHERE c.id OPERATOR(pg_catalog.=) ANY ($1)"
+								"   AND o.contact_id OPERATOR(pg_catalog.=) c.id"
+								"   AND o.sent_at IS NULL"
+								"   AND o.kind OPERATOR(pg_catalog.=) ANY ('{invitation,invitation_reminder,publication,email_confirmation}'::popsell.outbox_kind[])"
+								"   AND (c.restricted"
+								"        OR (o.kind OPERATOR(pg_catalog.=) 'publication' AND"
+								"            (c.email_status OPERATOR(pg_catalog.<>) 'ok' OR c.ambassador_optin OPERATOR(pg_catalog.<>) ALL"
+								"             ('{invitation_accepted,optin_brand_imported,optin_blog_verified,optin_internal_form,"
+								"               optin_external_form,optin_order,optin_order_popin,optin_other}'::popsell.ambassador_optin[])))"
+								"        OR (o.kind OPERATOR(pg_catalog.=) 'invitation' AND"
+								"            (c.email_status OPERATOR(pg_catalog.<>) 'ok' OR c.ambassador_optin OPERATOR(pg_catalog.<>) ALL"
+								"             ('{new,invitation_sent}'::popsell.ambassador_optin[])))"
+								"        OR (o.kind OPERATOR(pg_catalog.=) 'invitation_reminder' AND"
+								"            (c.email_status OPERATOR(pg_catalog.<>) 'ok' OR c.ambassador_optin OPERATOR(pg_catalog.<>) 'invitation_sent'))"
+								"        OR (o.kind OPERATOR(pg_catalog.=) 'email_confirmation' AND"
+								"            (c.email_confirmed_at IS NOT NULL OR c.email_status OPERATOR(pg_catalog.<>) ALL"
+								"             ('{ok,unverified}'::popsell.email_status[]))))",
+								1, &argtype);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the outbox recheck");
+		recheck_plan = p;
+	}
+
+	/*
+	 * With the latest snapshot: under REPEATABLE READ, mail queued by a
+	 * transaction that committed while this one waited for the contact's
+	 * row (the sending guard locks it FOR SHARE) is invisible to the
+	 * transaction's snapshot, yet must go too.
+	 */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	rc = SPI_execute_snapshot(recheck_plan, &arg, NULL, snap, InvalidSnapshot,
+							  false, true, 0);
+	UnregisterSnapshot(snap);
+	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "could not cancel outbox rows");
 	SPI_finish();
 	LeaveOwnerContext(save_userid, save_sec);
