@@ -49,6 +49,7 @@ typedef struct RelIds
 	Oid			ambassadors;
 	Oid			ambassadors_pkey;
 	AttrNumber	reason_attno;
+	AttrNumber	hash_attno;
 } RelIds;
 
 static RelIds ids;
@@ -209,14 +210,32 @@ resolve_ids(void)
 	ids.ambassadors = popsell_rel("ambassadors", nsp);
 	ids.ambassadors_pkey = popsell_rel("ambassadors_pkey", nsp);
 	ids.reason_attno = get_attnum(ids.blacklist, "reason");
-	if (ids.reason_attno == InvalidAttrNumber)
-		elog(ERROR, "popsell.blacklist has no column reason");
+	ids.hash_attno = get_attnum(ids.blacklist, "email_hash");
+	if (ids.reason_attno == InvalidAttrNumber || ids.hash_attno == InvalidAttrNumber)
+		elog(ERROR, "popsell.blacklist has no column reason or email_hash");
 	ids_valid = true;
+}
+
+/* Is the stored bytea D exactly DIGEST? */
+static bool
+digest_equals(Datum d, const uint8 *digest)
+{
+	bytea	   *b = DatumGetByteaPP(d);
+	bool		eq;
+
+	eq = VARSIZE_ANY_EXHDR(b) == POPSELL_HASH_LEN &&
+		memcmp(VARDATA_ANY(b), digest, POPSELL_HASH_LEN) == 0;
+	if ((Pointer) b != DatumGetPointer(d))
+		pfree(b);
+	return eq;
 }
 
 /*
  * Blacklist reasons recorded for any of the hashes (one per live key),
- * as one bit per BlacklistReason.
+ * as one bit per BlacklistReason.  Both structures consulted are lossy
+ * (the Bloom filter answers "maybe", the hash index returns every entry
+ * sharing a 32-bit code): a reason counts only for an entry whose stored
+ * digest is byte for byte one of HASHES, as the SQL-side checks compare.
  */
 uint32
 BlacklistReasons(const PopsellHash *h, int n)
@@ -260,8 +279,16 @@ BlacklistReasons(const PopsellHash *h, int n)
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
 			bool		isnull;
-			Datum		d = slot_getattr(slot, ids.reason_attno, &isnull);
+			Datum		d;
 
+			/*
+			 * A hash index returns every entry whose 32-bit hash code
+			 * matches: only an entry with the very digest counts.
+			 */
+			d = slot_getattr(slot, ids.hash_attno, &isnull);
+			if (isnull || !digest_equals(d, h[i].digest))
+				continue;
+			d = slot_getattr(slot, ids.reason_attno, &isnull);
 			if (!isnull)
 				found |= 1u << EnumIndex(ENUM_REASON, DatumGetObjectId(d));
 		}
