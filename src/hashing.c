@@ -12,7 +12,8 @@
  * Keyed OpenSSL contexts are kept per backend (creating one per call costs
  * more than the hash).  PostgreSQL's resource owners do not track them, so
  * they live for the backend and are rebuilt only when popsell.hash_keys
- * changes (relcache invalidation sent by a trigger on that table).
+ * changes (relcache invalidation sent by a trigger on that table, taken
+ * at every use), read with the latest snapshot (see load_keys).
  *
  *-------------------------------------------------------------------------
  */
@@ -22,11 +23,14 @@
 #include <openssl/params.h>
 #include <openssl/core_names.h>
 
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "commands/trigger.h"
 #include "common/unicode_norm.h"
-#include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -34,6 +38,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(normalize_email);
 PG_FUNCTION_INFO_V1(hash_email);
@@ -51,6 +56,7 @@ typedef struct KeySlot
 static KeySlot keys[POPSELL_MAX_KEYS];
 static int	nkeys = 0;
 static bool keys_valid = false;
+static bool keys_latest = false;	/* read with the latest snapshot */
 static Oid	hash_keys_relid = InvalidOid;
 static bool callback_registered = false;
 
@@ -71,12 +77,6 @@ keys_invalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == hash_keys_relid)
 		keys_valid = false;
-}
-
-void
-HashingInit(void)
-{
-	/* Nothing to set: the contexts are built on first use. */
 }
 
 static void
@@ -114,20 +114,62 @@ ensure_algorithms(void)
 	}
 }
 
-/* Read every key, newest first, as popsell_owner (the only reader). */
+/* Keys read from popsell.hash_keys, before they are sorted. */
+typedef struct KeyRow
+{
+	int32		key_id;
+	bytea	   *secret;			/* NULL: legacy */
+} KeyRow;
+
+static int
+keyrow_newest_first(const void *a, const void *b)
+{
+	int32		ka = ((const KeyRow *) a)->key_id;
+	int32		kb = ((const KeyRow *) b)->key_id;
+
+	return ka > kb ? -1 : ka < kb ? 1 : 0;
+}
+
+/*
+ * Read every key, newest first.
+ *
+ * With the latest snapshot, not the transaction's: a transaction that
+ * started before a rotation committed (REPEATABLE READ, or a statement
+ * that was already running) must still hash under the new key, or it
+ * would miss blacklist entries made under it, which the probes read with
+ * the latest snapshot too.  Keys are never deleted while entries use
+ * them, so reading more keys than the snapshot shows is always safe.
+ *
+ * Pending invalidations are taken first: the statement trigger on
+ * popsell.hash_keys sends one when a rotation commits, and a running
+ * statement that holds all its locks already would otherwise not look
+ * at it until its transaction ends.
+ */
 static void
 load_keys(void)
 {
-	Oid			save_userid;
-	int			save_sec;
 	Oid			nsp;
+	Relation	rel;
+	Snapshot	snap;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	AttrNumber	id_att,
+				secret_att;
+	KeyRow		rows[POPSELL_MAX_KEYS];
+	int			nrows = 0;
 
-	if (keys_valid)
+	AcceptInvalidationMessages();
+	if (keys_valid && (keys_latest || IsInParallelMode()))
 		return;
 
 	ensure_algorithms();
 	nsp = get_namespace_oid("popsell", false);
 	hash_keys_relid = get_relname_relid("hash_keys", nsp);
+	if (!OidIsValid(hash_keys_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_INSTALL),
+				 errmsg("relation popsell.hash_keys is missing"),
+				 errhint("Reinstall the extension.")));
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(keys_invalidate, (Datum) 0);
@@ -135,35 +177,56 @@ load_keys(void)
 	}
 	free_keys();
 
-	EnterOwnerContext(&save_userid, &save_sec);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT key_id, secret FROM popsell.hash_keys ORDER BY key_id DESC",
-					true, POPSELL_MAX_KEYS + 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read popsell.hash_keys");
-	if (SPI_processed == 0)
+	/* popsell's own read: no RLS, no privilege of the caller needed */
+	rel = table_open(hash_keys_relid, AccessShareLock);
+	id_att = get_attnum(hash_keys_relid, "key_id");
+	secret_att = get_attnum(hash_keys_relid, "secret");
+	if (id_att == InvalidAttrNumber || secret_att == InvalidAttrNumber)
+		elog(ERROR, "popsell.hash_keys has no column key_id or secret");
+	/*
+	 * A parallel query cannot take a new snapshot: its workers read under
+	 * the query's, and the leader reads again after it.
+	 */
+	keys_latest = !IsInParallelMode();
+	snap = RegisterSnapshot(keys_latest ? GetLatestSnapshot() : GetActiveSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	slot = table_slot_create(rel, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d;
+
+		if (nrows >= POPSELL_MAX_KEYS)
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_INSTALL),
+					 errmsg("popsell supports at most %d hashing keys", POPSELL_MAX_KEYS)));
+		d = slot_getattr(slot, id_att, &isnull);
+		if (isnull)
+			continue;
+		rows[nrows].key_id = DatumGetInt32(d);
+		d = slot_getattr(slot, secret_att, &isnull);
+		rows[nrows].secret = isnull ? NULL : DatumGetByteaPCopy(d);
+		nrows++;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+
+	if (nrows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_POPSELL_INSTALL),
 				 errmsg("popsell has no hashing key"),
 				 errhint("Create one with SELECT popsell.rotate_hash_key();")));
-	if (SPI_processed > POPSELL_MAX_KEYS)
-		ereport(ERROR,
-				(errcode(ERRCODE_POPSELL_INSTALL),
-				 errmsg("popsell supports at most %d hashing keys", POPSELL_MAX_KEYS)));
+	qsort(rows, nrows, sizeof(KeyRow), keyrow_newest_first);
 
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int i = 0; i < nrows; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int32		key_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		Datum		secret = SPI_getbinval(tup, desc, 2, &isnull);
-
-		keys[nkeys].key_id = key_id;
+		keys[nkeys].key_id = rows[i].key_id;
 		keys[nkeys].mac = NULL;
-		if (!isnull)
+		if (rows[i].secret != NULL)
 		{
-			bytea	   *k = DatumGetByteaPP(secret);
+			bytea	   *k = rows[i].secret;
 			OSSL_PARAM	params[2];
 			EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_alg);
 
@@ -178,12 +241,11 @@ load_keys(void)
 			if (!EVP_MAC_init(ctx, (const unsigned char *) VARDATA_ANY(k),
 							  VARSIZE_ANY_EXHDR(k), params))
 				openssl_failed("EVP_MAC_init");
+			pfree(k);
 			continue;
 		}
 		nkeys++;
 	}
-	SPI_finish();
-	LeaveOwnerContext(save_userid, save_sec);
 	keys_valid = true;
 }
 

@@ -17,7 +17,6 @@ void
 _PG_init(void)
 {
 	IdentityInit();
-	HashingInit();
 	ConsentInit();
 	LedgerInit();
 

@@ -99,7 +99,6 @@ typedef struct PopsellHash
 	uint8		digest[POPSELL_HASH_LEN];
 } PopsellHash;
 
-extern void HashingInit(void);
 extern char *NormalizeIdentifier(const char *s, int len, int *outlen);
 extern int	HashUnderAllKeys(const char *norm, int len, PopsellHash *out);
 extern void HashUnderCurrentKey(const char *norm, int len, PopsellHash *out);
