@@ -46,6 +46,7 @@ typedef struct RelIds
 	Oid			blacklist_pkey;
 	Oid			contacts;
 	Oid			contacts_email_idx;
+	Oid			contacts_pkey;
 	Oid			ambassadors;
 	Oid			ambassadors_pkey;
 	AttrNumber	reason_attno;
@@ -80,7 +81,8 @@ ids_invalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == ids.blacklist ||
 		relid == ids.blacklist_pkey || relid == ids.contacts ||
-		relid == ids.contacts_email_idx || relid == ids.ambassadors ||
+		relid == ids.contacts_email_idx || relid == ids.contacts_pkey ||
+		relid == ids.ambassadors ||
 		relid == ids.ambassadors_pkey)
 		ids_valid = false;
 	if (relid == InvalidOid || relid == ids.blacklist)
@@ -207,6 +209,7 @@ resolve_ids(void)
 	ids.blacklist_pkey = popsell_rel("blacklist_email_hash_idx", nsp);
 	ids.contacts = popsell_rel("contacts", nsp);
 	ids.contacts_email_idx = popsell_rel("contacts_email_idx", nsp);
+	ids.contacts_pkey = popsell_rel("contacts_pkey", nsp);
 	ids.ambassadors = popsell_rel("ambassadors", nsp);
 	ids.ambassadors_pkey = popsell_rel("ambassadors_pkey", nsp);
 	ids.reason_attno = get_attnum(ids.blacklist, "reason");
@@ -395,5 +398,38 @@ AmbassadorExists(int64 id)
 	table_close(heap, AccessShareLock);
 	if (found)
 		known_ids[slot] = id;
+	return found;
+}
+
+/*
+ * Is there already a contact row with this id, committed or written by
+ * this transaction (this statement included)?  An INSERT of such an id
+ * is not going to store its row: it fails, or INSERT ... ON CONFLICT
+ * skips it or updates the existing row instead, so it gets no "initial"
+ * ledger row.  (A row another transaction is inserting at the same moment
+ * is not seen: at worst an extra row, never a lost one.)
+ */
+bool
+ContactIdExists(int64 id)
+{
+	Relation	heap;
+	Relation	idx;
+	TupleTableSlot *tslot;
+	IndexScanDesc scan;
+	ScanKeyData sk;
+	bool		found;
+
+	resolve_ids();
+	heap = table_open(ids.contacts, AccessShareLock);
+	idx = index_open(ids.contacts_pkey, AccessShareLock);
+	tslot = table_slot_create(heap, NULL);
+	scan = index_beginscan(heap, idx, SnapshotSelf, 1, 0);
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	index_rescan(scan, &sk, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, tslot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(tslot);
+	index_close(idx, AccessShareLock);
+	table_close(heap, AccessShareLock);
 	return found;
 }

@@ -554,7 +554,8 @@ contact_insert(TriggerData *td, Row *r)
 	 * imports cheap; a state the blacklist imposed is always recorded.
 	 */
 	if (!((src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT ||
-		   src == SRC_SOCIAL_NETWORK) && reasons == 0))
+		   src == SRC_SOCIAL_NETWORK) && reasons == 0) &&
+		!ContactIdExists(e.contact_id))	/* ON CONFLICT: not inserted */
 		LedgerAppend(&e);
 
 	return heap_modify_tuple(td->tg_trigtuple, desc, r->values, r->nulls, r->repl);

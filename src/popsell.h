@@ -107,6 +107,7 @@ extern bool EmailLooksValid(const char *norm, int len);
 /* blacklist.c */
 extern uint32 BlacklistReasons(const PopsellHash *h, int n);
 extern bool AmbassadorExists(int64 id);
+extern bool ContactIdExists(int64 id);
 
 /* consent.c */
 extern void ConsentInit(void);
