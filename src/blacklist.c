@@ -62,10 +62,12 @@ static bool ids_callback = false;
  * probed enough rows to be worth it (a bulk import), so that the common
  * case, an email that is not blacklisted, costs no index probe.  Every
  * write to popsell.blacklist sends a relcache invalidation (statement
- * trigger), which drops the filter; a writer of contacts holds its lock on
- * popsell.contacts, which a global opt-out must wait for, so no entry that
- * matters can appear while a statement relies on the filter.  The digests
- * are HMAC outputs, uniformly random already: their bytes are the hash
+ * trigger), which drops the filter; every probe takes pending
+ * invalidations first, so an entry committed while a long statement runs
+ * (through popsell's functions or a direct write) is seen by the rows it
+ * probes afterwards.  The filter only says "maybe": an entry counts only
+ * once its full digest is compared (BlacklistReasons).  The digests are
+ * HMAC outputs, uniformly random already: their bytes are the hash
  * functions.
  */
 #define BLOOM_AFTER_PROBES	2000
@@ -251,6 +253,8 @@ BlacklistReasons(const PopsellHash *h, int n)
 	uint32		found = 0;
 	bytea	   *key;
 
+	/* a blacklist write committed since the last probe drops the filter */
+	AcceptInvalidationMessages();
 	resolve_ids();
 	if (!bloom_valid && ++probes_without_bloom >= BLOOM_AFTER_PROBES)
 		bloom_build();

@@ -164,12 +164,6 @@ EnumLabel(EnumKind kind, int index)
 	return enums[kind].labels[index];
 }
 
-const char *
-EnumLabelOfOid(EnumKind kind, Oid value)
-{
-	return EnumLabel(kind, EnumIndex(kind, value));
-}
-
 static const char *
 field_label(ConsentField field, int value)
 {
@@ -223,12 +217,6 @@ bool
 AmbIsOptedIn(AmbOptin s)
 {
 	return (AO_OPTED_IN & B(s)) != 0;
-}
-
-bool
-AmbIsOptedOut(AmbOptin s)
-{
-	return (AO_OPTED_OUT & B(s)) != 0;
 }
 
 /* ---------------------------------------------------------------------

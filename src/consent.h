@@ -86,7 +86,6 @@ extern int	EnumIndex(EnumKind kind, Oid value);
 extern int	EnumIndexByLabel(EnumKind kind, const char *label);
 extern Oid	EnumOid(EnumKind kind, int index);
 extern const char *EnumLabel(EnumKind kind, int index);
-extern const char *EnumLabelOfOid(EnumKind kind, Oid value);
 extern void EnumCheckType(EnumKind kind, Oid typid);
 
 extern bool SourceIsPendingKind(ContactSource src);
@@ -97,7 +96,6 @@ extern bool InitialAllowed(ContactSource src, int amb, int brand,
 extern char *AllowedInitialText(ContactSource src, ConsentField field);
 
 extern bool AmbIsOptedIn(AmbOptin s);
-extern bool AmbIsOptedOut(AmbOptin s);
 
 extern bool TransitionAllowed(ConsentField field, int from, int to,
 							  PopsellPath path, ContactSource src);

@@ -13,11 +13,11 @@
  *	          the contact may no longer get cancelled).
  *
  * Bookkeeping never depends on the caller: the blacklist and ambassadors
- * are probed directly through their indexes (blacklist.c), the ledger is
- * written directly (ledger.c), and the one SQL query (an ambassador's
- * kind) is a prepared, kept SPI plan run as popsell_owner whose text names
- * popsell's relations by schema, so neither the caller's privileges nor
- * its search_path matter.
+ * are probed directly through their indexes (blacklist.c), and the SQL
+ * (an ambassador's kind here, the ledger's INSERT in ledger.c) runs as
+ * prepared, kept SPI plans as popsell_owner whose text names popsell's
+ * relations and operators by schema, so neither the caller's privileges
+ * nor its search_path matter.
  *
  *-------------------------------------------------------------------------
  */

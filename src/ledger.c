@@ -31,8 +31,9 @@
 #include "ledger.h"
 
 #include "access/xact.h"
+#include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
-#include "lib/stringinfo.h"
+#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -42,6 +43,10 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+#include "utils/inval.h"
+#include "funcapi.h"
 
 PG_FUNCTION_INFO_V1(contacts_after_statement);
 
@@ -64,20 +69,27 @@ typedef struct PendingOptout
 	int			nest_level;
 } PendingOptout;
 
-/* Contacts whose consent changed: unsent mail they may no longer get goes. */
-typedef struct Recheck
+/*
+ * Contacts whose consent changed: unsent mail they may no longer get goes.
+ * One id per changed row (8 bytes); their subtransaction levels, which
+ * only grow along the array, are kept as runs.
+ */
+typedef struct LevelRun
 {
-	int64		contact_id;
+	int			start;			/* index of the run's first id */
 	int			nest_level;
-} Recheck;
+} LevelRun;
 
 static PendingOptout *pending = NULL;
 static int	npending = 0;
 static int	pending_cap = 0;
 
-static Recheck *recheck = NULL;
+static int64 *recheck = NULL;
 static int	nrecheck = 0;
 static int	recheck_cap = 0;
+static LevelRun *runs = NULL;
+static int	nruns = 0;
+static int	runs_cap = 0;
 
 static BufferedEntry *buffer = NULL;
 static int	nbuffered = 0;
@@ -138,10 +150,28 @@ QueueGlobalOptout(const char *email, PopsellPath path)
 void
 QueueOutboxRecheck(int64 contact_id)
 {
-	recheck = grow(recheck, nrecheck, &recheck_cap, sizeof(Recheck), 64);
-	recheck[nrecheck].contact_id = contact_id;
-	recheck[nrecheck].nest_level = GetCurrentTransactionNestLevel();
-	nrecheck++;
+	int			level = GetCurrentTransactionNestLevel();
+
+	recheck = grow(recheck, nrecheck, &recheck_cap, sizeof(int64), 64);
+	if (nruns == 0 || runs[nruns - 1].nest_level != level)
+	{
+		runs = grow(runs, nruns, &runs_cap, sizeof(LevelRun), 8);
+		runs[nruns].start = nrecheck;
+		runs[nruns].nest_level = level;
+		nruns++;
+	}
+	recheck[nrecheck++] = contact_id;
+}
+
+/* Index of the first queued id of LEVEL or deeper; drops them from the runs. */
+static int
+recheck_cut(int level)
+{
+	int			first = nrecheck;
+
+	while (nruns > 0 && runs[nruns - 1].nest_level >= level)
+		first = runs[--nruns].start;
+	return first;
 }
 
 /*
@@ -152,7 +182,7 @@ static void
 process_outbox_recheck(void)
 {
 	int			level = GetCurrentTransactionNestLevel();
-	int			first = nrecheck;
+	int			first;
 	int			n;
 	Datum	   *ids;
 	Datum		arg;
@@ -163,14 +193,13 @@ process_outbox_recheck(void)
 	int			rc;
 
 	/* this statement's and deeper levels' contacts, not an outer one's */
-	while (first > 0 && recheck[first - 1].nest_level >= level)
-		first--;
+	first = recheck_cut(level);
 	n = nrecheck - first;
 	if (n == 0)
 		return;
 	ids = palloc(n * sizeof(Datum));
 	for (int i = 0; i < n; i++)
-		ids[i] = Int64GetDatum(recheck[first + i].contact_id);
+		ids[i] = Int64GetDatum(recheck[first + i]);
 	nrecheck = first;
 	arg = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
@@ -277,6 +306,7 @@ forget_all(void)
 {
 	npending = 0;
 	nrecheck = 0;
+	nruns = 0;
 	nbuffered = 0;
 	flushing = false;
 	if (text_cxt != NULL)
@@ -334,8 +364,7 @@ ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		/* everything is appended in level order: drop the aborted tail */
 		while (npending > 0 && pending[npending - 1].nest_level >= level)
 			npending--;
-		while (nrecheck > 0 && recheck[nrecheck - 1].nest_level >= level)
-			nrecheck--;
+		nrecheck = recheck_cut(level);
 		while (nbuffered > 0 && buffer[nbuffered - 1].nest_level >= level)
 			nbuffered--;
 		flushing = false;
@@ -345,8 +374,10 @@ ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		/* what the subtransaction kept now belongs to its parent */
 		for (int i = npending - 1; i >= 0 && pending[i].nest_level >= level; i--)
 			pending[i].nest_level = level - 1;
-		for (int i = nrecheck - 1; i >= 0 && recheck[i].nest_level >= level; i--)
-			recheck[i].nest_level = level - 1;
+		for (int i = nruns - 1; i >= 0 && runs[i].nest_level >= level; i--)
+			runs[i].nest_level = level - 1;
+		while (nruns >= 2 && runs[nruns - 2].nest_level == runs[nruns - 1].nest_level)
+			nruns--;
 		for (int i = nbuffered - 1; i >= 0 && buffer[i].nest_level >= level; i--)
 			buffer[i].nest_level = level - 1;
 	}
@@ -379,67 +410,229 @@ LedgerAppend(const LedgerEntry *e)
 	nbuffered++;
 }
 
-/* The INSERT every flush runs: one parallel array per column of u. */
-#define LEDGER_NARGS 18
+/*
+ * The INSERT every flush runs, from an array of popsell._consent_entry
+ * (one composite per entry, built here field by field by name): the
+ * executor applies the ledger's defaults, constraints, triggers and
+ * column types; nothing here depends on the ledger's column order.
+ */
 static const char ledger_insert[] =
 "INSERT INTO popsell.consent_events"
 "  (contact_id, ambassador_id, changed,"
 "   old_ambassador_optin, new_ambassador_optin, old_brand_optin, new_brand_optin,"
 "   old_partners_optin, new_partners_optin, old_email_status, new_email_status,"
 "   source, actor, path, actor_role, consent_text, note, occurred_at)"
-" SELECT u.contact_id, u.ambassador_id, pg_catalog.string_to_array(u.changed, ','),"
-"        u.old_amb::popsell.ambassador_optin, u.new_amb::popsell.ambassador_optin,"
-"        u.old_brand::popsell.brand_optin, u.new_brand::popsell.brand_optin,"
-"        u.old_partners, u.new_partners,"
-"        u.old_es::popsell.email_status, u.new_es::popsell.email_status,"
-"        u.source::popsell.contact_source, u.actor::popsell.consent_actor, u.path,"
-"        u.actor_role, u.consent_text, u.note, u.occurred_at"
-"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-"                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-"                   pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9),"
-"                   pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12),"
-"                   pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15),"
-"                   pg_catalog.unnest($16), pg_catalog.unnest($17), pg_catalog.unnest($18))"
-"        AS u(contact_id, ambassador_id, changed, old_amb, new_amb, old_brand, new_brand,"
-"             old_partners, new_partners, old_es, new_es, source, actor, path,"
-"             actor_role, consent_text, note, occurred_at)";
+" SELECT e.contact_id, e.ambassador_id, e.changed,"
+"        e.old_ambassador_optin, e.new_ambassador_optin, e.old_brand_optin, e.new_brand_optin,"
+"        e.old_partners_optin, e.new_partners_optin, e.old_email_status, e.new_email_status,"
+"        e.source, e.actor, e.path, e.actor_role, e.consent_text, e.note, e.occurred_at"
+"   FROM pg_catalog.unnest($1) AS e";
 
-enum
+/* popsell._consent_entry, resolved by name; again after a re-install. */
+typedef struct EntryType
 {
-	A_CONTACT, A_AMBASSADOR, A_CHANGED, A_OLD_AMB, A_NEW_AMB, A_OLD_BRAND,
-	A_NEW_BRAND, A_OLD_PARTNERS, A_NEW_PARTNERS, A_OLD_ES, A_NEW_ES, A_SOURCE,
-	A_ACTOR, A_PATH, A_ROLE, A_CONSENT_TEXT, A_NOTE, A_AT
-};
+	Oid			typid;
+	Oid			arraytypid;
+	TupleDesc	desc;			/* in TopMemoryContext */
+	Oid			actor_oids[ACTOR__COUNT];
+	AttrNumber	contact_id, ambassador_id, changed, old_amb, new_amb,
+				old_brand, new_brand, old_partners, new_partners, old_es, new_es,
+				source, actor, path, actor_role, consent_text, note, occurred_at;
+} EntryType;
 
-static const Oid ledger_argtypes[LEDGER_NARGS] = {
-	INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID
-};
+static EntryType et;
+static bool et_valid = false;
 
-/* Element type of each argument array. */
-static Oid
-elem_type(int a)
+static void
+entry_type_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
-	switch (ledger_argtypes[a])
-	{
-		case INT8ARRAYOID:
-			return INT8OID;
-		case BOOLARRAYOID:
-			return BOOLOID;
-		case TIMESTAMPTZARRAYOID:
-			return TIMESTAMPTZOID;
-		default:
-			return TEXTOID;
-	}
+	et_valid = false;
 }
 
-static Datum
-enum_text(EnumKind kind, int v, bool *isnull)
+static AttrNumber
+entry_att(const char *name, Oid typid)
 {
-	*isnull = v < 0;
-	return v < 0 ? (Datum) 0 : CStringGetTextDatum(EnumLabel(kind, v));
+	for (int i = 0; i < et.desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(et.desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+		{
+			if (OidIsValid(typid) && att->atttypid != typid)
+				break;
+			return (AttrNumber) (i + 1);
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_POPSELL_INSTALL),
+			 errmsg("type popsell._consent_entry has no attribute \"%s\" of the expected type", name),
+			 errhint("Reinstall the extension.")));
+	return InvalidAttrNumber;	/* keep compiler quiet */
+}
+
+static bool
+resolve_entry_type(void)
+{
+	static bool callback = false;
+	Oid			nsp;
+	TupleDesc	d;
+	Oid			actor_type;
+
+	if (et_valid)
+		return true;
+	if (!callback)
+	{
+		CacheRegisterSyscacheCallback(TYPEOID, entry_type_invalidate, (Datum) 0);
+		callback = true;
+	}
+	if (ledger_plan != NULL)
+	{
+		SPI_freeplan(ledger_plan);
+		ledger_plan = NULL;
+	}
+	if (et.desc != NULL)
+	{
+		FreeTupleDesc(et.desc);
+		et.desc = NULL;
+	}
+	nsp = get_namespace_oid("popsell", false);
+	et.typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+							   CStringGetDatum("_consent_entry"), ObjectIdGetDatum(nsp));
+	et.arraytypid = OidIsValid(et.typid) ? get_array_type(et.typid) : InvalidOid;
+	if (!OidIsValid(et.arraytypid))
+		return false;			/* an older schema: see flush_compat() */
+	d = lookup_rowtype_tupdesc(et.typid, -1);
+	{
+		/* the descriptor outlives this call */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		et.desc = CreateTupleDescCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	ReleaseTupleDesc(d);
+	et.desc->tdtypeid = et.typid;
+	et.desc->tdtypmod = -1;
+
+	et.contact_id = entry_att("contact_id", INT8OID);
+	et.ambassador_id = entry_att("ambassador_id", INT8OID);
+	et.changed = entry_att("changed", TEXTARRAYOID);
+	et.old_amb = entry_att("old_ambassador_optin", InvalidOid);
+	et.new_amb = entry_att("new_ambassador_optin", InvalidOid);
+	et.old_brand = entry_att("old_brand_optin", InvalidOid);
+	et.new_brand = entry_att("new_brand_optin", InvalidOid);
+	et.old_partners = entry_att("old_partners_optin", BOOLOID);
+	et.new_partners = entry_att("new_partners_optin", BOOLOID);
+	et.old_es = entry_att("old_email_status", InvalidOid);
+	et.new_es = entry_att("new_email_status", InvalidOid);
+	et.source = entry_att("source", InvalidOid);
+	et.actor = entry_att("actor", InvalidOid);
+	et.path = entry_att("path", TEXTOID);
+	et.actor_role = entry_att("actor_role", NAMEOID);
+	et.consent_text = entry_att("consent_text", TEXTOID);
+	et.note = entry_att("note", TEXTOID);
+	et.occurred_at = entry_att("occurred_at", TIMESTAMPTZOID);
+	/* the enum attributes carry the OIDs of popsell's own enum types */
+	EnumCheckType(ENUM_AMB, TupleDescAttr(et.desc, et.old_amb - 1)->atttypid);
+	EnumCheckType(ENUM_AMB, TupleDescAttr(et.desc, et.new_amb - 1)->atttypid);
+	EnumCheckType(ENUM_BRAND, TupleDescAttr(et.desc, et.old_brand - 1)->atttypid);
+	EnumCheckType(ENUM_BRAND, TupleDescAttr(et.desc, et.new_brand - 1)->atttypid);
+	EnumCheckType(ENUM_EMAIL_STATUS, TupleDescAttr(et.desc, et.old_es - 1)->atttypid);
+	EnumCheckType(ENUM_EMAIL_STATUS, TupleDescAttr(et.desc, et.new_es - 1)->atttypid);
+	EnumCheckType(ENUM_SOURCE, TupleDescAttr(et.desc, et.source - 1)->atttypid);
+	actor_type = TupleDescAttr(et.desc, et.actor - 1)->atttypid;
+	for (int i = 0; i < ACTOR__COUNT; i++)
+	{
+		et.actor_oids[i] = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
+										   ObjectIdGetDatum(actor_type),
+										   CStringGetDatum(popsell_actor_names[i]));
+		if (!OidIsValid(et.actor_oids[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_INSTALL),
+					 errmsg("label %s of popsell.consent_actor is missing", popsell_actor_names[i]),
+					 errhint("Reinstall the extension.")));
+	}
+	et_valid = true;
+	return true;
+}
+
+/*
+ * The ledger insert of an extension whose schema predates
+ * popsell._consent_entry (the library is installed before ALTER EXTENSION
+ * ... UPDATE runs): one prepared INSERT per entry, values by name.
+ */
+static const char ledger_insert_compat[] =
+"INSERT INTO popsell.consent_events"
+"  (contact_id, ambassador_id, changed,"
+"   old_ambassador_optin, new_ambassador_optin, old_brand_optin, new_brand_optin,"
+"   old_partners_optin, new_partners_optin, old_email_status, new_email_status,"
+"   source, actor, path, actor_role, consent_text, note, occurred_at)"
+" VALUES ($1, $2, $3, $4::popsell.ambassador_optin, $5::popsell.ambassador_optin,"
+"         $6::popsell.brand_optin, $7::popsell.brand_optin, $8, $9,"
+"         $10::popsell.email_status, $11::popsell.email_status, $12::popsell.contact_source,"
+"         $13::popsell.consent_actor, $14, $15, $16, $17, $18)";
+
+static SPIPlanPtr compat_plan = NULL;
+
+static void
+flush_compat(const BufferedEntry *entries, int n)
+{
+	Oid			types[18] = {INT8OID, INT8OID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, BOOLOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		v[18];
+	char		nl[18];
+
+	if (compat_plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(ledger_insert_compat, 18, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the consent ledger insert: %s",
+				 SPI_result_code_string(SPI_result));
+		compat_plan = p;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const BufferedEntry *b = &entries[i];
+		const LedgerEntry *e = &b->e;
+		Datum		names[FIELD__COUNT];
+		int			k = 0;
+		char	   *role = GetUserNameFromId(b->role, true);
+		const int	fv[8] = {e->old_v[FIELD_AMBASSADOR_OPTIN], e->new_v[FIELD_AMBASSADOR_OPTIN],
+			e->old_v[FIELD_BRAND_OPTIN], e->new_v[FIELD_BRAND_OPTIN],
+			e->old_v[FIELD_EMAIL_STATUS], e->new_v[FIELD_EMAIL_STATUS], (int) e->source, 0};
+		const EnumKind fk[7] = {ENUM_AMB, ENUM_AMB, ENUM_BRAND, ENUM_BRAND,
+		ENUM_EMAIL_STATUS, ENUM_EMAIL_STATUS, ENUM_SOURCE};
+		const int	fa[7] = {3, 4, 5, 6, 9, 10, 11};
+
+		CHECK_FOR_INTERRUPTS();
+		memset(nl, ' ', sizeof(nl));
+		for (int f = 0; f < FIELD__COUNT; f++)
+			if (e->old_v[f] != e->new_v[f])
+				names[k++] = CStringGetTextDatum(consent_field_names[f]);
+		v[0] = Int64GetDatum(e->contact_id);
+		v[1] = Int64GetDatum(e->ambassador_id);
+		nl[1] = e->ambassador_id_null ? 'n' : ' ';
+		v[2] = PointerGetDatum(construct_array(names, k, TEXTOID, -1, false, TYPALIGN_INT));
+		for (int j = 0; j < 7; j++)
+		{
+			nl[fa[j]] = fv[j] < 0 ? 'n' : ' ';
+			v[fa[j]] = fv[j] < 0 ? (Datum) 0 : CStringGetTextDatum(EnumLabel(fk[j], fv[j]));
+		}
+		v[7] = BoolGetDatum(e->old_v[FIELD_PARTNERS_OPTIN] > 0);
+		nl[7] = e->old_v[FIELD_PARTNERS_OPTIN] < 0 ? 'n' : ' ';
+		v[8] = BoolGetDatum(e->new_v[FIELD_PARTNERS_OPTIN] > 0);
+		v[12] = CStringGetTextDatum(popsell_actor_names[PathActor(e->path)]);
+		v[13] = CStringGetTextDatum(popsell_path_names[e->path]);
+		v[14] = CStringGetTextDatum(role ? role : "?");
+		v[15] = b->consent_text ? CStringGetTextDatum(b->consent_text) : (Datum) 0;
+		nl[15] = b->consent_text ? ' ' : 'n';
+		v[16] = e->note ? CStringGetTextDatum(e->note) : (Datum) 0;
+		nl[16] = e->note ? ' ' : 'n';
+		v[17] = TimestampTzGetDatum(e->at);
+		if (SPI_execute_plan(compat_plan, v, nl, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write popsell.consent_events");
+	}
 }
 
 /*
@@ -452,9 +645,13 @@ LedgerFlush(void)
 	int			level = GetCurrentTransactionNestLevel();
 	int			first = nbuffered;
 	int			n;
-	Datum	   *vals[LEDGER_NARGS];
-	bool	   *nulls[LEDGER_NARGS];
-	Datum		args[LEDGER_NARGS];
+	Datum	   *elems;
+	Datum		arg;
+	Datum		changed_arrays[1 << FIELD__COUNT];
+	Datum	   *values;
+	bool	   *isnull;
+	int			dims[1];
+	int			lbs[1] = {1};
 	Oid			last_role = InvalidOid;
 	Datum		last_role_name = (Datum) 0;
 	Oid			save_userid;
@@ -470,71 +667,90 @@ LedgerFlush(void)
 	if (n == 0)
 		return;
 	flushing = true;
+	if (!resolve_entry_type())
+	{
+		EnterOwnerContext(&save_userid, &save_sec);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		flush_compat(&buffer[first], n);
+		SPI_finish();
+		LeaveOwnerContext(save_userid, save_sec);
+		nbuffered = first;
+		maybe_reset_text();
+		flushing = false;
+		return;
+	}
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "popsell ledger flush",
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
-	for (int a = 0; a < LEDGER_NARGS; a++)
-	{
-		vals[a] = palloc(n * sizeof(Datum));
-		nulls[a] = palloc0(n * sizeof(bool));
-	}
+	memset(changed_arrays, 0, sizeof(changed_arrays));
+	values = palloc(et.desc->natts * sizeof(Datum));
+	isnull = palloc(et.desc->natts * sizeof(bool));
+	elems = palloc(n * sizeof(Datum));
 	for (int i = 0; i < n; i++)
 	{
 		const BufferedEntry *b = &buffer[first + i];
 		const LedgerEntry *e = &b->e;
-		StringInfoData changed;
+		int			mask = 0;
+		HeapTuple	tup;
 
 		CHECK_FOR_INTERRUPTS();
-		initStringInfo(&changed);
+		for (int a = 0; a < et.desc->natts; a++)
+			isnull[a] = true;
 		for (int f = 0; f < FIELD__COUNT; f++)
 			if (e->old_v[f] != e->new_v[f])
-				appendStringInfo(&changed, "%s%s", changed.len ? "," : "",
-								 consent_field_names[f]);
+				mask |= 1 << f;
+		if (changed_arrays[mask] == (Datum) 0)
+		{
+			Datum		names[FIELD__COUNT];
+			int			k = 0;
+
+			for (int f = 0; f < FIELD__COUNT; f++)
+				if (mask & (1 << f))
+					names[k++] = CStringGetTextDatum(consent_field_names[f]);
+			changed_arrays[mask] = PointerGetDatum(construct_array(names, k, TEXTOID, -1, false, TYPALIGN_INT));
+		}
 		if (b->role != last_role)
 		{
 			char	   *role = GetUserNameFromId(b->role, true);
 
-			last_role_name = CStringGetTextDatum(role ? role : "?");
+			last_role_name = DirectFunctionCall1(namein, CStringGetDatum(role ? role : "?"));
 			last_role = b->role;
 		}
 
-		vals[A_CONTACT][i] = Int64GetDatum(e->contact_id);
-		vals[A_AMBASSADOR][i] = Int64GetDatum(e->ambassador_id);
-		nulls[A_AMBASSADOR][i] = e->ambassador_id_null;
-		vals[A_CHANGED][i] = CStringGetTextDatum(changed.data);
-		vals[A_OLD_AMB][i] = enum_text(ENUM_AMB, e->old_v[FIELD_AMBASSADOR_OPTIN], &nulls[A_OLD_AMB][i]);
-		vals[A_NEW_AMB][i] = enum_text(ENUM_AMB, e->new_v[FIELD_AMBASSADOR_OPTIN], &nulls[A_NEW_AMB][i]);
-		vals[A_OLD_BRAND][i] = enum_text(ENUM_BRAND, e->old_v[FIELD_BRAND_OPTIN], &nulls[A_OLD_BRAND][i]);
-		vals[A_NEW_BRAND][i] = enum_text(ENUM_BRAND, e->new_v[FIELD_BRAND_OPTIN], &nulls[A_NEW_BRAND][i]);
-		vals[A_OLD_PARTNERS][i] = BoolGetDatum(e->old_v[FIELD_PARTNERS_OPTIN] > 0);
-		nulls[A_OLD_PARTNERS][i] = e->old_v[FIELD_PARTNERS_OPTIN] < 0;
-		vals[A_NEW_PARTNERS][i] = BoolGetDatum(e->new_v[FIELD_PARTNERS_OPTIN] > 0);
-		vals[A_OLD_ES][i] = enum_text(ENUM_EMAIL_STATUS, e->old_v[FIELD_EMAIL_STATUS], &nulls[A_OLD_ES][i]);
-		vals[A_NEW_ES][i] = enum_text(ENUM_EMAIL_STATUS, e->new_v[FIELD_EMAIL_STATUS], &nulls[A_NEW_ES][i]);
-		vals[A_SOURCE][i] = enum_text(ENUM_SOURCE, (int) e->source, &nulls[A_SOURCE][i]);
-		vals[A_ACTOR][i] = CStringGetTextDatum(popsell_actor_names[PathActor(e->path)]);
-		vals[A_PATH][i] = CStringGetTextDatum(popsell_path_names[e->path]);
-		vals[A_ROLE][i] = last_role_name;
-		vals[A_CONSENT_TEXT][i] = b->consent_text ? CStringGetTextDatum(b->consent_text) : (Datum) 0;
-		nulls[A_CONSENT_TEXT][i] = b->consent_text == NULL;
-		vals[A_NOTE][i] = e->note ? CStringGetTextDatum(e->note) : (Datum) 0;
-		nulls[A_NOTE][i] = e->note == NULL;
-		vals[A_AT][i] = TimestampTzGetDatum(e->at);
+#define SETV(att, val) do { values[(att) - 1] = (val); isnull[(att) - 1] = false; } while (0)
+#define SETENUM(att, kind, x) do { if ((x) >= 0) SETV(att, ObjectIdGetDatum(EnumOid(kind, (x)))); } while (0)
+		SETV(et.contact_id, Int64GetDatum(e->contact_id));
+		if (!e->ambassador_id_null)
+			SETV(et.ambassador_id, Int64GetDatum(e->ambassador_id));
+		SETV(et.changed, changed_arrays[mask]);
+		SETENUM(et.old_amb, ENUM_AMB, e->old_v[FIELD_AMBASSADOR_OPTIN]);
+		SETENUM(et.new_amb, ENUM_AMB, e->new_v[FIELD_AMBASSADOR_OPTIN]);
+		SETENUM(et.old_brand, ENUM_BRAND, e->old_v[FIELD_BRAND_OPTIN]);
+		SETENUM(et.new_brand, ENUM_BRAND, e->new_v[FIELD_BRAND_OPTIN]);
+		if (e->old_v[FIELD_PARTNERS_OPTIN] >= 0)
+			SETV(et.old_partners, BoolGetDatum(e->old_v[FIELD_PARTNERS_OPTIN] > 0));
+		SETV(et.new_partners, BoolGetDatum(e->new_v[FIELD_PARTNERS_OPTIN] > 0));
+		SETENUM(et.old_es, ENUM_EMAIL_STATUS, e->old_v[FIELD_EMAIL_STATUS]);
+		SETENUM(et.new_es, ENUM_EMAIL_STATUS, e->new_v[FIELD_EMAIL_STATUS]);
+		SETENUM(et.source, ENUM_SOURCE, (int) e->source);
+		SETV(et.actor, ObjectIdGetDatum(et.actor_oids[PathActor(e->path)]));
+		SETV(et.path, CStringGetTextDatum(popsell_path_names[e->path]));
+		SETV(et.actor_role, last_role_name);
+		if (b->consent_text)
+			SETV(et.consent_text, CStringGetTextDatum(b->consent_text));
+		if (e->note)
+			SETV(et.note, CStringGetTextDatum(e->note));
+		SETV(et.occurred_at, TimestampTzGetDatum(e->at));
+#undef SETENUM
+#undef SETV
+		tup = heap_form_tuple(et.desc, values, isnull);
+		elems[i] = HeapTupleGetDatum(tup);
 	}
-	for (int a = 0; a < LEDGER_NARGS; a++)
-	{
-		Oid			et = elem_type(a);
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-		int			dims[1] = {n};
-		int			lbs[1] = {1};
-
-		get_typlenbyvalalign(et, &typlen, &typbyval, &typalign);
-		args[a] = PointerGetDatum(construct_md_array(vals[a], nulls[a], 1, dims, lbs,
-													 et, typlen, typbyval, typalign));
-	}
+	dims[0] = n;
+	arg = PointerGetDatum(construct_md_array(elems, NULL, 1, dims, lbs, et.typid,
+											 -1, false, TYPALIGN_DOUBLE));
 	MemoryContextSwitchTo(oldcxt);
 
 	EnterOwnerContext(&save_userid, &save_sec);
@@ -542,14 +758,14 @@ LedgerFlush(void)
 		elog(ERROR, "SPI_connect failed");
 	if (ledger_plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(ledger_insert, LEDGER_NARGS, (Oid *) ledger_argtypes);
+		SPIPlanPtr	p = SPI_prepare(ledger_insert, 1, &et.arraytypid);
 
 		if (p == NULL || SPI_keepplan(p) != 0)
 			elog(ERROR, "could not prepare the consent ledger insert: %s",
 				 SPI_result_code_string(SPI_result));
 		ledger_plan = p;
 	}
-	if (SPI_execute_plan(ledger_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(ledger_plan, &arg, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write popsell.consent_events");
 	if (SPI_processed != (uint64) n)
 		elog(ERROR, "popsell.consent_events took %llu of %d ledger rows",
