@@ -19,6 +19,7 @@
  *-------------------------------------------------------------------------
  */
 #include "consent.h"
+#include "catalog.h"
 
 #include "access/genam.h"
 #include "access/hash.h"
@@ -55,7 +56,6 @@ typedef struct RelIds
 
 static RelIds ids;
 static bool ids_valid = false;
-static bool ids_callback = false;
 
 /*
  * A Bloom filter of the blacklist's hashes, kept per backend once it has
@@ -78,16 +78,12 @@ static uint64 bloom_blocks_mask = 0;	/* number of 512-bit blocks - 1 */
 static bool bloom_valid = false;
 static int64 probes_without_bloom = 0;
 
+/* catalog.c tells us when one of popsell's relations changed */
 static void
-ids_invalidate(Datum arg, Oid relid)
+rel_changed(PopsellRel rel)
 {
-	if (relid == InvalidOid || relid == ids.blacklist ||
-		relid == ids.blacklist_pkey || relid == ids.contacts ||
-		relid == ids.contacts_email_idx || relid == ids.contacts_pkey ||
-		relid == ids.ambassadors ||
-		relid == ids.ambassadors_pkey)
-		ids_valid = false;
-	if (relid == InvalidOid || relid == ids.blacklist)
+	ids_valid = false;
+	if (rel == REL_BLACKLIST || rel == REL__COUNT)
 	{
 		bloom_valid = false;
 		probes_without_bloom = 0;
@@ -181,43 +177,21 @@ bloom_build(void)
 	bloom_valid = true;
 }
 
-static Oid
-popsell_rel(const char *name, Oid nsp)
-{
-	Oid			relid = get_relname_relid(name, nsp);
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_POPSELL_INSTALL),
-				 errmsg("relation popsell.%s is missing", name),
-				 errhint("Reinstall the extension.")));
-	return relid;
-}
-
 static void
 resolve_ids(void)
 {
-	Oid			nsp;
-
 	if (ids_valid)
 		return;
-	if (!ids_callback)
-	{
-		CacheRegisterRelcacheCallback(ids_invalidate, (Datum) 0);
-		ids_callback = true;
-	}
-	nsp = get_namespace_oid("popsell", false);
-	ids.blacklist = popsell_rel("blacklist", nsp);
-	ids.blacklist_pkey = popsell_rel("blacklist_email_hash_idx", nsp);
-	ids.contacts = popsell_rel("contacts", nsp);
-	ids.contacts_email_idx = popsell_rel("contacts_email_idx", nsp);
-	ids.contacts_pkey = popsell_rel("contacts_pkey", nsp);
-	ids.ambassadors = popsell_rel("ambassadors", nsp);
-	ids.ambassadors_pkey = popsell_rel("ambassadors_pkey", nsp);
-	ids.reason_attno = get_attnum(ids.blacklist, "reason");
-	ids.hash_attno = get_attnum(ids.blacklist, "email_hash");
-	if (ids.reason_attno == InvalidAttrNumber || ids.hash_attno == InvalidAttrNumber)
-		elog(ERROR, "popsell.blacklist has no column reason or email_hash");
+	PopsellOnRelChange(rel_changed);
+	ids.blacklist = PopsellRelid(REL_BLACKLIST);
+	ids.blacklist_pkey = PopsellRelid(REL_BLACKLIST_HASH_IDX);
+	ids.contacts = PopsellRelid(REL_CONTACTS);
+	ids.contacts_email_idx = PopsellRelid(REL_CONTACTS_EMAIL_IDX);
+	ids.contacts_pkey = PopsellRelid(REL_CONTACTS_PKEY);
+	ids.ambassadors = PopsellRelid(REL_AMBASSADORS);
+	ids.ambassadors_pkey = PopsellRelid(REL_AMBASSADORS_PKEY);
+	ids.reason_attno = PopsellAttnum(REL_BLACKLIST, "reason");
+	ids.hash_attno = PopsellAttnum(REL_BLACKLIST, "email_hash");
 	ids_valid = true;
 }
 

@@ -18,6 +18,7 @@
  *-------------------------------------------------------------------------
  */
 #include "popsell.h"
+#include "catalog.h"
 
 #include <openssl/evp.h>
 #include <openssl/params.h>
@@ -57,8 +58,6 @@ static KeySlot keys[POPSELL_MAX_KEYS];
 static int	nkeys = 0;
 static bool keys_valid = false;
 static bool keys_latest = false;	/* read with the latest snapshot */
-static Oid	hash_keys_relid = InvalidOid;
-static bool callback_registered = false;
 
 static EVP_MAC *hmac_alg = NULL;
 static EVP_MD *sha256_md = NULL;
@@ -72,10 +71,11 @@ openssl_failed(const char *what)
 			 errmsg("could not compute hash: %s failed", what)));
 }
 
+/* catalog.c tells us when popsell.hash_keys changed (or everything did) */
 static void
-keys_invalidate(Datum arg, Oid relid)
+keys_invalidate(PopsellRel rel)
 {
-	if (relid == InvalidOid || relid == hash_keys_relid)
+	if (rel == REL_HASH_KEYS || rel == REL__COUNT)
 		keys_valid = false;
 }
 
@@ -148,7 +148,7 @@ keyrow_newest_first(const void *a, const void *b)
 static void
 load_keys(void)
 {
-	Oid			nsp;
+	Oid			relid;
 	Relation	rel;
 	Snapshot	snap;
 	TableScanDesc scan;
@@ -163,26 +163,14 @@ load_keys(void)
 		return;
 
 	ensure_algorithms();
-	nsp = get_namespace_oid("popsell", false);
-	hash_keys_relid = get_relname_relid("hash_keys", nsp);
-	if (!OidIsValid(hash_keys_relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_POPSELL_INSTALL),
-				 errmsg("relation popsell.hash_keys is missing"),
-				 errhint("Reinstall the extension.")));
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(keys_invalidate, (Datum) 0);
-		callback_registered = true;
-	}
+	PopsellOnRelChange(keys_invalidate);
+	relid = PopsellRelid(REL_HASH_KEYS);
 	free_keys();
 
 	/* popsell's own read: no RLS, no privilege of the caller needed */
-	rel = table_open(hash_keys_relid, AccessShareLock);
-	id_att = get_attnum(hash_keys_relid, "key_id");
-	secret_att = get_attnum(hash_keys_relid, "secret");
-	if (id_att == InvalidAttrNumber || secret_att == InvalidAttrNumber)
-		elog(ERROR, "popsell.hash_keys has no column key_id or secret");
+	rel = table_open(relid, AccessShareLock);
+	id_att = PopsellAttnum(REL_HASH_KEYS, "key_id");
+	secret_att = PopsellAttnum(REL_HASH_KEYS, "secret");
 	/*
 	 * A parallel query cannot take a new snapshot: its workers read under
 	 * the query's, and the leader reads again after it.

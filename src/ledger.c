@@ -29,6 +29,7 @@
  *-------------------------------------------------------------------------
  */
 #include "ledger.h"
+#include "catalog.h"
 
 #include "access/xact.h"
 #include "catalog/pg_enum.h"
@@ -474,7 +475,6 @@ static bool
 resolve_entry_type(void)
 {
 	static bool callback = false;
-	Oid			nsp;
 	TupleDesc	d;
 	Oid			actor_type;
 
@@ -495,9 +495,7 @@ resolve_entry_type(void)
 		FreeTupleDesc(et.desc);
 		et.desc = NULL;
 	}
-	nsp = get_namespace_oid("popsell", false);
-	et.typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-							   CStringGetDatum("_consent_entry"), ObjectIdGetDatum(nsp));
+	et.typid = PopsellTypid("_consent_entry");
 	et.arraytypid = OidIsValid(et.typid) ? get_array_type(et.typid) : InvalidOid;
 	if (!OidIsValid(et.arraytypid))
 		return false;			/* an older schema: see flush_compat() */
