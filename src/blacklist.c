@@ -26,6 +26,7 @@
 #include "access/nbtree.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_collation.h"
 #include "catalog/namespace.h"
 #include "executor/tuptable.h"
@@ -58,8 +59,8 @@ static RelIds ids;
 static bool ids_valid = false;
 
 /*
- * A Bloom filter of the blacklist's hashes, kept per backend once it has
- * probed enough rows to be worth it (a bulk import), so that the common
+ * A Bloom filter of the blacklist's hashes, kept per backend once one
+ * statement has probed enough rows to be worth it (a bulk import), so that the common
  * case, an email that is not blacklisted, costs no index probe.  Every
  * write to popsell.blacklist sends a relcache invalidation (statement
  * trigger), which drops the filter; every probe takes pending
@@ -77,6 +78,8 @@ static uint64 *bloom = NULL;
 static uint64 bloom_blocks_mask = 0;	/* number of 512-bit blocks - 1 */
 static bool bloom_valid = false;
 static int64 probes_without_bloom = 0;
+static TimestampTz probes_stmt = 0;	/* statement the probes were counted in */
+static LocalTransactionId probes_lxid = InvalidLocalTransactionId;
 
 /* catalog.c tells us when one of popsell's relations changed */
 static void
@@ -230,6 +233,20 @@ BlacklistReasons(const PopsellHash *h, int n)
 	/* a blacklist write committed since the last probe drops the filter */
 	AcceptInvalidationMessages();
 	resolve_ids();
+	/*
+	 * Only a statement that probes many emails (a bulk load) builds the
+	 * filter: single-row statements of an application, however many a
+	 * connection sends, keep probing the index rather than pay a scan of
+	 * the whole blacklist.
+	 */
+	if (!bloom_valid &&
+		(probes_lxid != MyProc->lxid ||
+		 probes_stmt != GetCurrentStatementStartTimestamp()))
+	{
+		probes_lxid = MyProc->lxid;
+		probes_stmt = GetCurrentStatementStartTimestamp();
+		probes_without_bloom = 0;
+	}
 	if (!bloom_valid && ++probes_without_bloom >= BLOOM_AFTER_PROBES)
 		bloom_build();
 	if (bloom_valid)
