@@ -443,11 +443,14 @@ typedef struct EntryType
 
 static EntryType et;
 static bool et_valid = false;
+static uint32 et_hash = 0;		/* syscache hash of the type's pg_type row */
 
+/* Only a change of popsell._consent_entry itself (or a reset) matters. */
 static void
 entry_type_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
-	et_valid = false;
+	if (hashvalue == 0 || hashvalue == et_hash)
+		et_valid = false;
 }
 
 static AttrNumber
@@ -496,6 +499,8 @@ resolve_entry_type(void)
 		et.desc = NULL;
 	}
 	et.typid = PopsellTypid("_consent_entry");
+	et_hash = OidIsValid(et.typid) ?
+		GetSysCacheHashValue1(TYPEOID, ObjectIdGetDatum(et.typid)) : 0;
 	et.arraytypid = OidIsValid(et.typid) ? get_array_type(et.typid) : InvalidOid;
 	if (!OidIsValid(et.arraytypid))
 		return false;			/* an older schema: see flush_compat() */
