@@ -52,8 +52,7 @@ relcache_changed(Datum arg, Oid relid)
 		tell(REL__COUNT);
 		return;
 	}
-	if (!relids_valid)
-		return;
+	/* the OIDs last resolved stay for this comparison, valid or not */
 	for (int i = 0; i < REL__COUNT; i++)
 		if (relids[i] == relid)
 		{
