@@ -19,12 +19,14 @@
  *-------------------------------------------------------------------------
  */
 #include "consent.h"
+#include "catalog.h"
 
 #include "access/genam.h"
 #include "access/hash.h"
 #include "access/nbtree.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_collation.h"
 #include "catalog/namespace.h"
 #include "executor/tuptable.h"
@@ -46,24 +48,27 @@ typedef struct RelIds
 	Oid			blacklist_pkey;
 	Oid			contacts;
 	Oid			contacts_email_idx;
+	Oid			contacts_pkey;
 	Oid			ambassadors;
 	Oid			ambassadors_pkey;
 	AttrNumber	reason_attno;
+	AttrNumber	hash_attno;
 } RelIds;
 
 static RelIds ids;
 static bool ids_valid = false;
-static bool ids_callback = false;
 
 /*
- * A Bloom filter of the blacklist's hashes, kept per backend once it has
- * probed enough rows to be worth it (a bulk import), so that the common
+ * A Bloom filter of the blacklist's hashes, kept per backend once one
+ * statement has probed enough rows to be worth it (a bulk import), so that the common
  * case, an email that is not blacklisted, costs no index probe.  Every
  * write to popsell.blacklist sends a relcache invalidation (statement
- * trigger), which drops the filter; a writer of contacts holds its lock on
- * popsell.contacts, which a global opt-out must wait for, so no entry that
- * matters can appear while a statement relies on the filter.  The digests
- * are HMAC outputs, uniformly random already: their bytes are the hash
+ * trigger), which drops the filter; every probe takes pending
+ * invalidations first, so an entry committed while a long statement runs
+ * (through popsell's functions or a direct write) is seen by the rows it
+ * probes afterwards.  The filter only says "maybe": an entry counts only
+ * once its full digest is compared (BlacklistReasons).  The digests are
+ * HMAC outputs, uniformly random already: their bytes are the hash
  * functions.
  */
 #define BLOOM_AFTER_PROBES	2000
@@ -73,16 +78,15 @@ static uint64 *bloom = NULL;
 static uint64 bloom_blocks_mask = 0;	/* number of 512-bit blocks - 1 */
 static bool bloom_valid = false;
 static int64 probes_without_bloom = 0;
+static TimestampTz probes_stmt = 0;	/* statement the probes were counted in */
+static LocalTransactionId probes_lxid = InvalidLocalTransactionId;
 
+/* catalog.c tells us when one of popsell's relations changed */
 static void
-ids_invalidate(Datum arg, Oid relid)
+rel_changed(PopsellRel rel)
 {
-	if (relid == InvalidOid || relid == ids.blacklist ||
-		relid == ids.blacklist_pkey || relid == ids.contacts ||
-		relid == ids.contacts_email_idx || relid == ids.ambassadors ||
-		relid == ids.ambassadors_pkey)
-		ids_valid = false;
-	if (relid == InvalidOid || relid == ids.blacklist)
+	ids_valid = false;
+	if (rel == REL_BLACKLIST || rel == REL__COUNT)
 	{
 		bloom_valid = false;
 		probes_without_bloom = 0;
@@ -176,47 +180,44 @@ bloom_build(void)
 	bloom_valid = true;
 }
 
-static Oid
-popsell_rel(const char *name, Oid nsp)
-{
-	Oid			relid = get_relname_relid(name, nsp);
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_POPSELL_INSTALL),
-				 errmsg("relation popsell.%s is missing", name),
-				 errhint("Reinstall the extension.")));
-	return relid;
-}
-
 static void
 resolve_ids(void)
 {
-	Oid			nsp;
-
 	if (ids_valid)
 		return;
-	if (!ids_callback)
-	{
-		CacheRegisterRelcacheCallback(ids_invalidate, (Datum) 0);
-		ids_callback = true;
-	}
-	nsp = get_namespace_oid("popsell", false);
-	ids.blacklist = popsell_rel("blacklist", nsp);
-	ids.blacklist_pkey = popsell_rel("blacklist_email_hash_idx", nsp);
-	ids.contacts = popsell_rel("contacts", nsp);
-	ids.contacts_email_idx = popsell_rel("contacts_email_idx", nsp);
-	ids.ambassadors = popsell_rel("ambassadors", nsp);
-	ids.ambassadors_pkey = popsell_rel("ambassadors_pkey", nsp);
-	ids.reason_attno = get_attnum(ids.blacklist, "reason");
-	if (ids.reason_attno == InvalidAttrNumber)
-		elog(ERROR, "popsell.blacklist has no column reason");
+	PopsellOnRelChange(rel_changed);
+	ids.blacklist = PopsellRelid(REL_BLACKLIST);
+	ids.blacklist_pkey = PopsellRelid(REL_BLACKLIST_HASH_IDX);
+	ids.contacts = PopsellRelid(REL_CONTACTS);
+	ids.contacts_email_idx = PopsellRelid(REL_CONTACTS_EMAIL_IDX);
+	ids.contacts_pkey = PopsellRelid(REL_CONTACTS_PKEY);
+	ids.ambassadors = PopsellRelid(REL_AMBASSADORS);
+	ids.ambassadors_pkey = PopsellRelid(REL_AMBASSADORS_PKEY);
+	ids.reason_attno = PopsellAttnum(REL_BLACKLIST, "reason");
+	ids.hash_attno = PopsellAttnum(REL_BLACKLIST, "email_hash");
 	ids_valid = true;
+}
+
+/* Is the stored bytea D exactly DIGEST? */
+static bool
+digest_equals(Datum d, const uint8 *digest)
+{
+	bytea	   *b = DatumGetByteaPP(d);
+	bool		eq;
+
+	eq = VARSIZE_ANY_EXHDR(b) == POPSELL_HASH_LEN &&
+		memcmp(VARDATA_ANY(b), digest, POPSELL_HASH_LEN) == 0;
+	if ((Pointer) b != DatumGetPointer(d))
+		pfree(b);
+	return eq;
 }
 
 /*
  * Blacklist reasons recorded for any of the hashes (one per live key),
- * as one bit per BlacklistReason.
+ * as one bit per BlacklistReason.  Both structures consulted are lossy
+ * (the Bloom filter answers "maybe", the hash index returns every entry
+ * sharing a 32-bit code): a reason counts only for an entry whose stored
+ * digest is byte for byte one of HASHES, as the SQL-side checks compare.
  */
 uint32
 BlacklistReasons(const PopsellHash *h, int n)
@@ -229,7 +230,23 @@ BlacklistReasons(const PopsellHash *h, int n)
 	uint32		found = 0;
 	bytea	   *key;
 
+	/* a blacklist write committed since the last probe drops the filter */
+	AcceptInvalidationMessages();
 	resolve_ids();
+	/*
+	 * Only a statement that probes many emails (a bulk load) builds the
+	 * filter: single-row statements of an application, however many a
+	 * connection sends, keep probing the index rather than pay a scan of
+	 * the whole blacklist.
+	 */
+	if (!bloom_valid &&
+		(probes_lxid != MyProc->lxid ||
+		 probes_stmt != GetCurrentStatementStartTimestamp()))
+	{
+		probes_lxid = MyProc->lxid;
+		probes_stmt = GetCurrentStatementStartTimestamp();
+		probes_without_bloom = 0;
+	}
 	if (!bloom_valid && ++probes_without_bloom >= BLOOM_AFTER_PROBES)
 		bloom_build();
 	if (bloom_valid)
@@ -260,8 +277,16 @@ BlacklistReasons(const PopsellHash *h, int n)
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
 			bool		isnull;
-			Datum		d = slot_getattr(slot, ids.reason_attno, &isnull);
+			Datum		d;
 
+			/*
+			 * A hash index returns every entry whose 32-bit hash code
+			 * matches: only an entry with the very digest counts.
+			 */
+			d = slot_getattr(slot, ids.hash_attno, &isnull);
+			if (isnull || !digest_equals(d, h[i].digest))
+				continue;
+			d = slot_getattr(slot, ids.reason_attno, &isnull);
 			if (!isnull)
 				found |= 1u << EnumIndex(ENUM_REASON, DatumGetObjectId(d));
 		}
@@ -369,5 +394,38 @@ AmbassadorExists(int64 id)
 	table_close(heap, AccessShareLock);
 	if (found)
 		known_ids[slot] = id;
+	return found;
+}
+
+/*
+ * Is there already a contact row with this id, committed or written by
+ * this transaction (this statement included)?  An INSERT of such an id
+ * is not going to store its row: it fails, or INSERT ... ON CONFLICT
+ * skips it or updates the existing row instead, so it gets no "initial"
+ * ledger row.  (A row another transaction is inserting at the same moment
+ * is not seen: at worst an extra row, never a lost one.)
+ */
+bool
+ContactIdExists(int64 id)
+{
+	Relation	heap;
+	Relation	idx;
+	TupleTableSlot *tslot;
+	IndexScanDesc scan;
+	ScanKeyData sk;
+	bool		found;
+
+	resolve_ids();
+	heap = table_open(ids.contacts, AccessShareLock);
+	idx = index_open(ids.contacts_pkey, AccessShareLock);
+	tslot = table_slot_create(heap, NULL);
+	scan = index_beginscan(heap, idx, SnapshotSelf, 1, 0);
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	index_rescan(scan, &sk, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, tslot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(tslot);
+	index_close(idx, AccessShareLock);
+	table_close(heap, AccessShareLock);
 	return found;
 }

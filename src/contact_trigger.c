@@ -13,11 +13,11 @@
  *	          the contact may no longer get cancelled).
  *
  * Bookkeeping never depends on the caller: the blacklist and ambassadors
- * are probed directly through their indexes (blacklist.c), the ledger is
- * written directly (ledger.c), and the one SQL query (an ambassador's
- * kind) is a prepared, kept SPI plan run as popsell_owner whose text names
- * popsell's relations by schema, so neither the caller's privileges nor
- * its search_path matter.
+ * are probed directly through their indexes (blacklist.c), and the SQL
+ * (an ambassador's kind here, the ledger's INSERT in ledger.c) runs as
+ * prepared, kept SPI plans as popsell_owner whose text names popsell's
+ * relations and operators by schema, so neither the caller's privileges
+ * nor its search_path matter.
  *
  *-------------------------------------------------------------------------
  */
@@ -799,7 +799,8 @@ contact_insert(TriggerData *td, Row *r)
 	 * imports cheap; a state the blacklist imposed is always recorded.
 	 */
 	if (!((src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT ||
-		   src == SRC_SOCIAL_NETWORK) && reasons == 0))
+		   src == SRC_SOCIAL_NETWORK) && reasons == 0) &&
+		!ContactIdExists(e.contact_id))	/* ON CONFLICT: not inserted */
 		LedgerAppend(&e);
 
 	return heap_modify_tuple(td->tg_trigtuple, desc, r->values, r->nulls, r->repl);

@@ -12,21 +12,26 @@
  * Keyed OpenSSL contexts are kept per backend (creating one per call costs
  * more than the hash).  PostgreSQL's resource owners do not track them, so
  * they live for the backend and are rebuilt only when popsell.hash_keys
- * changes (relcache invalidation sent by a trigger on that table).
+ * changes (relcache invalidation sent by a trigger on that table, taken
+ * at every use), read with the latest snapshot (see load_keys).
  *
  *-------------------------------------------------------------------------
  */
 #include "popsell.h"
+#include "catalog.h"
 
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/core_names.h>
 
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "commands/trigger.h"
 #include "common/unicode_norm.h"
-#include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -36,6 +41,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include <unicode/uchar.h>
 #include <unicode/ustring.h>
@@ -59,8 +65,7 @@ static KeySlot *keys = NULL;
 static int	keys_allocated = 0;
 static int	nkeys = 0;
 static bool keys_valid = false;
-static Oid	hash_keys_relid = InvalidOid;
-static bool callback_registered = false;
+static bool keys_latest = false;	/* read with the latest snapshot */
 
 static EVP_MAC *hmac_alg = NULL;
 static EVP_MD *sha256_md = NULL;
@@ -74,10 +79,11 @@ openssl_failed(const char *what)
 			 errmsg("could not compute hash: %s failed", what)));
 }
 
+/* catalog.c tells us when popsell.hash_keys changed (or everything did) */
 static void
-keys_invalidate(Datum arg, Oid relid)
+keys_invalidate(PopsellRel rel)
 {
-	if (relid == InvalidOid || relid == hash_keys_relid)
+	if (rel == REL_HASH_KEYS || rel == REL__COUNT)
 		keys_valid = false;
 }
 
@@ -116,65 +122,125 @@ ensure_algorithms(void)
 	}
 }
 
-/* Read every key, newest first, as popsell_owner (the only reader). */
+/* Keys read from popsell.hash_keys, before they are sorted. */
+typedef struct KeyRow
+{
+	int32		key_id;
+	bytea	   *secret;			/* NULL: legacy */
+} KeyRow;
+
+static int
+keyrow_newest_first(const void *a, const void *b)
+{
+	int32		ka = ((const KeyRow *) a)->key_id;
+	int32		kb = ((const KeyRow *) b)->key_id;
+
+	return ka > kb ? -1 : ka < kb ? 1 : 0;
+}
+
+/*
+ * Read every key, newest first.
+ *
+ * With the latest snapshot, not the transaction's: a transaction that
+ * started before a rotation committed (REPEATABLE READ, or a statement
+ * that was already running) must still hash under the new key, or it
+ * would miss blacklist entries made under it, which the probes read with
+ * the latest snapshot too.  Keys are never deleted while entries use
+ * them, so reading more keys than the snapshot shows is always safe.
+ *
+ * Pending invalidations are taken first: the statement trigger on
+ * popsell.hash_keys sends one when a rotation commits, and a running
+ * statement that holds all its locks already would otherwise not look
+ * at it until its transaction ends.
+ */
 static void
 load_keys(void)
 {
-	Oid			save_userid;
-	int			save_sec;
-	Oid			nsp;
+	Oid			relid;
+	Relation	rel;
+	Snapshot	snap;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	AttrNumber	id_att,
+				secret_att;
+	KeyRow	   *rows;
+	int			rows_allocated = 8;
+	int			nrows = 0;
 
-	if (keys_valid)
+	AcceptInvalidationMessages();
+	if (keys_valid && (keys_latest || IsInParallelMode()))
 		return;
 
 	ensure_algorithms();
-	nsp = get_namespace_oid("popsell", false);
-	hash_keys_relid = get_relname_relid("hash_keys", nsp);
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(keys_invalidate, (Datum) 0);
-		callback_registered = true;
-	}
+	PopsellOnRelChange(keys_invalidate);
+	relid = PopsellRelid(REL_HASH_KEYS);
 	free_keys();
 
-	EnterOwnerContext(&save_userid, &save_sec);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT key_id, secret FROM popsell.hash_keys ORDER BY key_id DESC",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read popsell.hash_keys");
-	if (SPI_processed == 0)
+	/* popsell's own read: no RLS, no privilege of the caller needed */
+	rel = table_open(relid, AccessShareLock);
+	id_att = PopsellAttnum(REL_HASH_KEYS, "key_id");
+	secret_att = PopsellAttnum(REL_HASH_KEYS, "secret");
+	/*
+	 * A parallel query cannot take a new snapshot: its workers read under
+	 * the query's, and the leader reads again after it.
+	 */
+	keys_latest = !IsInParallelMode();
+	snap = RegisterSnapshot(keys_latest ? GetLatestSnapshot() : GetActiveSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	slot = table_slot_create(rel, NULL);
+	rows = palloc(rows_allocated * sizeof(KeyRow));
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d;
+
+		CHECK_FOR_INTERRUPTS();
+		if (nrows == rows_allocated)
+		{
+			/* any number of rotations (SPEC S13) */
+			if ((Size) rows_allocated * 2 > MaxAllocSize / sizeof(KeyRow))
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("too many hashing keys: %d", nrows)));
+			rows_allocated *= 2;
+			rows = repalloc(rows, rows_allocated * sizeof(KeyRow));
+		}
+		d = slot_getattr(slot, id_att, &isnull);
+		if (isnull)
+			continue;
+		rows[nrows].key_id = DatumGetInt32(d);
+		d = slot_getattr(slot, secret_att, &isnull);
+		rows[nrows].secret = isnull ? NULL : DatumGetByteaPCopy(d);
+		nrows++;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+
+	if (nrows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_POPSELL_INSTALL),
 				 errmsg("popsell has no hashing key"),
 				 errhint("Create one with SELECT popsell.rotate_hash_key();")));
-	if (SPI_processed > (uint64) keys_allocated)
+	qsort(rows, nrows, sizeof(KeyRow), keyrow_newest_first);
+	if (nrows > keys_allocated)
 	{
-		int			want = Max((int) SPI_processed, 2 * keys_allocated);
+		int			want = Max(nrows, 2 * keys_allocated);
 
-		if (SPI_processed > (uint64) (MaxAllocSize / sizeof(KeySlot)))
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("too many hashing keys: %llu", (unsigned long long) SPI_processed)));
 		keys = keys == NULL
 			? MemoryContextAllocZero(TopMemoryContext, want * sizeof(KeySlot))
 			: repalloc(keys, want * sizeof(KeySlot));
 		keys_allocated = want;
 	}
 
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int i = 0; i < nrows; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int32		key_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		Datum		secret = SPI_getbinval(tup, desc, 2, &isnull);
-
-		keys[nkeys].key_id = key_id;
+		keys[nkeys].key_id = rows[i].key_id;
 		keys[nkeys].mac = NULL;
-		if (!isnull)
+		if (rows[i].secret != NULL)
 		{
-			bytea	   *k = DatumGetByteaPP(secret);
+			bytea	   *k = rows[i].secret;
 			OSSL_PARAM	params[2];
 			EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_alg);
 
@@ -189,12 +255,12 @@ load_keys(void)
 			if (!EVP_MAC_init(ctx, (const unsigned char *) VARDATA_ANY(k),
 							  VARSIZE_ANY_EXHDR(k), params))
 				openssl_failed("EVP_MAC_init");
+			pfree(k);
 			continue;
 		}
 		nkeys++;
 	}
-	SPI_finish();
-	LeaveOwnerContext(save_userid, save_sec);
+	pfree(rows);
 	keys_valid = true;
 }
 

@@ -43,6 +43,18 @@ contact_is_callers(HeapTuple ct, TupleDesc cd)
 	return !fc->isnull && DatumGetInt64(me) == DatumGetInt64(owner);
 }
 
+/*
+ * Column COL of the guard's row as text, copied into CXT: SPI_getvalue
+ * allocates in SPI's memory, which SPI_finish() frees.
+ */
+static char *
+value_in(MemoryContext cxt, HeapTuple t, TupleDesc d, int col)
+{
+	char	   *v = SPI_getvalue(t, d, col);
+
+	return v == NULL ? NULL : MemoryContextStrdup(cxt, v);
+}
+
 static void
 refuse(const char *kind, int64 contact_id, const char *why, const char *hint)
 {
@@ -74,6 +86,7 @@ outbox_before_row(PG_FUNCTION_ARGS)
 				unconfirmed;
 	bool		to_contact;
 	PopsellPath path;
+	MemoryContext caller_cxt = CurrentMemoryContext;
 
 	CheckPopsellTrigger(fcinfo, "popsell.outbox_before_row", "outbox", true, true);
 	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
@@ -117,13 +130,20 @@ outbox_before_row(PG_FUNCTION_ARGS)
 									"       c.email_confirmed_at IS NULL, c.ambassador_id"
 									"  FROM popsell.contacts c"
 									"  LEFT JOIN popsell.ambassadors a ON a.id OPERATOR(pg_catalog.=) c.ambassador_id"
-									" WHERE c.id OPERATOR(pg_catalog.=) $1",
+									" WHERE c.id OPERATOR(pg_catalog.=) $1"
+									"   FOR SHARE OF c",
 									1, &argtype);
 
 		if (p == NULL || SPI_keepplan(p) != 0)
 			elog(ERROR, "could not prepare the outbox guard");
 		contact_plan = p;
 	}
+	/*
+	 * FOR SHARE: a change of the contact's consent racing this insert waits
+	 * for it (and then cancels the queued row, see ledger.c), or this
+	 * insert waits for the change and reads its result (READ COMMITTED) or
+	 * fails with a serialization error (REPEATABLE READ).
+	 */
 	if (SPI_execute_plan(contact_plan, &d, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read popsell.contacts");
 	/*
@@ -142,12 +162,13 @@ outbox_before_row(PG_FUNCTION_ARGS)
 		HeapTuple	ct = SPI_tuptable->vals[0];
 		TupleDesc	cd = SPI_tuptable->tupdesc;
 
-		ao = SPI_getvalue(ct, cd, 1);
-		es = SPI_getvalue(ct, cd, 2);
+		/* the strings must outlive SPI_finish(): copy them out */
+		ao = value_in(caller_cxt, ct, cd, 1);
+		es = value_in(caller_cxt, ct, cd, 2);
 		restricted = DatumGetBool(SPI_getbinval(ct, cd, 3, &isnull));
 		has_email = DatumGetBool(SPI_getbinval(ct, cd, 4, &isnull));
-		amb_status = SPI_getvalue(ct, cd, 5);
-		source = SPI_getvalue(ct, cd, 6);
+		amb_status = value_in(caller_cxt, ct, cd, 5);
+		source = value_in(caller_cxt, ct, cd, 6);
 		unconfirmed = DatumGetBool(SPI_getbinval(ct, cd, 7, &isnull));
 	}
 	SPI_finish();

@@ -93,29 +93,13 @@ extern void LeaveOwnerContext(Oid save_userid, int save_sec);
 extern void CheckPopsellTrigger(FunctionCallInfo fcinfo, const char *fname,
 								const char *relname, bool before, bool row);
 
-/* hashing.c */
-#define POPSELL_HASH_LEN 32
-/* longest email or identifier normalized (SPEC section 8) */
-#define POPSELL_MAX_RAW_INPUT 1024
-
-typedef struct PopsellHash
-{
-	int32		key_id;
-	uint8		digest[POPSELL_HASH_LEN];
-} PopsellHash;
-
-extern char *NormalizeIdentifier(const char *s, int len, int *outlen);
-extern int	HashUnderAllKeys(const char *norm, int len, PopsellHash **out);
-extern void HashUnderCurrentKey(const char *norm, int len, PopsellHash *out);
-extern bool EmailLooksValid(const char *norm, int len);
+/* hashing.c, blacklist.c: their own headers */
+#include "hashing.h"
+#include "blacklist.h"
 
 /* lookup.c */
 extern void LookupKey(const char *data, int len, uint8 *out);
 extern bytea *LookupKeyBytea(text *t);
-
-/* blacklist.c */
-extern uint32 BlacklistReasons(const PopsellHash *h, int n);
-extern bool AmbassadorExists(int64 id);
 
 /* consent.c */
 extern void ConsentInit(void);

@@ -39,13 +39,15 @@ PS_PACKAGES=(
 	python3
 )
 # Server settings of every throwaway cluster: pg_cron preloaded, as in
-# production, with its jobs run by background workers.
+# production, with its jobs run by background workers; prepared
+# transactions allowed (the ledger test uses PREPARE TRANSACTION).
 # shellcheck disable=SC2034 # used by tools/test and tools/demo
 PS_CLUSTER_OPTS=(
 	-o "shared_preload_libraries=pg_cron"
 	-o "cron.database_name=postgres"
 	-o "cron.use_background_workers=on"
 	-o "max_worker_processes=32"
+	-o "max_prepared_transactions=10"
 )
 
 # Deterministic messages, sorting and a UTF8 server encoding (the email

@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * blacklist.h
+ *	  Direct probes of popsell.blacklist, ambassadors and contacts
+ *	  (blacklist.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef POPSELL_BLACKLIST_H
+#define POPSELL_BLACKLIST_H
+
+#include "hashing.h"
+
+extern uint32 BlacklistReasons(const PopsellHash *h, int n);
+extern bool AmbassadorExists(int64 id);
+extern bool ContactIdExists(int64 id);
+
+#endif							/* POPSELL_BLACKLIST_H */
