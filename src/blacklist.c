@@ -240,10 +240,10 @@ BlacklistReasons(const PopsellHash *h, int n)
 	 * the whole blacklist.
 	 */
 	if (!bloom_valid &&
-		(probes_lxid != MyProc->lxid ||
+		(probes_lxid != MyProcLocalTransactionId() ||
 		 probes_stmt != GetCurrentStatementStartTimestamp()))
 	{
-		probes_lxid = MyProc->lxid;
+		probes_lxid = MyProcLocalTransactionId();
 		probes_stmt = GetCurrentStatementStartTimestamp();
 		probes_without_bloom = 0;
 	}
@@ -419,7 +419,7 @@ ContactIdExists(int64 id)
 	heap = table_open(ids.contacts, AccessShareLock);
 	idx = index_open(ids.contacts_pkey, AccessShareLock);
 	tslot = table_slot_create(heap, NULL);
-	scan = index_beginscan(heap, idx, SnapshotSelf, 1, 0);
+	scan = index_beginscan_compat(heap, idx, SnapshotSelf, 1, 0);
 	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
 	index_rescan(scan, &sk, 1, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, tslot);

@@ -234,11 +234,11 @@ outer_is_owner(void)
 {
 	Oid			outer = GetOuterUserId();
 
-	if (owner_lxid != MyProc->lxid || owner_role != outer)
+	if (owner_lxid != MyProcLocalTransactionId() || owner_role != outer)
 	{
 		owner_answer = superuser_arg(outer) || has_privs_of_role(outer, PopsellOwnerId());
 		owner_role = outer;
-		owner_lxid = MyProc->lxid;
+		owner_lxid = MyProcLocalTransactionId();
 	}
 	return owner_answer;
 }
@@ -303,10 +303,10 @@ check_ambassador_active(int64 amb)
 	StatusArg	a;
 	int			slot = (int) ((uint64) amb % ACTIVE_SLOTS);
 
-	if (active_lxid != MyProc->lxid || active_cid != GetCurrentCommandId(false))
+	if (active_lxid != MyProcLocalTransactionId() || active_cid != GetCurrentCommandId(false))
 	{
 		memset(active_ids, 0, sizeof(active_ids));
-		active_lxid = MyProc->lxid;
+		active_lxid = MyProcLocalTransactionId();
 		active_cid = GetCurrentCommandId(false);
 	}
 	if (amb != 0 && active_ids[slot] == amb)
