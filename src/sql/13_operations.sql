@@ -20,7 +20,8 @@
 -- The transaction commits the job's removal exactly when popsell is gone,
 -- whichever statement dropped it; pg_cron sees committed jobs only.  When
 -- pg_cron lives in another database, ddl_command_start warns with the
--- exact cron.unschedule call to run there.  DROP DATABASE runs no event
+-- exact cron.unschedule call to run there (unless the statement cannot
+-- drop popsell: a client's single DROP without CASCADE not naming it).  DROP DATABASE runs no event
 -- trigger (README "Uninstall").
 CREATE FUNCTION popsell._drop_guard() RETURNS event_trigger
     LANGUAGE plpgsql
@@ -31,6 +32,7 @@ DECLARE
     fn text;
     job text;
     held jsonb;
+    stmt text;
 BEGIN
     BEGIN
         cron_db := current_setting('cron.database_name', true);
@@ -75,6 +77,16 @@ BEGIN
                                   'WHERE j.jobname OPERATOR(pg_catalog.=) $1 AND j.database OPERATOR(pg_catalog.=) $2', fn, job)
           USING popsell._cron_job_name(), pg_catalog.current_database()::text;
     ELSIF cron_db OPERATOR(pg_catalog.<>) '' AND cron_db OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN
+        -- Quiet only for a client's single DROP statement that neither
+        -- names popsell nor cascades (DROP OWNED drops owned extensions
+        -- without CASCADE): such a statement cannot drop popsell.
+        stmt := pg_catalog.rtrim(pg_catalog.current_query(), E'; \t\r\n');
+        IF TG_TAG OPERATOR(pg_catalog.<>) 'DROP OWNED'
+           AND stmt OPERATOR(pg_catalog.~*) '^\s*drop\s'
+           AND pg_catalog.strpos(stmt, ';') OPERATOR(pg_catalog.=) 0
+           AND stmt OPERATOR(pg_catalog.!~*) '(popsell|cascade)' THEN
+            RETURN;
+        END IF;
         RAISE WARNING 'popsell: pg_cron lives in database %; if this statement drops the extension popsell, remove its job for database % there', cron_db, pg_catalog.current_database()
             USING HINT = pg_catalog.format('Connect to the pg_cron database %s as a superuser and run: %s',
                                            pg_catalog.quote_ident(cron_db),
