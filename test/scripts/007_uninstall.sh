@@ -3,8 +3,8 @@
 # a re-install works (README "Uninstall").
 #  1. In the pg_cron database: a DROP that leaves popsell installed keeps
 #     the job as it was; DROP EXTENSION pgcrypto CASCADE, DROP SCHEMA
-#     popsell CASCADE and DROP EXTENSION popsell CASCADE each remove the
-#     job schedule_jobs() created.
+#     popsell CASCADE, DROP EXTENSION popsell CASCADE and DROP OWNED BY
+#     its installer CASCADE each remove the job schedule_jobs() created.
 #  2. In a brand database whose job lives in the pg_cron database (and has
 #     not run yet), DROP EXTENSION popsell CASCADE and DROP EXTENSION
 #     pgcrypto CASCADE warn with the exact cron.unschedule call, and that
@@ -27,7 +27,7 @@ cleanup() {
 	q "$crondb" "SELECT count(cron.unschedule(jobid)) FROM cron.job WHERE jobname LIKE 'popsell_maintenance_%'" >/dev/null 2>&1 || true
 	q "$crondb" "SET client_min_messages = warning" "DROP EXTENSION IF EXISTS popsell" "DROP SCHEMA IF EXISTS popsell" >/dev/null 2>&1 || true
 	dropdb --if-exists "$db" >/dev/null 2>&1 || true
-	psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP ROLE IF EXISTS ps_007_dba" -c "DROP ROLE IF EXISTS ps_007_user" >/dev/null 2>&1 || true
+	psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP ROLE IF EXISTS ps_007_dba" -c "DROP ROLE IF EXISTS ps_007_user" -c "DROP ROLE IF EXISTS ps_007_installer" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -61,6 +61,14 @@ for drop in "DROP EXTENSION pgcrypto CASCADE" "DROP SCHEMA popsell CASCADE" "DRO
 	expect_eq "pg_cron jobs left after $drop in the pg_cron database" \
 		"$(q "$crondb" "SELECT count(*) FROM cron.job WHERE jobid = $job OR jobname = 'popsell_maintenance_$crondb'")" 0
 done
+# DROP OWNED BY the superuser who installed popsell
+q "$crondb" "SET client_min_messages = warning" "DROP SCHEMA IF EXISTS popsell" "DROP ROLE IF EXISTS ps_007_installer" \
+	"CREATE ROLE ps_007_installer SUPERUSER" "SET ROLE ps_007_installer" "CREATE EXTENSION popsell" >/dev/null
+job=$(q "$crondb" "SELECT popsell.schedule_jobs('17 3 * * *')")
+q "$crondb" "SET client_min_messages = warning" "DROP OWNED BY ps_007_installer CASCADE" "DROP ROLE ps_007_installer" >/dev/null
+expect_eq "popsell installed after DROP OWNED BY its installer CASCADE" "$(q "$crondb" "SELECT count(*) FROM pg_extension WHERE extname = 'popsell'")" 0
+expect_eq "pg_cron jobs left after DROP OWNED BY popsell's installer CASCADE" \
+	"$(q "$crondb" "SELECT count(*) FROM cron.job WHERE jobid = $job OR jobname = 'popsell_maintenance_$crondb'")" 0
 q "$crondb" "SET client_min_messages = warning" "DROP SCHEMA IF EXISTS popsell" >/dev/null
 
 # --- 2. the job lives in the pg_cron database, popsell elsewhere ------------
