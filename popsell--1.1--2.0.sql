@@ -1771,7 +1771,9 @@ SELECT k.kind,
               GROUP BY o.kind) b ON b.kind OPERATOR(pg_catalog.=) k.kind;
 COMMENT ON VIEW popsell.outbox_backlog IS
     'Unsent popsell.outbox rows per kind (every kind, 0 when none), the oldest one''s created_at and age: the mail worker''s health. Counts only, no personal data. Readable by popsell_app (the mail worker), popsell_technical, popsell_account_team and popsell_maintenance.';
-GRANT SELECT ON popsell.outbox_backlog TO popsell_app;
+-- popsell_app first, as a fresh install grants it
+REVOKE SELECT ON popsell.outbox_backlog FROM popsell_technical, popsell_account_team, popsell_maintenance;
+GRANT SELECT ON popsell.outbox_backlog TO popsell_app, popsell_technical, popsell_account_team, popsell_maintenance;
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

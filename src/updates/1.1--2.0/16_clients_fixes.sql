@@ -18,4 +18,6 @@ CREATE EVENT TRIGGER popsell_drop_guard_end ON ddl_command_end
     EXECUTE FUNCTION popsell._drop_guard();
 
 -- @restate view:outbox_backlog
-GRANT SELECT ON popsell.outbox_backlog TO popsell_app;
+-- popsell_app first, as a fresh install grants it
+REVOKE SELECT ON popsell.outbox_backlog FROM popsell_technical, popsell_account_team, popsell_maintenance;
+GRANT SELECT ON popsell.outbox_backlog TO popsell_app, popsell_technical, popsell_account_team, popsell_maintenance;
