@@ -497,7 +497,7 @@ COMMENT ON FUNCTION popsell._cron_job_name() IS
 
 CREATE FUNCTION popsell._cron_object(kind text, name text)
     RETURNS text
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -505,6 +505,10 @@ DECLARE
     ext oid;
     found text;
 BEGIN
+    IF kind IS NULL OR kind OPERATOR(pg_catalog.<>) ALL (ARRAY['function', 'table']) OR name IS NULL THEN
+        RAISE EXCEPTION 'popsell._cron_object needs a kind (function or table) and a name'
+            USING ERRCODE = 'PS500', HINT = 'E.g. popsell._cron_object(''function'', ''unschedule(bigint)'').';
+    END IF;
     -- cron.database_name is readable only by superusers and members of
     -- pg_read_all_settings ('' here for others: pg_cron's own CREATE
     -- EXTENSION check then stands for it).
@@ -537,7 +541,7 @@ BEGIN
            AND p.proname OPERATOR(pg_catalog.=) pg_catalog.split_part(name, '(', 1)
            AND pg_catalog.replace(pg_catalog.oidvectortypes(p.proargtypes), ' ', '')
                OPERATOR(pg_catalog.=) pg_catalog.replace(pg_catalog.rtrim(pg_catalog.split_part(name, '(', 2), ')'), ' ', '');
-    ELSIF kind OPERATOR(pg_catalog.=) 'table' THEN
+    ELSE
         SELECT c.oid::pg_catalog.regclass::pg_catalog.text
           INTO found
           FROM pg_catalog.pg_depend d
@@ -548,8 +552,6 @@ BEGIN
            AND d.deptype OPERATOR(pg_catalog.=) 'e'
            AND c.relname OPERATOR(pg_catalog.=) name
            AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]);
-    ELSE
-        RAISE EXCEPTION 'popsell._cron_object: unknown kind %', kind USING ERRCODE = 'PS500';
     END IF;
     RETURN found;                                -- schema-qualified, for format('%s')
 END
