@@ -4449,6 +4449,9 @@ BEGIN
         RETURN;
     END IF;
 
+    -- a copy left by a statement that dropped popsell earlier in this
+    -- transaction is not this statement's
+    PERFORM pg_catalog.set_config('popsell_drop.held_jobs', '', true);
     fn := popsell._cron_object('function', 'unschedule(bigint)');
     job := popsell._cron_object('table', 'job');
     IF fn IS NOT NULL AND job IS NOT NULL THEN

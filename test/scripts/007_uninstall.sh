@@ -61,6 +61,15 @@ for drop in "DROP EXTENSION pgcrypto CASCADE" "DROP SCHEMA popsell CASCADE" "DRO
 	expect_eq "pg_cron jobs left after $drop in the pg_cron database" \
 		"$(q "$crondb" "SELECT count(*) FROM cron.job WHERE jobid = $job OR jobname = 'popsell_maintenance_$crondb'")" 0
 done
+# dropped and installed again in one transaction: a later DROP of
+# something else does not bring the old job back
+install_and_schedule
+q "$crondb" "SET client_min_messages = warning" "BEGIN" "DROP EXTENSION popsell" "DROP SCHEMA popsell" "CREATE EXTENSION popsell" \
+	"CREATE SCHEMA ps_007_scratch" "DROP SCHEMA ps_007_scratch" "COMMIT" >/dev/null
+expect_eq "pg_cron jobs after DROP and CREATE EXTENSION popsell, then another DROP, in one transaction" \
+	"$(q "$crondb" "SELECT count(*) FROM cron.job WHERE jobid = $job OR jobname = 'popsell_maintenance_$crondb'")" 0
+q "$crondb" "SET client_min_messages = warning" "DROP EXTENSION popsell" >/dev/null
+
 # DROP OWNED BY the superuser who installed popsell
 q "$crondb" "SET client_min_messages = warning" "DROP SCHEMA IF EXISTS popsell" "DROP ROLE IF EXISTS ps_007_installer" \
 	"CREATE ROLE ps_007_installer SUPERUSER" "SET ROLE ps_007_installer" "CREATE EXTENSION popsell" >/dev/null
