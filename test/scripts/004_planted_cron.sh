@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 009_planted_cron: popsell calls pg_cron only as the extension pg_cron
+# 004_planted_cron: popsell calls pg_cron only as the extension pg_cron
 # installed in the database it lives in (README "Uninstall", "Scheduling").
 #  1. In a brand database where pg_cron does not live, a role with CREATE
 #     on the database plants a schema cron (job table holding popsell's
@@ -9,7 +9,8 @@
 #     fail with PS500).
 #  2. The same in the pg_cron database while the extension pg_cron is not
 #     installed there (skipped where it is: dropping it would stop pg_cron's
-#     scheduler until a restart).
+#     scheduler until a restart; in a throwaway cluster this test runs
+#     before 006, the first to install it).
 #  3. No event trigger of popsell runs C: with popsell's library gone,
 #     DROP of any extension must still work.
 #  4. popsell_app (the mail worker) reads popsell.outbox_backlog.
@@ -17,7 +18,7 @@ set -euo pipefail
 # shellcheck source=test/scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-db=popsell_planted_009
+db=popsell_planted_004
 crondb=$(q postgres "SHOW cron.database_name")
 [ -n "$crondb" ] || fail "pg_cron is not preloaded"
 cleanup() {
@@ -26,22 +27,22 @@ cleanup() {
 	if [ "$(q "$crondb" "SELECT count(*) FROM pg_extension WHERE extname = 'pg_cron'" 2>/dev/null)" = 0 ]; then
 		q "$crondb" "SET client_min_messages = warning" "DROP SCHEMA IF EXISTS cron CASCADE" >/dev/null 2>&1 || true
 	fi
-	q postgres "SET client_min_messages = warning" "DROP OWNED BY ps_009_evil" "DROP ROLE IF EXISTS ps_009_evil" \
-		"DROP ROLE IF EXISTS ps_009_mailer" >/dev/null 2>&1 || true
+	q postgres "SET client_min_messages = warning" "DROP OWNED BY ps_004_evil" "DROP ROLE IF EXISTS ps_004_evil" \
+		"DROP ROLE IF EXISTS ps_004_mailer" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-q postgres "SET client_min_messages = warning" "DROP ROLE IF EXISTS ps_009_evil" "CREATE ROLE ps_009_evil" >/dev/null
+q postgres "SET client_min_messages = warning" "DROP ROLE IF EXISTS ps_004_evil" "CREATE ROLE ps_004_evil" >/dev/null
 
-# plant DB: the reproducer, as ps_009_evil (SET ROLE: the objects are its own)
+# plant DB: the reproducer, as ps_004_evil (SET ROLE: the objects are its own)
 plant() {
-	q "$1" "GRANT CREATE ON DATABASE $1 TO ps_009_evil" \
-		"SET ROLE ps_009_evil" \
+	q "$1" "GRANT CREATE ON DATABASE $1 TO ps_004_evil" \
+		"SET ROLE ps_004_evil" \
 		"CREATE SCHEMA cron" \
 		"CREATE TABLE cron.job (jobid bigint, jobname text, database text)" \
 		"INSERT INTO cron.job VALUES (1, 'popsell_maintenance_$1', '$1')" \
-		"CREATE FUNCTION cron.unschedule(bigint) RETURNS boolean LANGUAGE plpgsql AS \$\$BEGIN EXECUTE 'ALTER ROLE ps_009_evil SUPERUSER'; RETURN true; END\$\$" \
-		"CREATE FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean DEFAULT true) RETURNS bigint LANGUAGE plpgsql AS \$\$BEGIN EXECUTE 'ALTER ROLE ps_009_evil SUPERUSER'; RETURN 1; END\$\$" \
+		"CREATE FUNCTION cron.unschedule(bigint) RETURNS boolean LANGUAGE plpgsql AS \$\$BEGIN EXECUTE 'ALTER ROLE ps_004_evil SUPERUSER'; RETURN true; END\$\$" \
+		"CREATE FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean DEFAULT true) RETURNS bigint LANGUAGE plpgsql AS \$\$BEGIN EXECUTE 'ALTER ROLE ps_004_evil SUPERUSER'; RETURN 1; END\$\$" \
 		"GRANT USAGE ON SCHEMA cron TO PUBLIC" >/dev/null
 }
 
@@ -49,13 +50,13 @@ plant() {
 attack() {
 	local out
 	out=$(psql -X -q -v VERBOSITY=verbose -d "$1" -c "SELECT popsell.schedule_jobs('17 3 * * *')" 2>&1 || true)
-	expect_eq "$1: ps_009_evil a superuser after schedule_jobs()" "$(q postgres "SELECT rolsuper FROM pg_roles WHERE rolname = 'ps_009_evil'")" f
+	expect_eq "$1: ps_004_evil a superuser after schedule_jobs()" "$(q postgres "SELECT rolsuper FROM pg_roles WHERE rolname = 'ps_004_evil'")" f
 	grep -q PS500 <<<"$out" || fail "$1: schedule_jobs() with a planted cron schema: expected PS500, got: $out"
 	out=$(psql -X -q -v VERBOSITY=verbose -d "$1" -c "SELECT popsell.unschedule_jobs()" 2>&1 || true)
-	expect_eq "$1: ps_009_evil a superuser after unschedule_jobs()" "$(q postgres "SELECT rolsuper FROM pg_roles WHERE rolname = 'ps_009_evil'")" f
+	expect_eq "$1: ps_004_evil a superuser after unschedule_jobs()" "$(q postgres "SELECT rolsuper FROM pg_roles WHERE rolname = 'ps_004_evil'")" f
 	grep -q PS500 <<<"$out" || fail "$1: unschedule_jobs() with a planted cron schema: expected PS500, got: $out"
 	out=$(psql -X -q -v ON_ERROR_STOP=1 -d "$1" -c "DROP EXTENSION popsell CASCADE" 2>&1) || fail "$1: DROP EXTENSION failed: $out"
-	expect_eq "$1: ps_009_evil a superuser after DROP EXTENSION popsell" "$(q postgres "SELECT rolsuper FROM pg_roles WHERE rolname = 'ps_009_evil'")" f
+	expect_eq "$1: ps_004_evil a superuser after DROP EXTENSION popsell" "$(q postgres "SELECT rolsuper FROM pg_roles WHERE rolname = 'ps_004_evil'")" f
 }
 
 # --- 1. a brand database pg_cron does not live in ---------------------------
@@ -77,7 +78,7 @@ else
 	plant "$crondb"
 	attack "$crondb"
 	q "$crondb" "SET client_min_messages = warning" "DROP SCHEMA popsell" "DROP SCHEMA cron CASCADE" \
-		"REVOKE CREATE ON DATABASE $crondb FROM ps_009_evil" >/dev/null
+		"REVOKE CREATE ON DATABASE $crondb FROM ps_004_evil" >/dev/null
 fi
 
 # --- 3. no C on the DDL path --------------------------------------------------
@@ -94,9 +95,9 @@ expect_eq "popsell's event triggers running C (they fail every DROP once the lib
 expect_eq "popsell's event triggers" "$(q "$db" "SELECT count(*) FROM pg_event_trigger t JOIN pg_depend d ON d.classid = 'pg_event_trigger'::regclass AND d.objid = t.oid AND d.deptype = 'e' JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'popsell'")" 2
 
 # --- 4. the mail worker reads the outbox backlog -----------------------------
-q postgres "SET client_min_messages = warning" "DROP ROLE IF EXISTS ps_009_mailer" "CREATE ROLE ps_009_mailer IN ROLE popsell_app" >/dev/null
+q postgres "SET client_min_messages = warning" "DROP ROLE IF EXISTS ps_004_mailer" "CREATE ROLE ps_004_mailer IN ROLE popsell_app" >/dev/null
 expect_eq "outbox kinds popsell_app sees in popsell.outbox_backlog" \
-	"$(q "$db" "SET ROLE ps_009_mailer" "SELECT count(*) FROM popsell.outbox_backlog")" \
+	"$(q "$db" "SET ROLE ps_004_mailer" "SELECT count(*) FROM popsell.outbox_backlog")" \
 	"$(q "$db" "SELECT count(*) FROM unnest(enum_range(NULL::popsell.outbox_kind))")"
 
-echo "009_planted_cron passed"
+echo "004_planted_cron passed"
