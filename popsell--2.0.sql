@@ -14,14 +14,18 @@
 -- An empty schema that only superusers control is what an earlier DROP
 -- EXTENSION popsell leaves behind (a schema named in the control file
 -- cannot be a member of the extension): reuse it, whichever superuser
--- installed before.
+-- installed before, and reset its privileges to its owner's (a grant
+-- left on it must not outlive the drop).  A refusal names what the schema
+-- holds (objects, default privileges of some role in it).
 DO $$
 DECLARE
     nsp oid;
     owner_name name;
     owner_super boolean;
     objects bigint;
+    held text;
     foreign_creators bigint;
+    g record;
 BEGIN
     SELECT n.oid, r.rolname, r.rolsuper
       INTO nsp, owner_name, owner_super
@@ -31,14 +35,27 @@ BEGIN
     IF nsp IS NULL THEN
         RETURN;
     END IF;
-    SELECT pg_catalog.count(*) INTO objects
-      FROM pg_catalog.pg_depend d
-     WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
-       AND d.refobjid OPERATOR(pg_catalog.=) nsp
-       -- the extension being created already depends on its schema
-       AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-                AND d.objid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
-                                                     WHERE e.extname OPERATOR(pg_catalog.=) 'popsell'));
+    SELECT pg_catalog.count(*),
+           pg_catalog.string_agg(x.what, '; ' ORDER BY x.what) FILTER (WHERE x.n OPERATOR(pg_catalog.<=) 5)
+      INTO objects, held
+      FROM (SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) AS what,
+                   pg_catalog.row_number() OVER (ORDER BY pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)) AS n
+              FROM pg_catalog.pg_depend d
+             WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+               AND d.refobjid OPERATOR(pg_catalog.=) nsp
+               -- the extension being created already depends on its schema
+               AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                        AND d.objid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                             WHERE e.extname OPERATOR(pg_catalog.=) 'popsell'))
+            UNION ALL
+            -- default privileges IN SCHEMA popsell (ALTER DEFAULT PRIVILEGES)
+            SELECT pg_catalog.pg_describe_object('pg_catalog.pg_default_acl'::pg_catalog.regclass, a.oid, 0), 0
+              FROM pg_catalog.pg_default_acl a
+             WHERE a.defaclnamespace OPERATOR(pg_catalog.=) nsp
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_default_acl'::pg_catalog.regclass
+                                  AND d.objid OPERATOR(pg_catalog.=) a.oid
+                                  AND d.refobjid OPERATOR(pg_catalog.=) nsp)) x;
     SELECT pg_catalog.count(*) INTO foreign_creators
       FROM pg_catalog.pg_namespace n,
            LATERAL pg_catalog.aclexplode(n.nspacl) a
@@ -47,7 +64,8 @@ BEGIN
        AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
        AND NOT coalesce(r.rolsuper, false);
     IF objects OPERATOR(pg_catalog.>) 0 THEN
-        RAISE EXCEPTION 'schema popsell already exists and holds % objects', objects
+        RAISE EXCEPTION 'schema popsell already exists and holds % objects: %', objects,
+                        held OPERATOR(pg_catalog.||) CASE WHEN objects OPERATOR(pg_catalog.>) 5 THEN '; ...' ELSE '' END
             USING ERRCODE = 'PS001',
                   DETAIL = 'popsell installs into its own schema and does not reuse one that holds objects.',
                   HINT = 'Rename the existing schema (ALTER SCHEMA popsell RENAME TO popsell_old) or drop it, then run CREATE EXTENSION popsell CASCADE again.';
@@ -62,6 +80,20 @@ BEGIN
                   DETAIL = 'The schema is empty, but objects planted in it could be mistaken for popsell''s.',
                   HINT = 'If it is the empty schema left by an earlier DROP EXTENSION popsell, run DROP SCHEMA popsell; then CREATE EXTENSION popsell CASCADE again.';
     END IF;
+    -- Reused: only its owner keeps privileges on it; the install grants
+    -- popsell's roles theirs again.
+    -- (a superuser revokes as the owner; CASCADE takes the grants others
+    -- made from a grant option with it)
+    FOR g IN
+        SELECT DISTINCT a.grantee
+          FROM pg_catalog.pg_namespace n, LATERAL pg_catalog.aclexplode(n.nspacl) a
+         WHERE n.oid OPERATOR(pg_catalog.=) nsp
+           AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA popsell FROM %s CASCADE',
+                                  CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                       ELSE g.grantee::pg_catalog.regrole::pg_catalog.text END);
+    END LOOP;
 END
 $$;
 -- ===================================================================
@@ -3442,7 +3474,11 @@ COMMENT ON FUNCTION popsell.maintenance_preview(timestamptz) IS
     'What popsell.run_maintenance(AT) would do, per rule, with counts; changes nothing.';
 
 -- -------------------------------------------------------------------
--- pg_cron.  No dependency: cron objects are resolved at call time.
+-- pg_cron.  No dependency: cron objects are resolved at call time, and
+-- only as members of the extension pg_cron installed in this database,
+-- the one pg_cron lives in.  A schema merely named cron (any role with
+-- CREATE on the database can make one) is never called: its functions
+-- would run with the caller's rights, a superuser's in DROP EXTENSION.
 -- -------------------------------------------------------------------
 CREATE FUNCTION popsell._cron_job_name()
     RETURNS text
@@ -3452,50 +3488,130 @@ CREATE FUNCTION popsell._cron_job_name()
 COMMENT ON FUNCTION popsell._cron_job_name() IS
     'Internal: the pg_cron job name of this database''s maintenance.';
 
+CREATE FUNCTION popsell._cron_object(kind text, name text)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cron_db text;
+    ext oid;
+    found text;
+BEGIN
+    IF kind IS NULL OR kind OPERATOR(pg_catalog.<>) ALL (ARRAY['function', 'table']) OR name IS NULL THEN
+        RAISE EXCEPTION 'popsell._cron_object needs a kind (function or table) and a name'
+            USING ERRCODE = 'PS500', HINT = 'E.g. popsell._cron_object(''function'', ''unschedule(bigint)'').';
+    END IF;
+    -- cron.database_name is readable only by superusers and members of
+    -- pg_read_all_settings ('' here for others: pg_cron's own CREATE
+    -- EXTENSION check then stands for it).
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := '';
+    END;
+    IF cron_db IS NULL
+       OR (cron_db OPERATOR(pg_catalog.<>) '' AND cron_db OPERATOR(pg_catalog.<>) current_database()) THEN
+        RETURN NULL;                             -- pg_cron not loaded, or lives elsewhere
+    END IF;
+    SELECT e.oid INTO ext FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron';
+    IF ext IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- Among the extension's own members only (pg_depend deptype 'e'):
+    -- pg_cron creates its schema cron itself (its extnamespace is the
+    -- schema current at CREATE EXTENSION, not that one).
+    IF kind OPERATOR(pg_catalog.=) 'function' THEN
+        SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(p.proname)
+          INTO found
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ext
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND p.proname OPERATOR(pg_catalog.=) pg_catalog.split_part(name, '(', 1)
+           AND pg_catalog.replace(pg_catalog.oidvectortypes(p.proargtypes), ' ', '')
+               OPERATOR(pg_catalog.=) pg_catalog.replace(pg_catalog.rtrim(pg_catalog.split_part(name, '(', 2), ')'), ' ', '');
+    ELSE
+        SELECT c.oid::pg_catalog.regclass::pg_catalog.text
+          INTO found
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ext
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND c.relname OPERATOR(pg_catalog.=) name
+           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]);
+    END IF;
+    RETURN found;                                -- schema-qualified, for format('%s')
+END
+$$;
+COMMENT ON FUNCTION popsell._cron_object(text, text) IS
+    'Internal: the schema-qualified name of pg_cron''s function (kind ''function'', name with argument types) or table (kind ''table''), or NULL unless pg_cron lives in this database (cron.database_name), its extension is installed here and the object is a member of it.';
+
+CREATE FUNCTION popsell._cron_missing(call text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cron_db text;
+BEGIN
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := '';
+    END;
+    RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
+        USING ERRCODE = 'PS500',
+              DETAIL = CASE WHEN cron_db IS NULL
+                            THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
+                            WHEN cron_db = ''
+                            THEN 'Only superusers can read cron.database_name, the database pg_cron lives in.'
+                            WHEN cron_db = current_database()
+                            THEN 'pg_cron lives in this database (cron.database_name) but the extension pg_cron is not installed here; a schema named cron that is not pg_cron''s is never used.'
+                            ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
+              HINT = CASE WHEN cron_db = current_database()
+                          THEN format('Run CREATE EXTENSION pg_cron as a superuser, then: %s', call)
+                          ELSE format('Connect to the pg_cron database%s as a superuser and run: %s',
+                                      coalesce(' ' || quote_ident(nullif(cron_db, '')), ''), call) END;
+END
+$$;
+COMMENT ON FUNCTION popsell._cron_missing(text) IS
+    'Internal: raises PS500 saying where pg_cron lives and the exact call to run there.';
+
 CREATE FUNCTION popsell.schedule_jobs(schedule text DEFAULT '17 3 * * *')
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    call text;
-    cron_db text;
+    fn text;
     job bigint;
 BEGIN
-    -- cron.database_name is readable only by superusers and members of
-    -- pg_read_all_settings; others ('' here) get the error without it.
-    BEGIN
-        cron_db := current_setting('cron.database_name', true);
-    EXCEPTION WHEN insufficient_privilege THEN
-        cron_db := '';
-    END;
     IF schedule IS NULL OR btrim(schedule) = '' THEN
         RAISE EXCEPTION 'schedule_jobs needs a cron schedule'
             USING ERRCODE = 'PS500', HINT = 'E.g. SELECT popsell.schedule_jobs(''17 3 * * *'');';
     END IF;
-    call := format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
+    fn := popsell._cron_object('function', 'schedule_in_database(text,text,text,text,text,boolean)');
+    IF fn IS NULL THEN
+        PERFORM popsell._cron_missing(
+            format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
                    popsell._cron_job_name(), schedule, 'SELECT popsell.run_maintenance()',
-                   current_database(), 'popsell_maintenance');
-    IF to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NULL THEN
-        RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
-            USING ERRCODE = 'PS500',
-                  DETAIL = CASE WHEN cron_db IS NULL
-                                THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
-                                WHEN cron_db = ''
-                                THEN 'Only superusers can read cron.database_name, the database pg_cron lives in.'
-                                ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
-                  HINT = format('Connect to the pg_cron database%s as a superuser and run: %s',
-                                coalesce(' ' || quote_ident(nullif(cron_db, '')), ''), call);
+                   current_database(), 'popsell_maintenance'));
     END IF;
-    EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4, $5)'
+    EXECUTE format('SELECT %s($1, $2, $3, $4, $5, true)', fn)
        INTO job
       USING popsell._cron_job_name(), schedule, 'SELECT popsell.run_maintenance()',
-            current_database(), 'popsell_maintenance';
+            current_database()::text, 'popsell_maintenance'::text;
     RETURN job;
 END
 $$;
 COMMENT ON FUNCTION popsell.schedule_jobs(text) IS
-    'Register popsell.run_maintenance() with pg_cron (run as popsell_maintenance) when pg_cron lives in this database; else PS500 with the exact cron.schedule_in_database call to run there.';
+    'Register popsell.run_maintenance() with pg_cron (run as popsell_maintenance) when pg_cron lives in this database and its extension is installed here; else PS500 with the exact cron.schedule_in_database call to run there.';
 
 CREATE FUNCTION popsell.unschedule_jobs()
     RETURNS bigint
@@ -3503,37 +3619,26 @@ CREATE FUNCTION popsell.unschedule_jobs()
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    cron_db text;
+    fn text;
+    job text;
     n bigint;
 BEGIN
-    -- cron.database_name is readable only by superusers and members of
-    -- pg_read_all_settings; others ('' here) get the error without it.
-    BEGIN
-        cron_db := current_setting('cron.database_name', true);
-    EXCEPTION WHEN insufficient_privilege THEN
-        cron_db := '';
-    END;
-    IF to_regprocedure('cron.unschedule(bigint)') IS NULL OR to_regclass('cron.job') IS NULL THEN
-        RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
-            USING ERRCODE = 'PS500',
-                  DETAIL = CASE WHEN cron_db IS NULL
-                                THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
-                                WHEN cron_db = ''
-                                THEN 'Only superusers can read cron.database_name, the database pg_cron lives in.'
-                                ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
-                  HINT = format('Connect to the pg_cron database%s as a superuser and run: %s',
-                                coalesce(' ' || quote_ident(nullif(cron_db, '')), ''),
-                                format('SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %L AND database = %L;',
-                                       popsell._cron_job_name(), current_database()));
+    fn := popsell._cron_object('function', 'unschedule(bigint)');
+    job := popsell._cron_object('table', 'job');
+    IF fn IS NULL OR job IS NULL THEN
+        PERFORM popsell._cron_missing(
+            format('SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %L AND database = %L;',
+                   popsell._cron_job_name(), current_database()));
     END IF;
-    EXECUTE 'SELECT count(cron.unschedule(j.jobid)) FROM cron.job j WHERE j.jobname = $1 AND j.database = $2'
+    EXECUTE format('SELECT count(%s(j.jobid)) FROM %s j WHERE j.jobname OPERATOR(pg_catalog.=) $1 AND j.database OPERATOR(pg_catalog.=) $2',
+                   fn, job)
        INTO n
-      USING popsell._cron_job_name(), current_database();
+      USING popsell._cron_job_name(), current_database()::text;
     RETURN n;
 END
 $$;
 COMMENT ON FUNCTION popsell.unschedule_jobs() IS
-    'Remove the pg_cron job of popsell.run_maintenance for this database; returns how many jobs were removed.';
+    'Remove the pg_cron job of popsell.run_maintenance for this database (pg_cron installed here, in the database it lives in); returns how many jobs were removed; else PS500 with the exact call to run in the pg_cron database.';
 
 -- -------------------------------------------------------------------
 -- Activity, however recorded (SPEC section 3, v2): an interaction other
@@ -3658,7 +3763,8 @@ GRANT EXECUTE ON FUNCTION popsell.run_maintenance(timestamptz)
 GRANT EXECUTE ON FUNCTION popsell.maintenance_preview(timestamptz)
     TO popsell_maintenance, popsell_technical, popsell_account_team;
 GRANT EXECUTE ON FUNCTION popsell.maintenance_rules() TO popsell_maintenance, popsell_technical, popsell_account_team;
-GRANT EXECUTE ON FUNCTION popsell.schedule_jobs(text), popsell.unschedule_jobs(), popsell._cron_job_name()
+GRANT EXECUTE ON FUNCTION popsell.schedule_jobs(text), popsell.unschedule_jobs(), popsell._cron_job_name(),
+    popsell._cron_object(text, text), popsell._cron_missing(text)
     TO popsell_technical;
 -- popsell_maintenance reads its own record (the security section covers staff).
 GRANT SELECT ON popsell.maintenance_runs TO popsell_maintenance;
@@ -5226,49 +5332,109 @@ CREATE TRIGGER popsell_70_files AFTER UPDATE OF photo_path ON popsell.ambassador
 -- outbox backlog, bulk loading (README "Operations").
 -- ===================================================================
 
--- What DROP EXTENSION popsell does first: remove the pg_cron job of this
--- database when pg_cron lives here; else, when the job role has been
--- running popsell.run_maintenance here, say where to remove it.
-CREATE FUNCTION popsell._before_drop() RETURNS void
+-- DROP EXTENSION popsell must not leave the pg_cron job of
+-- run_maintenance behind, failing every day.  An event trigger that is a
+-- member of the extension dies with it: neither sql_drop nor
+-- ddl_command_end fires for the statement that drops popsell, and a
+-- ddl_command_start trigger cannot see which objects a statement drops
+-- (only a C function reading the parse tree could, and a C function on
+-- the DDL path breaks every DROP once popsell's library is gone).  So,
+-- in PL/pgSQL, for every statement that can drop popsell (directly or by
+-- CASCADE: DROP EXTENSION, DROP SCHEMA, DROP OWNED, DROP LANGUAGE):
+--  * ddl_command_start removes this database's job (pg_cron installed
+--    here, by a superuser) and keeps a copy in a setting local to the
+--    transaction;
+--  * ddl_command_end, which fires only when popsell is still installed
+--    after the statement, puts the job back unchanged.
+-- The transaction commits the job's removal exactly when popsell is gone,
+-- whichever statement dropped it; pg_cron sees committed jobs only.  When
+-- pg_cron lives in another database, ddl_command_start warns with the
+-- exact cron.unschedule call to run there (unless the statement cannot
+-- drop popsell: a client's single DROP without CASCADE not naming it).  DROP DATABASE runs no event
+-- trigger (README "Uninstall").
+CREATE FUNCTION popsell._drop_guard() RETURNS event_trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    n bigint;
-    hint text;
+    cron_db text;
+    fn text;
+    job text;
+    held jsonb;
+    stmt text;
 BEGIN
-    IF current_setting('cron.database_name', true) IS NULL THEN
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := '';
+    END;
+    IF cron_db IS NULL THEN
         RETURN;                                  -- pg_cron is not loaded: no job anywhere
     END IF;
-    BEGIN
-        n := popsell.unschedule_jobs();
-        IF n OPERATOR(pg_catalog.>) 0 THEN
-            RAISE NOTICE 'popsell: removed the pg_cron job % of database %', popsell._cron_job_name(), current_database();
-        END IF;
-    EXCEPTION WHEN SQLSTATE 'PS500' THEN
-        -- Say so when a scheduler has been running the job here (runs
-        -- recorded by popsell_maintenance, the role pg_cron jobs run as).
-        IF NOT EXISTS (SELECT 1 FROM popsell.maintenance_runs r
-                        WHERE r.run_by OPERATOR(pg_catalog.=) 'popsell_maintenance') THEN
+    IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_end' THEN
+        -- popsell survived the statement: put back what ddl_command_start took
+        held := NULLIF(pg_catalog.current_setting('popsell_drop.held_jobs', true), '')::jsonb;
+        IF held IS NULL THEN
             RETURN;
         END IF;
-        GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
-        RAISE WARNING 'popsell: pg_cron lives in another database; if it runs popsell''s job for database %, remove it there', current_database()
-            USING HINT = hint;
-    END;
+        PERFORM pg_catalog.set_config('popsell_drop.held_jobs', '', true);
+        job := popsell._cron_object('table', 'job');
+        IF job IS NOT NULL THEN                  -- else the statement dropped pg_cron itself
+            EXECUTE pg_catalog.format('INSERT INTO %s SELECT r.* FROM pg_catalog.jsonb_populate_recordset(NULL::%s, $1) r', job, job)
+              USING held;
+        END IF;
+        RETURN;
+    END IF;
+
+    -- a copy left by a statement that dropped popsell earlier in this
+    -- transaction is not this statement's
+    PERFORM pg_catalog.set_config('popsell_drop.held_jobs', '', true);
+    fn := popsell._cron_object('function', 'unschedule(bigint)');
+    job := popsell._cron_object('table', 'job');
+    IF fn IS NOT NULL AND job IS NOT NULL THEN
+        -- only a superuser may remove (and put back) popsell_maintenance's job
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                        WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER AND r.rolsuper) THEN
+            RETURN;
+        END IF;
+        EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(j)) FROM %s j '
+                                  'WHERE j.jobname OPERATOR(pg_catalog.=) $1 AND j.database OPERATOR(pg_catalog.=) $2', job)
+           INTO held
+          USING popsell._cron_job_name(), pg_catalog.current_database()::text;
+        IF held IS NULL THEN
+            RETURN;
+        END IF;
+        PERFORM pg_catalog.set_config('popsell_drop.held_jobs', held::text, true);
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(%s(j.jobid)) FROM %s j '
+                                  'WHERE j.jobname OPERATOR(pg_catalog.=) $1 AND j.database OPERATOR(pg_catalog.=) $2', fn, job)
+          USING popsell._cron_job_name(), pg_catalog.current_database()::text;
+    ELSIF cron_db OPERATOR(pg_catalog.<>) '' AND cron_db OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN
+        -- Quiet only for a client's single DROP statement that neither
+        -- names popsell nor cascades (DROP OWNED drops owned extensions
+        -- without CASCADE): such a statement cannot drop popsell.
+        stmt := pg_catalog.rtrim(pg_catalog.current_query(), E'; \t\r\n');
+        IF TG_TAG OPERATOR(pg_catalog.<>) 'DROP OWNED'
+           AND stmt OPERATOR(pg_catalog.~*) '^\s*drop\s'
+           AND pg_catalog.strpos(stmt, ';') OPERATOR(pg_catalog.=) 0
+           AND stmt OPERATOR(pg_catalog.!~*) '(popsell|cascade)' THEN
+            RETURN;
+        END IF;
+        RAISE WARNING 'popsell: pg_cron lives in database %; if this statement drops the extension popsell, remove its job for database % there', cron_db, pg_catalog.current_database()
+            USING HINT = pg_catalog.format('Connect to the pg_cron database %s as a superuser and run: %s',
+                                           pg_catalog.quote_ident(cron_db),
+                                           pg_catalog.format('SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %L AND database = %L;',
+                                                             popsell._cron_job_name(), pg_catalog.current_database()));
+    END IF;
 END
 $$;
-COMMENT ON FUNCTION popsell._before_drop() IS
-    'Internal: run by the event trigger popsell_drop_guard when DROP EXTENSION popsell starts; removes this database''s pg_cron job (or says where to).';
-
-CREATE FUNCTION popsell._drop_guard() RETURNS event_trigger
-    LANGUAGE c
-    AS 'MODULE_PATHNAME', 'popsell_drop_guard';
 COMMENT ON FUNCTION popsell._drop_guard() IS
-    'Internal: event trigger function; when a statement drops the extension popsell, calls popsell._before_drop().';
+    'Internal: event trigger function of popsell_drop_guard (ddl_command_start) and popsell_drop_guard_end (ddl_command_end); a statement that drops the extension popsell also removes this database''s pg_cron job, or warns with the exact cron.unschedule call when pg_cron lives in another database.';
 
 CREATE EVENT TRIGGER popsell_drop_guard ON ddl_command_start
-    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED', 'DROP LANGUAGE')
+    EXECUTE FUNCTION popsell._drop_guard();
+CREATE EVENT TRIGGER popsell_drop_guard_end ON ddl_command_end
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED', 'DROP LANGUAGE')
     EXECUTE FUNCTION popsell._drop_guard();
 
 -- The mail worker's health in one query: unsent outbox rows per kind and
@@ -5285,8 +5451,8 @@ SELECT k.kind,
               WHERE o.sent_at IS NULL
               GROUP BY o.kind) b ON b.kind OPERATOR(pg_catalog.=) k.kind;
 COMMENT ON VIEW popsell.outbox_backlog IS
-    'Unsent popsell.outbox rows per kind (every kind, 0 when none), the oldest one''s created_at and age: the mail worker''s health. Counts only, no personal data. Readable by popsell_technical, popsell_account_team and popsell_maintenance.';
-GRANT SELECT ON popsell.outbox_backlog TO popsell_technical, popsell_account_team, popsell_maintenance;
+    'Unsent popsell.outbox rows per kind (every kind, 0 when none), the oldest one''s created_at and age: the mail worker''s health. Counts only, no personal data. Readable by popsell_app (the mail worker), popsell_technical, popsell_account_team and popsell_maintenance.';
+GRANT SELECT ON popsell.outbox_backlog TO popsell_app, popsell_technical, popsell_account_team, popsell_maintenance;
 -- ===================================================================
 -- The compliance report (GDPR art. 5(2) accountability, art. 30 records
 -- of processing): popsell.compliance_report(at) renders, from the live

@@ -12,7 +12,9 @@
  *
  * They also live in one transaction (SPEC section 2, v2): each value
  * carries, as its GUC "extra", the local transaction id in which it was
- * set.  PostgreSQL saves and restores the extra together with the value
+ * set, and that transaction's start time (a 32-bit local id wraps around
+ * in a long-lived session; the pair does not repeat).  PostgreSQL saves
+ * and restores the extra together with the value
  * (transaction and subtransaction ends, function SET clauses), so a value
  * left over by a plain SET, a role or database default, or a connection
  * option is recognised as stale by its stamp and counts as unset.
@@ -90,6 +92,7 @@ current_lxid(void)
 typedef struct GucStamp
 {
 	LocalTransactionId lxid;	/* transaction that set it; Invalid = stale */
+	TimestampTz xact_start;		/* and its start time */
 } GucStamp;
 
 /* The extras of the values in force (assign hooks keep them). */
@@ -183,6 +186,7 @@ stamp_value(const char *name, char **newval, void **extra, GucSource source,
 	if (stamp == NULL)
 		return false;
 	stamp->lxid = current_lxid();
+	stamp->xact_start = GetCurrentTransactionStartTimestamp();
 	if (stored_source(source) || source == PGC_S_DEFAULT ||
 		source == PGC_S_DYNAMIC_DEFAULT || source == PGC_S_ENV_VAR)
 		stamp->lxid = InvalidLocalTransactionId;
@@ -199,7 +203,8 @@ static inline bool
 fresh(const GucStamp *stamp)
 {
 	return stamp != NULL && stamp->lxid != InvalidLocalTransactionId &&
-		stamp->lxid == current_lxid();
+		stamp->lxid == current_lxid() &&
+		stamp->xact_start == GetCurrentTransactionStartTimestamp();
 }
 
 static bool

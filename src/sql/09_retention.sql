@@ -501,7 +501,11 @@ COMMENT ON FUNCTION popsell.maintenance_preview(timestamptz) IS
     'What popsell.run_maintenance(AT) would do, per rule, with counts; changes nothing.';
 
 -- -------------------------------------------------------------------
--- pg_cron.  No dependency: cron objects are resolved at call time.
+-- pg_cron.  No dependency: cron objects are resolved at call time, and
+-- only as members of the extension pg_cron installed in this database,
+-- the one pg_cron lives in.  A schema merely named cron (any role with
+-- CREATE on the database can make one) is never called: its functions
+-- would run with the caller's rights, a superuser's in DROP EXTENSION.
 -- -------------------------------------------------------------------
 CREATE FUNCTION popsell._cron_job_name()
     RETURNS text
@@ -511,50 +515,130 @@ CREATE FUNCTION popsell._cron_job_name()
 COMMENT ON FUNCTION popsell._cron_job_name() IS
     'Internal: the pg_cron job name of this database''s maintenance.';
 
+CREATE FUNCTION popsell._cron_object(kind text, name text)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cron_db text;
+    ext oid;
+    found text;
+BEGIN
+    IF kind IS NULL OR kind OPERATOR(pg_catalog.<>) ALL (ARRAY['function', 'table']) OR name IS NULL THEN
+        RAISE EXCEPTION 'popsell._cron_object needs a kind (function or table) and a name'
+            USING ERRCODE = 'PS500', HINT = 'E.g. popsell._cron_object(''function'', ''unschedule(bigint)'').';
+    END IF;
+    -- cron.database_name is readable only by superusers and members of
+    -- pg_read_all_settings ('' here for others: pg_cron's own CREATE
+    -- EXTENSION check then stands for it).
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := '';
+    END;
+    IF cron_db IS NULL
+       OR (cron_db OPERATOR(pg_catalog.<>) '' AND cron_db OPERATOR(pg_catalog.<>) current_database()) THEN
+        RETURN NULL;                             -- pg_cron not loaded, or lives elsewhere
+    END IF;
+    SELECT e.oid INTO ext FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron';
+    IF ext IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- Among the extension's own members only (pg_depend deptype 'e'):
+    -- pg_cron creates its schema cron itself (its extnamespace is the
+    -- schema current at CREATE EXTENSION, not that one).
+    IF kind OPERATOR(pg_catalog.=) 'function' THEN
+        SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(p.proname)
+          INTO found
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ext
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND p.proname OPERATOR(pg_catalog.=) pg_catalog.split_part(name, '(', 1)
+           AND pg_catalog.replace(pg_catalog.oidvectortypes(p.proargtypes), ' ', '')
+               OPERATOR(pg_catalog.=) pg_catalog.replace(pg_catalog.rtrim(pg_catalog.split_part(name, '(', 2), ')'), ' ', '');
+    ELSE
+        SELECT c.oid::pg_catalog.regclass::pg_catalog.text
+          INTO found
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ext
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND c.relname OPERATOR(pg_catalog.=) name
+           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]);
+    END IF;
+    RETURN found;                                -- schema-qualified, for format('%s')
+END
+$$;
+COMMENT ON FUNCTION popsell._cron_object(text, text) IS
+    'Internal: the schema-qualified name of pg_cron''s function (kind ''function'', name with argument types) or table (kind ''table''), or NULL unless pg_cron lives in this database (cron.database_name), its extension is installed here and the object is a member of it.';
+
+CREATE FUNCTION popsell._cron_missing(call text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cron_db text;
+BEGIN
+    BEGIN
+        cron_db := current_setting('cron.database_name', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := '';
+    END;
+    RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
+        USING ERRCODE = 'PS500',
+              DETAIL = CASE WHEN cron_db IS NULL
+                            THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
+                            WHEN cron_db = ''
+                            THEN 'Only superusers can read cron.database_name, the database pg_cron lives in.'
+                            WHEN cron_db = current_database()
+                            THEN 'pg_cron lives in this database (cron.database_name) but the extension pg_cron is not installed here; a schema named cron that is not pg_cron''s is never used.'
+                            ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
+              HINT = CASE WHEN cron_db = current_database()
+                          THEN format('Run CREATE EXTENSION pg_cron as a superuser, then: %s', call)
+                          ELSE format('Connect to the pg_cron database%s as a superuser and run: %s',
+                                      coalesce(' ' || quote_ident(nullif(cron_db, '')), ''), call) END;
+END
+$$;
+COMMENT ON FUNCTION popsell._cron_missing(text) IS
+    'Internal: raises PS500 saying where pg_cron lives and the exact call to run there.';
+
 CREATE FUNCTION popsell.schedule_jobs(schedule text DEFAULT '17 3 * * *')
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    call text;
-    cron_db text;
+    fn text;
     job bigint;
 BEGIN
-    -- cron.database_name is readable only by superusers and members of
-    -- pg_read_all_settings; others ('' here) get the error without it.
-    BEGIN
-        cron_db := current_setting('cron.database_name', true);
-    EXCEPTION WHEN insufficient_privilege THEN
-        cron_db := '';
-    END;
     IF schedule IS NULL OR btrim(schedule) = '' THEN
         RAISE EXCEPTION 'schedule_jobs needs a cron schedule'
             USING ERRCODE = 'PS500', HINT = 'E.g. SELECT popsell.schedule_jobs(''17 3 * * *'');';
     END IF;
-    call := format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
+    fn := popsell._cron_object('function', 'schedule_in_database(text,text,text,text,text,boolean)');
+    IF fn IS NULL THEN
+        PERFORM popsell._cron_missing(
+            format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
                    popsell._cron_job_name(), schedule, 'SELECT popsell.run_maintenance()',
-                   current_database(), 'popsell_maintenance');
-    IF to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NULL THEN
-        RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
-            USING ERRCODE = 'PS500',
-                  DETAIL = CASE WHEN cron_db IS NULL
-                                THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
-                                WHEN cron_db = ''
-                                THEN 'Only superusers can read cron.database_name, the database pg_cron lives in.'
-                                ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
-                  HINT = format('Connect to the pg_cron database%s as a superuser and run: %s',
-                                coalesce(' ' || quote_ident(nullif(cron_db, '')), ''), call);
+                   current_database(), 'popsell_maintenance'));
     END IF;
-    EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4, $5)'
+    EXECUTE format('SELECT %s($1, $2, $3, $4, $5, true)', fn)
        INTO job
       USING popsell._cron_job_name(), schedule, 'SELECT popsell.run_maintenance()',
-            current_database(), 'popsell_maintenance';
+            current_database()::text, 'popsell_maintenance'::text;
     RETURN job;
 END
 $$;
 COMMENT ON FUNCTION popsell.schedule_jobs(text) IS
-    'Register popsell.run_maintenance() with pg_cron (run as popsell_maintenance) when pg_cron lives in this database; else PS500 with the exact cron.schedule_in_database call to run there.';
+    'Register popsell.run_maintenance() with pg_cron (run as popsell_maintenance) when pg_cron lives in this database and its extension is installed here; else PS500 with the exact cron.schedule_in_database call to run there.';
 
 CREATE FUNCTION popsell.unschedule_jobs()
     RETURNS bigint
@@ -562,37 +646,26 @@ CREATE FUNCTION popsell.unschedule_jobs()
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    cron_db text;
+    fn text;
+    job text;
     n bigint;
 BEGIN
-    -- cron.database_name is readable only by superusers and members of
-    -- pg_read_all_settings; others ('' here) get the error without it.
-    BEGIN
-        cron_db := current_setting('cron.database_name', true);
-    EXCEPTION WHEN insufficient_privilege THEN
-        cron_db := '';
-    END;
-    IF to_regprocedure('cron.unschedule(bigint)') IS NULL OR to_regclass('cron.job') IS NULL THEN
-        RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
-            USING ERRCODE = 'PS500',
-                  DETAIL = CASE WHEN cron_db IS NULL
-                                THEN 'pg_cron is not loaded (shared_preload_libraries) in this server.'
-                                WHEN cron_db = ''
-                                THEN 'Only superusers can read cron.database_name, the database pg_cron lives in.'
-                                ELSE format('pg_cron lives in database %s (cron.database_name).', cron_db) END,
-                  HINT = format('Connect to the pg_cron database%s as a superuser and run: %s',
-                                coalesce(' ' || quote_ident(nullif(cron_db, '')), ''),
-                                format('SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %L AND database = %L;',
-                                       popsell._cron_job_name(), current_database()));
+    fn := popsell._cron_object('function', 'unschedule(bigint)');
+    job := popsell._cron_object('table', 'job');
+    IF fn IS NULL OR job IS NULL THEN
+        PERFORM popsell._cron_missing(
+            format('SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %L AND database = %L;',
+                   popsell._cron_job_name(), current_database()));
     END IF;
-    EXECUTE 'SELECT count(cron.unschedule(j.jobid)) FROM cron.job j WHERE j.jobname = $1 AND j.database = $2'
+    EXECUTE format('SELECT count(%s(j.jobid)) FROM %s j WHERE j.jobname OPERATOR(pg_catalog.=) $1 AND j.database OPERATOR(pg_catalog.=) $2',
+                   fn, job)
        INTO n
-      USING popsell._cron_job_name(), current_database();
+      USING popsell._cron_job_name(), current_database()::text;
     RETURN n;
 END
 $$;
 COMMENT ON FUNCTION popsell.unschedule_jobs() IS
-    'Remove the pg_cron job of popsell.run_maintenance for this database; returns how many jobs were removed.';
+    'Remove the pg_cron job of popsell.run_maintenance for this database (pg_cron installed here, in the database it lives in); returns how many jobs were removed; else PS500 with the exact call to run in the pg_cron database.';
 
 -- -------------------------------------------------------------------
 -- Activity, however recorded (SPEC section 3, v2): an interaction other
@@ -717,7 +790,8 @@ GRANT EXECUTE ON FUNCTION popsell.run_maintenance(timestamptz)
 GRANT EXECUTE ON FUNCTION popsell.maintenance_preview(timestamptz)
     TO popsell_maintenance, popsell_technical, popsell_account_team;
 GRANT EXECUTE ON FUNCTION popsell.maintenance_rules() TO popsell_maintenance, popsell_technical, popsell_account_team;
-GRANT EXECUTE ON FUNCTION popsell.schedule_jobs(text), popsell.unschedule_jobs(), popsell._cron_job_name()
+GRANT EXECUTE ON FUNCTION popsell.schedule_jobs(text), popsell.unschedule_jobs(), popsell._cron_job_name(),
+    popsell._cron_object(text, text), popsell._cron_missing(text)
     TO popsell_technical;
 -- popsell_maintenance reads its own record (the security section covers staff).
 GRANT SELECT ON popsell.maintenance_runs TO popsell_maintenance;

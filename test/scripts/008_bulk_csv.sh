@@ -75,7 +75,7 @@ sed -e "s/'42'/'$amb'/; s/import_contacts(42,/import_contacts($amb,/; s|'contact
 	"$tmp/block.sql" >"$tmp/run.sql"
 got=$(cd "$tmp" && "${as_app[@]}" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$db" -f "$tmp/run.sql" 2>&1) ||
 	fail "the README's CSV block failed: $got"
-expect_eq "import_contacts result (imported|skipped_blacklisted|skipped_duplicate)" "$got" "3|1|1"
+expect_eq "import_contacts result (imported|skipped_blacklisted|skipped_duplicate|skipped_invalid)" "$got" "3|1|1|0"
 expect_eq "imported rows" \
 	"$(q "$db" "SELECT string_agg(first_name || ':' || source || ':' || coalesce(mobile_phone, '-') || ':' || coalesce(city, '-'), ' ' ORDER BY email)
 	              FROM popsell.contacts WHERE email LIKE 'csv%'")" \
