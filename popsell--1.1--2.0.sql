@@ -4032,7 +4032,7 @@ BEGIN
     GRANT USAGE ON SCHEMA popsell TO popsell_owner;
 
     -- Types are usable by PUBLIC by default: only popsell's roles get
-    -- them (enums, domains, composite types; not a table's row type).
+    -- them (enums, domains, composite types).
     FOR r IN
         SELECT t.oid::pg_catalog.regtype AS typ
           FROM pg_catalog.pg_type t
@@ -4040,6 +4040,11 @@ BEGIN
                                       AND m.objid OPERATOR(pg_catalog.=) t.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
                                       AND m.refobjid OPERATOR(pg_catalog.=) ext
          WHERE t.typtype OPERATOR(pg_catalog.=) ANY (ARRAY['e', 'd', 'c']::"char"[])
+           -- a table's or view's row type follows its relation (pg_dump
+           -- 16 and later refuse initial privileges recorded on it)
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class rel
+                            WHERE rel.oid OPERATOR(pg_catalog.=) t.typrelid
+                              AND rel.relkind OPERATOR(pg_catalog.<>) 'c')
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON TYPE %s FROM PUBLIC', r.typ);
         EXECUTE pg_catalog.format('GRANT USAGE ON TYPE %s TO popsell_owner, popsell_ambassador, '
