@@ -17,6 +17,7 @@
 set -euo pipefail
 # shellcheck source=test/scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
+skip_without_pg_cron
 
 db=popsell_planted_004
 crondb=$(q postgres "SHOW cron.database_name")
