@@ -3436,9 +3436,14 @@ COMMENT ON VIEW popsell.bi_ambassadors IS
     'BI: ambassadors who accepted the terms, without secrets (no password hash, IBAN or IP data), read-only, for popsell_brand_bi.';
 
 -- src/updates/1.1--2.0/18_report.sql
--- The compliance report (issue 18): popsell.compliance_report(at) and its
--- helpers, rights_requests.received_at.  Same definitions as
--- src/sql/13_report.sql (all new objects).
+-- ===================================================================
+-- The compliance report (GDPR art. 5(2) accountability, art. 30 records
+-- of processing): popsell.compliance_report(at) renders, from the live
+-- database, one self-contained HTML document (inline CSS and SVG, no
+-- script, no external asset) with counts, rates, dates and settings only,
+-- never personal data.  Every figure is in an element with a
+-- data-figure="key" attribute, so tests and tools can read them back.
+-- ===================================================================
 
 -- When a data-subject request reached the brand (the functions record it
 -- when it is carried out): staff fill it in so the report can show the
