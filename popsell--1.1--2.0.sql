@@ -3947,6 +3947,17 @@ COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
 GRANT EXECUTE ON FUNCTION popsell.compliance_report(timestamptz)
     TO popsell_brand, popsell_brand_bi, popsell_account_team, popsell_technical;
 
+-- src/updates/1.1--2.0/22_engine_fixes.sql
+-- The blacklist filter and the key cache are invalidated under every
+-- session_replication_role; a parallel worker reads the keys under the
+-- query's snapshot, so the hashing functions stay in the leader.
+ALTER TABLE popsell.blacklist ENABLE ALWAYS TRIGGER popsell_90_blacklist_changed;
+ALTER TABLE popsell.hash_keys ENABLE ALWAYS TRIGGER popsell_90_keys_changed;
+ALTER FUNCTION popsell.hash_email(text) PARALLEL RESTRICTED;
+ALTER FUNCTION popsell.hash_identifier(text) PARALLEL RESTRICTED;
+ALTER FUNCTION popsell.email_hashes(text) PARALLEL RESTRICTED;
+ALTER FUNCTION popsell.hash_key_id() PARALLEL RESTRICTED;
+
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every
 -- object of the schema.  One idempotent step that the install script and

@@ -26,6 +26,7 @@ PG_FUNCTION_INFO_V1(outbox_notify);
 extern Datum current_ambassador_id(PG_FUNCTION_ARGS);
 
 static SPIPlanPtr contact_plan = NULL;
+static SPIPlanPtr ambassador_plan = NULL;
 
 /* Is the contact row (column 8: ambassador_id) the calling ambassador's? */
 static bool
@@ -85,6 +86,10 @@ outbox_before_row(PG_FUNCTION_ARGS)
 				has_email,
 				unconfirmed;
 	bool		to_contact;
+	bool		row_amb_null;
+	int64		row_amb = 0;
+	bool		contact_amb_null = true;
+	int64		contact_amb = 0;
 	PopsellPath path;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
@@ -102,6 +107,13 @@ outbox_before_row(PG_FUNCTION_ARGS)
 	if (isnull)
 		return PointerGetDatum(tup);
 	contact_id = DatumGetInt64(d);
+	{
+		Datum		a = SPI_getbinval(tup, desc, SPI_fnumber(desc, "ambassador_id"),
+									  &row_amb_null);
+
+		if (!row_amb_null)
+			row_amb = DatumGetInt64(a);
+	}
 	kind = SPI_getvalue(tup, desc, SPI_fnumber(desc, "kind"));
 	if (kind == NULL)
 		return PointerGetDatum(tup);	/* NOT NULL constraint reports it */
@@ -170,9 +182,43 @@ outbox_before_row(PG_FUNCTION_ARGS)
 		amb_status = value_in(caller_cxt, ct, cd, 5);
 		source = value_in(caller_cxt, ct, cd, 6);
 		unconfirmed = DatumGetBool(SPI_getbinval(ct, cd, 7, &isnull));
+		contact_amb = DatumGetInt64(SPI_getbinval(ct, cd, 8, &contact_amb_null));
+	}
+
+	/*
+	 * Lock the ambassador row too and read its status again: an ambassador
+	 * who starts leaving while this insert waited cancels its unsent mail,
+	 * so the mail must see the leaving status (or be seen by it).
+	 */
+	if (!contact_amb_null)
+	{
+		Datum		ad = Int64GetDatum(contact_amb);
+
+		if (ambassador_plan == NULL)
+		{
+			SPIPlanPtr	p = SPI_prepare("SELECT a.status::pg_catalog.text FROM popsell.ambassadors a"
+										" WHERE a.id OPERATOR(pg_catalog.=) $1 FOR SHARE",
+										1, &argtype);
+
+			if (p == NULL || SPI_keepplan(p) != 0)
+				elog(ERROR, "could not prepare the outbox guard");
+			ambassador_plan = p;
+		}
+		if (SPI_execute_plan(ambassador_plan, &ad, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read popsell.ambassadors");
+		amb_status = SPI_processed == 0 ? NULL
+			: value_in(caller_cxt, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	}
 	SPI_finish();
 	LeaveOwnerContext(save_userid, save_sec);
+
+	/*
+	 * Mail to a contact belongs to the contact's ambassador: leaving cancels
+	 * it by that ambassador (SPEC C4), so it cannot be filed under another.
+	 */
+	if (!contact_amb_null && (row_amb_null || row_amb != contact_amb))
+		refuse(kind, contact_id, "its ambassador_id is not the contact's ambassador",
+			   "Queue it with the ambassador_id of the contact.");
 
 	if (to_contact && restricted)
 		refuse(kind, contact_id, "its processing is restricted (GDPR art. 18)",

@@ -50,25 +50,25 @@ COMMENT ON FUNCTION popsell.normalize_email(text) IS
     'The stored form of an email: trimmed, lower-cased, Unicode NFC; raises PS202 when malformed.';
 
 CREATE FUNCTION popsell.hash_email(email text) RETURNS bytea
-    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'hash_email';
 COMMENT ON FUNCTION popsell.hash_email(text) IS
     'Keyed HMAC-SHA-256 of the normalized email under the brand''s newest key (plain SHA-256 for a legacy key).';
 
 CREATE FUNCTION popsell.hash_identifier(value text) RETURNS bytea
-    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'hash_email';
 COMMENT ON FUNCTION popsell.hash_identifier(text) IS
     'Keyed hash of any identifier (customer id, social id, IP), normalized like an email.';
 
 CREATE FUNCTION popsell.email_hashes(email text) RETURNS bytea[]
-    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'email_hashes';
 COMMENT ON FUNCTION popsell.email_hashes(text) IS
     'The email''s hash under every live key, newest first: what blacklist and tombstone lookups compare with.';
 
 CREATE FUNCTION popsell.hash_key_id() RETURNS integer
-    LANGUAGE c STABLE PARALLEL SAFE
+    LANGUAGE c STABLE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'hash_key_id';
 COMMENT ON FUNCTION popsell.hash_key_id() IS
     'Id of the key new hashes are made with.';
@@ -184,6 +184,7 @@ COMMENT ON FUNCTION popsell.hash_keys_changed() IS
 CREATE TRIGGER popsell_90_keys_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON popsell.hash_keys
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.hash_keys_changed();
+ALTER TABLE popsell.hash_keys ENABLE ALWAYS TRIGGER popsell_90_keys_changed;
 
 CREATE FUNCTION popsell.blacklist_changed() RETURNS trigger
     LANGUAGE c
@@ -194,6 +195,10 @@ COMMENT ON FUNCTION popsell.blacklist_changed() IS
 CREATE TRIGGER popsell_90_blacklist_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON popsell.blacklist
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.blacklist_changed();
+-- Also under session_replication_role = replica (logical replication
+-- apply, data-fix scripts): a backend's filter must never outlive a
+-- blacklist or key change.
+ALTER TABLE popsell.blacklist ENABLE ALWAYS TRIGGER popsell_90_blacklist_changed;
 
 -- Only popsell's own functions (owned by popsell_owner) set the path and
 -- the as-of time; only trusted applications say which ambassador they act
