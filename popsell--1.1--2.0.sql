@@ -3942,6 +3942,18 @@ COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
 GRANT EXECUTE ON FUNCTION popsell.compliance_report(timestamptz)
     TO popsell_brand, popsell_brand_bi, popsell_account_team, popsell_technical;
 
+-- src/updates/1.1--2.0/20_security_fixes.sql
+-- Security fixes after review (SPEC S11, section 8).
+
+-- The brand's email index has the policy's own predicate, so the brand's
+-- lookup by email uses it.
+DROP INDEX popsell.contacts_brand_email_idx;
+CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
+    WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+
+-- The contact helper depends on the identity (parallel restricted).
+ALTER FUNCTION popsell._sees_contact(bigint) PARALLEL RESTRICTED;
+
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every
 -- object of the schema.  One idempotent step that the install script and

@@ -48,8 +48,11 @@ ALTER FUNCTION popsell.initial_optins(popsell.contact_source, boolean, boolean, 
 -- operator, so the policy runs first, on every row the scan reads.  They
 -- run with the caller's rights: the caller's own policies on
 -- popsell.contacts and popsell.outbox decide.
+-- popsell._sees_contact reads popsell.contacts under the caller's policies,
+-- which depend on the identity of the transaction (parallel restricted):
+-- a parallel worker would see nothing.
 CREATE FUNCTION popsell._sees_contact(contact_id bigint) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
+    LANGUAGE sql STABLE PARALLEL RESTRICTED COST 0.0001
     SET search_path = pg_catalog, pg_temp
     RETURN EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) _sees_contact.contact_id);
 COMMENT ON FUNCTION popsell._sees_contact(bigint) IS
