@@ -3954,6 +3954,86 @@ CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup
 -- The contact helper depends on the identity (parallel restricted).
 ALTER FUNCTION popsell._sees_contact(bigint) PARALLEL RESTRICTED;
 
+-- File paths: a whitelist, checked when the path or the row's ambassador
+-- changes; no UPDATE of a UGC row's id.
+CREATE OR REPLACE FUNCTION popsell._check_file_path(p_path text, p_ambassador_id bigint, p_column text)
+    RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_path IS NULL THEN
+        RETURN;
+    END IF;
+    -- A whitelist: ambassadors/<id>/ then segments of ASCII letters, digits,
+    -- '_', '-' and '.', none starting with a dot (so no "." or ".." and no
+    -- percent-encoded, fullwidth or invisible lookalike of them).
+    IF pg_catalog.octet_length(p_path) OPERATOR(pg_catalog.>) 256
+       OR p_ambassador_id IS NULL
+       OR p_path OPERATOR(pg_catalog.!~)
+          ('^ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$') THEN
+        RAISE EXCEPTION '% is not a file of ambassador %', p_column, coalesce(p_ambassador_id::text, 'NULL')
+            USING ERRCODE = 'PS108',
+                  DETAIL = 'A file path is relative, at most 256 bytes, ambassadors/<the ambassador''s id>/ then segments of ASCII letters, digits, "_", "-" and ".", none starting with a dot.',
+                  HINT = 'Store the file under the ambassador''s own directory, e.g. ambassadors/<id>/photo.jpg.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell._check_file_path(text, bigint, text) IS
+    'Internal: PS108 unless the path is ambassadors/<ambassador id>/ then segments of [A-Za-z0-9_.-] not starting with a dot, at most 256 bytes.';
+
+CREATE OR REPLACE FUNCTION popsell.files_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'popsell'
+       OR TG_TABLE_NAME NOT IN ('ugc', 'ambassadors') OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW'
+       OR TG_OP NOT IN ('INSERT', 'UPDATE', 'DELETE') THEN
+        RAISE EXCEPTION 'popsell.files_row() handles rows of popsell.ugc and popsell.ambassadors only'
+            USING ERRCODE = 'PS900', HINT = 'Drop this trigger; popsell attaches its triggers itself.';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_WHEN OPERATOR(pg_catalog.=) 'BEFORE' THEN
+        IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
+            IF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
+               OR NEW.file_path IS DISTINCT FROM OLD.file_path
+               OR NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id THEN
+                PERFORM popsell._check_file_path(NEW.file_path, NEW.ambassador_id, 'file_path');
+            END IF;
+        ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
+              OR NEW.photo_path IS DISTINCT FROM OLD.photo_path
+              OR NEW.id IS DISTINCT FROM OLD.id THEN
+            PERFORM popsell._check_file_path(nullif(NEW.photo_path, ''), NEW.id, 'photo_path');
+        END IF;
+        RETURN NEW;
+    END IF;
+    -- AFTER: the file a row no longer names goes.
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
+        IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+            PERFORM popsell._queue_file_deletion(OLD.file_path, OLD.ambassador_id, 'ugc', OLD.id);
+        ELSIF NEW.file_path IS DISTINCT FROM OLD.file_path THEN
+            PERFORM popsell._queue_file_deletion(OLD.file_path, OLD.ambassador_id, 'ugc', OLD.id);
+        END IF;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.photo_path IS DISTINCT FROM OLD.photo_path THEN
+        PERFORM popsell._queue_file_deletion(OLD.photo_path, OLD.id, 'ambassador_photo', NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.files_row() IS
+    'Trigger: file paths of UGC and ambassador photos stay under ambassadors/<id>/ (PS108); a replaced or deleted path is queued as delete_file.';
+DROP TRIGGER popsell_30_files ON popsell.ugc;
+CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF file_path, ambassador_id ON popsell.ugc
+    FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
+DROP TRIGGER popsell_30_files ON popsell.ambassadors;
+CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF photo_path, id ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
+REVOKE UPDATE ON popsell.ugc FROM popsell_ambassador;
+GRANT UPDATE (ambassador_id, contest_id, file_path, created_at) ON popsell.ugc TO popsell_ambassador;
+
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every
 -- object of the schema.  One idempotent step that the install script and

@@ -323,7 +323,10 @@ CREATE POLICY popsell_ambassador_all ON popsell.social_grants TO popsell_ambassa
 COMMENT ON POLICY popsell_ambassador_all ON popsell.social_grants IS
     'An ambassador manages its own social network grants.';
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.publications, popsell.ugc TO popsell_ambassador;
+GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.publications TO popsell_ambassador;
+-- No UPDATE of a UGC row's id (outbox rows and erasure refer to it).
+GRANT SELECT, INSERT, DELETE ON popsell.ugc TO popsell_ambassador;
+GRANT UPDATE (ambassador_id, contest_id, file_path, created_at) ON popsell.ugc TO popsell_ambassador;
 GRANT USAGE ON SEQUENCE popsell.publications_id_seq, popsell.ugc_id_seq TO popsell_ambassador;
 GRANT SELECT, DELETE ON popsell.publications, popsell.ugc TO popsell_brand;
 GRANT SELECT, INSERT, DELETE ON popsell.community_reactions TO popsell_ambassador;
