@@ -15,7 +15,7 @@
 -- same range on a value no row holds.  Each failure prints the SQL that
 -- reproduces it.
 BEGIN;
-SELECT plan(11);
+SELECT plan(12);
 -- Disabled scans cost 1e10, which would start JIT compilation per probe.
 SET LOCAL jit = off;
 
@@ -351,6 +351,49 @@ SELECT is((SELECT count(*) FROM pg_statistic s JOIN pg_attribute a ON a.attrelid
             WHERE s.starelid IN ('popsell.contacts'::regclass, 'popsell.ambassadors'::regclass)
               AND a.attname IN ('email', 'first_name', 'last_name', 'city', 'birth_date', 'iban', 'mobile_phone')),
           0::bigint, 'ANALYZE keeps no statistics on personal columns');
+
+-- KNOWN RESIDUAL (todo): a merge join against the lookup-key index reads
+-- hidden index entries up to the first visible key past the caller's own
+-- key, and popsell._lookup_key is plain SHA-256, which any role computes.
+-- So "Rows Removed by Filter" of such a join on sha256(candidate) changes
+-- when a hidden row holds the candidate.  A keyed lookup key (HMAC under
+-- an owner-only secret) would remove it; until then this test is a todo.
+-- 500 brand-visible rows make the key gaps narrow.
+SELECT count(popsell.collect_contact(2, 'order', jsonb_build_object('first_name', 'V', 'email', 'v' || g || '@mj.example.test'), NULL, true))
+  FROM generate_series(1, 500) g;
+INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+VALUES (2, 'crm_manual', 'H', 'hidden-mj@c.example.test');
+CREATE TEMP TABLE mj_probe (phase text, removed bigint);
+GRANT ALL ON mj_probe TO PUBLIC;
+CREATE FUNCTION pg_temp.mj_probe(phase text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_temp.become('popsell_brand');
+    PERFORM set_config('enable_hashjoin', 'off', true);
+    PERFORM set_config('enable_nestloop', 'off', true);
+    PERFORM set_config('enable_seqscan', 'off', true);
+    PERFORM set_config('enable_bitmapscan', 'off', true);
+    INSERT INTO mj_probe
+    SELECT phase, (pg_temp.signals($q$SELECT 1 FROM popsell.contacts c
+                     JOIN (SELECT DISTINCT x AS k FROM unnest(ARRAY[sha256(convert_to('hidden-mj@c.example.test', 'UTF8'))]) x ORDER BY 1) v
+                       ON popsell._lookup_key(c.email) = v.k$q$)).removed;
+    PERFORM set_config('enable_hashjoin', 'on', true);
+    PERFORM set_config('enable_nestloop', 'on', true);
+    PERFORM set_config('enable_seqscan', 'on', true);
+    PERFORM set_config('enable_bitmapscan', 'on', true);
+    PERFORM pg_temp.become('');
+END $$;
+SELECT pg_temp.mj_probe('with');
+SAVEPOINT mj;
+SET LOCAL session_replication_role = replica;
+DELETE FROM popsell.contacts WHERE email = 'hidden-mj@c.example.test';
+RESET session_replication_role;
+SELECT pg_temp.mj_probe('without');
+SELECT removed AS mj_without FROM mj_probe WHERE phase = 'without' \gset
+ROLLBACK TO SAVEPOINT mj;
+INSERT INTO mj_probe VALUES ('without', :mj_without);
+SELECT todo('lookup keys are plain SHA-256: a merge-join probe counts a hidden row', 1);
+SELECT is((SELECT removed FROM mj_probe WHERE phase = 'with'), (SELECT removed FROM mj_probe WHERE phase = 'without'),
+          'a merge join on a caller-computed lookup key counts no hidden row');
 
 SELECT * FROM finish();
 ROLLBACK;
