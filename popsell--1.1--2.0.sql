@@ -4000,7 +4000,8 @@ BEGIN
         IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
             IF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
                OR NEW.file_path IS DISTINCT FROM OLD.file_path
-               OR NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id THEN
+               OR (NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id
+                   AND NEW.ambassador_id IS NOT NULL) THEN
                 PERFORM popsell._check_file_path(NEW.file_path, NEW.ambassador_id, 'file_path');
             END IF;
         ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT'

@@ -1895,10 +1895,9 @@ CREATE TRIGGER popsell_60_leaving
 -- caller through (SELECT popsell.current_ambassador_id()): a STABLE
 -- function in an initplan, evaluated once per query, so the row predicate
 -- left is plain column comparisons an index can serve.  Brand visibility
--- is written inline (a SQL helper with a SET clause would not be inlined),
--- as one CASE expression: the planner costs it in one step instead of
--- looking up statistics for each enum comparison, which halves the
--- planning overhead of a brand's point lookup and scans no slower.
+-- is one call of the C function popsell.brand_sees(...), spelled the same
+-- in the policies, the views and the predicate of contacts_brand_email_idx,
+-- so the planner matches that partial index to the brand's queries.
 --
 -- Views: RLS-filtered views are security_invoker; a view that masks a
 -- column its reader may not read in the table (my_contacts, community,
@@ -5234,7 +5233,8 @@ CREATE TRIGGER popsell_10_restore
 -- Files (SPEC section 3, v2): ugc.file_path and ambassadors.photo_path
 -- are relative paths under ambassadors/<that ambassador's id>/, segments
 -- of [A-Za-z0-9_.-] not starting with a dot (a whitelist), checked when
--- the path or the row's ambassador changes, so no ambassador can point at another person's file (whose
+-- the path or the row's ambassador changes (to another ambassador: the
+-- ambassador's deletion sets it NULL), so no ambassador can point at another person's file (whose
 -- erasure would then delete it) or outside the storage.  Replacing or
 -- deleting a path queues the old file as delete_file; the application
 -- deletes it from storage.  Paths already stored when popsell was
@@ -5304,7 +5304,8 @@ BEGIN
         IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
             IF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
                OR NEW.file_path IS DISTINCT FROM OLD.file_path
-               OR NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id THEN
+               OR (NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id
+                   AND NEW.ambassador_id IS NOT NULL) THEN
                 PERFORM popsell._check_file_path(NEW.file_path, NEW.ambassador_id, 'file_path');
             END IF;
         ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT'

@@ -8,10 +8,9 @@
 -- caller through (SELECT popsell.current_ambassador_id()): a STABLE
 -- function in an initplan, evaluated once per query, so the row predicate
 -- left is plain column comparisons an index can serve.  Brand visibility
--- is written inline (a SQL helper with a SET clause would not be inlined),
--- as one CASE expression: the planner costs it in one step instead of
--- looking up statistics for each enum comparison, which halves the
--- planning overhead of a brand's point lookup and scans no slower.
+-- is one call of the C function popsell.brand_sees(...), spelled the same
+-- in the policies, the views and the predicate of contacts_brand_email_idx,
+-- so the planner matches that partial index to the brand's queries.
 --
 -- Views: RLS-filtered views are security_invoker; a view that masks a
 -- column its reader may not read in the table (my_contacts, community,

@@ -2,7 +2,8 @@
 -- Files (SPEC section 3, v2): ugc.file_path and ambassadors.photo_path
 -- are relative paths under ambassadors/<that ambassador's id>/, segments
 -- of [A-Za-z0-9_.-] not starting with a dot (a whitelist), checked when
--- the path or the row's ambassador changes, so no ambassador can point at another person's file (whose
+-- the path or the row's ambassador changes (to another ambassador: the
+-- ambassador's deletion sets it NULL), so no ambassador can point at another person's file (whose
 -- erasure would then delete it) or outside the storage.  Replacing or
 -- deleting a path queues the old file as delete_file; the application
 -- deletes it from storage.  Paths already stored when popsell was
@@ -72,7 +73,8 @@ BEGIN
         IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
             IF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
                OR NEW.file_path IS DISTINCT FROM OLD.file_path
-               OR NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id THEN
+               OR (NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id
+                   AND NEW.ambassador_id IS NOT NULL) THEN
                 PERFORM popsell._check_file_path(NEW.file_path, NEW.ambassador_id, 'file_path');
             END IF;
         ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
