@@ -3947,6 +3947,99 @@ COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
 GRANT EXECUTE ON FUNCTION popsell.compliance_report(timestamptz)
     TO popsell_brand, popsell_brand_bi, popsell_account_team, popsell_technical;
 
+-- src/updates/1.1--2.0/20_security_fixes.sql
+-- Security fixes after review (SPEC S11, section 8).
+
+-- The brand's email index has the policy's own predicate, so the brand's
+-- lookup by email uses it.
+DROP INDEX popsell.contacts_brand_email_idx;
+CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
+    WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+
+-- The contact helper depends on the identity (parallel restricted).
+ALTER FUNCTION popsell._sees_contact(bigint) PARALLEL RESTRICTED;
+
+-- File paths: a whitelist, checked when the path or the row's ambassador
+-- changes; no UPDATE of a UGC row's id.
+CREATE OR REPLACE FUNCTION popsell._check_file_path(p_path text, p_ambassador_id bigint, p_column text)
+    RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_path IS NULL THEN
+        RETURN;
+    END IF;
+    -- A whitelist: ambassadors/<id>/ then segments of ASCII letters, digits,
+    -- '_', '-' and '.', none starting with a dot (so no "." or ".." and no
+    -- percent-encoded, fullwidth or invisible lookalike of them).
+    IF pg_catalog.octet_length(p_path) OPERATOR(pg_catalog.>) 256
+       OR p_ambassador_id IS NULL
+       OR p_path OPERATOR(pg_catalog.!~)
+          ('^ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$') THEN
+        RAISE EXCEPTION '% is not a file of ambassador %', p_column, coalesce(p_ambassador_id::text, 'NULL')
+            USING ERRCODE = 'PS108',
+                  DETAIL = 'A file path is relative, at most 256 bytes, ambassadors/<the ambassador''s id>/ then segments of ASCII letters, digits, "_", "-" and ".", none starting with a dot.',
+                  HINT = 'Store the file under the ambassador''s own directory, e.g. ambassadors/<id>/photo.jpg.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell._check_file_path(text, bigint, text) IS
+    'Internal: PS108 unless the path is ambassadors/<ambassador id>/ then segments of [A-Za-z0-9_.-] not starting with a dot, at most 256 bytes.';
+
+CREATE OR REPLACE FUNCTION popsell.files_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'popsell'
+       OR TG_TABLE_NAME NOT IN ('ugc', 'ambassadors') OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW'
+       OR TG_OP NOT IN ('INSERT', 'UPDATE', 'DELETE') THEN
+        RAISE EXCEPTION 'popsell.files_row() handles rows of popsell.ugc and popsell.ambassadors only'
+            USING ERRCODE = 'PS900', HINT = 'Drop this trigger; popsell attaches its triggers itself.';
+    END IF;
+    IF popsell._restoring() THEN
+        RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_WHEN OPERATOR(pg_catalog.=) 'BEFORE' THEN
+        IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
+            IF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
+               OR NEW.file_path IS DISTINCT FROM OLD.file_path
+               OR (NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id
+                   AND NEW.ambassador_id IS NOT NULL) THEN
+                PERFORM popsell._check_file_path(NEW.file_path, NEW.ambassador_id, 'file_path');
+            END IF;
+        ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
+              OR NEW.photo_path IS DISTINCT FROM OLD.photo_path
+              OR NEW.id IS DISTINCT FROM OLD.id THEN
+            PERFORM popsell._check_file_path(nullif(NEW.photo_path, ''), NEW.id, 'photo_path');
+        END IF;
+        RETURN NEW;
+    END IF;
+    -- AFTER: the file a row no longer names goes.
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
+        IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+            PERFORM popsell._queue_file_deletion(OLD.file_path, OLD.ambassador_id, 'ugc', OLD.id);
+        ELSIF NEW.file_path IS DISTINCT FROM OLD.file_path THEN
+            PERFORM popsell._queue_file_deletion(OLD.file_path, OLD.ambassador_id, 'ugc', OLD.id);
+        END IF;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.photo_path IS DISTINCT FROM OLD.photo_path THEN
+        PERFORM popsell._queue_file_deletion(OLD.photo_path, OLD.id, 'ambassador_photo', NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.files_row() IS
+    'Trigger: file paths of UGC and ambassador photos stay under ambassadors/<id>/ (PS108); a replaced or deleted path is queued as delete_file.';
+DROP TRIGGER popsell_30_files ON popsell.ugc;
+CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF file_path, ambassador_id ON popsell.ugc
+    FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
+DROP TRIGGER popsell_30_files ON popsell.ambassadors;
+CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF photo_path, id ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
+REVOKE UPDATE ON popsell.ugc FROM popsell_ambassador;
+GRANT UPDATE (ambassador_id, contest_id, file_path, created_at) ON popsell.ugc TO popsell_ambassador;
+
 -- src/updates/1.1--2.0/22_engine_fixes.sql
 -- The blacklist filter and the key cache are invalidated under every
 -- session_replication_role; a parallel worker reads the keys under the
@@ -4089,6 +4182,59 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- No column statistics of personal data (SPEC S11): the planner uses a
+    -- table's statistics (histogram bounds, most common values) to estimate
+    -- a caller's leakproof condition, hidden rows included, so a plain
+    -- EXPLAIN's row estimate would tell a restricted role whether a value
+    -- it may not see is stored.  Every column of a member table that can
+    -- hold personal data (text, date, bytea, arrays, json, inet), and every index
+    -- expression of those types (lookup keys of emails...), gets statistics target 0 and
+    -- loses the statistics an earlier ANALYZE gathered.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj, a.attname, a.attnum, c.oid
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0
+                                         AND NOT a.attisdropped
+          JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+         WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+           AND (t.typcategory OPERATOR(pg_catalog.=) ANY (ARRAY['S', 'A']::"char"[])
+                OR a.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.bytea', 'pg_catalog.date',
+                                                                'pg_catalog.jsonb', 'pg_catalog.json', 'pg_catalog.name',
+                                                                'pg_catalog.inet']::pg_catalog.regtype[]))
+    LOOP
+        IF (SELECT a.attstattarget FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid OPERATOR(pg_catalog.=) r.oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum)
+           OPERATOR(pg_catalog.<>) 0 THEN
+            EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', r.obj, r.attname);
+        END IF;
+        DELETE FROM pg_catalog.pg_statistic
+         WHERE starelid OPERATOR(pg_catalog.=) r.oid AND staattnum OPERATOR(pg_catalog.=) r.attnum;
+    END LOOP;
+    FOR r IN
+        SELECT i.indexrelid::pg_catalog.regclass AS obj, a.attnum, i.indexrelid AS oid, a.attstattarget
+          FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) i.indrelid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indexrelid
+                                         AND a.attnum OPERATOR(pg_catalog.>) 0
+          JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+         WHERE i.indkey[a.attnum OPERATOR(pg_catalog.-) 1] OPERATOR(pg_catalog.=) 0
+           AND (t.typcategory OPERATOR(pg_catalog.=) ANY (ARRAY['S', 'A']::"char"[])
+                OR a.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.bytea', 'pg_catalog.date',
+                                                                'pg_catalog.jsonb', 'pg_catalog.json', 'pg_catalog.name',
+                                                                'pg_catalog.inet']::pg_catalog.regtype[]))
+    LOOP
+        IF r.attstattarget OPERATOR(pg_catalog.<>) 0 THEN
+            EXECUTE pg_catalog.format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0', r.obj, r.attnum);
+        END IF;
+        DELETE FROM pg_catalog.pg_statistic
+         WHERE starelid OPERATOR(pg_catalog.=) r.oid AND staattnum OPERATOR(pg_catalog.=) r.attnum;
+    END LOOP;
+
     -- pg_dump keeps what users filled (SPEC section 3, S9): every table
     -- and sequence, registered once.
     FOR r IN
@@ -4107,6 +4253,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION popsell._finalize_extension() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._finalize_extension() IS
-    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, every table and sequence registered for pg_dump. Idempotent.';
+    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, every table and sequence registered for pg_dump. Idempotent.';
 
 SELECT popsell._finalize_extension();

@@ -483,10 +483,11 @@ CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
 -- Emails are indexed by lookup key (SPEC S11); the brand's index holds
 -- only the rows its policy shows (the predicate is that policy).
 CREATE INDEX contacts_email_idx ON popsell.contacts (popsell._lookup_key(email)) WHERE email IS NOT NULL;
+-- The predicate is the policy's own call (popsell.brand_sees), spelled as
+-- the view and popsell.brand_contacts_by_email spell it, so the planner
+-- matches the index to their queries.
 CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
-    WHERE CASE WHEN restricted THEN false
-               WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-               ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END;
+    WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.
 CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at)
@@ -1899,10 +1900,9 @@ CREATE TRIGGER popsell_60_leaving
 -- caller through (SELECT popsell.current_ambassador_id()): a STABLE
 -- function in an initplan, evaluated once per query, so the row predicate
 -- left is plain column comparisons an index can serve.  Brand visibility
--- is written inline (a SQL helper with a SET clause would not be inlined),
--- as one CASE expression: the planner costs it in one step instead of
--- looking up statistics for each enum comparison, which halves the
--- planning overhead of a brand's point lookup and scans no slower.
+-- is one call of the C function popsell.brand_sees(...), spelled the same
+-- in the policies, the views and the predicate of contacts_brand_email_idx,
+-- so the planner matches that partial index to the brand's queries.
 --
 -- Views: RLS-filtered views are security_invoker; a view that masks a
 -- column its reader may not read in the table (my_contacts, community,
@@ -1939,8 +1939,11 @@ ALTER FUNCTION popsell.initial_optins(popsell.contact_source, boolean, boolean, 
 -- operator, so the policy runs first, on every row the scan reads.  They
 -- run with the caller's rights: the caller's own policies on
 -- popsell.contacts and popsell.outbox decide.
+-- popsell._sees_contact reads popsell.contacts under the caller's policies,
+-- which depend on the identity of the transaction (parallel restricted):
+-- a parallel worker would see nothing.
 CREATE FUNCTION popsell._sees_contact(contact_id bigint) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
+    LANGUAGE sql STABLE PARALLEL RESTRICTED COST 0.0001
     SET search_path = pg_catalog, pg_temp
     RETURN EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) _sees_contact.contact_id);
 COMMENT ON FUNCTION popsell._sees_contact(bigint) IS
@@ -2211,7 +2214,10 @@ CREATE POLICY popsell_ambassador_all ON popsell.social_grants TO popsell_ambassa
 COMMENT ON POLICY popsell_ambassador_all ON popsell.social_grants IS
     'An ambassador manages its own social network grants.';
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.publications, popsell.ugc TO popsell_ambassador;
+GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.publications TO popsell_ambassador;
+-- No UPDATE of a UGC row's id (outbox rows and erasure refer to it).
+GRANT SELECT, INSERT, DELETE ON popsell.ugc TO popsell_ambassador;
+GRANT UPDATE (ambassador_id, contest_id, file_path, created_at) ON popsell.ugc TO popsell_ambassador;
 GRANT USAGE ON SEQUENCE popsell.publications_id_seq, popsell.ugc_id_seq TO popsell_ambassador;
 GRANT SELECT, DELETE ON popsell.publications, popsell.ugc TO popsell_brand;
 GRANT SELECT, INSERT, DELETE ON popsell.community_reactions TO popsell_ambassador;
@@ -5230,8 +5236,10 @@ CREATE TRIGGER popsell_10_restore
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
 -- ===================================================================
 -- Files (SPEC section 3, v2): ugc.file_path and ambassadors.photo_path
--- are relative paths under ambassadors/<that ambassador's id>/, without
--- "..", so no ambassador can point at another person's file (whose
+-- are relative paths under ambassadors/<that ambassador's id>/, segments
+-- of [A-Za-z0-9_.-] not starting with a dot (a whitelist), checked when
+-- the path or the row's ambassador changes (to another ambassador: the
+-- ambassador's deletion sets it NULL), so no ambassador can point at another person's file (whose
 -- erasure would then delete it) or outside the storage.  Replacing or
 -- deleting a path queues the old file as delete_file; the application
 -- deletes it from storage.  Paths already stored when popsell was
@@ -5247,21 +5255,22 @@ BEGIN
     IF p_path IS NULL THEN
         RETURN;
     END IF;
+    -- A whitelist: ambassadors/<id>/ then segments of ASCII letters, digits,
+    -- '_', '-' and '.', none starting with a dot (so no "." or ".." and no
+    -- percent-encoded, fullwidth or invisible lookalike of them).
     IF pg_catalog.octet_length(p_path) OPERATOR(pg_catalog.>) 256
        OR p_ambassador_id IS NULL
-       OR pg_catalog."left"(p_path, pg_catalog.length('ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '/'))
-          OPERATOR(pg_catalog.<>) ('ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '/')
-       OR pg_catalog.length(p_path) OPERATOR(pg_catalog.=) pg_catalog.length('ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '/')
-       OR p_path OPERATOR(pg_catalog.~) '(^|/)\.\.?(/|$)|//|\\|[[:cntrl:]]|/$' THEN
+       OR p_path OPERATOR(pg_catalog.!~)
+          ('^ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$') THEN
         RAISE EXCEPTION '% is not a file of ambassador %', p_column, coalesce(p_ambassador_id::text, 'NULL')
             USING ERRCODE = 'PS108',
-                  DETAIL = 'A file path is relative, at most 256 bytes, under ambassadors/<the ambassador''s id>/, without "." or ".." segments, empty segments or backslashes.',
+                  DETAIL = 'A file path is relative, at most 256 bytes, ambassadors/<the ambassador''s id>/ then segments of ASCII letters, digits, "_", "-" and ".", none starting with a dot.',
                   HINT = 'Store the file under the ambassador''s own directory, e.g. ambassadors/<id>/photo.jpg.';
     END IF;
 END
 $$;
 COMMENT ON FUNCTION popsell._check_file_path(text, bigint, text) IS
-    'Internal: PS108 unless the path is a relative path under ambassadors/<ambassador id>/ (no "..", at most 256 bytes).';
+    'Internal: PS108 unless the path is ambassadors/<ambassador id>/ then segments of [A-Za-z0-9_.-] not starting with a dot, at most 256 bytes.';
 
 -- Queue a file for deletion (the application removes it from storage).
 CREATE FUNCTION popsell._queue_file_deletion(p_path text, p_ambassador_id bigint, p_what text, p_ugc_id bigint)
@@ -5299,11 +5308,14 @@ BEGIN
     IF TG_WHEN OPERATOR(pg_catalog.=) 'BEFORE' THEN
         IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
             IF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
-               OR NEW.file_path IS DISTINCT FROM OLD.file_path THEN
+               OR NEW.file_path IS DISTINCT FROM OLD.file_path
+               OR (NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id
+                   AND NEW.ambassador_id IS NOT NULL) THEN
                 PERFORM popsell._check_file_path(NEW.file_path, NEW.ambassador_id, 'file_path');
             END IF;
         ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
-              OR NEW.photo_path IS DISTINCT FROM OLD.photo_path THEN
+              OR NEW.photo_path IS DISTINCT FROM OLD.photo_path
+              OR NEW.id IS DISTINCT FROM OLD.id THEN
             PERFORM popsell._check_file_path(nullif(NEW.photo_path, ''), NEW.id, 'photo_path');
         END IF;
         RETURN NEW;
@@ -5324,11 +5336,11 @@ $$;
 COMMENT ON FUNCTION popsell.files_row() IS
     'Trigger: file paths of UGC and ambassador photos stay under ambassadors/<id>/ (PS108); a replaced or deleted path is queued as delete_file.';
 
-CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF file_path ON popsell.ugc
+CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF file_path, ambassador_id ON popsell.ugc
     FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
 CREATE TRIGGER popsell_70_files AFTER UPDATE OF file_path OR DELETE ON popsell.ugc
     FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
-CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF photo_path ON popsell.ambassadors
+CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF photo_path, id ON popsell.ambassadors
     FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
 CREATE TRIGGER popsell_70_files AFTER UPDATE OF photo_path ON popsell.ambassadors
     FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
@@ -6099,6 +6111,59 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- No column statistics of personal data (SPEC S11): the planner uses a
+    -- table's statistics (histogram bounds, most common values) to estimate
+    -- a caller's leakproof condition, hidden rows included, so a plain
+    -- EXPLAIN's row estimate would tell a restricted role whether a value
+    -- it may not see is stored.  Every column of a member table that can
+    -- hold personal data (text, date, bytea, arrays, json, inet), and every index
+    -- expression of those types (lookup keys of emails...), gets statistics target 0 and
+    -- loses the statistics an earlier ANALYZE gathered.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj, a.attname, a.attnum, c.oid
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0
+                                         AND NOT a.attisdropped
+          JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+         WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+           AND (t.typcategory OPERATOR(pg_catalog.=) ANY (ARRAY['S', 'A']::"char"[])
+                OR a.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.bytea', 'pg_catalog.date',
+                                                                'pg_catalog.jsonb', 'pg_catalog.json', 'pg_catalog.name',
+                                                                'pg_catalog.inet']::pg_catalog.regtype[]))
+    LOOP
+        IF (SELECT a.attstattarget FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid OPERATOR(pg_catalog.=) r.oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum)
+           OPERATOR(pg_catalog.<>) 0 THEN
+            EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', r.obj, r.attname);
+        END IF;
+        DELETE FROM pg_catalog.pg_statistic
+         WHERE starelid OPERATOR(pg_catalog.=) r.oid AND staattnum OPERATOR(pg_catalog.=) r.attnum;
+    END LOOP;
+    FOR r IN
+        SELECT i.indexrelid::pg_catalog.regclass AS obj, a.attnum, i.indexrelid AS oid, a.attstattarget
+          FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) i.indrelid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indexrelid
+                                         AND a.attnum OPERATOR(pg_catalog.>) 0
+          JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+         WHERE i.indkey[a.attnum OPERATOR(pg_catalog.-) 1] OPERATOR(pg_catalog.=) 0
+           AND (t.typcategory OPERATOR(pg_catalog.=) ANY (ARRAY['S', 'A']::"char"[])
+                OR a.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.bytea', 'pg_catalog.date',
+                                                                'pg_catalog.jsonb', 'pg_catalog.json', 'pg_catalog.name',
+                                                                'pg_catalog.inet']::pg_catalog.regtype[]))
+    LOOP
+        IF r.attstattarget OPERATOR(pg_catalog.<>) 0 THEN
+            EXECUTE pg_catalog.format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0', r.obj, r.attnum);
+        END IF;
+        DELETE FROM pg_catalog.pg_statistic
+         WHERE starelid OPERATOR(pg_catalog.=) r.oid AND staattnum OPERATOR(pg_catalog.=) r.attnum;
+    END LOOP;
+
     -- pg_dump keeps what users filled (SPEC section 3, S9): every table
     -- and sequence, registered once.
     FOR r IN
@@ -6117,6 +6182,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION popsell._finalize_extension() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._finalize_extension() IS
-    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, every table and sequence registered for pg_dump. Idempotent.';
+    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, every table and sequence registered for pg_dump. Idempotent.';
 
 SELECT popsell._finalize_extension();

@@ -49,6 +49,27 @@ SELECT v AS input_name, pg_temp.try(format('SELECT popsell.normalize_email(%L)',
                ('soft hyphen', E'elo\u00addie@example.test'),
                ('right-to-left mark', E'elodie\u200f@example.test')) AS t(v, s);
 
+-- Compatibility forms fold to the plain address (NFKC case folding), so a
+-- fullwidth or mathematical spelling of an opted-out address is that address.
+SELECT v AS input_name, popsell.normalize_email(s) AS normalized,
+       popsell.hash_email(s) = popsell.hash_email('victim@example.test') AS same_hash
+  FROM (VALUES ('fullwidth letter', E'victim@\uff45xample.test'),
+               ('fullwidth address', E'\uff36\uff49\uff43\uff54\uff49\uff4d\uff20example.test'),
+               ('mathematical bold letter', E'victim@\U0001D41Example.test'),
+               ('fullwidth full stop', E'victim@example\uff0etest')) AS t(v, s);
+-- Characters that are invisible, ignorable or look blank are refused
+-- (PS202) rather than making an address new or vanishing.
+SELECT v AS input_name, pg_temp.try(format('SELECT popsell.normalize_email(%L)', s)) AS outcome
+  FROM (VALUES ('combining grapheme joiner', E'victim@ex\u034fample.test'),
+               ('variation selector 16', E'victim@ex\ufe0fample.test'),
+               ('Mongolian variation selector', E'victim@ex\u180bample.test'),
+               ('Hangul filler', E'victim@ex\u3164ample.test'),
+               ('halfwidth Hangul filler', E'victim\uffa0@example.test'),
+               ('braille blank', E'victim@ex\u2800ample.test'),
+               ('private use', E'victim@ex\ue000ample.test'),
+               ('word joiner', E'victim\u2060@example.test'),
+               ('trailing braille blank', E'victim@example.test\u2800')) AS t(v, s);
+
 -- Bounded before any work: a 128 kB address is refused at once (PS107),
 -- well within a statement_timeout that the old quadratic normalization
 -- ignored; 254 octets is the limit after trimming.

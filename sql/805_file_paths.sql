@@ -36,6 +36,22 @@ SELECT left(p, 30) AS photo_path,
 SELECT p AS file_path,
        pg_temp.try(format('INSERT INTO popsell.ugc (ambassador_id, file_path) VALUES (1, %L) RETURNING file_path', p)) AS outcome
   FROM unnest(ARRAY['ambassadors/2/bob.jpg', 'ambassadors/1/../2/bob.jpg', 'ambassadors/1/holiday.jpg']) AS p;
+-- Lookalikes of "." and "..": percent-encoded, fullwidth, followed or
+-- preceded by an invisible or white-space character, a segment of only
+-- dots; and moving a row to another ambassador with its path.
+SELECT p AS file_path,
+       pg_temp.try(format('INSERT INTO popsell.ugc (ambassador_id, file_path) VALUES (1, %L) RETURNING file_path', p)) AS outcome
+  FROM unnest(ARRAY['ambassadors/1/%2e%2e/2/b.jpg', E'ambassadors/1/\uff0e\uff0e\uff0fx.jpg',
+                    E'ambassadors/1/..\u200b/2/b.jpg', ' ../x', 'ambassadors/1/...', 'ambassadors/1/.hidden',
+                    E'ambassadors/1/\u00e9t\u00e9.jpg', 'ambassadors/1/a b.jpg', 'ambassadors/1/a%20b.jpg',
+                    'ambassadors/1/2024/summer-photo_1.v2.jpg']) AS p;
+SELECT pg_temp.try($$UPDATE popsell.ugc SET ambassador_id = 1 WHERE id = 20 RETURNING file_path$$) AS move_row_as_alice;
+SELECT pg_temp.try($$UPDATE popsell.ugc SET id = 99 WHERE file_path = 'ambassadors/1/2024/summer-photo_1.v2.jpg' RETURNING id::text$$) AS update_id;
+RESET ROLE;
+SELECT pg_temp.try($$UPDATE popsell.ugc SET ambassador_id = 2 WHERE file_path = 'ambassadors/1/2024/summer-photo_1.v2.jpg' RETURNING file_path$$) AS move_row_as_owner;
+DELETE FROM popsell.ugc WHERE file_path = 'ambassadors/1/2024/summer-photo_1.v2.jpg';
+DELETE FROM popsell.outbox;
+SET ROLE popsell_t805_alice;
 -- A valid replacement queues the old photo; deleting a UGC row queues its file.
 UPDATE popsell.ambassadors SET photo_path = 'ambassadors/1/new.jpg' WHERE id = 1;
 DELETE FROM popsell.ugc WHERE file_path = 'ambassadors/1/holiday.jpg';

@@ -44,6 +44,7 @@
 #include "utils/snapmgr.h"
 
 #include <unicode/uchar.h>
+#include <unicode/unorm2.h>
 #include <unicode/ustring.h>
 #include <unicode/utf16.h>
 
@@ -326,6 +327,29 @@ is_space(unsigned char c)
 }
 
 /*
+ * Whether an email may not hold code point C: white space of any kind, an
+ * invisible, format or default-ignorable character (zero-width space,
+ * byte-order mark, combining grapheme joiner, Hangul fillers ...), a
+ * variation selector, a private-use, control, surrogate or unassigned code
+ * point, or a character that looks blank (braille pattern blank).
+ */
+static bool
+refused_code_point(UChar32 c)
+{
+	int8_t		type = u_charType(c);
+
+	return u_isUWhiteSpace(c) ||
+		u_hasBinaryProperty(c, UCHAR_DEFAULT_IGNORABLE_CODE_POINT) ||
+		u_hasBinaryProperty(c, UCHAR_VARIATION_SELECTOR) ||
+		type == U_FORMAT_CHAR || type == U_CONTROL_CHAR ||
+		type == U_UNASSIGNED || type == U_PRIVATE_USE_CHAR ||
+		type == U_SURROGATE || type == U_LINE_SEPARATOR ||
+		type == U_PARAGRAPH_SEPARATOR ||
+		c == 0x2800 ||			/* braille pattern blank */
+		c == 0x3164 || c == 0xFFA0 || c == 0x115F || c == 0x1160;	/* Hangul fillers */
+}
+
+/*
  * Trim, case-fold and NFC-normalize, whatever the database's locale.
  *
  * The input is bounded before any work (SPEC section 8): an email holds at
@@ -333,10 +357,14 @@ is_space(unsigned char c)
  * room for surrounding white space and nothing more.  ASCII, by far the
  * common case, is handled inline.  Other text (UTF-8 databases) goes
  * through ICU, which PostgreSQL is built with: Unicode white space (no-break
- * space, ideographic space ...) is stripped at both ends, letters get ICU's
- * default (locale-independent) full case folding, and PostgreSQL's Unicode
- * tables give the NFC form.  Invisible and format characters are kept for
- * EmailLooksValid() to refuse.
+ * space, ideographic space ...) is stripped at both ends, and the rest gets
+ * ICU's NFKC case folding (locale-independent full case folding plus
+ * compatibility forms: fullwidth letters, ligatures ... fold to their plain
+ * form), then the NFC form from PostgreSQL's Unicode tables.  A value
+ * holding a character that refused_code_point() names (invisible, format,
+ * default-ignorable, variation selector, private use, blank-looking) is
+ * only case-folded, so those characters stay for EmailLooksValid() to
+ * refuse instead of vanishing into another address's form.
  */
 char *
 NormalizeIdentifier(const char *s, int len, int *outlen)
@@ -394,6 +422,7 @@ NormalizeIdentifier(const char *s, int len, int *outlen)
 		int			wlen;
 		int			nfclen = 0;
 		char	   *res;
+		bool		refused = false;
 
 		/* UTF-8 to UTF-16 (bounded above: at most len code units) */
 		u = palloc((end - start + 1) * sizeof(UChar));
@@ -428,10 +457,48 @@ NormalizeIdentifier(const char *s, int len, int *outlen)
 			uend = i;
 		}
 
-		/* full case folding (at most three code units per code unit) */
-		folded = palloc((3 * (uend - ustart) + 1) * sizeof(UChar));
-		flen = u_strFoldCase(folded, 3 * (uend - ustart) + 1, u + ustart, uend - ustart,
-							 U_FOLD_CASE_DEFAULT, &err);
+		/* does it hold a character an email may not hold? */
+		for (int32_t i = ustart; i < uend;)
+		{
+			UChar32		c;
+
+			CHECK_FOR_INTERRUPTS();
+			U16_NEXT(u, i, uend, c);
+			if (refused_code_point(c))
+			{
+				refused = true;
+				break;
+			}
+		}
+
+		if (refused)
+		{
+			/* full case folding only (at most three code units per code unit) */
+			folded = palloc((3 * (uend - ustart) + 1) * sizeof(UChar));
+			flen = u_strFoldCase(folded, 3 * (uend - ustart) + 1, u + ustart, uend - ustart,
+								 U_FOLD_CASE_DEFAULT, &err);
+		}
+		else
+		{
+			/* NFKC case folding; grow the buffer once if it expands more */
+			const UNormalizer2 *nfkc_cf = unorm2_getNFKCCasefoldInstance(&err);
+			int32_t		cap = 3 * (uend - ustart) + 1;
+
+			if (U_FAILURE(err))
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not load ICU's NFKC case folding: %s", u_errorName(err))));
+			folded = palloc(cap * sizeof(UChar));
+			flen = unorm2_normalize(nfkc_cf, u + ustart, uend - ustart, folded, cap, &err);
+			if (err == U_BUFFER_OVERFLOW_ERROR)
+			{
+				err = U_ZERO_ERROR;
+				pfree(folded);
+				cap = flen + 1;
+				folded = palloc(cap * sizeof(UChar));
+				flen = unorm2_normalize(nfkc_cf, u + ustart, uend - ustart, folded, cap, &err);
+			}
+		}
 		if (U_FAILURE(err))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
@@ -475,16 +542,14 @@ NormalizeIdentifier(const char *s, int len, int *outlen)
 
 /*
  * Whether the UTF-8 sequence at E (non-ASCII) is a character an email may
- * not hold: white space of any kind, an invisible or format character
- * (zero-width space, byte-order mark ...), a control or unassigned code
- * point.  Sets *step to the sequence's length.
+ * not hold (refused_code_point(), or malformed UTF-8).  Sets *step to the
+ * sequence's length.
  */
 static bool
 forbidden_in_email(const unsigned char *e, int left, int *step)
 {
 	int			l = pg_utf_mblen(e);
 	UChar32		c;
-	int8_t		type;
 
 	if (l > left || !pg_utf8_islegal(e, l))
 	{
@@ -493,9 +558,7 @@ forbidden_in_email(const unsigned char *e, int left, int *step)
 	}
 	*step = l;
 	c = (UChar32) utf8_to_unicode(e);
-	type = u_charType(c);
-	return u_isUWhiteSpace(c) || type == U_FORMAT_CHAR || type == U_CONTROL_CHAR ||
-		type == U_UNASSIGNED || type == U_LINE_SEPARATOR || type == U_PARAGRAPH_SEPARATOR;
+	return refused_code_point(c);
 }
 
 /*

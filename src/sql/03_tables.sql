@@ -221,10 +221,11 @@ CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
 -- Emails are indexed by lookup key (SPEC S11); the brand's index holds
 -- only the rows its policy shows (the predicate is that policy).
 CREATE INDEX contacts_email_idx ON popsell.contacts (popsell._lookup_key(email)) WHERE email IS NOT NULL;
+-- The predicate is the policy's own call (popsell.brand_sees), spelled as
+-- the view and popsell.brand_contacts_by_email spell it, so the planner
+-- matches the index to their queries.
 CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
-    WHERE CASE WHEN restricted THEN false
-               WHEN email_confirmed_at IS NULL AND source OPERATOR(pg_catalog.=) ANY ('{blog,blog_internal_form,store_purchase}'::popsell.contact_source[]) THEN false
-               ELSE brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin OR partners_optin END;
+    WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.
 CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at)

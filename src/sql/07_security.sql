@@ -8,10 +8,9 @@
 -- caller through (SELECT popsell.current_ambassador_id()): a STABLE
 -- function in an initplan, evaluated once per query, so the row predicate
 -- left is plain column comparisons an index can serve.  Brand visibility
--- is written inline (a SQL helper with a SET clause would not be inlined),
--- as one CASE expression: the planner costs it in one step instead of
--- looking up statistics for each enum comparison, which halves the
--- planning overhead of a brand's point lookup and scans no slower.
+-- is one call of the C function popsell.brand_sees(...), spelled the same
+-- in the policies, the views and the predicate of contacts_brand_email_idx,
+-- so the planner matches that partial index to the brand's queries.
 --
 -- Views: RLS-filtered views are security_invoker; a view that masks a
 -- column its reader may not read in the table (my_contacts, community,
@@ -48,8 +47,11 @@ ALTER FUNCTION popsell.initial_optins(popsell.contact_source, boolean, boolean, 
 -- operator, so the policy runs first, on every row the scan reads.  They
 -- run with the caller's rights: the caller's own policies on
 -- popsell.contacts and popsell.outbox decide.
+-- popsell._sees_contact reads popsell.contacts under the caller's policies,
+-- which depend on the identity of the transaction (parallel restricted):
+-- a parallel worker would see nothing.
 CREATE FUNCTION popsell._sees_contact(contact_id bigint) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
+    LANGUAGE sql STABLE PARALLEL RESTRICTED COST 0.0001
     SET search_path = pg_catalog, pg_temp
     RETURN EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) _sees_contact.contact_id);
 COMMENT ON FUNCTION popsell._sees_contact(bigint) IS
@@ -320,7 +322,10 @@ CREATE POLICY popsell_ambassador_all ON popsell.social_grants TO popsell_ambassa
 COMMENT ON POLICY popsell_ambassador_all ON popsell.social_grants IS
     'An ambassador manages its own social network grants.';
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.publications, popsell.ugc TO popsell_ambassador;
+GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.publications TO popsell_ambassador;
+-- No UPDATE of a UGC row's id (outbox rows and erasure refer to it).
+GRANT SELECT, INSERT, DELETE ON popsell.ugc TO popsell_ambassador;
+GRANT UPDATE (ambassador_id, contest_id, file_path, created_at) ON popsell.ugc TO popsell_ambassador;
 GRANT USAGE ON SEQUENCE popsell.publications_id_seq, popsell.ugc_id_seq TO popsell_ambassador;
 GRANT SELECT, DELETE ON popsell.publications, popsell.ugc TO popsell_brand;
 GRANT SELECT, INSERT, DELETE ON popsell.community_reactions TO popsell_ambassador;

@@ -1,7 +1,9 @@
 -- ===================================================================
 -- Files (SPEC section 3, v2): ugc.file_path and ambassadors.photo_path
--- are relative paths under ambassadors/<that ambassador's id>/, without
--- "..", so no ambassador can point at another person's file (whose
+-- are relative paths under ambassadors/<that ambassador's id>/, segments
+-- of [A-Za-z0-9_.-] not starting with a dot (a whitelist), checked when
+-- the path or the row's ambassador changes (to another ambassador: the
+-- ambassador's deletion sets it NULL), so no ambassador can point at another person's file (whose
 -- erasure would then delete it) or outside the storage.  Replacing or
 -- deleting a path queues the old file as delete_file; the application
 -- deletes it from storage.  Paths already stored when popsell was
@@ -17,21 +19,22 @@ BEGIN
     IF p_path IS NULL THEN
         RETURN;
     END IF;
+    -- A whitelist: ambassadors/<id>/ then segments of ASCII letters, digits,
+    -- '_', '-' and '.', none starting with a dot (so no "." or ".." and no
+    -- percent-encoded, fullwidth or invisible lookalike of them).
     IF pg_catalog.octet_length(p_path) OPERATOR(pg_catalog.>) 256
        OR p_ambassador_id IS NULL
-       OR pg_catalog."left"(p_path, pg_catalog.length('ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '/'))
-          OPERATOR(pg_catalog.<>) ('ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '/')
-       OR pg_catalog.length(p_path) OPERATOR(pg_catalog.=) pg_catalog.length('ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '/')
-       OR p_path OPERATOR(pg_catalog.~) '(^|/)\.\.?(/|$)|//|\\|[[:cntrl:]]|/$' THEN
+       OR p_path OPERATOR(pg_catalog.!~)
+          ('^ambassadors/' OPERATOR(pg_catalog.||) p_ambassador_id OPERATOR(pg_catalog.||) '(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$') THEN
         RAISE EXCEPTION '% is not a file of ambassador %', p_column, coalesce(p_ambassador_id::text, 'NULL')
             USING ERRCODE = 'PS108',
-                  DETAIL = 'A file path is relative, at most 256 bytes, under ambassadors/<the ambassador''s id>/, without "." or ".." segments, empty segments or backslashes.',
+                  DETAIL = 'A file path is relative, at most 256 bytes, ambassadors/<the ambassador''s id>/ then segments of ASCII letters, digits, "_", "-" and ".", none starting with a dot.',
                   HINT = 'Store the file under the ambassador''s own directory, e.g. ambassadors/<id>/photo.jpg.';
     END IF;
 END
 $$;
 COMMENT ON FUNCTION popsell._check_file_path(text, bigint, text) IS
-    'Internal: PS108 unless the path is a relative path under ambassadors/<ambassador id>/ (no "..", at most 256 bytes).';
+    'Internal: PS108 unless the path is ambassadors/<ambassador id>/ then segments of [A-Za-z0-9_.-] not starting with a dot, at most 256 bytes.';
 
 -- Queue a file for deletion (the application removes it from storage).
 CREATE FUNCTION popsell._queue_file_deletion(p_path text, p_ambassador_id bigint, p_what text, p_ugc_id bigint)
@@ -69,11 +72,14 @@ BEGIN
     IF TG_WHEN OPERATOR(pg_catalog.=) 'BEFORE' THEN
         IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'ugc' THEN
             IF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
-               OR NEW.file_path IS DISTINCT FROM OLD.file_path THEN
+               OR NEW.file_path IS DISTINCT FROM OLD.file_path
+               OR (NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id
+                   AND NEW.ambassador_id IS NOT NULL) THEN
                 PERFORM popsell._check_file_path(NEW.file_path, NEW.ambassador_id, 'file_path');
             END IF;
         ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT'
-              OR NEW.photo_path IS DISTINCT FROM OLD.photo_path THEN
+              OR NEW.photo_path IS DISTINCT FROM OLD.photo_path
+              OR NEW.id IS DISTINCT FROM OLD.id THEN
             PERFORM popsell._check_file_path(nullif(NEW.photo_path, ''), NEW.id, 'photo_path');
         END IF;
         RETURN NEW;
@@ -94,11 +100,11 @@ $$;
 COMMENT ON FUNCTION popsell.files_row() IS
     'Trigger: file paths of UGC and ambassador photos stay under ambassadors/<id>/ (PS108); a replaced or deleted path is queued as delete_file.';
 
-CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF file_path ON popsell.ugc
+CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF file_path, ambassador_id ON popsell.ugc
     FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
 CREATE TRIGGER popsell_70_files AFTER UPDATE OF file_path OR DELETE ON popsell.ugc
     FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
-CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF photo_path ON popsell.ambassadors
+CREATE TRIGGER popsell_30_files BEFORE INSERT OR UPDATE OF photo_path, id ON popsell.ambassadors
     FOR EACH ROW EXECUTE FUNCTION popsell.files_row();
 CREATE TRIGGER popsell_70_files AFTER UPDATE OF photo_path ON popsell.ambassadors
     FOR EACH ROW EXECUTE FUNCTION popsell.files_row();

@@ -129,6 +129,59 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- No column statistics of personal data (SPEC S11): the planner uses a
+    -- table's statistics (histogram bounds, most common values) to estimate
+    -- a caller's leakproof condition, hidden rows included, so a plain
+    -- EXPLAIN's row estimate would tell a restricted role whether a value
+    -- it may not see is stored.  Every column of a member table that can
+    -- hold personal data (text, date, bytea, arrays, json, inet), and every index
+    -- expression of those types (lookup keys of emails...), gets statistics target 0 and
+    -- loses the statistics an earlier ANALYZE gathered.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj, a.attname, a.attnum, c.oid
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0
+                                         AND NOT a.attisdropped
+          JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+         WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+           AND (t.typcategory OPERATOR(pg_catalog.=) ANY (ARRAY['S', 'A']::"char"[])
+                OR a.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.bytea', 'pg_catalog.date',
+                                                                'pg_catalog.jsonb', 'pg_catalog.json', 'pg_catalog.name',
+                                                                'pg_catalog.inet']::pg_catalog.regtype[]))
+    LOOP
+        IF (SELECT a.attstattarget FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid OPERATOR(pg_catalog.=) r.oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum)
+           OPERATOR(pg_catalog.<>) 0 THEN
+            EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', r.obj, r.attname);
+        END IF;
+        DELETE FROM pg_catalog.pg_statistic
+         WHERE starelid OPERATOR(pg_catalog.=) r.oid AND staattnum OPERATOR(pg_catalog.=) r.attnum;
+    END LOOP;
+    FOR r IN
+        SELECT i.indexrelid::pg_catalog.regclass AS obj, a.attnum, i.indexrelid AS oid, a.attstattarget
+          FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) i.indrelid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indexrelid
+                                         AND a.attnum OPERATOR(pg_catalog.>) 0
+          JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+         WHERE i.indkey[a.attnum OPERATOR(pg_catalog.-) 1] OPERATOR(pg_catalog.=) 0
+           AND (t.typcategory OPERATOR(pg_catalog.=) ANY (ARRAY['S', 'A']::"char"[])
+                OR a.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.bytea', 'pg_catalog.date',
+                                                                'pg_catalog.jsonb', 'pg_catalog.json', 'pg_catalog.name',
+                                                                'pg_catalog.inet']::pg_catalog.regtype[]))
+    LOOP
+        IF r.attstattarget OPERATOR(pg_catalog.<>) 0 THEN
+            EXECUTE pg_catalog.format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0', r.obj, r.attnum);
+        END IF;
+        DELETE FROM pg_catalog.pg_statistic
+         WHERE starelid OPERATOR(pg_catalog.=) r.oid AND staattnum OPERATOR(pg_catalog.=) r.attnum;
+    END LOOP;
+
     -- pg_dump keeps what users filled (SPEC section 3, S9): every table
     -- and sequence, registered once.
     FOR r IN
@@ -147,6 +200,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION popsell._finalize_extension() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._finalize_extension() IS
-    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, every table and sequence registered for pg_dump. Idempotent.';
+    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, every table and sequence registered for pg_dump. Idempotent.';
 
 SELECT popsell._finalize_extension();

@@ -15,7 +15,7 @@
 -- same range on a value no row holds.  Each failure prints the SQL that
 -- reproduces it.
 BEGIN;
-SELECT plan(5);
+SELECT plan(12);
 -- Disabled scans cost 1e10, which would start JIT compilation per probe.
 SET LOCAL jit = off;
 
@@ -238,6 +238,162 @@ SELECT ok(EXISTS (SELECT 1 FROM (SELECT pg_temp.plan_lines($$SELECT count(*) FRO
                    WHERE l ~ 'Gather'),
           'a BI view can run in parallel');
 SELECT pg_temp.become('');
+
+-- The brand's lookup by email is served by the index of brand-visible rows:
+-- its predicate must be the one the view filters with (popsell.brand_sees),
+-- or the planner cannot match it and the lookup scans the whole table.
+SET LOCAL enable_seqscan = off;
+SELECT ok(EXISTS (SELECT 1 FROM (SELECT pg_temp.plan_lines(
+              $$SELECT b.* FROM popsell.brand_contacts b
+                 WHERE popsell._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell._brand_lookup_key('b-order@c.example.test')$$) AS l) p
+                   WHERE l ~ 'Index Scan using contacts_brand_email_idx'),
+          'the brand''s lookup query uses contacts_brand_email_idx');
+RESET enable_seqscan;
+SELECT ok((SELECT prosrc FROM pg_proc WHERE oid = 'popsell.brand_contacts_by_email(text)'::regprocedure)
+              LIKE '%FROM popsell.brand_contacts b%WHERE popsell._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell._brand_lookup_key(e)%',
+          'brand_contacts_by_email runs the query checked above');
+
+-- Policies that depend on the identity are not run by parallel workers
+-- (which do not carry it): an ambassador's counts are the same with and
+-- without a parallel plan.  The leader does not scan, so a policy a
+-- worker evaluates without the identity shows in the count.
+INSERT INTO popsell.interactions (contact_id, kind)
+SELECT c.id, k FROM popsell.contacts c,
+       unnest(enum_range(NULL::popsell.interaction_kind)) k, generate_series(1, 20);
+CREATE TEMP TABLE parallel_counts (who text, parallel boolean, n bigint);
+GRANT ALL ON parallel_counts TO PUBLIC;
+CREATE FUNCTION pg_temp.count_as(who text, par boolean) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM pg_temp.become(who);
+    PERFORM set_config('max_parallel_workers_per_gather', CASE WHEN par THEN '2' ELSE '0' END, true);
+    PERFORM set_config('parallel_setup_cost', '0', true);
+    PERFORM set_config('parallel_tuple_cost', '0', true);
+    PERFORM set_config('min_parallel_table_scan_size', '0', true);
+    PERFORM set_config('parallel_leader_participation', CASE WHEN par THEN 'off' ELSE 'on' END, true);
+    EXECUTE 'SELECT count(*) FROM popsell.interactions' INTO n;
+    INSERT INTO parallel_counts VALUES (who, par, n);
+    PERFORM set_config('max_parallel_workers_per_gather', '0', true);
+    PERFORM pg_temp.become('');
+END $$;
+SELECT pg_temp.count_as(w, p) FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand']) w, unnest(ARRAY[false, true]) p;
+SELECT is_empty($$SELECT s.who, s.n AS serial, p.n AS parallel FROM parallel_counts s JOIN parallel_counts p USING (who)
+                   WHERE NOT s.parallel AND p.parallel AND s.n <> p.n$$,
+                'counts through a policy depending on the identity are the same in parallel');
+SELECT ok((SELECT bool_and(n > 0) FROM parallel_counts WHERE NOT parallel), 'every role counts some interactions');
+RESET parallel_leader_participation;
+
+-- No row estimate tells a value apart (column statistics of hidden rows):
+-- after ANALYZE, a plain EXPLAIN's estimate for a value only hidden rows
+-- hold equals the estimate for a value no row holds, for every restricted
+-- role and personal column (equality and point range), and for the email
+-- lookup-key expression.
+INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, city, email)
+SELECT 2, 'crm_manual', 'Hidden', 'Hiddenson', 'Hiddenville', 'hidden' || g || '@c.example.test'
+  FROM generate_series(1, 60) g;
+INSERT INTO popsell.ambassadors (id, status, first_name, last_name, city, kind)
+SELECT 100 + g, 'signup_incomplete', 'Hidden', 'Hiddenson', 'Hiddenville', 'customer'
+  FROM generate_series(1, 60) g;
+ANALYZE popsell.contacts;
+ANALYZE popsell.ambassadors;
+CREATE FUNCTION pg_temp.estimate(q text) RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE
+    j json;
+BEGIN
+    EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO j;
+    RETURN (j -> 0 -> 'Plan' ->> 'Plan Rows')::numeric;
+END $$;
+CREATE TEMP TABLE estimate_findings (who text, q text, hidden numeric, absent numeric);
+GRANT ALL ON estimate_findings TO PUBLIC;
+CREATE FUNCTION pg_temp.estimates(who text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    f text;
+    qh text;
+    qa text;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('popsell.contacts', 'first_name', 'Hidden'), ('popsell.contacts', 'last_name', 'Hiddenson'),
+                                   ('popsell.contacts', 'city', 'Hiddenville'),
+                                   ('popsell.ambassadors', 'first_name', 'Hidden'), ('popsell.ambassadors', 'city', 'Hiddenville'))
+                           AS v(rel, col, val)
+    LOOP
+        FOREACH f IN ARRAY ARRAY['%I = %L', '%I >= %L AND %2$I <= %3$L'] LOOP
+            PERFORM pg_temp.become(who);
+            qh := format('SELECT 1 FROM %s WHERE ' || f, t.rel, t.col, t.val);
+            qa := format('SELECT 1 FROM %s WHERE ' || f, t.rel, t.col, 'Nobody-such');
+            BEGIN
+                INSERT INTO estimate_findings
+                SELECT who, qh, h, a FROM (SELECT pg_temp.estimate(qh) h, pg_temp.estimate(qa) a) e WHERE h <> a;
+            EXCEPTION WHEN insufficient_privilege THEN
+                NULL;
+            END;
+        END LOOP;
+    END LOOP;
+    PERFORM pg_temp.become(who);
+    qh := $q$SELECT 1 FROM popsell.contacts WHERE popsell._lookup_key(email) = popsell._lookup_key('hidden1@c.example.test')$q$;
+    qa := $q$SELECT 1 FROM popsell.contacts WHERE popsell._lookup_key(email) = popsell._lookup_key('nobody@c.example.test')$q$;
+    BEGIN
+        INSERT INTO estimate_findings
+        SELECT who, qh, h, a FROM (SELECT pg_temp.estimate(qh) h, pg_temp.estimate(qa) a) e WHERE h <> a;
+    EXCEPTION WHEN insufficient_privilege OR undefined_function THEN
+        NULL;
+    END;
+    PERFORM pg_temp.become('');
+END $$;
+SELECT pg_temp.estimates(w)
+  FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app']) AS w;
+SELECT is_empty($$SELECT who, q, hidden, absent FROM estimate_findings$$,
+                'row estimates are the same for a hidden value and an absent one');
+SELECT diag(format('as %s: EXPLAIN %s estimates %s rows, %s for an absent value', who, q, hidden, absent))
+  FROM estimate_findings ORDER BY who, q LIMIT 20;
+SELECT is((SELECT count(*) FROM pg_statistic s JOIN pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum
+            WHERE s.starelid IN ('popsell.contacts'::regclass, 'popsell.ambassadors'::regclass)
+              AND a.attname IN ('email', 'first_name', 'last_name', 'city', 'birth_date', 'iban', 'mobile_phone')),
+          0::bigint, 'ANALYZE keeps no statistics on personal columns');
+
+-- KNOWN RESIDUAL (todo): a merge join against the lookup-key index reads
+-- hidden index entries up to the first visible key past the caller's own
+-- key, and popsell._lookup_key is plain SHA-256, which any role computes.
+-- So "Rows Removed by Filter" of such a join on sha256(candidate) changes
+-- when a hidden row holds the candidate.  A keyed lookup key (HMAC under
+-- an owner-only secret) would remove it; until then this test is a todo.
+-- 500 brand-visible rows make the key gaps narrow.
+SELECT count(popsell.collect_contact(2, 'order', jsonb_build_object('first_name', 'V', 'email', 'v' || g || '@mj.example.test'), NULL, true))
+  FROM generate_series(1, 500) g;
+INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+VALUES (2, 'crm_manual', 'H', 'hidden-mj@c.example.test');
+CREATE TEMP TABLE mj_probe (phase text, removed bigint);
+GRANT ALL ON mj_probe TO PUBLIC;
+CREATE FUNCTION pg_temp.mj_probe(phase text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_temp.become('popsell_brand');
+    PERFORM set_config('enable_hashjoin', 'off', true);
+    PERFORM set_config('enable_nestloop', 'off', true);
+    PERFORM set_config('enable_seqscan', 'off', true);
+    PERFORM set_config('enable_bitmapscan', 'off', true);
+    INSERT INTO mj_probe
+    SELECT phase, (pg_temp.signals($q$SELECT 1 FROM popsell.contacts c
+                     JOIN (SELECT DISTINCT x AS k FROM unnest(ARRAY[sha256(convert_to('hidden-mj@c.example.test', 'UTF8'))]) x ORDER BY 1) v
+                       ON popsell._lookup_key(c.email) = v.k$q$)).removed;
+    PERFORM set_config('enable_hashjoin', 'on', true);
+    PERFORM set_config('enable_nestloop', 'on', true);
+    PERFORM set_config('enable_seqscan', 'on', true);
+    PERFORM set_config('enable_bitmapscan', 'on', true);
+    PERFORM pg_temp.become('');
+END $$;
+SELECT pg_temp.mj_probe('with');
+SAVEPOINT mj;
+SET LOCAL session_replication_role = replica;
+DELETE FROM popsell.contacts WHERE email = 'hidden-mj@c.example.test';
+RESET session_replication_role;
+SELECT pg_temp.mj_probe('without');
+SELECT removed AS mj_without FROM mj_probe WHERE phase = 'without' \gset
+ROLLBACK TO SAVEPOINT mj;
+INSERT INTO mj_probe VALUES ('without', :mj_without);
+SELECT todo('lookup keys are plain SHA-256: a merge-join probe counts a hidden row', 1);
+SELECT is((SELECT removed FROM mj_probe WHERE phase = 'with'), (SELECT removed FROM mj_probe WHERE phase = 'without'),
+          'a merge join on a caller-computed lookup key counts no hidden row');
 
 SELECT * FROM finish();
 ROLLBACK;
