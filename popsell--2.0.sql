@@ -234,6 +234,23 @@ GRANT EXECUTE ON FUNCTION popsell.is_opted_out(popsell.ambassador_optin),
 -- in the security section.
 -- ===================================================================
 
+-- A retention window (SPEC section 3, v2): at least one day, and no part
+-- negative.  An interval's months, days and time are separate fields, and
+-- comparing intervals counts a month as 30 days: '-100 years 36001 days'
+-- is "more than a day" yet goes back in time when added to a date.
+CREATE FUNCTION popsell._is_window(w interval) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (pg_catalog.date_part('year', w) OPERATOR(pg_catalog.*) 12
+            OPERATOR(pg_catalog.+) pg_catalog.date_part('month', w)) OPERATOR(pg_catalog.>=) 0
+       AND pg_catalog.date_part('day', w) OPERATOR(pg_catalog.>=) 0
+       AND (w OPERATOR(pg_catalog.-) pg_catalog.date_trunc('day', w)) OPERATOR(pg_catalog.>=) interval '0'
+       AND w OPERATOR(pg_catalog.>=) interval '1 day';
+COMMENT ON FUNCTION popsell._is_window(interval) IS
+    'Internal: whether an interval is a valid retention window: at least one day, with no negative months, days or time (NULL for NULL).';
+-- the settings CHECK runs it with the rights of whoever updates the row
+GRANT EXECUTE ON FUNCTION popsell._is_window(interval) TO popsell_brand, popsell_account_team, popsell_technical;
+
 -- The brand's configuration: exactly one row (the primary key is a
 -- constant true).
 CREATE TABLE popsell.settings (
@@ -241,11 +258,12 @@ CREATE TABLE popsell.settings (
     brand_name                    text,
     deletion_grace                interval NOT NULL DEFAULT '7 days',
     ambassador_inactivity         interval NOT NULL DEFAULT '3 years',
-    inactivity_warnings           integer  NOT NULL DEFAULT 2 CHECK (inactivity_warnings BETWEEN 0 AND 10),
+    inactivity_warnings           integer  NOT NULL DEFAULT 2 CHECK (inactivity_warnings BETWEEN 1 AND 10),
     inactivity_warning_interval   interval NOT NULL DEFAULT '15 days',
     new_contact_invitation_window interval NOT NULL DEFAULT '30 days',
     invitation_response_window    interval NOT NULL DEFAULT '15 days',
-    email_confirmation_window     interval NOT NULL DEFAULT '15 days',
+    -- NULL: invitation_response_window (SPEC section 3, v2)
+    email_confirmation_window     interval,
     optout_retention              interval NOT NULL DEFAULT '1 year',
     contact_inactivity            interval NOT NULL DEFAULT '3 years',
     suspension_max                interval NOT NULL DEFAULT '6 months',
@@ -256,16 +274,19 @@ CREATE TABLE popsell.settings (
     bcrypt_cost                   integer NOT NULL DEFAULT 12 CHECK (bcrypt_cost BETWEEN 4 AND 31),
     program_suspended_at          timestamptz,
     brand_contract_ended_at       timestamptz,
-    -- every window at least one day (SPEC section 3, v2); the settings
-    -- guard trigger says so with PS510 first
+    -- every window at least one day, no part of it negative (SPEC
+    -- section 3, v2); the settings guard trigger says so with PS510 first
     CONSTRAINT settings_window_floor
-    CHECK (deletion_grace >= '1 day'::interval AND ambassador_inactivity >= '1 day'::interval
-           AND inactivity_warning_interval >= '1 day'::interval
-           AND new_contact_invitation_window >= '1 day'::interval
-           AND invitation_response_window >= '1 day'::interval
-           AND email_confirmation_window >= '1 day'::interval
-           AND optout_retention >= '1 day'::interval AND contact_inactivity >= '1 day'::interval
-           AND suspension_max >= '1 day'::interval AND log_retention >= '1 day'::interval)
+    CHECK (popsell._is_window(deletion_grace)
+           AND popsell._is_window(ambassador_inactivity)
+           AND popsell._is_window(inactivity_warning_interval)
+           AND popsell._is_window(new_contact_invitation_window)
+           AND popsell._is_window(invitation_response_window)
+           AND popsell._is_window(email_confirmation_window)
+           AND popsell._is_window(optout_retention)
+           AND popsell._is_window(contact_inactivity)
+           AND popsell._is_window(suspension_max)
+           AND popsell._is_window(log_retention))
 );
 COMMENT ON TABLE popsell.settings IS
     'The brand''s configuration (one row): retention windows, community display, SSO, program and contract state.';
@@ -2955,6 +2976,8 @@ DECLARE
     wn integer;
 BEGIN
     SELECT * INTO STRICT s FROM popsell.settings;
+    -- NULL: the invitation response window (SPEC section 3, v2)
+    s.email_confirmation_window := coalesce(s.email_confirmation_window, s.invitation_response_window);
     wi := s.inactivity_warning_interval;
     wn := s.inactivity_warnings;
 
@@ -3276,17 +3299,19 @@ COMMENT ON FUNCTION popsell._erase_all_personal_data(text, timestamptz, boolean)
     'Internal: erase every contact, ambassador and UGC (program suspended too long, brand contract ended); returns the count.';
 
 -- The guard against overlapping runs (SPEC section 7, who runs it): a
--- table lock on this empty table, which no role but popsell_owner (and
--- superusers) may lock or even see, so no other role can make the runs
--- skip.  (An advisory lock would do the same job, but any role can take
--- any advisory key.)  EXCLUSIVE conflicts with itself and not with the
--- ACCESS SHARE of pg_dump; nothing ever writes the table, so autovacuum
--- never locks it.
+-- row lock (FOR UPDATE NOWAIT) on the single row of this table, which no
+-- role but popsell_owner (and superusers) may lock or even see, so no
+-- other role can make the runs skip.  Not an advisory lock (any role
+-- takes any advisory key) nor a table lock: parsing a statement (PREPARE
+-- ... FOR UPDATE) takes a table's RowShareLock before any permission
+-- check, which a table-level EXCLUSIVE lock would conflict with, while a
+-- row lock needs UPDATE privilege on the table.
 CREATE TABLE popsell.maintenance_lock (
     id boolean PRIMARY KEY DEFAULT true CHECK (id)
 );
+INSERT INTO popsell.maintenance_lock DEFAULT VALUES;
 COMMENT ON TABLE popsell.maintenance_lock IS
-    'Internal: always empty; run_maintenance locks it (EXCLUSIVE, NOWAIT) so runs do not overlap. Owner only.';
+    'Internal: one row; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
 
 -- Sent outbox rows age out after log_retention (rule logs).
 CREATE INDEX outbox_sent_idx ON popsell.outbox (sent_at) WHERE sent_at IS NOT NULL;
@@ -3342,7 +3367,12 @@ BEGIN
     -- work is done by the one holding the lock, or by the next run) and
     -- says so in the record.
     BEGIN
-        LOCK TABLE popsell.maintenance_lock IN EXCLUSIVE MODE NOWAIT;
+        PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
+        IF NOT FOUND THEN
+            -- the row went (a restore of an older dump): put it back
+            INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
+            PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
+        END IF;
     EXCEPTION WHEN lock_not_available THEN
         RAISE NOTICE 'popsell.run_maintenance skipped: another run is in progress';
         INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by,
@@ -3509,8 +3539,8 @@ COMMENT ON FUNCTION popsell.unschedule_jobs() IS
 -- -------------------------------------------------------------------
 -- Activity, however recorded (SPEC section 3, v2): an interaction other
 -- than an open, or a sale, moves contacts.last_activity_at, whether it
--- comes from record_interaction/record_sale or a plain INSERT by a role
--- allowed to insert.  Set-based, once per statement; a time in the future
+-- comes from record_interaction/record_sale or a plain INSERT (or an
+-- UPDATE attaching it to a contact) by a role allowed to write.  Set-based, once per statement; a time in the future
 -- counts as now (as-of time in a run), so no row keeps a contact forever.
 -- -------------------------------------------------------------------
 CREATE FUNCTION popsell.contact_activity() RETURNS trigger
@@ -3520,9 +3550,9 @@ AS $$
 DECLARE
     t timestamptz := popsell._lifecycle_now();
 BEGIN
-    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_TABLE_SCHEMA <> 'popsell'
-       OR TG_TABLE_NAME NOT IN ('interactions', 'sales') THEN
-        RAISE EXCEPTION 'popsell.contact_activity() handles AFTER INSERT statements on interactions and sales only'
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP NOT IN ('INSERT', 'UPDATE')
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME NOT IN ('interactions', 'sales') THEN
+        RAISE EXCEPTION 'popsell.contact_activity() handles AFTER INSERT or UPDATE statements on interactions and sales only'
             USING ERRCODE = 'PS900';
     END IF;
     IF popsell._restoring() THEN
@@ -3547,7 +3577,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.contact_activity() IS
-    'Trigger: inserted interactions other than open, and sales, move their contacts'' last_activity_at (a future time counts as now), however the rows are written.';
+    'Trigger: inserted or updated interactions other than open, and sales, move their contacts'' last_activity_at (a future time counts as now), however the rows are written.';
 
 CREATE TRIGGER popsell_61_activity
     AFTER INSERT ON popsell.interactions
@@ -3555,6 +3585,18 @@ CREATE TRIGGER popsell_61_activity
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
 CREATE TRIGGER popsell_61_activity
     AFTER INSERT ON popsell.sales
+    REFERENCING NEW TABLE AS added_sales
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+-- a row attached to a contact later (contact_id set, an open turned into
+-- a click, the time corrected) counts too; a transition table cannot go
+-- with UPDATE OF columns, so every update is seen: the rows' own times
+-- only ever raise last_activity_at to what they say.
+CREATE TRIGGER popsell_62_activity_update
+    AFTER UPDATE ON popsell.interactions
+    REFERENCING NEW TABLE AS added_interactions
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+CREATE TRIGGER popsell_62_activity_update
+    AFTER UPDATE ON popsell.sales
     REFERENCING NEW TABLE AS added_sales
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
 
@@ -3577,7 +3619,11 @@ BEGIN
         RAISE EXCEPTION 'popsell.settings_guard() handles BEFORE triggers on popsell.settings only'
             USING ERRCODE = 'PS900';
     END IF;
-    IF popsell._restoring() THEN
+    -- A restore replaces the row: its INSERT (popsell_10_restore deletes
+    -- the installed row first, from inside that trigger); a DELETE or
+    -- TRUNCATE of its own is refused even then.
+    IF popsell._restoring()
+       AND (TG_OP IN ('INSERT', 'UPDATE') OR (TG_OP = 'DELETE' AND pg_catalog.pg_trigger_depth() > 1)) THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
     IF TG_OP IN ('DELETE', 'TRUNCATE', 'INSERT') THEN
@@ -3589,15 +3635,21 @@ BEGIN
     FOREACH w IN ARRAY ARRAY['deletion_grace', 'ambassador_inactivity', 'inactivity_warning_interval',
                              'new_contact_invitation_window', 'invitation_response_window',
                              'email_confirmation_window', 'optout_retention', 'contact_inactivity',
-                             'suspension_max', 'log_retention'] LOOP
+                             'suspension_max', 'log_retention', 'signup_confirmation_window'] LOOP
         v := pg_catalog.to_jsonb(NEW) ->> w;
-        IF v < interval '1 day' THEN
-            RAISE EXCEPTION 'settings.% must be at least 1 day, not %', w, v
+        IF NOT popsell._is_window(v) THEN
+            RAISE EXCEPTION 'settings.% must be at least 1 day with no negative part, not %', w, v
                 USING ERRCODE = 'PS510',
-                      DETAIL = 'Every retention window has a floor of one day.',
-                      HINT = pg_catalog.format('SET %s to 1 day or more.', w);
+                      DETAIL = 'Every retention window has a floor of one day, and its months, days and time are each zero or more (a mixed-sign interval goes back in time in date arithmetic).',
+                      HINT = pg_catalog.format('SET %s to 1 day or more, e.g. ''30 days''.', w);
         END IF;
     END LOOP;
+    IF NEW.inactivity_warnings IS NULL OR NEW.inactivity_warnings < 1 THEN
+        RAISE EXCEPTION 'settings.inactivity_warnings must be at least 1, not %', NEW.inactivity_warnings
+            USING ERRCODE = 'PS510',
+                  DETAIL = 'An inactive ambassador is warned before deletion (SPEC section 7).',
+                  HINT = 'SET inactivity_warnings between 1 and 10.';
+    END IF;
     IF (NEW.suspension_max IS DISTINCT FROM OLD.suspension_max
         OR NEW.deletion_grace IS DISTINCT FROM OLD.deletion_grace)
        AND NOT (popsell._caller_in('popsell_owner') OR popsell._caller_in('popsell_account_team')
@@ -3611,7 +3663,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.settings_guard() IS
-    'Trigger: popsell.settings keeps exactly one row (PS510 on INSERT, DELETE, TRUNCATE, for every role), every window is at least one day (PS510), suspension_max and deletion_grace change only by vendor staff (42501).';
+    'Trigger: popsell.settings keeps exactly one row (PS510 on INSERT, DELETE, TRUNCATE, for every role), every window is at least one day with no negative part and inactivity_warnings at least 1 (PS510), suspension_max and deletion_grace change only by vendor staff (42501).';
 
 CREATE TRIGGER popsell_20_settings_guard
     BEFORE INSERT OR UPDATE OR DELETE ON popsell.settings
@@ -3733,7 +3785,7 @@ COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act
 ALTER TABLE popsell.settings
     ADD COLUMN signup_confirmation_window interval NOT NULL DEFAULT '7 days'
         CONSTRAINT settings_signup_confirmation_window_floor
-        CHECK (signup_confirmation_window >= '1 day'::interval),
+        CHECK (popsell._is_window(signup_confirmation_window)),
     ADD COLUMN required_ambassador_fields text[] NOT NULL DEFAULT '{}'
         CONSTRAINT settings_required_ambassador_fields_known
         CHECK (required_ambassador_fields OPERATOR(pg_catalog.<@)
@@ -5730,7 +5782,7 @@ BEGIN
       || '; an invitation unanswered for two windows of '
       || popsell._report_fig('settings.invitation_response_window', s.invitation_response_window::text, 'span')
       || ' counts as a refusal; an email not confirmed within '
-      || popsell._report_fig('settings.email_confirmation_window', s.email_confirmation_window::text, 'span')
+      || popsell._report_fig('settings.email_confirmation_window', coalesce(s.email_confirmation_window, s.invitation_response_window)::text, 'span')
       || ' is deleted; opted-out contacts are kept '
       || popsell._report_fig('settings.optout_retention', s.optout_retention::text, 'span')
       || ' and contacts without activity '

@@ -278,5 +278,128 @@ SELECT DISTINCT name FROM public.seen_app WHERE name LIKE 'popsell%' ORDER BY 1;
 SELECT current_setting('application_name') AS after_run;
 DROP TRIGGER zz_note_app ON popsell.contacts;
 
+-- ------------------------------------------------------------------
+-- 8. Review fixes.  (a) A window has no negative part: mixed-sign
+-- intervals compare as "more than a day" (a month counts 30 days) but go
+-- back in time in date arithmetic.  Every interval column, every value,
+-- by the superuser and (its columns) the brand: the accepted ones are
+-- listed (none expected), with the statement that took it.
+-- ------------------------------------------------------------------
+CREATE TEMP TABLE bad_windows (v text);
+INSERT INTO bad_windows VALUES ('-100 years 36001 days'), ('1 mon -29 days'), ('2 days -25 hours'),
+       ('1 year -13 months 40 days'), ('-1 mon 60 days'), ('-1 day 72 hours'), ('10 days -1 microsecond');
+CREATE TEMP TABLE window_tries AS
+SELECT r, a.attname::text AS setting, b.v,
+       format('%sUPDATE popsell.settings SET %I = %L',
+              CASE WHEN r = current_user THEN '' ELSE format('SET LOCAL ROLE %I; ', r) END, a.attname, b.v) AS q
+  FROM pg_attribute a, bad_windows b, unnest(ARRAY[current_user::text, 'popsell_brand']) r
+ WHERE a.attrelid = 'popsell.settings'::regclass AND a.atttypid = 'interval'::regtype AND a.attnum > 0
+   AND (r = current_user OR has_column_privilege('popsell_brand', 'popsell.settings', a.attname, 'UPDATE'));
+SELECT count(DISTINCT setting) AS interval_settings, count(*) FILTER (WHERE r = 'popsell_brand') > 0 AS brand_tried
+  FROM window_tries;
+-- (an accepted update reaches the division by zero, 22012, which undoes it)
+SELECT w.q || ';' AS accepted_negative_window
+  FROM window_tries w WHERE pg_temp.err(w.q || '; SELECT 1/0') <> 'PS510' ORDER BY 1;
+RESET ROLE;
+-- no setting changed, and every accepted window is valid date arithmetic
+SELECT count(*) AS settings_rows, bool_and(now() + contact_inactivity > now() AND now() + log_retention > now()) AS forward
+  FROM popsell.settings;
+-- inactivity_warnings: at least 1 (warnings are queued before the deletion), for everyone
+SELECT r AS role,
+       pg_temp.err(CASE WHEN r = current_user THEN '' ELSE format('SET LOCAL ROLE %I; ', r) END
+                   || 'UPDATE popsell.settings SET inactivity_warnings = 0') AS zero_warnings,
+       pg_temp.err(CASE WHEN r = current_user THEN '' ELSE format('SET LOCAL ROLE %I; ', r) END
+                   || 'UPDATE popsell.settings SET inactivity_warnings = 1') AS one_warning
+  FROM unnest(ARRAY[current_user::text, 'popsell_brand', 'popsell_technical']) r
+ ORDER BY 1;
+RESET ROLE;
+UPDATE popsell.settings SET inactivity_warnings = DEFAULT;
+
+-- (b) email_confirmation_window: NULL by default, meaning
+-- invitation_response_window (rule, preview, compliance report).
+SELECT email_confirmation_window IS NULL AS email_window_null_by_default FROM popsell.settings;
+SET session_replication_role = replica;
+INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, email, email_status, ambassador_optin,
+                              ambassador_optin_at, brand_optin, brand_optin_at, email_confirmed_at, created_at)
+VALUES (801, NULL, 'blog', 'unc', 'unc801@example.test', 'unverified', 'optin_blog_pending', '2230-01-01',
+        'optin_blog', '2230-01-01', NULL, '2230-01-01');
+RESET session_replication_role;
+UPDATE popsell.settings SET invitation_response_window = '20 days';
+SELECT (SELECT affected FROM popsell.maintenance_preview('2230-01-20') WHERE rule = 'email_unconfirmed') AS due_day_19,
+       (SELECT affected FROM popsell.maintenance_preview('2230-01-22') WHERE rule = 'email_unconfirmed') AS due_day_21;
+SELECT popsell.compliance_report() LIKE '%' || (SELECT popsell._report_fig('settings.email_confirmation_window', '20 days', 'span')) || '%'
+       AS report_shows_invitation_window;
+UPDATE popsell.settings SET invitation_response_window = DEFAULT;
+SET session_replication_role = replica;
+DELETE FROM popsell.contacts WHERE id = 801;
+RESET session_replication_role;
+
+-- (c) the settings row: no DELETE or TRUNCATE in restore mode (a superuser
+-- with row_security off) either; a restore's INSERT still replaces it.
+SET row_security = off;
+SELECT pg_temp.err('DELETE FROM popsell.settings') AS delete_in_restore_mode,
+       pg_temp.err('TRUNCATE popsell.settings') AS truncate_in_restore_mode;
+BEGIN;
+INSERT INTO popsell.settings (id, brand_name) VALUES (true, 'restored');
+SELECT count(*) AS rows_after_restore_insert, max(brand_name) AS brand_name FROM popsell.settings;
+ROLLBACK;
+RESET row_security;
+SELECT count(*) AS settings_rows FROM popsell.settings;
+
+-- (d) Activity attached by UPDATE (contact_id set later, an open turned
+-- into a click), for every role that may update interactions or sales
+-- (read from the catalog) and the owner.
+CREATE TEMP TABLE updaters AS
+SELECT r.rolname, t.tab
+  FROM pg_roles r CROSS JOIN (VALUES ('popsell.interactions'), ('popsell.sales')) t(tab)
+ WHERE (r.rolname LIKE 'popsell\_%' AND has_table_privilege(r.rolname, t.tab, 'UPDATE'))
+    OR r.rolname = current_user;
+SELECT tab, string_agg(rolname, ' ' ORDER BY rolname) AS roles_tested FROM updaters GROUP BY tab ORDER BY tab;
+SET session_replication_role = replica;
+INSERT INTO popsell.ambassadors (id, kind, status, email, terms_accepted_at, created_at, last_login_at)
+VALUES (80, 'customer', 'active', 'a80@example.test', now(), now(), now());
+INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, email, email_status, ambassador_optin,
+                              ambassador_optin_at, brand_optin, brand_optin_at, created_at)
+SELECT 810 + 2 * row_number() OVER (ORDER BY u.tab, u.rolname) + k, 80, 'order', u.rolname || ' ' || u.tab || ' ' || k,
+       'upd' || (2 * row_number() OVER (ORDER BY u.tab, u.rolname) + k) || '@example.test', 'ok', 'optin_order',
+       '2020-01-01', 'optin_brand_database', '2020-01-01', '2020-01-01'
+  FROM updaters u, generate_series(0, 1) k;
+RESET session_replication_role;
+BEGIN;
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT c.id, split_part(c.first_name, ' ', 1) AS rolname, split_part(c.first_name, ' ', 2) AS tab,
+                    split_part(c.first_name, ' ', 3)::int AS k
+               FROM popsell.contacts c WHERE c.id > 810 ORDER BY c.id LOOP
+        IF r.tab = 'popsell.interactions' THEN
+            IF r.k = 0 THEN
+                INSERT INTO popsell.interactions (contact_id, kind, occurred_at) VALUES (NULL, 'click', now() - interval '1 hour');
+                EXECUTE format('SET LOCAL ROLE %I', r.rolname);
+                UPDATE popsell.interactions SET contact_id = r.id WHERE contact_id IS NULL;
+            ELSE
+                INSERT INTO popsell.interactions (contact_id, kind, occurred_at) VALUES (r.id, 'open', now() - interval '1 hour');
+                EXECUTE format('SET LOCAL ROLE %I', r.rolname);
+                UPDATE popsell.interactions SET kind = 'click' WHERE contact_id = r.id;
+            END IF;
+        ELSE
+            INSERT INTO popsell.sales (contact_id, amount, sold_at) VALUES (NULL, 10, now() - interval '1 hour');
+            EXECUTE format('SET LOCAL ROLE %I', r.rolname);
+            UPDATE popsell.sales SET contact_id = r.id WHERE contact_id IS NULL;
+        END IF;
+        RESET ROLE;
+    END LOOP;
+END $$;
+SELECT c.first_name AS not_counted
+  FROM popsell.contacts c
+ WHERE c.id > 810 AND c.last_activity_at IS DISTINCT FROM now() - interval '1 hour'
+ ORDER BY 1;
+COMMIT;
+SET session_replication_role = replica;
+DELETE FROM popsell.contacts; DELETE FROM popsell.contact_tombstones; DELETE FROM popsell.interactions;
+DELETE FROM popsell.sales; DELETE FROM popsell.ambassadors WHERE id = 80;
+RESET session_replication_role;
+
 \c contrib_regression
 DROP DATABASE regress_popsell_303;

@@ -21,7 +21,7 @@
 ALTER TABLE popsell.settings
     ADD COLUMN signup_confirmation_window interval NOT NULL DEFAULT '7 days'
         CONSTRAINT settings_signup_confirmation_window_floor
-        CHECK (signup_confirmation_window >= '1 day'::interval),
+        CHECK (popsell._is_window(signup_confirmation_window)),
     ADD COLUMN required_ambassador_fields text[] NOT NULL DEFAULT '{}'
         CONSTRAINT settings_required_ambassador_fields_known
         CHECK (required_ambassador_fields OPERATOR(pg_catalog.<@)
