@@ -1651,10 +1651,8 @@ BEGIN
     INSERT INTO popsell.interactions (contact_id, publication_id, channel, kind, occurred_at)
     VALUES (c.id, publication_id, coalesce(channel, 'email'), kind, t)
     RETURNING id INTO new_id;
-    IF kind <> 'open' THEN
-        UPDATE popsell.contacts SET last_activity_at = t
-         WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
-    END IF;
+    -- last_activity_at moves by the activity trigger (popsell_61_activity),
+    -- which takes a future time as now
     RETURN new_id;
 END
 $$;
@@ -1696,8 +1694,8 @@ BEGIN
     VALUES (c.id, c.ambassador_id, publication_id, t, amount, upper(coalesce(currency, 'EUR')),
             products, coalesce(channel, 'online'))
     RETURNING id INTO new_id;
-    UPDATE popsell.contacts SET last_activity_at = t
-     WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
+    -- last_activity_at moves by the activity trigger (popsell_61_activity),
+    -- which takes a future time as now
     RETURN new_id;
 END
 $$;

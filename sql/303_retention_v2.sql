@@ -401,5 +401,84 @@ DELETE FROM popsell.contacts; DELETE FROM popsell.contact_tombstones; DELETE FRO
 DELETE FROM popsell.sales; DELETE FROM popsell.ambassadors WHERE id = 80;
 RESET session_replication_role;
 
+-- (e) History times: a future one, or infinity, would keep a contact
+-- forever.  Every role that may insert contacts (read from the catalog)
+-- gives each history column a far-future time or infinity: it is refused
+-- (PS106) or stored as a finite time not after now; collect_contact likewise; record_interaction and
+-- record_sale with a future time move last_activity_at to now only; an
+-- UPDATE to a future time by every role that may update the column is
+-- refused.  Listed: what went wrong (none expected).
+SET session_replication_role = replica;
+INSERT INTO popsell.ambassadors (id, kind, status, email, terms_accepted_at, created_at, last_login_at)
+VALUES (81, 'customer', 'active', 'a81@example.test', now(), now(), now());
+RESET session_replication_role;
+CREATE TEMP TABLE history_cols (col text);
+INSERT INTO history_cols VALUES ('created_at'), ('last_activity_at'), ('ambassador_optin_at'), ('brand_optin_at'),
+       ('partners_optin_at'), ('email_confirmed_at');
+CREATE TEMP TABLE history_tries AS
+SELECT r.rolname, h.col, v.v
+  FROM pg_roles r, history_cols h, (VALUES ('2999-01-01'), ('infinity'), ('-infinity')) v(v)
+ WHERE r.rolname LIKE 'popsell\_%' AND r.rolname <> 'popsell_owner'
+   AND has_column_privilege(r.rolname, 'popsell.contacts', h.col, 'INSERT');
+GRANT SELECT ON history_tries TO PUBLIC;
+SELECT string_agg(DISTINCT rolname, ' ' ORDER BY rolname) AS inserters_tested FROM history_tries;
+CREATE TEMP TABLE history_wrong (what text);
+GRANT INSERT ON history_wrong TO PUBLIC;
+BEGIN;
+DO $$
+DECLARE
+    t record;
+    st text;
+    n bigint;
+    cid bigint;
+BEGIN
+    FOR t IN SELECT * FROM history_tries ORDER BY 1, 2, 3 LOOP
+        n := nextval('popsell.contacts_id_seq');
+        st := pg_temp.err(format('SET LOCAL ROLE %I; INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, email, partners_optin, %I) '
+                                 'VALUES (%s, 81, %L, %L, %L, true, %L)',
+                                 t.rolname, t.col, n, 'blog', 'h', 'h' || n || '@example.test', t.v));
+        RESET ROLE;
+        -- refused (infinity: PS106), or stored as a finite time not after now
+        IF st NOT IN ('ok', CASE WHEN t.v LIKE '%infinity' THEN 'PS106' END) THEN
+            INSERT INTO history_wrong VALUES (format('%s INSERT %s = %s: %s', t.rolname, t.col, t.v, st));
+        ELSIF EXISTS (SELECT 1 FROM popsell.contacts c
+                       WHERE c.id = n AND (NOT isfinite((to_jsonb(c) ->> t.col)::timestamptz)
+                                           OR (to_jsonb(c) ->> t.col)::timestamptz > clock_timestamp())) THEN
+            INSERT INTO history_wrong VALUES (format('%s INSERT %s = %s: kept', t.rolname, t.col, t.v));
+        END IF;
+    END LOOP;
+    -- the application's form path
+    SET LOCAL ROLE popsell_app;
+    st := pg_temp.err($q$SELECT popsell.collect_contact(81, 'order', '{"email": "hc1@example.test", "created_at": "infinity"}', true, true, false)$q$);
+    IF st <> 'PS106' THEN INSERT INTO history_wrong VALUES ('collect_contact created_at infinity: ' || st); END IF;
+    cid := popsell.collect_contact(81, 'order', '{"email": "hc2@example.test", "created_at": "2999-01-01"}', true, true, false);
+    PERFORM popsell.record_interaction(cid, 'click', occurred_at => '2999-01-01');
+    PERFORM popsell.record_sale(cid, 5, sold_at => 'infinity');
+    RESET ROLE;
+    INSERT INTO history_wrong
+    SELECT 'collect_contact/record_*: ' || k FROM popsell.contacts c,
+           LATERAL (VALUES ('created_at', c.created_at), ('last_activity_at', c.last_activity_at)) v(k, x)
+     WHERE c.id = cid AND (v.x IS NULL OR v.x > clock_timestamp());
+    -- updates to the future
+    FOR t IN SELECT r.rolname, h.col
+               FROM pg_roles r, history_cols h
+              WHERE r.rolname LIKE 'popsell\_%' AND r.rolname <> 'popsell_owner'
+                AND has_column_privilege(r.rolname, 'popsell.contacts', h.col, 'UPDATE') ORDER BY 1, 2 LOOP
+        st := pg_temp.err(format('SET LOCAL ROLE %I; UPDATE popsell.contacts SET %I = %L WHERE id = %s',
+                                 t.rolname, t.col, '2999-01-01', cid));
+        RESET ROLE;
+        IF st NOT IN ('PS106', 'PS105', '42501') THEN
+            INSERT INTO history_wrong VALUES (format('%s UPDATE %s to the future: %s', t.rolname, t.col, st));
+        END IF;
+    END LOOP;
+END $$;
+SELECT what AS history_wrong FROM history_wrong ORDER BY 1;
+SELECT count(*) > 0 AS contacts_written, bool_and(greatest(created_at, last_activity_at, ambassador_optin_at, brand_optin_at) <= clock_timestamp()) AS none_in_future
+  FROM popsell.contacts WHERE ambassador_id = 81;
+ROLLBACK;
+SET session_replication_role = replica;
+DELETE FROM popsell.ambassadors WHERE id = 81;
+RESET session_replication_role;
+
 \c contrib_regression
 DROP DATABASE regress_popsell_303;
