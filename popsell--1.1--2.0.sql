@@ -1439,6 +1439,22 @@ BEGIN
        AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
         RETURN NEW;
     END IF;
+    -- (v2) times the logs rule ages rows by: never infinite; a future one
+    -- from outside popsell's own code is taken as now
+    IF NOT isfinite(NEW.created_at) OR NOT isfinite(NEW.sent_at) THEN
+        RAISE EXCEPTION 'outbox created_at and sent_at cannot be infinite'
+            USING ERRCODE = 'PS106',
+                  DETAIL = 'The logs rule ages outbox rows by these times: one that never comes keeps the row (and its payload) forever.',
+                  HINT = 'Set sent_at = now() when the message is sent.';
+    END IF;
+    IF NOT own THEN
+        IF NEW.sent_at > now() THEN
+            NEW.sent_at := now();
+        END IF;
+        IF TG_OP = 'INSERT' AND NEW.created_at > now() THEN
+            NEW.created_at := now();
+        END IF;
+    END IF;
     IF TG_OP = 'UPDATE' THEN
         IF NOT own AND (NEW.kind IS DISTINCT FROM OLD.kind
                         OR NEW.contact_id IS DISTINCT FROM OLD.contact_id
@@ -1451,6 +1467,15 @@ BEGIN
                       HINT = 'Queue a new message instead.';
         END IF;
         RETURN NEW;
+    END IF;
+    -- (v2) mail to a contact names it, so that its erasure finds the row
+    -- (cancels it, scrubs its payload)
+    IF NEW.kind::text IN ('invitation', 'invitation_reminder', 'publication') AND NEW.contact_id IS NULL
+       OR NEW.kind::text = 'email_confirmation' AND NEW.contact_id IS NULL AND NEW.ambassador_id IS NULL THEN
+        RAISE EXCEPTION 'cannot queue % without the contact it is addressed to', NEW.kind
+            USING ERRCODE = 'PS106',
+                  DETAIL = 'An erasure finds the mail queued for a person by contact_id (ambassador_id for an ambassador''s email confirmation).',
+                  HINT = 'Set contact_id (or ambassador_id for an ambassador''s email_confirmation).';
     END IF;
     IF NEW.kind::text = 'invitation' AND popsell.current_path() <> 'send_invitation' THEN
         RAISE EXCEPTION 'cannot queue invitation for contact %: invitations come only from popsell.send_invitation()', NEW.contact_id
@@ -1478,7 +1503,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.outbox_rules() IS
-    'Trigger: outbox rows are immutable once queued (PS105); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
+    'Trigger: outbox rows are immutable once queued (PS105); created_at and sent_at never infinite (PS106), a future one from outside popsell''s code taken as now; mail to a contact names it (PS106); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
 
 CREATE TRIGGER popsell_40_outbox_rules
     BEFORE INSERT OR UPDATE ON popsell.outbox
@@ -1522,15 +1547,20 @@ BEGIN
     IF popsell._restoring() THEN
         RETURN NULL;
     END IF;
+    -- SPEC C4 (v2): every message queued for it and not yet sent is
+    -- cancelled, whatever its kind, but the erasure work the application
+    -- must still carry out (files to delete, partners to tell).  The one
+    -- place this rule lives: every way of starting to leave sets the
+    -- status.  (Kinds compared as text: a label an upgrade adds is not
+    -- usable as a value in its own transaction.)
     DELETE FROM popsell.outbox o
      WHERE o.ambassador_id = NEW.id AND o.sent_at IS NULL
-       AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation',
-                      'inactivity_warning', 'suspension_notice');
+       AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION popsell.ambassadors_leaving() IS
-    'Trigger: an ambassador who starts leaving gets no more mail sent for it: its unsent messages are cancelled.';
+    'Trigger: an ambassador who starts leaving gets no more mail sent for it: every unsent message queued for it is cancelled (delete_file, partner_erasure and partner_optout stay).';
 
 CREATE TRIGGER popsell_60_leaving
     AFTER UPDATE OF status ON popsell.ambassadors
@@ -1755,7 +1785,8 @@ BEGIN
     BEGIN
         PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
         IF NOT FOUND THEN
-            -- the row went (a restore of an older dump): put it back
+            -- the first run (a concurrent first run waits for this one's
+            -- insert, then finds the row)
             INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
             PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
         END IF;
@@ -1779,9 +1810,11 @@ BEGIN
         -- pg_stat_activity shows the rule in progress
         PERFORM set_config('application_name', pg_catalog.left('popsell_maintenance: ' || r, 63), true);
         BEGIN
+            PERFORM set_config('popsell_maintenance.skipped_rows', '0', true);
             n := popsell._maintenance_rule(r, p_at, false);
-            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by)
-            VALUES (run, r, n, p_at, t0, session_user);
+            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by, skipped_rows)
+            VALUES (run, r, n, p_at, t0, session_user,
+                    coalesce(nullif(current_setting('popsell_maintenance.skipped_rows', true), ''), '0')::bigint);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
             IF st = '55P03' THEN
@@ -2141,83 +2174,16 @@ BEGIN
     UPDATE popsell.ambassadors
        SET status = 'leaving', leaving_reason = p_reason, deletion_due_at = due
      WHERE id OPERATOR(pg_catalog.=) a.id;
-    -- its publications still queued are not mailed during the grace
-    -- period (a restore does not bring them back)
-    DELETE FROM popsell.outbox o
-     WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.sent_at IS NULL
-       AND o.kind OPERATOR(pg_catalog.=) 'publication';
+    -- its mail still queued is cancelled by the status change
+    -- (popsell_60_leaving, popsell.ambassadors_leaving)
     RETURN due;
 END
 $$;
 COMMENT ON FUNCTION popsell._start_leaving(popsell.ambassadors, text) IS
-    'Internal: block an ambassador''s access, cancel its queued publications and set its deletion after settings.deletion_grace.';
+    'Internal: block an ambassador''s access (its queued mail is cancelled by the status trigger) and set its deletion after settings.deletion_grace.';
 
 
--- maintenance_status: the new columns come last.
-CREATE OR REPLACE VIEW popsell.maintenance_status WITH (security_invoker = true) AS
-SELECT r.rule,
-       r.position::integer AS position,
-       l.run_id AS last_run_id,
-       l.as_of AS last_as_of,
-       l.finished_at AS last_finished_at,
-       l.affected AS last_affected,
-       l.failed_sqlstate AS last_failed_sqlstate,
-       l.run_by AS last_run_by,
-       ok.finished_at AS last_success_at,
-       coalesce(f.failures, 0) AS failures_since_success,
-       p.affected AS due_now,
-       l.started_at AS last_started_at,
-       l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
-       CASE WHEN l.run_id IS NULL THEN NULL
-            WHEN l.failed_sqlstate IS NULL THEN 'done'
-            WHEN l.outcome OPERATOR(pg_catalog.=) 'skipped' THEN 'skipped'
-            ELSE 'failed' END AS last_outcome,
-       pg_catalog.now() OPERATOR(pg_catalog.-) ok.finished_at AS last_success_age,
-       coalesce(f.skipped, 0) AS skipped_since_success
-  FROM popsell.maintenance_rules() WITH ORDINALITY AS r(rule, position)
-  LEFT JOIN LATERAL (
-        SELECT m.run_id, m.as_of, m.started_at, m.finished_at, m.affected, m.failed_sqlstate, m.run_by,
-               m.outcome
-          FROM popsell.maintenance_runs m
-         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
-         ORDER BY m.id DESC
-         LIMIT 1) AS l ON true
-  LEFT JOIN LATERAL (
-        SELECT m.id, m.finished_at
-          FROM popsell.maintenance_runs m
-         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
-           AND m.failed_sqlstate IS NULL
-         ORDER BY m.id DESC
-         LIMIT 1) AS ok ON true
-  LEFT JOIN LATERAL (
-        SELECT pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.<>) 'skipped') AS failures,
-               pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.=) 'skipped') AS skipped
-          FROM popsell.maintenance_runs m
-         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
-           AND m.failed_sqlstate IS NOT NULL
-           AND m.id OPERATOR(pg_catalog.>) coalesce(ok.id, 0)) AS f ON true
-  LEFT JOIN popsell.maintenance_preview(pg_catalog.now()) AS p
-         ON p.rule OPERATOR(pg_catalog.=) r.rule;
-
-
-COMMENT ON VIEW popsell.maintenance_status IS
-    'Health of the retention job, one row per rule in run order: the last run of popsell.run_maintenance (as-of time, start, finish, duration, outcome, rows, failed SQLSTATE, role), the last success and its age, failed and skipped runs since, and the rows due now (popsell.maintenance_preview). Counts only.';
-COMMENT ON COLUMN popsell.maintenance_status.rule IS 'Retention rule (popsell.maintenance_rules()).';
-COMMENT ON COLUMN popsell.maintenance_status.position IS 'Order in which run_maintenance applies the rule.';
-COMMENT ON COLUMN popsell.maintenance_status.last_run_id IS 'Run number of the last run that recorded this rule; NULL if it never ran.';
-COMMENT ON COLUMN popsell.maintenance_status.last_as_of IS 'The time the last run applied the rule as of (run_maintenance(at)).';
-COMMENT ON COLUMN popsell.maintenance_status.last_finished_at IS 'Wall-clock time the last run finished the rule.';
-COMMENT ON COLUMN popsell.maintenance_status.last_affected IS 'Rows the last run acted on (0 when it failed).';
-COMMENT ON COLUMN popsell.maintenance_status.last_failed_sqlstate IS 'SQLSTATE of the last run''s failure; NULL when it succeeded.';
-COMMENT ON COLUMN popsell.maintenance_status.last_run_by IS 'Session role of the last run (popsell_maintenance under pg_cron).';
-COMMENT ON COLUMN popsell.maintenance_status.last_success_at IS 'Wall-clock time of the last successful run of the rule.';
-COMMENT ON COLUMN popsell.maintenance_status.failures_since_success IS 'Failed runs of the rule since its last success (alert when above 0).';
-COMMENT ON COLUMN popsell.maintenance_status.last_started_at IS 'Wall-clock time the last run started the rule.';
-COMMENT ON COLUMN popsell.maintenance_status.last_duration IS 'How long the last run of the rule took.';
-COMMENT ON COLUMN popsell.maintenance_status.last_outcome IS 'done, failed, or skipped (another run held the lock, or a lock held by another session made the rule give up).';
-COMMENT ON COLUMN popsell.maintenance_status.last_success_age IS 'now() minus last_success_at: above a day, the job has stopped running or keeps failing (alert).';
-COMMENT ON COLUMN popsell.maintenance_status.skipped_since_success IS 'Skipped runs of the rule since its last success.';
-COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())).';
+-- (maintenance_status: restated by a later part, after the columns it reads)
 
 -- src/updates/1.1--2.0/15_clients.sql
 
@@ -2899,6 +2865,7 @@ DECLARE
     mark bigint;
     wi interval;
     wn integer;
+    sk bigint := 0;
 BEGIN
     SELECT * INTO STRICT s FROM popsell.settings;
     -- NULL: the invitation response window (SPEC section 3, v2)
@@ -2913,9 +2880,14 @@ BEGIN
              WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
         ELSE
             mark := popsell._erasure_push('ambassador_leaving', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
-             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at
+                                       FOR UPDATE OF a SKIP LOCKED));
             GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -2941,14 +2913,24 @@ BEGIN
                         AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
         ELSE
             mark := popsell._erasure_push('inactive', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
+                                        AND a.status <> 'leaving'
+                                        AND (wn = 0
+                                             OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                                 AND a.inactivity_warnings_sent >= wn
+                                                 AND a.last_inactivity_warning_at + wi <= p_at))
+                                       FOR UPDATE OF a SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
              WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
                AND a.status <> 'leaving'
                AND (wn = 0
                     OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
                         AND a.inactivity_warnings_sent >= wn
                         AND a.last_inactivity_warning_at + wi <= p_at));
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
             IF wn > 0 THEN
                 WITH due AS (
@@ -2991,12 +2973,20 @@ BEGIN
                               AND t.created_at <= p_at - s.signup_confirmation_window);
         ELSE
             mark := popsell._erasure_push('ambassador_unconfirmed', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE a.status = 'signup_incomplete'
+                                        AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
+                                                     WHERE t.ambassador_id = a.id
+                                                       AND t.created_at <= p_at - s.signup_confirmation_window)
+                                       FOR UPDATE OF a SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
              WHERE a.status = 'signup_incomplete'
                AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
                             WHERE t.ambassador_id = a.id
                               AND t.created_at <= p_at - s.signup_confirmation_window);
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3008,11 +2998,18 @@ BEGIN
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_never_invited', false);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE c.ambassador_optin = 'new'
+                                        AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+                                        AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3070,11 +3067,18 @@ BEGIN
                AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('email_unconfirmed', false);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
+                                        AND c.created_at <= p_at - s.email_confirmation_window
+                                        AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
                AND c.created_at <= p_at - s.email_confirmation_window
                AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3086,11 +3090,18 @@ BEGIN
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_opted_out', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE popsell.is_opted_out(c.ambassador_optin)
+                                        AND c.ambassador_optin_at <= p_at - s.optout_retention
+                                        AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3105,11 +3116,18 @@ BEGIN
                    <= p_at - s.contact_inactivity;
         ELSE
             mark := popsell._erasure_push('contact_inactive', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE NOT c.restricted
+                                        AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
+                                            <= p_at - s.contact_inactivity
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE NOT c.restricted
                AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3141,13 +3159,17 @@ BEGIN
         END IF;
 
     WHEN 'logs' THEN
-        -- The activity log and sent outbox rows (personal data) age as of
+        -- The activity log and outbox rows, sent or not (personal data), age as of
         -- AT; the run record (the audit of these rules) by the wall clock,
         -- so a run "in the future" cannot age earlier runs away.
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
             SELECT count(*) INTO m FROM popsell.outbox o
              WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            n := n + m;
+            SELECT count(*) INTO m FROM popsell.outbox o
+             WHERE o.sent_at IS NULL AND o.created_at < p_at - s.log_retention
+               AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
             n := n + m;
             SELECT count(*) INTO m FROM popsell.maintenance_runs r
              WHERE r.finished_at < pg_catalog.now() - s.log_retention;
@@ -3156,6 +3178,13 @@ BEGIN
             GET DIAGNOSTICS n = ROW_COUNT;
             DELETE FROM popsell.outbox o
              WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+            n := n + m;
+            -- never sent within log_retention: no longer worth sending
+            -- (erasure work excepted: it stays until carried out)
+            DELETE FROM popsell.outbox o
+             WHERE o.sent_at IS NULL AND o.created_at < p_at - s.log_retention
+               AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
             GET DIAGNOSTICS m = ROW_COUNT;
             n := n + m;
             DELETE FROM popsell.maintenance_runs r
@@ -3168,6 +3197,11 @@ BEGIN
         RAISE EXCEPTION 'unknown maintenance rule "%"', p_rule
             USING ERRCODE = 'PS500', HINT = 'See SELECT * FROM popsell.maintenance_rules().';
     END CASE;
+    IF NOT p_preview THEN
+        -- due rows skipped because another session held them locked
+        -- (run_maintenance records it)
+        PERFORM set_config('popsell_maintenance.skipped_rows', sk::text, true);
+    END IF;
     RETURN n;
 END
 $$;
@@ -3747,9 +3781,8 @@ ALTER TABLE popsell.settings
     ADD CONSTRAINT settings_signup_confirmation_window_floor
         CHECK (popsell._is_window(signup_confirmation_window));
 
-INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
 COMMENT ON TABLE popsell.maintenance_lock IS
-    'Internal: one row; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
+    'Internal: at most one row, written by the first run; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
 
 CREATE TRIGGER popsell_62_activity_update
     AFTER UPDATE ON popsell.interactions
@@ -3760,6 +3793,106 @@ CREATE TRIGGER popsell_62_activity_update
     REFERENCING NEW TABLE AS added_sales
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
 
+CREATE INDEX outbox_unsent_created_idx ON popsell.outbox (created_at) WHERE sent_at IS NULL;
+
+ALTER TABLE popsell.maintenance_runs ADD COLUMN skipped_rows bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN popsell.maintenance_runs.skipped_rows IS
+    'Due rows the rule left because another session held them locked (an open transaction on the row); the next run does them.';
+
+-- maintenance_status: the new columns come last.
+CREATE OR REPLACE VIEW popsell.maintenance_status WITH (security_invoker = true) AS
+SELECT r.rule,
+       r.position::integer AS position,
+       l.run_id AS last_run_id,
+       l.as_of AS last_as_of,
+       l.finished_at AS last_finished_at,
+       l.affected AS last_affected,
+       l.failed_sqlstate AS last_failed_sqlstate,
+       l.run_by AS last_run_by,
+       ok.finished_at AS last_success_at,
+       coalesce(f.failures, 0) AS failures_since_success,
+       p.affected AS due_now,
+       l.started_at AS last_started_at,
+       l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
+       CASE WHEN l.run_id IS NULL THEN NULL
+            WHEN l.failed_sqlstate IS NULL THEN 'done'
+            WHEN l.outcome OPERATOR(pg_catalog.=) 'skipped' THEN 'skipped'
+            ELSE 'failed' END AS last_outcome,
+       pg_catalog.now() OPERATOR(pg_catalog.-) ok.finished_at AS last_success_age,
+       coalesce(f.skipped, 0) AS skipped_since_success,
+       l.skipped_rows AS last_skipped_rows
+  FROM popsell.maintenance_rules() WITH ORDINALITY AS r(rule, position)
+  LEFT JOIN LATERAL (
+        SELECT m.run_id, m.as_of, m.started_at, m.finished_at, m.affected, m.failed_sqlstate, m.run_by,
+               m.outcome, m.skipped_rows
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+         ORDER BY m.id DESC
+         LIMIT 1) AS l ON true
+  LEFT JOIN LATERAL (
+        SELECT m.id, m.finished_at
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+           AND m.failed_sqlstate IS NULL
+         ORDER BY m.id DESC
+         LIMIT 1) AS ok ON true
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.<>) 'skipped') AS failures,
+               pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.=) 'skipped') AS skipped
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+           AND m.failed_sqlstate IS NOT NULL
+           AND m.id OPERATOR(pg_catalog.>) coalesce(ok.id, 0)) AS f ON true
+  LEFT JOIN popsell.maintenance_preview(pg_catalog.now()) AS p
+         ON p.rule OPERATOR(pg_catalog.=) r.rule;
+COMMENT ON VIEW popsell.maintenance_status IS
+    'Health of the retention job, one row per rule in run order: the last run of popsell.run_maintenance (as-of time, start, finish, duration, outcome, rows, failed SQLSTATE, role), the last success and its age, failed and skipped runs since, and the rows due now (popsell.maintenance_preview). Counts only.';
+COMMENT ON COLUMN popsell.maintenance_status.rule IS 'Retention rule (popsell.maintenance_rules()).';
+COMMENT ON COLUMN popsell.maintenance_status.position IS 'Order in which run_maintenance applies the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_run_id IS 'Run number of the last run that recorded this rule; NULL if it never ran.';
+COMMENT ON COLUMN popsell.maintenance_status.last_as_of IS 'The time the last run applied the rule as of (run_maintenance(at)).';
+COMMENT ON COLUMN popsell.maintenance_status.last_finished_at IS 'Wall-clock time the last run finished the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_affected IS 'Rows the last run acted on (0 when it failed).';
+COMMENT ON COLUMN popsell.maintenance_status.last_failed_sqlstate IS 'SQLSTATE of the last run''s failure; NULL when it succeeded.';
+COMMENT ON COLUMN popsell.maintenance_status.last_run_by IS 'Session role of the last run (popsell_maintenance under pg_cron).';
+COMMENT ON COLUMN popsell.maintenance_status.last_success_at IS 'Wall-clock time of the last successful run of the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.failures_since_success IS 'Failed runs of the rule since its last success (alert when above 0).';
+COMMENT ON COLUMN popsell.maintenance_status.last_started_at IS 'Wall-clock time the last run started the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_duration IS 'How long the last run of the rule took.';
+COMMENT ON COLUMN popsell.maintenance_status.last_outcome IS 'done, failed, or skipped (another run held the lock, or a lock held by another session made the rule give up).';
+COMMENT ON COLUMN popsell.maintenance_status.last_success_age IS 'now() minus last_success_at: above a day, the job has stopped running or keeps failing (alert).';
+COMMENT ON COLUMN popsell.maintenance_status.skipped_since_success IS 'Skipped runs of the rule since its last success.';
+COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())); NULL when counting waited more than half a second for a lock.';
+COMMENT ON COLUMN popsell.maintenance_status.last_skipped_rows IS 'Due rows the last run left because another session held them locked (done by a later run).';
+
+CREATE OR REPLACE FUNCTION popsell.maintenance_preview(at timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (rule text, affected bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    -- a count never waits long on a table lock another session holds
+    -- (maintenance_status's due_now, in the alert query): NULL instead
+    SET lock_timeout = '500ms'
+AS $$
+DECLARE
+    r text;
+BEGIN
+    IF maintenance_preview.at IS NULL THEN
+        RAISE EXCEPTION 'maintenance_preview needs a time'
+            USING ERRCODE = 'PS500', HINT = 'Pass a timestamptz.';
+    END IF;
+    FOR r IN SELECT x FROM popsell.maintenance_rules() AS x LOOP
+        rule := r;
+        BEGIN
+            affected := popsell._maintenance_rule(r, maintenance_preview.at, true);
+        EXCEPTION WHEN lock_not_available THEN
+            affected := NULL;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION popsell.maintenance_preview(timestamptz) IS
+    'What popsell.run_maintenance(AT) would do, per rule, with counts; changes nothing. A count that waits more than half a second for a lock another session holds is NULL.';
 CREATE OR REPLACE FUNCTION popsell.compliance_report(at timestamptz DEFAULT pg_catalog.now()) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp

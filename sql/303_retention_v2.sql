@@ -480,5 +480,59 @@ SET session_replication_role = replica;
 DELETE FROM popsell.ambassadors WHERE id = 81;
 RESET session_replication_role;
 
+-- (f) An ambassador who starts leaving: every message queued for it and
+-- not yet sent is cancelled, whatever its kind, but the erasure work
+-- (delete_file, partner_erasure, partner_optout); sent rows stay.  One
+-- unsent row of every outbox kind (read from the type).
+SET session_replication_role = replica;
+INSERT INTO popsell.ambassadors (id, kind, status, email, terms_accepted_at, created_at, last_login_at)
+VALUES (82, 'customer', 'active', 'a82@example.test', now(), now(), now());
+INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at, sent_at)
+SELECT k, 82, '{}'::jsonb, now(), NULL FROM unnest(enum_range(NULL::popsell.outbox_kind)) k
+UNION ALL
+SELECT 'publication', 82, '{}', now(), now();
+RESET session_replication_role;
+SELECT popsell.unsubscribe_ambassador(82) IS NOT NULL AS leaving;
+SELECT string_agg(kind::text, ' ' ORDER BY kind::text) AS unsent_left,
+       (SELECT count(*) FROM popsell.outbox WHERE ambassador_id = 82 AND sent_at IS NOT NULL) AS sent_left
+  FROM popsell.outbox WHERE ambassador_id = 82 AND sent_at IS NULL;
+SET session_replication_role = replica;
+DELETE FROM popsell.outbox WHERE ambassador_id = 82; DELETE FROM popsell.ambassadors WHERE id = 82;
+RESET session_replication_role;
+
+-- (g) Outbox rows age: sent_at never infinite (PS106), a future one from
+-- the application taken as now; mail to a contact names it; unsent rows
+-- age after log_retention from their queuing (erasure work excepted).
+SET session_replication_role = replica;
+INSERT INTO popsell.ambassadors (id, kind, status, email, terms_accepted_at, created_at, last_login_at)
+VALUES (83, 'customer', 'active', 'a83@example.test', now(), now(), now());
+INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, email, email_status, ambassador_optin,
+                              ambassador_optin_at, brand_optin, brand_optin_at, created_at)
+VALUES (831, 83, 'order', 'Ox', 'ox@example.test', 'ok', 'optin_order', now(), 'optin_brand_database', now(), now());
+INSERT INTO popsell.outbox (id, kind, ambassador_id, contact_id, payload, created_at, sent_at)
+VALUES (8301, 'publication', 83, 831, '{"to": "ox@example.test"}', now(), NULL),
+       (8302, 'publication', 83, 831, '{"to": "ox@example.test"}', now(), NULL),
+       (8303, 'publication', 83, 831, '{"to": "ox@example.test"}', now() - interval '2 days', NULL),
+       (8304, 'delete_file', NULL, NULL, '{"file_path": "ugc/x.jpg"}', now() - interval '2 days', NULL);
+RESET session_replication_role;
+SET ROLE popsell_app;
+SELECT pg_temp.err($$UPDATE popsell.outbox SET sent_at = 'infinity' WHERE id = 8301$$) AS sent_infinity;
+UPDATE popsell.outbox SET sent_at = '2999-01-01' WHERE id = 8302;
+SELECT pg_temp.err($$INSERT INTO popsell.outbox (kind, payload) VALUES ('publication', '{"to": "x@example.test"}')$$) AS publication_without_contact,
+       pg_temp.err($$INSERT INTO popsell.outbox (kind, payload) VALUES ('email_confirmation', '{"to": "x@example.test"}')$$) AS confirmation_without_anyone,
+       pg_temp.err($$INSERT INTO popsell.outbox (kind, contact_id, payload, created_at) VALUES ('email_confirmation', 831, '{}', 'infinity')$$) AS created_infinity;
+RESET ROLE;
+SELECT id, sent_at IS NULL AS unsent, sent_at <= clock_timestamp() AS sent_not_in_future
+  FROM popsell.outbox WHERE id IN (8301, 8302) ORDER BY id;
+-- the unsent publication queued two days ago goes after log_retention; the unsent file deletion stays
+SELECT pg_temp.run(now() - interval '2 days' + interval '1 year' - interval '1 hour') AS before_log_retention;
+SELECT string_agg(id::text, ' ' ORDER BY id) AS outbox_left FROM popsell.outbox WHERE id BETWEEN 8301 AND 8304;
+SELECT pg_temp.run(now() - interval '2 days' + interval '1 year' + interval '1 hour') IS NOT NULL AS ran;
+SELECT string_agg(id::text, ' ' ORDER BY id) AS outbox_left FROM popsell.outbox WHERE id BETWEEN 8301 AND 8304;
+SET session_replication_role = replica;
+DELETE FROM popsell.outbox WHERE id BETWEEN 8301 AND 8304; DELETE FROM popsell.contacts WHERE id = 831;
+DELETE FROM popsell.contact_tombstones; DELETE FROM popsell.ambassadors WHERE id = 83;
+RESET session_replication_role;
+
 \c contrib_regression
 DROP DATABASE regress_popsell_303;

@@ -470,7 +470,8 @@ CREATE TABLE popsell.maintenance_runs (
     run_by      name NOT NULL DEFAULT pg_catalog.current_user(),
     failed_sqlstate text,
     outcome     text NOT NULL DEFAULT 'done'
-                CONSTRAINT maintenance_runs_outcome CHECK (outcome IN ('done', 'failed', 'skipped'))
+                CONSTRAINT maintenance_runs_outcome CHECK (outcome IN ('done', 'failed', 'skipped')),
+    skipped_rows bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE popsell.maintenance_runs IS
     'One row per retention rule per run of popsell.run_maintenance, counts only; written in the same transaction as the rule''s work.';
