@@ -3471,9 +3471,11 @@ BEGIN
     BEGIN
         PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
         IF NOT FOUND THEN
-            -- the first run (a concurrent first run waits for this one's
-            -- insert, then finds the row)
+            -- the first run writes the row; a concurrent first run would
+            -- wait for this one's insert: it gives up at once instead
+            PERFORM set_config('lock_timeout', '10ms', true);
             INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
+            PERFORM set_config('lock_timeout', lt, true);
             PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
         END IF;
     EXCEPTION WHEN lock_not_available THEN
