@@ -1785,8 +1785,9 @@ BEGIN
     BEGIN
         PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
         IF NOT FOUND THEN
-            -- the first run writes the row; a concurrent first run would
-            -- wait for this one's insert: it gives up at once instead
+            -- the row went (deleted by a superuser): put it back; a
+            -- concurrent run would wait for this insert: it gives up at
+            -- once instead
             PERFORM set_config('lock_timeout', '10ms', true);
             INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
             PERFORM set_config('lock_timeout', lt, true);
@@ -3783,8 +3784,32 @@ ALTER TABLE popsell.settings
     ADD CONSTRAINT settings_signup_confirmation_window_floor
         CHECK (popsell._is_window(signup_confirmation_window));
 
+INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
 COMMENT ON TABLE popsell.maintenance_lock IS
-    'Internal: at most one row, written by the first run; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
+    'Internal: one row; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
+CREATE OR REPLACE FUNCTION popsell._restore_singletons() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT popsell._restoring() THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'settings' THEN
+        DELETE FROM popsell.settings WHERE id = NEW.id;
+    ELSIF TG_TABLE_NAME = 'hash_keys' THEN
+        DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    ELSIF TG_TABLE_NAME = 'maintenance_lock' THEN
+        DELETE FROM popsell.maintenance_lock WHERE id = NEW.id;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell._restore_singletons() IS
+    'Trigger: while restoring, a restored settings row, key or maintenance guard row replaces the one the install script created.';
+CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.maintenance_lock
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
 
 CREATE TRIGGER popsell_62_activity_update
     AFTER UPDATE ON popsell.interactions

@@ -3405,13 +3405,13 @@ COMMENT ON FUNCTION popsell._erase_all_personal_data(text, timestamptz, boolean)
 -- ... FOR UPDATE) takes a table's RowShareLock before any permission
 -- check, which a table-level EXCLUSIVE lock would conflict with, while a
 -- row lock needs UPDATE privilege on the table.
--- The row is written by the first run (so a dump, which carries it, restores
--- into the empty table of a fresh install).
+-- A restore replaces the row (popsell_10_restore, section Backups).
 CREATE TABLE popsell.maintenance_lock (
     id boolean PRIMARY KEY DEFAULT true CHECK (id)
 );
+INSERT INTO popsell.maintenance_lock DEFAULT VALUES;
 COMMENT ON TABLE popsell.maintenance_lock IS
-    'Internal: at most one row, written by the first run; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
+    'Internal: one row; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
 
 -- Sent outbox rows age out after log_retention (rule logs).
 CREATE INDEX outbox_sent_idx ON popsell.outbox (sent_at) WHERE sent_at IS NOT NULL;
@@ -3471,8 +3471,9 @@ BEGIN
     BEGIN
         PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
         IF NOT FOUND THEN
-            -- the first run writes the row; a concurrent first run would
-            -- wait for this one's insert: it gives up at once instead
+            -- the row went (deleted by a superuser): put it back; a
+            -- concurrent run would wait for this insert: it gives up at
+            -- once instead
             PERFORM set_config('lock_timeout', '10ms', true);
             INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
             PERFORM set_config('lock_timeout', lt, true);
@@ -5239,6 +5240,8 @@ BEGIN
         DELETE FROM popsell.settings WHERE id = NEW.id;
     ELSIF TG_TABLE_NAME = 'hash_keys' THEN
         DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    ELSIF TG_TABLE_NAME = 'maintenance_lock' THEN
+        DELETE FROM popsell.maintenance_lock WHERE id = NEW.id;
     END IF;
     RETURN NEW;
 END
@@ -5246,12 +5249,15 @@ $$;
 ALTER FUNCTION popsell._restore_singletons() OWNER TO popsell_owner;
 REVOKE ALL ON FUNCTION popsell._restore_singletons() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._restore_singletons() IS
-    'Trigger: while restoring, a restored settings row or key replaces the one the install script created.';
+    'Trigger: while restoring, a restored settings row, key or maintenance guard row replaces the one the install script created.';
 CREATE TRIGGER popsell_10_restore
     BEFORE INSERT ON popsell.settings
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
 CREATE TRIGGER popsell_10_restore
     BEFORE INSERT ON popsell.hash_keys
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.maintenance_lock
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
 -- ===================================================================
 -- Files (SPEC section 3, v2): ugc.file_path and ambassadors.photo_path

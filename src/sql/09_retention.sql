@@ -443,13 +443,13 @@ COMMENT ON FUNCTION popsell._erase_all_personal_data(text, timestamptz, boolean)
 -- ... FOR UPDATE) takes a table's RowShareLock before any permission
 -- check, which a table-level EXCLUSIVE lock would conflict with, while a
 -- row lock needs UPDATE privilege on the table.
--- The row is written by the first run (so a dump, which carries it, restores
--- into the empty table of a fresh install).
+-- A restore replaces the row (popsell_10_restore, section Backups).
 CREATE TABLE popsell.maintenance_lock (
     id boolean PRIMARY KEY DEFAULT true CHECK (id)
 );
+INSERT INTO popsell.maintenance_lock DEFAULT VALUES;
 COMMENT ON TABLE popsell.maintenance_lock IS
-    'Internal: at most one row, written by the first run; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
+    'Internal: one row; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
 
 -- Sent outbox rows age out after log_retention (rule logs).
 CREATE INDEX outbox_sent_idx ON popsell.outbox (sent_at) WHERE sent_at IS NOT NULL;
@@ -509,8 +509,9 @@ BEGIN
     BEGIN
         PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
         IF NOT FOUND THEN
-            -- the first run writes the row; a concurrent first run would
-            -- wait for this one's insert: it gives up at once instead
+            -- the row went (deleted by a superuser): put it back; a
+            -- concurrent run would wait for this insert: it gives up at
+            -- once instead
             PERFORM set_config('lock_timeout', '10ms', true);
             INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
             PERFORM set_config('lock_timeout', lt, true);

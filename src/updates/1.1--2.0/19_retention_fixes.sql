@@ -30,8 +30,15 @@ ALTER TABLE popsell.settings
     ADD CONSTRAINT settings_signup_confirmation_window_floor
         CHECK (popsell._is_window(signup_confirmation_window));
 
+INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
 COMMENT ON TABLE popsell.maintenance_lock IS
-    'Internal: at most one row, written by the first run; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
+    'Internal: one row; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
+-- @restate function:_restore_singletons
+COMMENT ON FUNCTION popsell._restore_singletons() IS
+    'Trigger: while restoring, a restored settings row, key or maintenance guard row replaces the one the install script created.';
+CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.maintenance_lock
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
 
 CREATE TRIGGER popsell_62_activity_update
     AFTER UPDATE ON popsell.interactions
