@@ -1176,10 +1176,8 @@ BEGIN
     INSERT INTO popsell.interactions (contact_id, publication_id, channel, kind, occurred_at)
     VALUES (c.id, publication_id, coalesce(channel, 'email'), kind, t)
     RETURNING id INTO new_id;
-    IF kind <> 'open' THEN
-        UPDATE popsell.contacts SET last_activity_at = t
-         WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
-    END IF;
+    -- last_activity_at moves by the activity trigger (popsell_61_activity),
+    -- which takes a future time as now
     RETURN new_id;
 END
 $$;
@@ -1221,8 +1219,8 @@ BEGIN
     VALUES (c.id, c.ambassador_id, publication_id, t, amount, upper(coalesce(currency, 'EUR')),
             products, coalesce(channel, 'online'))
     RETURNING id INTO new_id;
-    UPDATE popsell.contacts SET last_activity_at = t
-     WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
+    -- last_activity_at moves by the activity trigger (popsell_61_activity),
+    -- which takes a future time as now
     RETURN new_id;
 END
 $$;
@@ -1474,6 +1472,22 @@ BEGIN
        AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
         RETURN NEW;
     END IF;
+    -- (v2) times the logs rule ages rows by: never infinite; a future one
+    -- from outside popsell's own code is taken as now
+    IF NOT isfinite(NEW.created_at) OR NOT isfinite(NEW.sent_at) THEN
+        RAISE EXCEPTION 'outbox created_at and sent_at cannot be infinite'
+            USING ERRCODE = 'PS106',
+                  DETAIL = 'The logs rule ages outbox rows by these times: one that never comes keeps the row (and its payload) forever.',
+                  HINT = 'Set sent_at = now() when the message is sent.';
+    END IF;
+    IF NOT own THEN
+        IF NEW.sent_at > now() THEN
+            NEW.sent_at := now();
+        END IF;
+        IF TG_OP = 'INSERT' AND NEW.created_at > now() THEN
+            NEW.created_at := now();
+        END IF;
+    END IF;
     IF TG_OP = 'UPDATE' THEN
         IF NOT own AND (NEW.kind IS DISTINCT FROM OLD.kind
                         OR NEW.contact_id IS DISTINCT FROM OLD.contact_id
@@ -1486,6 +1500,15 @@ BEGIN
                       HINT = 'Queue a new message instead.';
         END IF;
         RETURN NEW;
+    END IF;
+    -- (v2) mail to a contact names it, so that its erasure finds the row
+    -- (cancels it, scrubs its payload)
+    IF NEW.kind::text IN ('invitation', 'invitation_reminder', 'publication') AND NEW.contact_id IS NULL
+       OR NEW.kind::text = 'email_confirmation' AND NEW.contact_id IS NULL AND NEW.ambassador_id IS NULL THEN
+        RAISE EXCEPTION 'cannot queue % without the contact it is addressed to', NEW.kind
+            USING ERRCODE = 'PS106',
+                  DETAIL = 'An erasure finds the mail queued for a person by contact_id (ambassador_id for an ambassador''s email confirmation).',
+                  HINT = 'Set contact_id (or ambassador_id for an ambassador''s email_confirmation).';
     END IF;
     IF NEW.kind::text = 'invitation' AND popsell.current_path() <> 'send_invitation' THEN
         RAISE EXCEPTION 'cannot queue invitation for contact %: invitations come only from popsell.send_invitation()', NEW.contact_id
@@ -1513,7 +1536,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.outbox_rules() IS
-    'Trigger: outbox rows are immutable once queued (PS105); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
+    'Trigger: outbox rows are immutable once queued (PS105); created_at and sent_at never infinite (PS106), a future one from outside popsell''s code taken as now; mail to a contact names it (PS106); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
 
 CREATE TRIGGER popsell_40_outbox_rules
     BEFORE INSERT OR UPDATE ON popsell.outbox
@@ -1557,15 +1580,20 @@ BEGIN
     IF popsell._restoring() THEN
         RETURN NULL;
     END IF;
+    -- SPEC C4 (v2): every message queued for it and not yet sent is
+    -- cancelled, whatever its kind, but the erasure work the application
+    -- must still carry out (files to delete, partners to tell).  The one
+    -- place this rule lives: every way of starting to leave sets the
+    -- status.  (Kinds compared as text: a label an upgrade adds is not
+    -- usable as a value in its own transaction.)
     DELETE FROM popsell.outbox o
      WHERE o.ambassador_id = NEW.id AND o.sent_at IS NULL
-       AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation',
-                      'inactivity_warning', 'suspension_notice');
+       AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION popsell.ambassadors_leaving() IS
-    'Trigger: an ambassador who starts leaving gets no more mail sent for it: its unsent messages are cancelled.';
+    'Trigger: an ambassador who starts leaving gets no more mail sent for it: every unsent message queued for it is cancelled (delete_file, partner_erasure and partner_optout stay).';
 
 CREATE TRIGGER popsell_60_leaving
     AFTER UPDATE OF status ON popsell.ambassadors
@@ -1788,7 +1816,16 @@ BEGIN
     -- work is done by the one holding the lock, or by the next run) and
     -- says so in the record.
     BEGIN
-        LOCK TABLE popsell.maintenance_lock IN EXCLUSIVE MODE NOWAIT;
+        PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
+        IF NOT FOUND THEN
+            -- the row went (deleted by a superuser): put it back; a
+            -- concurrent run would wait for this insert: it gives up at
+            -- once instead
+            PERFORM set_config('lock_timeout', '10ms', true);
+            INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
+            PERFORM set_config('lock_timeout', lt, true);
+            PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
+        END IF;
     EXCEPTION WHEN lock_not_available THEN
         RAISE NOTICE 'popsell.run_maintenance skipped: another run is in progress';
         INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by,
@@ -1809,9 +1846,11 @@ BEGIN
         -- pg_stat_activity shows the rule in progress
         PERFORM set_config('application_name', pg_catalog.left('popsell_maintenance: ' || r, 63), true);
         BEGIN
+            PERFORM set_config('popsell_maintenance.skipped_rows', '0', true);
             n := popsell._maintenance_rule(r, p_at, false);
-            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by)
-            VALUES (run, r, n, p_at, t0, session_user);
+            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by, skipped_rows)
+            VALUES (run, r, n, p_at, t0, session_user,
+                    coalesce(nullif(current_setting('popsell_maintenance.skipped_rows', true), ''), '0')::bigint);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
             IF st = '55P03' THEN
@@ -1844,9 +1883,9 @@ AS $$
 DECLARE
     t timestamptz := popsell._lifecycle_now();
 BEGIN
-    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_TABLE_SCHEMA <> 'popsell'
-       OR TG_TABLE_NAME NOT IN ('interactions', 'sales') THEN
-        RAISE EXCEPTION 'popsell.contact_activity() handles AFTER INSERT statements on interactions and sales only'
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP NOT IN ('INSERT', 'UPDATE')
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME NOT IN ('interactions', 'sales') THEN
+        RAISE EXCEPTION 'popsell.contact_activity() handles AFTER INSERT or UPDATE statements on interactions and sales only'
             USING ERRCODE = 'PS900';
     END IF;
     IF popsell._restoring() THEN
@@ -1871,7 +1910,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.contact_activity() IS
-    'Trigger: inserted interactions other than open, and sales, move their contacts'' last_activity_at (a future time counts as now), however the rows are written.';
+    'Trigger: inserted or updated interactions other than open, and sales, move their contacts'' last_activity_at (a future time counts as now), however the rows are written.';
 
 
 CREATE TRIGGER popsell_61_activity
@@ -1897,7 +1936,11 @@ BEGIN
         RAISE EXCEPTION 'popsell.settings_guard() handles BEFORE triggers on popsell.settings only'
             USING ERRCODE = 'PS900';
     END IF;
-    IF popsell._restoring() THEN
+    -- A restore replaces the row: its INSERT (popsell_10_restore deletes
+    -- the installed row first, from inside that trigger); a DELETE or
+    -- TRUNCATE of its own is refused even then.
+    IF popsell._restoring()
+       AND (TG_OP IN ('INSERT', 'UPDATE') OR (TG_OP = 'DELETE' AND pg_catalog.pg_trigger_depth() > 1)) THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
     IF TG_OP IN ('DELETE', 'TRUNCATE', 'INSERT') THEN
@@ -1909,15 +1952,21 @@ BEGIN
     FOREACH w IN ARRAY ARRAY['deletion_grace', 'ambassador_inactivity', 'inactivity_warning_interval',
                              'new_contact_invitation_window', 'invitation_response_window',
                              'email_confirmation_window', 'optout_retention', 'contact_inactivity',
-                             'suspension_max', 'log_retention'] LOOP
+                             'suspension_max', 'log_retention', 'signup_confirmation_window'] LOOP
         v := pg_catalog.to_jsonb(NEW) ->> w;
-        IF v < interval '1 day' THEN
-            RAISE EXCEPTION 'settings.% must be at least 1 day, not %', w, v
+        IF NOT popsell._is_window(v) THEN
+            RAISE EXCEPTION 'settings.% must be at least 1 day with no negative part, not %', w, v
                 USING ERRCODE = 'PS510',
-                      DETAIL = 'Every retention window has a floor of one day.',
-                      HINT = pg_catalog.format('SET %s to 1 day or more.', w);
+                      DETAIL = 'Every retention window has a floor of one day, and its months, days and time are each zero or more (a mixed-sign interval goes back in time in date arithmetic).',
+                      HINT = pg_catalog.format('SET %s to 1 day or more, e.g. ''30 days''.', w);
         END IF;
     END LOOP;
+    IF NEW.inactivity_warnings IS NULL OR NEW.inactivity_warnings < 1 THEN
+        RAISE EXCEPTION 'settings.inactivity_warnings must be at least 1, not %', NEW.inactivity_warnings
+            USING ERRCODE = 'PS510',
+                  DETAIL = 'An inactive ambassador is warned before deletion (SPEC section 7).',
+                  HINT = 'SET inactivity_warnings between 1 and 10.';
+    END IF;
     IF (NEW.suspension_max IS DISTINCT FROM OLD.suspension_max
         OR NEW.deletion_grace IS DISTINCT FROM OLD.deletion_grace)
        AND NOT (popsell._caller_in('popsell_owner') OR popsell._caller_in('popsell_account_team')
@@ -1931,7 +1980,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.settings_guard() IS
-    'Trigger: popsell.settings keeps exactly one row (PS510 on INSERT, DELETE, TRUNCATE, for every role), every window is at least one day (PS510), suspension_max and deletion_grace change only by vendor staff (42501).';
+    'Trigger: popsell.settings keeps exactly one row (PS510 on INSERT, DELETE, TRUNCATE, for every role), every window is at least one day with no negative part and inactivity_warnings at least 1 (PS510), suspension_max and deletion_grace change only by vendor staff (42501).';
 
 
 CREATE TRIGGER popsell_20_settings_guard
@@ -2161,83 +2210,16 @@ BEGIN
     UPDATE popsell.ambassadors
        SET status = 'leaving', leaving_reason = p_reason, deletion_due_at = due
      WHERE id OPERATOR(pg_catalog.=) a.id;
-    -- its publications still queued are not mailed during the grace
-    -- period (a restore does not bring them back)
-    DELETE FROM popsell.outbox o
-     WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.sent_at IS NULL
-       AND o.kind OPERATOR(pg_catalog.=) 'publication';
+    -- its mail still queued is cancelled by the status change
+    -- (popsell_60_leaving, popsell.ambassadors_leaving)
     RETURN due;
 END
 $$;
 COMMENT ON FUNCTION popsell._start_leaving(popsell.ambassadors, text) IS
-    'Internal: block an ambassador''s access, cancel its queued publications and set its deletion after settings.deletion_grace.';
+    'Internal: block an ambassador''s access (its queued mail is cancelled by the status trigger) and set its deletion after settings.deletion_grace.';
 
 
--- maintenance_status: the new columns come last.
-CREATE OR REPLACE VIEW popsell.maintenance_status WITH (security_invoker = true) AS
-SELECT r.rule,
-       r.position::integer AS position,
-       l.run_id AS last_run_id,
-       l.as_of AS last_as_of,
-       l.finished_at AS last_finished_at,
-       l.affected AS last_affected,
-       l.failed_sqlstate AS last_failed_sqlstate,
-       l.run_by AS last_run_by,
-       ok.finished_at AS last_success_at,
-       coalesce(f.failures, 0) AS failures_since_success,
-       p.affected AS due_now,
-       l.started_at AS last_started_at,
-       l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
-       CASE WHEN l.run_id IS NULL THEN NULL
-            WHEN l.failed_sqlstate IS NULL THEN 'done'
-            WHEN l.outcome OPERATOR(pg_catalog.=) 'skipped' THEN 'skipped'
-            ELSE 'failed' END AS last_outcome,
-       pg_catalog.now() OPERATOR(pg_catalog.-) ok.finished_at AS last_success_age,
-       coalesce(f.skipped, 0) AS skipped_since_success
-  FROM popsell.maintenance_rules() WITH ORDINALITY AS r(rule, position)
-  LEFT JOIN LATERAL (
-        SELECT m.run_id, m.as_of, m.started_at, m.finished_at, m.affected, m.failed_sqlstate, m.run_by,
-               m.outcome
-          FROM popsell.maintenance_runs m
-         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
-         ORDER BY m.id DESC
-         LIMIT 1) AS l ON true
-  LEFT JOIN LATERAL (
-        SELECT m.id, m.finished_at
-          FROM popsell.maintenance_runs m
-         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
-           AND m.failed_sqlstate IS NULL
-         ORDER BY m.id DESC
-         LIMIT 1) AS ok ON true
-  LEFT JOIN LATERAL (
-        SELECT pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.<>) 'skipped') AS failures,
-               pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.=) 'skipped') AS skipped
-          FROM popsell.maintenance_runs m
-         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
-           AND m.failed_sqlstate IS NOT NULL
-           AND m.id OPERATOR(pg_catalog.>) coalesce(ok.id, 0)) AS f ON true
-  LEFT JOIN popsell.maintenance_preview(pg_catalog.now()) AS p
-         ON p.rule OPERATOR(pg_catalog.=) r.rule;
-
-
-COMMENT ON VIEW popsell.maintenance_status IS
-    'Health of the retention job, one row per rule in run order: the last run of popsell.run_maintenance (as-of time, start, finish, duration, outcome, rows, failed SQLSTATE, role), the last success and its age, failed and skipped runs since, and the rows due now (popsell.maintenance_preview). Counts only.';
-COMMENT ON COLUMN popsell.maintenance_status.rule IS 'Retention rule (popsell.maintenance_rules()).';
-COMMENT ON COLUMN popsell.maintenance_status.position IS 'Order in which run_maintenance applies the rule.';
-COMMENT ON COLUMN popsell.maintenance_status.last_run_id IS 'Run number of the last run that recorded this rule; NULL if it never ran.';
-COMMENT ON COLUMN popsell.maintenance_status.last_as_of IS 'The time the last run applied the rule as of (run_maintenance(at)).';
-COMMENT ON COLUMN popsell.maintenance_status.last_finished_at IS 'Wall-clock time the last run finished the rule.';
-COMMENT ON COLUMN popsell.maintenance_status.last_affected IS 'Rows the last run acted on (0 when it failed).';
-COMMENT ON COLUMN popsell.maintenance_status.last_failed_sqlstate IS 'SQLSTATE of the last run''s failure; NULL when it succeeded.';
-COMMENT ON COLUMN popsell.maintenance_status.last_run_by IS 'Session role of the last run (popsell_maintenance under pg_cron).';
-COMMENT ON COLUMN popsell.maintenance_status.last_success_at IS 'Wall-clock time of the last successful run of the rule.';
-COMMENT ON COLUMN popsell.maintenance_status.failures_since_success IS 'Failed runs of the rule since its last success (alert when above 0).';
-COMMENT ON COLUMN popsell.maintenance_status.last_started_at IS 'Wall-clock time the last run started the rule.';
-COMMENT ON COLUMN popsell.maintenance_status.last_duration IS 'How long the last run of the rule took.';
-COMMENT ON COLUMN popsell.maintenance_status.last_outcome IS 'done, failed, or skipped (another run held the lock, or a lock held by another session made the rule give up).';
-COMMENT ON COLUMN popsell.maintenance_status.last_success_age IS 'now() minus last_success_at: above a day, the job has stopped running or keeps failing (alert).';
-COMMENT ON COLUMN popsell.maintenance_status.skipped_since_success IS 'Skipped runs of the rule since its last success.';
-COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())).';
+-- (maintenance_status: restated by a later part, after the columns it reads)
 
 -- src/updates/1.1--2.0/15_clients.sql
 
@@ -3138,8 +3120,11 @@ DECLARE
     mark bigint;
     wi interval;
     wn integer;
+    sk bigint := 0;
 BEGIN
     SELECT * INTO STRICT s FROM popsell.settings;
+    -- NULL: the invitation response window (SPEC section 3, v2)
+    s.email_confirmation_window := coalesce(s.email_confirmation_window, s.invitation_response_window);
     wi := s.inactivity_warning_interval;
     wn := s.inactivity_warnings;
 
@@ -3150,9 +3135,14 @@ BEGIN
              WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
         ELSE
             mark := popsell._erasure_push('ambassador_leaving', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
-             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at
+                                       FOR UPDATE OF a SKIP LOCKED));
             GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3178,14 +3168,24 @@ BEGIN
                         AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
         ELSE
             mark := popsell._erasure_push('inactive', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
+                                        AND a.status <> 'leaving'
+                                        AND (wn = 0
+                                             OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                                 AND a.inactivity_warnings_sent >= wn
+                                                 AND a.last_inactivity_warning_at + wi <= p_at))
+                                       FOR UPDATE OF a SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
              WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
                AND a.status <> 'leaving'
                AND (wn = 0
                     OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
                         AND a.inactivity_warnings_sent >= wn
                         AND a.last_inactivity_warning_at + wi <= p_at));
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
             IF wn > 0 THEN
                 WITH due AS (
@@ -3228,12 +3228,20 @@ BEGIN
                               AND t.created_at <= p_at - s.signup_confirmation_window);
         ELSE
             mark := popsell._erasure_push('ambassador_unconfirmed', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE a.status = 'signup_incomplete'
+                                        AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
+                                                     WHERE t.ambassador_id = a.id
+                                                       AND t.created_at <= p_at - s.signup_confirmation_window)
+                                       FOR UPDATE OF a SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
              WHERE a.status = 'signup_incomplete'
                AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
                             WHERE t.ambassador_id = a.id
                               AND t.created_at <= p_at - s.signup_confirmation_window);
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3245,11 +3253,18 @@ BEGIN
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_never_invited', false);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE c.ambassador_optin = 'new'
+                                        AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+                                        AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3307,11 +3322,18 @@ BEGIN
                AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('email_unconfirmed', false);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
+                                        AND c.created_at <= p_at - s.email_confirmation_window
+                                        AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
                AND c.created_at <= p_at - s.email_confirmation_window
                AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3323,11 +3345,18 @@ BEGIN
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_opted_out', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE popsell.is_opted_out(c.ambassador_optin)
+                                        AND c.ambassador_optin_at <= p_at - s.optout_retention
+                                        AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3342,11 +3371,18 @@ BEGIN
                    <= p_at - s.contact_inactivity;
         ELSE
             mark := popsell._erasure_push('contact_inactive', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE NOT c.restricted
+                                        AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
+                                            <= p_at - s.contact_inactivity
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE NOT c.restricted
                AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3378,13 +3414,17 @@ BEGIN
         END IF;
 
     WHEN 'logs' THEN
-        -- The activity log and sent outbox rows (personal data) age as of
+        -- The activity log and outbox rows, sent or not (personal data), age as of
         -- AT; the run record (the audit of these rules) by the wall clock,
         -- so a run "in the future" cannot age earlier runs away.
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
             SELECT count(*) INTO m FROM popsell.outbox o
              WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            n := n + m;
+            SELECT count(*) INTO m FROM popsell.outbox o
+             WHERE o.sent_at IS NULL AND o.created_at < p_at - s.log_retention
+               AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
             n := n + m;
             SELECT count(*) INTO m FROM popsell.maintenance_runs r
              WHERE r.finished_at < pg_catalog.now() - s.log_retention;
@@ -3393,6 +3433,13 @@ BEGIN
             GET DIAGNOSTICS n = ROW_COUNT;
             DELETE FROM popsell.outbox o
              WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+            n := n + m;
+            -- never sent within log_retention: no longer worth sending
+            -- (erasure work excepted: it stays until carried out)
+            DELETE FROM popsell.outbox o
+             WHERE o.sent_at IS NULL AND o.created_at < p_at - s.log_retention
+               AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
             GET DIAGNOSTICS m = ROW_COUNT;
             n := n + m;
             DELETE FROM popsell.maintenance_runs r
@@ -3405,6 +3452,11 @@ BEGIN
         RAISE EXCEPTION 'unknown maintenance rule "%"', p_rule
             USING ERRCODE = 'PS500', HINT = 'See SELECT * FROM popsell.maintenance_rules().';
     END CASE;
+    IF NOT p_preview THEN
+        -- due rows skipped because another session held them locked
+        -- (run_maintenance records it)
+        PERFORM set_config('popsell_maintenance.skipped_rows', sk::text, true);
+    END IF;
     RETURN n;
 END
 $$;
@@ -3908,7 +3960,7 @@ BEGIN
       || '; an invitation unanswered for two windows of '
       || popsell._report_fig('settings.invitation_response_window', s.invitation_response_window::text, 'span')
       || ' counts as a refusal; an email not confirmed within '
-      || popsell._report_fig('settings.email_confirmation_window', s.email_confirmation_window::text, 'span')
+      || popsell._report_fig('settings.email_confirmation_window', coalesce(s.email_confirmation_window, s.invitation_response_window)::text, 'span')
       || ' is deleted; opted-out contacts are kept '
       || popsell._report_fig('settings.optout_retention', s.optout_retention::text, 'span')
       || ' and contacts without activity '
@@ -3946,6 +3998,639 @@ COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
 
 GRANT EXECUTE ON FUNCTION popsell.compliance_report(timestamptz)
     TO popsell_brand, popsell_brand_bi, popsell_account_team, popsell_technical;
+
+-- src/updates/1.1--2.0/19_retention_fixes.sql
+-- Retention v2 fixes: a window is at least one day with no negative part
+-- (months, days, time), inactivity_warnings at least 1,
+-- email_confirmation_window NULL meaning invitation_response_window; the
+-- run's overlap guard is a row lock (a table's RowShareLock is taken by
+-- any role at parse time); activity attached by UPDATE counts; a restore
+-- mode DELETE of the settings row is refused.
+
+CREATE OR REPLACE FUNCTION popsell._is_window(w interval) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (pg_catalog.date_part('year', w) OPERATOR(pg_catalog.*) 12
+            OPERATOR(pg_catalog.+) pg_catalog.date_part('month', w)) OPERATOR(pg_catalog.>=) 0
+       AND pg_catalog.date_part('day', w) OPERATOR(pg_catalog.>=) 0
+       AND (w OPERATOR(pg_catalog.-) pg_catalog.date_trunc('day', w)) OPERATOR(pg_catalog.>=) interval '0'
+       AND w OPERATOR(pg_catalog.>=) interval '1 day';
+COMMENT ON FUNCTION popsell._is_window(interval) IS
+    'Internal: whether an interval is a valid retention window: at least one day, with no negative months, days or time (NULL for NULL).';
+GRANT EXECUTE ON FUNCTION popsell._is_window(interval) TO popsell_brand, popsell_account_team, popsell_technical;
+
+UPDATE popsell.settings SET inactivity_warnings = greatest(inactivity_warnings, 1);
+ALTER TABLE popsell.settings
+    DROP CONSTRAINT settings_inactivity_warnings_check,
+    ADD CONSTRAINT settings_inactivity_warnings_check CHECK (inactivity_warnings BETWEEN 1 AND 10),
+    ALTER COLUMN email_confirmation_window DROP NOT NULL,
+    ALTER COLUMN email_confirmation_window DROP DEFAULT,
+    DROP CONSTRAINT settings_window_floor,
+    ADD CONSTRAINT settings_window_floor
+    CHECK (popsell._is_window(deletion_grace)
+           AND popsell._is_window(ambassador_inactivity)
+           AND popsell._is_window(inactivity_warning_interval)
+           AND popsell._is_window(new_contact_invitation_window)
+           AND popsell._is_window(invitation_response_window)
+           AND popsell._is_window(email_confirmation_window)
+           AND popsell._is_window(optout_retention)
+           AND popsell._is_window(contact_inactivity)
+           AND popsell._is_window(suspension_max)
+           AND popsell._is_window(log_retention)),
+    DROP CONSTRAINT settings_signup_confirmation_window_floor,
+    ADD CONSTRAINT settings_signup_confirmation_window_floor
+        CHECK (popsell._is_window(signup_confirmation_window));
+
+INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
+COMMENT ON TABLE popsell.maintenance_lock IS
+    'Internal: one row; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
+CREATE OR REPLACE FUNCTION popsell._restore_singletons() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT popsell._restoring() THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'settings' THEN
+        DELETE FROM popsell.settings WHERE id = NEW.id;
+    ELSIF TG_TABLE_NAME = 'hash_keys' THEN
+        DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    ELSIF TG_TABLE_NAME = 'maintenance_lock' THEN
+        DELETE FROM popsell.maintenance_lock WHERE id = NEW.id;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell._restore_singletons() IS
+    'Trigger: while restoring, a restored settings row, key or maintenance guard row replaces the one the install script created.';
+CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.maintenance_lock
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+
+CREATE TRIGGER popsell_62_activity_update
+    AFTER UPDATE ON popsell.interactions
+    REFERENCING NEW TABLE AS added_interactions
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+CREATE TRIGGER popsell_62_activity_update
+    AFTER UPDATE ON popsell.sales
+    REFERENCING NEW TABLE AS added_sales
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+
+CREATE INDEX outbox_unsent_created_idx ON popsell.outbox (created_at) WHERE sent_at IS NULL;
+
+ALTER TABLE popsell.maintenance_runs ADD COLUMN skipped_rows bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN popsell.maintenance_runs.skipped_rows IS
+    'Due rows the rule left because another session held them locked (an open transaction on the row); the next run does them.';
+
+-- maintenance_status: the new columns come last.
+CREATE OR REPLACE VIEW popsell.maintenance_status WITH (security_invoker = true) AS
+SELECT r.rule,
+       r.position::integer AS position,
+       l.run_id AS last_run_id,
+       l.as_of AS last_as_of,
+       l.finished_at AS last_finished_at,
+       l.affected AS last_affected,
+       l.failed_sqlstate AS last_failed_sqlstate,
+       l.run_by AS last_run_by,
+       ok.finished_at AS last_success_at,
+       coalesce(f.failures, 0) AS failures_since_success,
+       p.affected AS due_now,
+       l.started_at AS last_started_at,
+       l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
+       CASE WHEN l.run_id IS NULL THEN NULL
+            WHEN l.failed_sqlstate IS NULL THEN 'done'
+            WHEN l.outcome OPERATOR(pg_catalog.=) 'skipped' THEN 'skipped'
+            ELSE 'failed' END AS last_outcome,
+       pg_catalog.now() OPERATOR(pg_catalog.-) ok.finished_at AS last_success_age,
+       coalesce(f.skipped, 0) AS skipped_since_success,
+       l.skipped_rows AS last_skipped_rows
+  FROM popsell.maintenance_rules() WITH ORDINALITY AS r(rule, position)
+  LEFT JOIN LATERAL (
+        SELECT m.run_id, m.as_of, m.started_at, m.finished_at, m.affected, m.failed_sqlstate, m.run_by,
+               m.outcome, m.skipped_rows
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+         ORDER BY m.id DESC
+         LIMIT 1) AS l ON true
+  LEFT JOIN LATERAL (
+        SELECT m.id, m.finished_at
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+           AND m.failed_sqlstate IS NULL
+         ORDER BY m.id DESC
+         LIMIT 1) AS ok ON true
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.<>) 'skipped') AS failures,
+               pg_catalog.count(*) FILTER (WHERE m.outcome OPERATOR(pg_catalog.=) 'skipped') AS skipped
+          FROM popsell.maintenance_runs m
+         WHERE m.rule OPERATOR(pg_catalog.=) r.rule
+           AND m.failed_sqlstate IS NOT NULL
+           AND m.id OPERATOR(pg_catalog.>) coalesce(ok.id, 0)) AS f ON true
+  LEFT JOIN popsell.maintenance_preview(pg_catalog.now()) AS p
+         ON p.rule OPERATOR(pg_catalog.=) r.rule;
+COMMENT ON VIEW popsell.maintenance_status IS
+    'Health of the retention job, one row per rule in run order: the last run of popsell.run_maintenance (as-of time, start, finish, duration, outcome, rows, failed SQLSTATE, role), the last success and its age, failed and skipped runs since, and the rows due now (popsell.maintenance_preview). Counts only.';
+COMMENT ON COLUMN popsell.maintenance_status.rule IS 'Retention rule (popsell.maintenance_rules()).';
+COMMENT ON COLUMN popsell.maintenance_status.position IS 'Order in which run_maintenance applies the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_run_id IS 'Run number of the last run that recorded this rule; NULL if it never ran.';
+COMMENT ON COLUMN popsell.maintenance_status.last_as_of IS 'The time the last run applied the rule as of (run_maintenance(at)).';
+COMMENT ON COLUMN popsell.maintenance_status.last_finished_at IS 'Wall-clock time the last run finished the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_affected IS 'Rows the last run acted on (0 when it failed).';
+COMMENT ON COLUMN popsell.maintenance_status.last_failed_sqlstate IS 'SQLSTATE of the last run''s failure; NULL when it succeeded.';
+COMMENT ON COLUMN popsell.maintenance_status.last_run_by IS 'Session role of the last run (popsell_maintenance under pg_cron).';
+COMMENT ON COLUMN popsell.maintenance_status.last_success_at IS 'Wall-clock time of the last successful run of the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.failures_since_success IS 'Failed runs of the rule since its last success (alert when above 0).';
+COMMENT ON COLUMN popsell.maintenance_status.last_started_at IS 'Wall-clock time the last run started the rule.';
+COMMENT ON COLUMN popsell.maintenance_status.last_duration IS 'How long the last run of the rule took.';
+COMMENT ON COLUMN popsell.maintenance_status.last_outcome IS 'done, failed, or skipped (another run held the lock, or a lock held by another session made the rule give up).';
+COMMENT ON COLUMN popsell.maintenance_status.last_success_age IS 'now() minus last_success_at: above a day, the job has stopped running or keeps failing (alert).';
+COMMENT ON COLUMN popsell.maintenance_status.skipped_since_success IS 'Skipped runs of the rule since its last success.';
+COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())); NULL when counting waited more than half a second for a lock.';
+COMMENT ON COLUMN popsell.maintenance_status.last_skipped_rows IS 'Due rows the last run left because another session held them locked (done by a later run).';
+
+CREATE OR REPLACE FUNCTION popsell.maintenance_preview(at timestamptz DEFAULT pg_catalog.now())
+    RETURNS TABLE (rule text, affected bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    -- a count never waits long on a table lock another session holds
+    -- (maintenance_status's due_now, in the alert query): NULL instead
+    SET lock_timeout = '500ms'
+AS $$
+DECLARE
+    r text;
+BEGIN
+    IF maintenance_preview.at IS NULL THEN
+        RAISE EXCEPTION 'maintenance_preview needs a time'
+            USING ERRCODE = 'PS500', HINT = 'Pass a timestamptz.';
+    END IF;
+    FOR r IN SELECT x FROM popsell.maintenance_rules() AS x LOOP
+        rule := r;
+        BEGIN
+            affected := popsell._maintenance_rule(r, maintenance_preview.at, true);
+        EXCEPTION WHEN lock_not_available THEN
+            affected := NULL;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION popsell.maintenance_preview(timestamptz) IS
+    'What popsell.run_maintenance(AT) would do, per rule, with counts; changes nothing. A count that waits more than half a second for a lock another session holds is NULL.';
+CREATE OR REPLACE FUNCTION popsell.compliance_report(at timestamptz DEFAULT pg_catalog.now()) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET datestyle = 'ISO, YMD'
+    SET intervalstyle = 'postgres'
+    SET timezone = 'UTC'
+    -- its statements (and the rules' counts) run in PL/pgSQL, where a
+    -- parallel plan runs without workers: plan them serial
+    SET max_parallel_workers_per_gather = 0
+AS $$
+DECLARE
+    p_at timestamptz := compliance_report.at;
+    since timestamptz;
+    s popsell.settings;
+    h text := '';
+    measures text[] := ARRAY['collected', 'invited', 'accepted', 'declined', 'no_answer', 'opted_out',
+                             'global_optout'];
+    measure_names text[] := ARRAY['collected', 'invited', 'accepted', 'declined', 'no answer',
+                                  'opted out', 'globally opted out'];
+    colors text[] := ARRAY['#5b6770', '#2f6db5', '#2e9d57', '#d9822b', '#b8a23a', '#c2453d', '#7d3c98'];
+    f record;
+    r record;
+    srcs text[];
+    fm bigint[];
+    n_contacts bigint;
+    n_brand bigint;
+    n_partners bigint;
+    n_restricted bigint;
+    run_ids bigint[];
+    run_asof timestamptz[];
+    run_started timestamptz[];
+    run_ms numeric[];
+    run_aff bigint[];
+    run_fail bigint[];
+    maxms numeric;
+    maxv bigint;
+    y integer;
+    n integer;
+    svg text;
+    rules text[];
+    horizons integer[] := ARRAY[30, 90, 365];
+    cnt bigint[];
+    tot bigint[] := ARRAY[0, 0, 0, 0, 0, 0, 0]::bigint[];
+BEGIN
+    IF p_at IS NULL OR NOT pg_catalog.isfinite(p_at) THEN
+        RAISE EXCEPTION 'compliance_report needs a finite time, not %', coalesce(p_at::text, 'NULL')
+            USING ERRCODE = 'PS106', HINT = 'Call popsell.compliance_report() (now) or pass a timestamptz.';
+    END IF;
+    since := p_at - interval '12 months';
+    SELECT * INTO STRICT s FROM popsell.settings;
+
+    h := '<!DOCTYPE html>' || E'\n' || '<html lang="en"><head><meta charset="utf-8">'
+      || '<meta name="viewport" content="width=device-width, initial-scale=1">'
+      || '<title>popsell compliance report</title><style>'
+      || 'body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;'
+      || 'color:#1d2731;background:#fff;margin:0 auto;max-width:1000px;padding:24px;line-height:1.45}'
+      || 'h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.2em;margin:28px 0 8px;padding-bottom:4px;'
+      || 'border-bottom:2px solid #2f6db5}p.meta{color:#5b6770;margin:0 0 12px}'
+      || 'table{border-collapse:collapse;margin:8px 0 12px;font-size:.9em}'
+      || 'th,td{border:1px solid #d5dbe1;padding:3px 8px;text-align:left}th{background:#eef2f6}'
+      || 'td.n{text-align:right;font-variant-numeric:tabular-nums}'
+      || '.cards{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}'
+      || '.card{border:1px solid #d5dbe1;border-radius:6px;padding:8px 14px;min-width:150px;background:#f7f9fb}'
+      || '.card .n{display:block;font-size:1.5em;font-weight:600;color:#2f6db5}'
+      || '.card .l{color:#5b6770;font-size:.85em}svg{display:block;margin:8px 0}'
+      || 'ul.ropa li{margin:4px 0}.warn{color:#c2453d;font-weight:600}'
+      || '</style></head><body>' || E'\n';
+    h := h || '<h1>Compliance report: ' || popsell._html(coalesce(s.brand_name, 'this brand')) || '</h1>'
+      || '<p class="meta">As of ' || popsell._report_fig('report.at', pg_catalog.to_char(p_at, 'YYYY-MM-DD HH24:MI "UTC"'), 'span')
+      || '; consent and rights figures cover the 12 months since '
+      || popsell._report_fig('report.since', pg_catalog.to_char(since, 'YYYY-MM-DD HH24:MI "UTC"'), 'span')
+      || '. popsell ' || popsell._html((SELECT e.extversion FROM pg_catalog.pg_extension e
+                                         WHERE e.extname OPERATOR(pg_catalog.=) 'popsell'))
+      || '. Counts, rates, dates and settings only: no personal data.</p>' || E'\n';
+
+    -- ---------------------------------------------------------------
+    -- Consent funnel per source: contacts collected, then the ledger.
+    -- ---------------------------------------------------------------
+    -- Contacts held, per source: one scan for the funnel and the records
+    -- of processing.
+    WITH held AS (
+        SELECT c.source, pg_catalog.count(*) AS n,
+               pg_catalog.count(*) FILTER (WHERE c.created_at OPERATOR(pg_catalog.>) since
+                                             AND c.created_at OPERATOR(pg_catalog.<=) p_at) AS recent,
+               pg_catalog.count(*) FILTER (WHERE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin') AS brand,
+               pg_catalog.count(*) FILTER (WHERE c.partners_optin) AS partners,
+               pg_catalog.count(*) FILTER (WHERE c.restricted) AS restricted
+          FROM popsell.contacts c
+         GROUP BY c.source),
+    -- the ledger of the period, grouped by what the funnel needs (one scan)
+    ev AS (
+        SELECT ce.source, ce.new_ambassador_optin AS st,
+               -- a first row kept on the tombstone: collected, and erased since
+               (ce.contact_id IS NULL AND ce.old_ambassador_optin IS NULL AND ce.old_brand_optin IS NULL
+                AND ce.old_partners_optin IS NULL AND ce.old_email_status IS NULL) AS first_erased,
+               (ce.old_ambassador_optin IS NOT NULL
+                AND ce.old_ambassador_optin OPERATOR(pg_catalog.<>) ce.new_ambassador_optin) AS amb,
+               pg_catalog.count(*) AS n
+          FROM popsell.consent_events ce
+         WHERE ce.occurred_at OPERATOR(pg_catalog.>) since AND ce.occurred_at OPERATOR(pg_catalog.<=) p_at
+         GROUP BY 1, 2, 3, 4),
+    e AS (
+        SELECT ev.source,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.first_erased) AS collected,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'invitation_sent') AS invited,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'invitation_accepted') AS accepted,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'invitation_declined') AS declined,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'optout_no_response') AS no_answer,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'optout_email') AS opted_out,
+               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'global_optout') AS global_optout
+          FROM ev GROUP BY ev.source)
+    SELECT pg_catalog.array_agg(src.source::text ORDER BY src.ord),
+           pg_catalog.array_agg(
+               ARRAY[coalesce(e.collected, 0) + coalesce(hd.recent, 0), coalesce(e.invited, 0),
+                     coalesce(e.accepted, 0), coalesce(e.declined, 0), coalesce(e.no_answer, 0),
+                     coalesce(e.opted_out, 0), coalesce(e.global_optout, 0)]::bigint[] ORDER BY src.ord),
+           coalesce(pg_catalog.sum(hd.n), 0), coalesce(pg_catalog.sum(hd.brand), 0),
+           coalesce(pg_catalog.sum(hd.partners), 0), coalesce(pg_catalog.sum(hd.restricted), 0)
+      INTO srcs, fm, n_contacts, n_brand, n_partners, n_restricted
+      FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::popsell.contact_source)) WITH ORDINALITY AS src(source, ord)
+      LEFT JOIN e ON e.source OPERATOR(pg_catalog.=) src.source
+      LEFT JOIN held hd ON hd.source OPERATOR(pg_catalog.=) src.source;
+
+    h := h || '<h2>Consent funnel per source (last 12 months)</h2>'
+      || '<p>Contacts collected in the period (still held, or erased since with their consent proof kept), '
+      || 'then, from the consent ledger, the changes of the ambassador opt-in to each state. Acceptance, '
+      || 'refusal and no-answer rates are per invitation sent; opt-out rates per contact collected.</p>';
+    -- chart: one group of bars per source that has any figure
+    SELECT pg_catalog.max(v) INTO maxv FROM pg_catalog.unnest(fm) AS v;
+    n := 0;
+    FOR k IN 1 .. pg_catalog.array_length(srcs, 1) LOOP
+        IF fm[k][1] + fm[k][2] + fm[k][3] + fm[k][4] + fm[k][5] + fm[k][6] + fm[k][7] > 0 THEN
+            n := n + 1;
+        END IF;
+    END LOOP;
+    -- one group per source with any figure: its non-zero bars, labelled
+    svg := '';
+    FOR i IN 1 .. 7 LOOP
+        svg := svg || pg_catalog.format('<rect x="%s" y="6" width="12" height="12" fill="%s"/>'
+                                        '<text x="%s" y="16">%s</text>',
+                                        10 + (i - 1) * 135, colors[i], 26 + (i - 1) * 135, measure_names[i]);
+    END LOOP;
+    y := 30;
+    FOR k IN 1 .. pg_catalog.array_length(srcs, 1) LOOP
+        CONTINUE WHEN fm[k][1] + fm[k][2] + fm[k][3] + fm[k][4] + fm[k][5] + fm[k][6] + fm[k][7] = 0;
+        svg := svg || pg_catalog.format('<line x1="4" y1="%s" x2="950" y2="%s" stroke="#eef2f6"/>'
+                                        '<text x="4" y="%s" font-weight="600">%s</text>', y - 3, y - 3, y + 8, srcs[k]);
+        FOR i IN 1 .. 7 LOOP
+            CONTINUE WHEN fm[k][i] = 0;
+            svg := svg || pg_catalog.format(
+                '<rect x="160" y="%s" width="%s" height="7" fill="%s"><title>%s %s: %s</title></rect>'
+                '<text x="%s" y="%s" font-size="9" fill="#5b6770">%s</text>',
+                y, greatest(1, pg_catalog.round(700.0 * fm[k][i] / greatest(maxv, 1), 1)), colors[i],
+                srcs[k], measure_names[i], fm[k][i],
+                164 + pg_catalog.round(700.0 * fm[k][i] / greatest(maxv, 1), 1), y + 7, fm[k][i]);
+            y := y + 9;
+        END LOOP;
+        y := greatest(y, 0) + 10;
+    END LOOP;
+    IF n = 0 THEN
+        svg := svg || '<text x="160" y="44" fill="#5b6770">No consent events in the period.</text>';
+        y := 60;
+    END IF;
+    svg := pg_catalog.format('<svg xmlns="http://www.w3.org/2000/svg" width="960" height="%s" role="img" '
+                             'aria-label="Consent funnel per source" font-size="11" font-family="sans-serif">',
+                             y + 4) || svg;
+    h := h || svg || '</svg>' || E'\n';
+    h := h || '<table><tr><th>source</th>';
+    FOR i IN 1 .. 7 LOOP
+        h := h || '<th>' || measure_names[i] || '</th>';
+    END LOOP;
+    h := h || '</tr>';
+    FOR k IN 1 .. pg_catalog.array_length(srcs, 1) LOOP
+        h := h || '<tr><th>' || srcs[k] || '</th>';
+        FOR i IN 1 .. 7 LOOP
+            h := h || popsell._report_fig('funnel.' || srcs[k] || '.' || measures[i], fm[k][i]::text);
+            tot[i] := tot[i] + fm[k][i];
+        END LOOP;
+        h := h || '</tr>';
+    END LOOP;
+    h := h || '<tr><th>all sources</th>';
+    FOR i IN 1 .. 7 LOOP
+        h := h || popsell._report_fig('funnel.all.' || measures[i], tot[i]::text);
+    END LOOP;
+    h := h || '</tr></table>'
+           || '<table><tr><th>source</th><th>accepted / invited</th><th>declined / invited</th>'
+           || '<th>no answer / invited</th><th>opted out / collected</th><th>globally opted out / collected</th></tr>';
+    FOR k IN 1 .. pg_catalog.array_length(srcs, 1) LOOP
+        h := h || '<tr><th>' || srcs[k] || '</th>' || popsell._report_fig('funnel.' || srcs[k] || '.accept_rate', popsell._report_rate(fm[k][3], fm[k][2]))
+               || popsell._report_fig('funnel.' || srcs[k] || '.decline_rate', popsell._report_rate(fm[k][4], fm[k][2]))
+               || popsell._report_fig('funnel.' || srcs[k] || '.no_answer_rate', popsell._report_rate(fm[k][5], fm[k][2]))
+               || popsell._report_fig('funnel.' || srcs[k] || '.optout_rate', popsell._report_rate(fm[k][6], fm[k][1]))
+               || popsell._report_fig('funnel.' || srcs[k] || '.global_optout_rate', popsell._report_rate(fm[k][7], fm[k][1]))
+               || '</tr>';
+    END LOOP;
+    h := h || '<tr><th>all sources</th>' || popsell._report_fig('funnel.all.accept_rate', popsell._report_rate(tot[3], tot[2]))
+           || popsell._report_fig('funnel.all.decline_rate', popsell._report_rate(tot[4], tot[2]))
+           || popsell._report_fig('funnel.all.no_answer_rate', popsell._report_rate(tot[5], tot[2]))
+           || popsell._report_fig('funnel.all.optout_rate', popsell._report_rate(tot[6], tot[1]))
+           || popsell._report_fig('funnel.all.global_optout_rate', popsell._report_rate(tot[7], tot[1]))
+           || '</tr></table>' || E'\n';
+
+    -- ---------------------------------------------------------------
+    -- Retention outlook: run_maintenance's own rules, previewed.
+    -- ---------------------------------------------------------------
+    h := h || '<h2>Retention outlook</h2>'
+      || '<p>Rows each retention rule of <code>popsell.run_maintenance</code> would act on if it ran in 30, '
+      || '90 and 365 days, with the data as it is today (no new login, activity or answer): '
+      || 'the rules'' own counting queries (<code>popsell.maintenance_preview</code>). '
+      || 'Rules that delete count the contacts or ambassadors they delete; reminder rules count the '
+      || 'messages they queue or the opt-ins they change.</p>'
+      || '<table><tr><th>rule</th><th>acts on</th><th>within 30 days</th>'
+      || '<th>within 90 days</th><th>within 365 days</th></tr>';
+    SELECT pg_catalog.array_agg(x ORDER BY o) INTO rules
+      FROM popsell.maintenance_rules() WITH ORDINALITY AS t(x, o);
+    FOR r IN
+        WITH p AS (
+            SELECT hz.d, pv.rule, pv.affected
+              FROM pg_catalog.unnest(horizons) AS hz(d)
+              CROSS JOIN LATERAL popsell.maintenance_preview(p_at + hz.d * interval '1 day') AS pv)
+        SELECT rl.x AS rule, rl.o,
+               pg_catalog.array_agg(p.affected ORDER BY p.d) AS counts
+          FROM pg_catalog.unnest(rules) WITH ORDINALITY AS rl(x, o)
+          JOIN p ON p.rule OPERATOR(pg_catalog.=) rl.x
+         GROUP BY rl.x, rl.o
+         ORDER BY rl.o
+    LOOP
+        cnt := r.counts;
+        h := h || '<tr><th>' || popsell._html(r.rule) || '</th><td>'
+          || CASE WHEN r.rule LIKE 'ambassador%' THEN 'ambassadors deleted'
+                  WHEN r.rule OPERATOR(pg_catalog.=) 'invitation_reminder' THEN 'reminders queued'
+                  WHEN r.rule OPERATOR(pg_catalog.=) 'invitation_no_response' THEN 'contacts set to optout_no_response'
+                  WHEN r.rule LIKE 'contact%' OR r.rule OPERATOR(pg_catalog.=) 'email_unconfirmed' THEN 'contacts deleted'
+                  WHEN r.rule IN ('program_suspended', 'brand_contract_ended') THEN 'contacts, ambassadors and UGC deleted'
+                  WHEN r.rule OPERATOR(pg_catalog.=) 'contest_ugc' THEN 'UGC deleted'
+                  WHEN r.rule OPERATOR(pg_catalog.=) 'logs' THEN 'log rows deleted'
+                  ELSE 'rows' END || '</td>';
+        FOR i IN 1 .. 3 LOOP
+            h := h || popsell._report_fig('outlook.' || r.rule || '.' || horizons[i], cnt[i]::text);
+        END LOOP;
+        h := h || '</tr>';
+    END LOOP;
+    h := h || '</table>' || E'\n';
+
+    -- last 30 runs, a small timeline of their durations
+    h := h || '<h3>Last 30 runs</h3>';
+    SELECT pg_catalog.array_agg(g.run_id ORDER BY g.run_id), pg_catalog.array_agg(g.as_of ORDER BY g.run_id),
+           pg_catalog.array_agg(g.started ORDER BY g.run_id), pg_catalog.array_agg(g.ms ORDER BY g.run_id),
+           pg_catalog.array_agg(g.affected ORDER BY g.run_id), pg_catalog.array_agg(g.failures ORDER BY g.run_id),
+           pg_catalog.count(*), pg_catalog.max(g.ms)
+      INTO run_ids, run_asof, run_started, run_ms, run_aff, run_fail, n, maxms
+      FROM (SELECT mr.run_id, pg_catalog.max(mr.as_of) AS as_of, pg_catalog.min(mr.started_at) AS started,
+                   pg_catalog.round(EXTRACT(epoch FROM pg_catalog.max(mr.finished_at)
+                                                       - pg_catalog.min(mr.started_at)) * 1000, 1) AS ms,
+                   pg_catalog.sum(mr.affected) AS affected, pg_catalog.count(mr.failed_sqlstate) AS failures
+              FROM popsell.maintenance_runs mr
+             WHERE mr.run_id IN (SELECT DISTINCT m2.run_id FROM popsell.maintenance_runs m2
+                                  ORDER BY m2.run_id DESC LIMIT 30)
+             GROUP BY mr.run_id) g;
+    h := h || '<p>' || popsell._report_fig('runs.count', n::text, 'span') || ' runs shown (one row per rule per run in '
+      || '<code>popsell.maintenance_runs</code>, kept for <code>log_retention</code>). Bar height: duration; '
+      || 'red: a rule failed.</p>';
+    svg := '<svg xmlns="http://www.w3.org/2000/svg" width="960" height="150" role="img" '
+        || 'aria-label="Durations of the last runs" font-size="10" font-family="sans-serif">'
+        || '<line x1="40" y1="120" x2="950" y2="120" stroke="#5b6770"/>';
+    y := 0;
+    FOR k IN 1 .. n LOOP
+        svg := svg || pg_catalog.format(
+            '<rect x="%s" y="%s" width="22" height="%s" fill="%s"><title>run %s: %s ms, %s rows</title></rect>'
+            '<text x="%s" y="134" text-anchor="middle">%s</text>',
+            45 + (k - 1) * 30, 120 - greatest(2, pg_catalog.round(100.0 * run_ms[k] / greatest(maxms, 1))),
+            greatest(2, pg_catalog.round(100.0 * run_ms[k] / greatest(maxms, 1))),
+            CASE WHEN run_fail[k] > 0 THEN '#c2453d' ELSE '#2f6db5' END,
+            run_ids[k], run_ms[k], run_aff[k], 56 + (k - 1) * 30, run_ids[k]);
+    END LOOP;
+    IF n = 0 THEN
+        svg := svg || '<text x="60" y="60" fill="#c2453d">No maintenance run recorded: is the job scheduled?</text>';
+    END IF;
+    h := h || svg || '</svg>';
+    h := h || '<table><tr><th>run</th><th>as of</th><th>started</th><th>duration (ms)</th>'
+           || '<th>rows acted on</th><th>rules failed</th></tr>';
+    FOR k IN REVERSE n .. 1 LOOP
+        h := h || '<tr>' || popsell._report_fig('runs.' || run_ids[k] || '.run', run_ids[k]::text)
+          || '<td>' || pg_catalog.to_char(run_asof[k], 'YYYY-MM-DD HH24:MI') || '</td>'
+          || '<td>' || pg_catalog.to_char(run_started[k], 'YYYY-MM-DD HH24:MI') || '</td>'
+          || popsell._report_fig('runs.' || run_ids[k] || '.ms', run_ms[k]::text)
+          || popsell._report_fig('runs.' || run_ids[k] || '.affected', run_aff[k]::text)
+          || popsell._report_fig('runs.' || run_ids[k] || '.failures', run_fail[k]::text)
+          || '</tr>';
+    END LOOP;
+    h := h || '</table>' || E'\n';
+
+    -- ---------------------------------------------------------------
+    -- Data-subject rights
+    -- ---------------------------------------------------------------
+    h := h || '<h2>Data-subject rights (last 12 months)</h2>'
+      || '<table><tr><th>month</th><th>access (art. 15)</th><th>erasure (art. 17)</th>'
+      || '<th>restriction (art. 18)</th><th>restriction lifted</th><th>objection (art. 21)</th></tr>';
+    FOR r IN
+        SELECT pg_catalog.to_char(mo, 'YYYY-MM') AS month,
+               pg_catalog.count(rr.id) FILTER (WHERE rr.request OPERATOR(pg_catalog.=) 'access') AS access,
+               pg_catalog.count(rr.id) FILTER (WHERE rr.request OPERATOR(pg_catalog.=) 'erasure') AS erasure,
+               pg_catalog.count(rr.id) FILTER (WHERE rr.request OPERATOR(pg_catalog.=) 'restriction') AS restriction,
+               pg_catalog.count(rr.id) FILTER (WHERE rr.request OPERATOR(pg_catalog.=) 'restriction_lifted') AS lifted,
+               pg_catalog.count(rr.id) FILTER (WHERE rr.request OPERATOR(pg_catalog.=) 'objection') AS objection
+          FROM pg_catalog.generate_series(pg_catalog.date_trunc('month', p_at) - interval '11 months',
+                                          pg_catalog.date_trunc('month', p_at), interval '1 month') AS mo
+          LEFT JOIN popsell.rights_requests rr
+                 ON rr.requested_at OPERATOR(pg_catalog.>=) mo
+                AND rr.requested_at OPERATOR(pg_catalog.<) mo + interval '1 month'
+                AND rr.requested_at OPERATOR(pg_catalog.<=) p_at
+         GROUP BY mo ORDER BY mo
+    LOOP
+        h := h || '<tr><th>' || r.month || '</th>'
+          || popsell._report_fig('rights.' || r.month || '.access', r.access::text)
+          || popsell._report_fig('rights.' || r.month || '.erasure', r.erasure::text)
+          || popsell._report_fig('rights.' || r.month || '.restriction', r.restriction::text)
+          || popsell._report_fig('rights.' || r.month || '.restriction_lifted', r.lifted::text)
+          || popsell._report_fig('rights.' || r.month || '.objection', r.objection::text) || '</tr>';
+    END LOOP;
+    h := h || '</table>';
+    SELECT pg_catalog.count(*) AS n,
+           coalesce(pg_catalog.round(EXTRACT(epoch FROM pg_catalog.max(rr.requested_at - coalesce(rr.received_at, rr.requested_at))) / 86400, 1), 0) AS longest,
+           pg_catalog.count(*) FILTER (WHERE rr.requested_at - rr.received_at OPERATOR(pg_catalog.>) interval '1 month') AS late
+      INTO r
+      FROM popsell.rights_requests rr
+     WHERE rr.requested_at OPERATOR(pg_catalog.>) pg_catalog.date_trunc('month', p_at) - interval '11 months'
+       AND rr.requested_at OPERATOR(pg_catalog.<=) p_at;
+    h := h || '<p>' || popsell._report_fig('rights.total', r.n::text, 'span') || ' requests; the longest took '
+      || popsell._report_fig('rights.longest_days', r.longest::text, 'span')
+      || ' days from receipt to completion (<code>received_at</code> to <code>requested_at</code>; a request '
+      || 'without a receipt date counts as completed the day it arrived); '
+      || '<span class="' || CASE WHEN r.late > 0 THEN 'warn' ELSE 'ok' END || '">'
+      || popsell._report_fig('rights.late', r.late::text, 'span') || ' took longer than one month</span> '
+      || '(GDPR art. 12(3)).</p>' || E'\n';
+
+    -- ---------------------------------------------------------------
+    -- Blacklist, tombstones, keys
+    -- ---------------------------------------------------------------
+    h := h || '<h2>Blacklist, tombstones and keys</h2><div class="cards">';
+    FOR r IN
+        SELECT b.reason::text AS reason, pg_catalog.count(bl.email_hash) AS n
+          FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::popsell.blacklist_reason)) WITH ORDINALITY AS b(reason, o)
+          LEFT JOIN popsell.blacklist bl ON bl.reason OPERATOR(pg_catalog.=) b.reason
+         GROUP BY b.reason, b.o ORDER BY b.o
+    LOOP
+        h := h || '<div class="card">' || popsell._report_fig('blacklist.' || r.reason, r.n::text, 'span')
+          || '<span class="l">blacklisted: ' || r.reason || '</span></div>';
+    END LOOP;
+    h := h || '</div><table><tr><th>tombstone</th><th>reason</th><th>count</th><th>deleted in the last 12 months</th></tr>';
+    FOR r IN
+        SELECT 'contact' AS what, t.reason, pg_catalog.count(*) AS n,
+               pg_catalog.count(*) FILTER (WHERE t.deleted_at OPERATOR(pg_catalog.>) since
+                                             AND t.deleted_at OPERATOR(pg_catalog.<=) p_at) AS recent
+          FROM popsell.contact_tombstones t GROUP BY t.reason
+        UNION ALL
+        SELECT 'ambassador', t.reason, pg_catalog.count(*),
+               pg_catalog.count(*) FILTER (WHERE t.deleted_at OPERATOR(pg_catalog.>) since
+                                             AND t.deleted_at OPERATOR(pg_catalog.<=) p_at)
+          FROM popsell.ambassador_tombstones t GROUP BY t.reason
+        ORDER BY 1 DESC, 2
+    LOOP
+        h := h || '<tr><td>' || r.what || '</td><td>' || popsell._html(r.reason) || '</td>'
+          || popsell._report_fig('tombstones.' || r.what || '.' || r.reason, r.n::text)
+          || popsell._report_fig('tombstones.' || r.what || '.' || r.reason || '.recent', r.recent::text) || '</tr>';
+    END LOOP;
+    h := h || '</table>';
+    SELECT pg_catalog.count(*) AS n, pg_catalog.max(k.created_at) AS latest,
+           pg_catalog.count(*) FILTER (WHERE k.secret IS NULL) AS legacy
+      INTO r FROM popsell.hash_keys k;
+    h := h || '<p>Keyed hashing: ' || popsell._report_fig('keys.count', r.n::text, 'span') || ' key(s), '
+      || popsell._report_fig('keys.rotations', greatest(r.n - 1, 0)::text, 'span') || ' rotation(s); the current key dates from '
+      || popsell._report_fig('keys.latest', coalesce(pg_catalog.to_char(r.latest, 'YYYY-MM-DD'), 'n/a'), 'span')
+      || '. Entries hashed under older keys stay effective.</p>' || E'\n';
+
+    -- ---------------------------------------------------------------
+    -- Records of processing (art. 30), in sentences
+    -- ---------------------------------------------------------------
+    SELECT pg_catalog.count(*) AS amb,
+           pg_catalog.count(*) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'active') AS active,
+           pg_catalog.count(*) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'signup_incomplete') AS incomplete,
+           pg_catalog.count(*) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'leaving') AS leaving
+      INTO f FROM popsell.ambassadors a;
+    SELECT n_contacts AS contacts, n_brand AS brand, n_partners AS partners, n_restricted AS restricted INTO r;
+    h := h || '<h2>Records of processing (GDPR art. 30)</h2><ul class="ropa">'
+      || '<li>Controller: ' || popsell._html(coalesce(s.brand_name, 'the brand')) || '. Processor: Popsell, which runs '
+      || 'the ambassador platform; its account team and technical team act on the brand''s instructions.</li>'
+      || '<li>Data subjects: ' || popsell._report_fig('ropa.ambassadors', f.amb::text, 'span') || ' ambassadors ('
+      || popsell._report_fig('ropa.ambassadors_active', f.active::text, 'span') || ' active, '
+      || popsell._report_fig('ropa.ambassadors_incomplete', f.incomplete::text, 'span') || ' incomplete signups, '
+      || popsell._report_fig('ropa.ambassadors_leaving', f.leaving::text, 'span') || ' leaving) and '
+      || popsell._report_fig('ropa.contacts', r.contacts::text, 'span') || ' contacts of theirs, '
+      || popsell._report_fig('ropa.contacts_restricted', r.restricted::text, 'span') || ' of them restricted (art. 18).</li>'
+      || '<li>Categories of data: for ambassadors, identity and contact details (name, email, postal address, '
+      || 'birth date, photo, position, bank account for commissions), account data (bcrypt password hash, '
+      || 'login dates, terms acceptance), preferences and an anti-fraud activity log whose IP addresses are '
+      || 'stored as keyed hashes; for contacts, identity and contact details (name, email, phones, postal '
+      || 'address, social network ids), their consent states with a ledger of every change, interactions '
+      || 'and sales.</li>'
+      || '<li>Purposes: the ambassador program (publications sent by ambassadors to their contacts, '
+      || 'community, gamification, sales attribution) and, with a brand opt-in, the brand''s own marketing.</li>'
+      || '<li>Recipients: the brand, which sees the contacts with a brand or partners opt-in (confirmed, not '
+      || 'restricted): ' || popsell._report_fig('ropa.contacts_brand_optin', r.brand::text, 'span')
+      || ' contacts have a brand opt-in; the brand''s partners: '
+      || popsell._report_fig('ropa.contacts_partners_optin', r.partners::text, 'span')
+      || ' contacts agreed to be contacted by them, and they are told of each erasure or objection.</li>'
+      || '<li>Retention: an ambassador without login is deleted after '
+      || popsell._report_fig('settings.ambassador_inactivity', s.ambassador_inactivity::text, 'span') || ', warned '
+      || popsell._report_fig('settings.inactivity_warnings', s.inactivity_warnings::text, 'span') || ' time(s) '
+      || popsell._report_fig('settings.inactivity_warning_interval', s.inactivity_warning_interval::text, 'span')
+      || ' apart; one who leaves is deleted after a grace period of '
+      || popsell._report_fig('settings.deletion_grace', s.deletion_grace::text, 'span')
+      || '; a signup not confirmed within '
+      || popsell._report_fig('settings.signup_confirmation_window', s.signup_confirmation_window::text, 'span')
+      || ' is deleted. A contact never invited is deleted after '
+      || popsell._report_fig('settings.new_contact_invitation_window', s.new_contact_invitation_window::text, 'span')
+      || '; an invitation unanswered for two windows of '
+      || popsell._report_fig('settings.invitation_response_window', s.invitation_response_window::text, 'span')
+      || ' counts as a refusal; an email not confirmed within '
+      || popsell._report_fig('settings.email_confirmation_window', coalesce(s.email_confirmation_window, s.invitation_response_window)::text, 'span')
+      || ' is deleted; opted-out contacts are kept '
+      || popsell._report_fig('settings.optout_retention', s.optout_retention::text, 'span')
+      || ' and contacts without activity '
+      || popsell._report_fig('settings.contact_inactivity', s.contact_inactivity::text, 'span')
+      || '. Logs are kept ' || popsell._report_fig('settings.log_retention', s.log_retention::text, 'span')
+      || '. A suspended program''s personal data is deleted after '
+      || popsell._report_fig('settings.suspension_max', s.suspension_max::text, 'span')
+      || ', and all of it after the end of the brand''s contract plus the grace period. Deleted people leave '
+      || 'a tombstone of keyed hashes, city, postal code and dates, kept for the life of the brand''s '
+      || 'instance.</li>'
+      || '<li>Account rules: signup '
+      || CASE WHEN s.sso_exclusive THEN 'only through the brand''s single sign-on'
+              ELSE 'by form (email verified by a confirmation link), Facebook or the brand''s single sign-on' END
+      || '; fields the brand requires: '
+      || popsell._report_fig('settings.required_ambassador_fields',
+                             coalesce(NULLIF(pg_catalog.array_to_string(s.required_ambassador_fields, ', '), ''), 'none'),
+                             'span')
+      || '; the community shows names as '
+      || popsell._report_fig('settings.community_name_format', s.community_name_format, 'span') || '.</li>'
+      || '<li>Program state: '
+      || CASE WHEN s.program_suspended_at IS NOT NULL
+              THEN 'suspended since ' || pg_catalog.to_char(s.program_suspended_at, 'YYYY-MM-DD')
+              ELSE 'running' END
+      || CASE WHEN s.brand_contract_ended_at IS NOT NULL
+              THEN '; the brand''s contract ended on ' || pg_catalog.to_char(s.brand_contract_ended_at, 'YYYY-MM-DD')
+              ELSE '' END
+      || '. Security: row level security on every table, keyed HMAC-SHA-256 hashes, bcrypt passwords; '
+      || 'erased data may remain in WAL, replicas and backups until they expire.</li></ul>'
+      || E'\n</body></html>\n';
+    RETURN h;
+END
+$$;
+COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
+    'The brand''s compliance report as of AT (default now): one self-contained HTML document (inline CSS and SVG, no script, no external asset, no personal data) with the consent funnel per source over the last 12 months, the retention outlook of every run_maintenance rule in 30/90/365 days (maintenance_preview), the last 30 runs, data-subject requests per month with the longest time to completion, blacklist and tombstones by reason, key rotations and the records-of-processing summary. Every figure carries data-figure="key". For the brand (popsell_brand, popsell_brand_bi) and vendor staff; psql -Atc "SELECT popsell.compliance_report()" > report.html.';
 
 -- src/updates/1.1--2.0/20_security_fixes.sql
 -- Security fixes after review (SPEC S11, section 8).

@@ -266,6 +266,23 @@ GRANT EXECUTE ON FUNCTION popsell.is_opted_out(popsell.ambassador_optin),
 -- in the security section.
 -- ===================================================================
 
+-- A retention window (SPEC section 3, v2): at least one day, and no part
+-- negative.  An interval's months, days and time are separate fields, and
+-- comparing intervals counts a month as 30 days: '-100 years 36001 days'
+-- is "more than a day" yet goes back in time when added to a date.
+CREATE FUNCTION popsell._is_window(w interval) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (pg_catalog.date_part('year', w) OPERATOR(pg_catalog.*) 12
+            OPERATOR(pg_catalog.+) pg_catalog.date_part('month', w)) OPERATOR(pg_catalog.>=) 0
+       AND pg_catalog.date_part('day', w) OPERATOR(pg_catalog.>=) 0
+       AND (w OPERATOR(pg_catalog.-) pg_catalog.date_trunc('day', w)) OPERATOR(pg_catalog.>=) interval '0'
+       AND w OPERATOR(pg_catalog.>=) interval '1 day';
+COMMENT ON FUNCTION popsell._is_window(interval) IS
+    'Internal: whether an interval is a valid retention window: at least one day, with no negative months, days or time (NULL for NULL).';
+-- the settings CHECK runs it with the rights of whoever updates the row
+GRANT EXECUTE ON FUNCTION popsell._is_window(interval) TO popsell_brand, popsell_account_team, popsell_technical;
+
 -- The brand's configuration: exactly one row (the primary key is a
 -- constant true).
 CREATE TABLE popsell.settings (
@@ -273,11 +290,12 @@ CREATE TABLE popsell.settings (
     brand_name                    text,
     deletion_grace                interval NOT NULL DEFAULT '7 days',
     ambassador_inactivity         interval NOT NULL DEFAULT '3 years',
-    inactivity_warnings           integer  NOT NULL DEFAULT 2 CHECK (inactivity_warnings BETWEEN 0 AND 10),
+    inactivity_warnings           integer  NOT NULL DEFAULT 2 CHECK (inactivity_warnings BETWEEN 1 AND 10),
     inactivity_warning_interval   interval NOT NULL DEFAULT '15 days',
     new_contact_invitation_window interval NOT NULL DEFAULT '30 days',
     invitation_response_window    interval NOT NULL DEFAULT '15 days',
-    email_confirmation_window     interval NOT NULL DEFAULT '15 days',
+    -- NULL: invitation_response_window (SPEC section 3, v2)
+    email_confirmation_window     interval,
     optout_retention              interval NOT NULL DEFAULT '1 year',
     contact_inactivity            interval NOT NULL DEFAULT '3 years',
     suspension_max                interval NOT NULL DEFAULT '6 months',
@@ -288,16 +306,19 @@ CREATE TABLE popsell.settings (
     bcrypt_cost                   integer NOT NULL DEFAULT 12 CHECK (bcrypt_cost BETWEEN 4 AND 31),
     program_suspended_at          timestamptz,
     brand_contract_ended_at       timestamptz,
-    -- every window at least one day (SPEC section 3, v2); the settings
-    -- guard trigger says so with PS510 first
+    -- every window at least one day, no part of it negative (SPEC
+    -- section 3, v2); the settings guard trigger says so with PS510 first
     CONSTRAINT settings_window_floor
-    CHECK (deletion_grace >= '1 day'::interval AND ambassador_inactivity >= '1 day'::interval
-           AND inactivity_warning_interval >= '1 day'::interval
-           AND new_contact_invitation_window >= '1 day'::interval
-           AND invitation_response_window >= '1 day'::interval
-           AND email_confirmation_window >= '1 day'::interval
-           AND optout_retention >= '1 day'::interval AND contact_inactivity >= '1 day'::interval
-           AND suspension_max >= '1 day'::interval AND log_retention >= '1 day'::interval)
+    CHECK (popsell._is_window(deletion_grace)
+           AND popsell._is_window(ambassador_inactivity)
+           AND popsell._is_window(inactivity_warning_interval)
+           AND popsell._is_window(new_contact_invitation_window)
+           AND popsell._is_window(invitation_response_window)
+           AND popsell._is_window(email_confirmation_window)
+           AND popsell._is_window(optout_retention)
+           AND popsell._is_window(contact_inactivity)
+           AND popsell._is_window(suspension_max)
+           AND popsell._is_window(log_retention))
 );
 COMMENT ON TABLE popsell.settings IS
     'The brand''s configuration (one row): retention windows, community display, SSO, program and contract state.';
@@ -712,7 +733,8 @@ CREATE TABLE popsell.maintenance_runs (
     run_by      name NOT NULL DEFAULT pg_catalog.current_user(),
     failed_sqlstate text,
     outcome     text NOT NULL DEFAULT 'done'
-                CONSTRAINT maintenance_runs_outcome CHECK (outcome IN ('done', 'failed', 'skipped'))
+                CONSTRAINT maintenance_runs_outcome CHECK (outcome IN ('done', 'failed', 'skipped')),
+    skipped_rows bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE popsell.maintenance_runs IS
     'One row per retention rule per run of popsell.run_maintenance, counts only; written in the same transaction as the rule''s work.';
@@ -1697,10 +1719,8 @@ BEGIN
     INSERT INTO popsell.interactions (contact_id, publication_id, channel, kind, occurred_at)
     VALUES (c.id, publication_id, coalesce(channel, 'email'), kind, t)
     RETURNING id INTO new_id;
-    IF kind <> 'open' THEN
-        UPDATE popsell.contacts SET last_activity_at = t
-         WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
-    END IF;
+    -- last_activity_at moves by the activity trigger (popsell_61_activity),
+    -- which takes a future time as now
     RETURN new_id;
 END
 $$;
@@ -1742,8 +1762,8 @@ BEGIN
     VALUES (c.id, c.ambassador_id, publication_id, t, amount, upper(coalesce(currency, 'EUR')),
             products, coalesce(channel, 'online'))
     RETURNING id INTO new_id;
-    UPDATE popsell.contacts SET last_activity_at = t
-     WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
+    -- last_activity_at moves by the activity trigger (popsell_61_activity),
+    -- which takes a future time as now
     RETURN new_id;
 END
 $$;
@@ -1787,6 +1807,22 @@ BEGIN
        AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
         RETURN NEW;
     END IF;
+    -- (v2) times the logs rule ages rows by: never infinite; a future one
+    -- from outside popsell's own code is taken as now
+    IF NOT isfinite(NEW.created_at) OR NOT isfinite(NEW.sent_at) THEN
+        RAISE EXCEPTION 'outbox created_at and sent_at cannot be infinite'
+            USING ERRCODE = 'PS106',
+                  DETAIL = 'The logs rule ages outbox rows by these times: one that never comes keeps the row (and its payload) forever.',
+                  HINT = 'Set sent_at = now() when the message is sent.';
+    END IF;
+    IF NOT own THEN
+        IF NEW.sent_at > now() THEN
+            NEW.sent_at := now();
+        END IF;
+        IF TG_OP = 'INSERT' AND NEW.created_at > now() THEN
+            NEW.created_at := now();
+        END IF;
+    END IF;
     IF TG_OP = 'UPDATE' THEN
         IF NOT own AND (NEW.kind IS DISTINCT FROM OLD.kind
                         OR NEW.contact_id IS DISTINCT FROM OLD.contact_id
@@ -1799,6 +1835,15 @@ BEGIN
                       HINT = 'Queue a new message instead.';
         END IF;
         RETURN NEW;
+    END IF;
+    -- (v2) mail to a contact names it, so that its erasure finds the row
+    -- (cancels it, scrubs its payload)
+    IF NEW.kind::text IN ('invitation', 'invitation_reminder', 'publication') AND NEW.contact_id IS NULL
+       OR NEW.kind::text = 'email_confirmation' AND NEW.contact_id IS NULL AND NEW.ambassador_id IS NULL THEN
+        RAISE EXCEPTION 'cannot queue % without the contact it is addressed to', NEW.kind
+            USING ERRCODE = 'PS106',
+                  DETAIL = 'An erasure finds the mail queued for a person by contact_id (ambassador_id for an ambassador''s email confirmation).',
+                  HINT = 'Set contact_id (or ambassador_id for an ambassador''s email_confirmation).';
     END IF;
     IF NEW.kind::text = 'invitation' AND popsell.current_path() <> 'send_invitation' THEN
         RAISE EXCEPTION 'cannot queue invitation for contact %: invitations come only from popsell.send_invitation()', NEW.contact_id
@@ -1826,7 +1871,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.outbox_rules() IS
-    'Trigger: outbox rows are immutable once queued (PS105); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
+    'Trigger: outbox rows are immutable once queued (PS105); created_at and sent_at never infinite (PS106), a future one from outside popsell''s code taken as now; mail to a contact names it (PS106); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
 
 CREATE TRIGGER popsell_40_outbox_rules
     BEFORE INSERT OR UPDATE ON popsell.outbox
@@ -1876,15 +1921,20 @@ BEGIN
     IF popsell._restoring() THEN
         RETURN NULL;
     END IF;
+    -- SPEC C4 (v2): every message queued for it and not yet sent is
+    -- cancelled, whatever its kind, but the erasure work the application
+    -- must still carry out (files to delete, partners to tell).  The one
+    -- place this rule lives: every way of starting to leave sets the
+    -- status.  (Kinds compared as text: a label an upgrade adds is not
+    -- usable as a value in its own transaction.)
     DELETE FROM popsell.outbox o
      WHERE o.ambassador_id = NEW.id AND o.sent_at IS NULL
-       AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation',
-                      'inactivity_warning', 'suspension_notice');
+       AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION popsell.ambassadors_leaving() IS
-    'Trigger: an ambassador who starts leaving gets no more mail sent for it: its unsent messages are cancelled.';
+    'Trigger: an ambassador who starts leaving gets no more mail sent for it: every unsent message queued for it is cancelled (delete_file, partner_erasure and partner_optout stay).';
 
 CREATE TRIGGER popsell_60_leaving
     AFTER UPDATE OF status ON popsell.ambassadors
@@ -2996,6 +3046,8 @@ COMMENT ON COLUMN popsell.maintenance_runs.failed_sqlstate IS
     'SQLSTATE of the error that rolled the rule back (its work is then not done and is retried next run); NULL on success.';
 COMMENT ON COLUMN popsell.maintenance_runs.outcome IS
     'done; failed (failed_sqlstate says why); skipped (another run held the lock, or the rule gave up waiting for a lock: 55P03).';
+COMMENT ON COLUMN popsell.maintenance_runs.skipped_rows IS
+    'Due rows the rule left because another session held them locked (an open transaction on the row); the next run does them.';
 
 -- The rules in the order they run (SPEC section 7's table).
 CREATE FUNCTION popsell.maintenance_rules()
@@ -3025,8 +3077,11 @@ DECLARE
     mark bigint;
     wi interval;
     wn integer;
+    sk bigint := 0;
 BEGIN
     SELECT * INTO STRICT s FROM popsell.settings;
+    -- NULL: the invitation response window (SPEC section 3, v2)
+    s.email_confirmation_window := coalesce(s.email_confirmation_window, s.invitation_response_window);
     wi := s.inactivity_warning_interval;
     wn := s.inactivity_warnings;
 
@@ -3037,9 +3092,14 @@ BEGIN
              WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
         ELSE
             mark := popsell._erasure_push('ambassador_leaving', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
-             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at
+                                       FOR UPDATE OF a SKIP LOCKED));
             GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3065,14 +3125,24 @@ BEGIN
                         AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
         ELSE
             mark := popsell._erasure_push('inactive', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
+                                        AND a.status <> 'leaving'
+                                        AND (wn = 0
+                                             OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                                 AND a.inactivity_warnings_sent >= wn
+                                                 AND a.last_inactivity_warning_at + wi <= p_at))
+                                       FOR UPDATE OF a SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
              WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
                AND a.status <> 'leaving'
                AND (wn = 0
                     OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
                         AND a.inactivity_warnings_sent >= wn
                         AND a.last_inactivity_warning_at + wi <= p_at));
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
             IF wn > 0 THEN
                 WITH due AS (
@@ -3115,12 +3185,20 @@ BEGIN
                               AND t.created_at <= p_at - s.signup_confirmation_window);
         ELSE
             mark := popsell._erasure_push('ambassador_unconfirmed', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE a.status = 'signup_incomplete'
+                                        AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
+                                                     WHERE t.ambassador_id = a.id
+                                                       AND t.created_at <= p_at - s.signup_confirmation_window)
+                                       FOR UPDATE OF a SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
              WHERE a.status = 'signup_incomplete'
                AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
                             WHERE t.ambassador_id = a.id
                               AND t.created_at <= p_at - s.signup_confirmation_window);
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3132,11 +3210,18 @@ BEGIN
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_never_invited', false);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE c.ambassador_optin = 'new'
+                                        AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+                                        AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3194,11 +3279,18 @@ BEGIN
                AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('email_unconfirmed', false);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
+                                        AND c.created_at <= p_at - s.email_confirmation_window
+                                        AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
                AND c.created_at <= p_at - s.email_confirmation_window
                AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3210,11 +3302,18 @@ BEGIN
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_opted_out', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE popsell.is_opted_out(c.ambassador_optin)
+                                        AND c.ambassador_optin_at <= p_at - s.optout_retention
+                                        AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3229,11 +3328,18 @@ BEGIN
                    <= p_at - s.contact_inactivity;
         ELSE
             mark := popsell._erasure_push('contact_inactive', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE NOT c.restricted
+                                        AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
+                                            <= p_at - s.contact_inactivity
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE NOT c.restricted
                AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -3265,13 +3371,17 @@ BEGIN
         END IF;
 
     WHEN 'logs' THEN
-        -- The activity log and sent outbox rows (personal data) age as of
+        -- The activity log and outbox rows, sent or not (personal data), age as of
         -- AT; the run record (the audit of these rules) by the wall clock,
         -- so a run "in the future" cannot age earlier runs away.
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
             SELECT count(*) INTO m FROM popsell.outbox o
              WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            n := n + m;
+            SELECT count(*) INTO m FROM popsell.outbox o
+             WHERE o.sent_at IS NULL AND o.created_at < p_at - s.log_retention
+               AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
             n := n + m;
             SELECT count(*) INTO m FROM popsell.maintenance_runs r
              WHERE r.finished_at < pg_catalog.now() - s.log_retention;
@@ -3280,6 +3390,13 @@ BEGIN
             GET DIAGNOSTICS n = ROW_COUNT;
             DELETE FROM popsell.outbox o
              WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+            n := n + m;
+            -- never sent within log_retention: no longer worth sending
+            -- (erasure work excepted: it stays until carried out)
+            DELETE FROM popsell.outbox o
+             WHERE o.sent_at IS NULL AND o.created_at < p_at - s.log_retention
+               AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
             GET DIAGNOSTICS m = ROW_COUNT;
             n := n + m;
             DELETE FROM popsell.maintenance_runs r
@@ -3292,6 +3409,11 @@ BEGIN
         RAISE EXCEPTION 'unknown maintenance rule "%"', p_rule
             USING ERRCODE = 'PS500', HINT = 'See SELECT * FROM popsell.maintenance_rules().';
     END CASE;
+    IF NOT p_preview THEN
+        -- due rows skipped because another session held them locked
+        -- (run_maintenance records it)
+        PERFORM set_config('popsell_maintenance.skipped_rows', sk::text, true);
+    END IF;
     RETURN n;
 END
 $$;
@@ -3348,20 +3470,25 @@ COMMENT ON FUNCTION popsell._erase_all_personal_data(text, timestamptz, boolean)
     'Internal: erase every contact, ambassador and UGC (program suspended too long, brand contract ended); returns the count.';
 
 -- The guard against overlapping runs (SPEC section 7, who runs it): a
--- table lock on this empty table, which no role but popsell_owner (and
--- superusers) may lock or even see, so no other role can make the runs
--- skip.  (An advisory lock would do the same job, but any role can take
--- any advisory key.)  EXCLUSIVE conflicts with itself and not with the
--- ACCESS SHARE of pg_dump; nothing ever writes the table, so autovacuum
--- never locks it.
+-- row lock (FOR UPDATE NOWAIT) on the single row of this table, which no
+-- role but popsell_owner (and superusers) may lock or even see, so no
+-- other role can make the runs skip.  Not an advisory lock (any role
+-- takes any advisory key) nor a table lock: parsing a statement (PREPARE
+-- ... FOR UPDATE) takes a table's RowShareLock before any permission
+-- check, which a table-level EXCLUSIVE lock would conflict with, while a
+-- row lock needs UPDATE privilege on the table.
+-- A restore replaces the row (popsell_10_restore, section Backups).
 CREATE TABLE popsell.maintenance_lock (
     id boolean PRIMARY KEY DEFAULT true CHECK (id)
 );
+INSERT INTO popsell.maintenance_lock DEFAULT VALUES;
 COMMENT ON TABLE popsell.maintenance_lock IS
-    'Internal: always empty; run_maintenance locks it (EXCLUSIVE, NOWAIT) so runs do not overlap. Owner only.';
+    'Internal: one row; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
 
 -- Sent outbox rows age out after log_retention (rule logs).
 CREATE INDEX outbox_sent_idx ON popsell.outbox (sent_at) WHERE sent_at IS NOT NULL;
+-- and unsent ones after log_retention from their queuing
+CREATE INDEX outbox_unsent_created_idx ON popsell.outbox (created_at) WHERE sent_at IS NULL;
 
 -- How long a rule waits for a row or table lock another session holds
 -- before it gives up (recorded as skipped, done by the next run): the
@@ -3414,7 +3541,16 @@ BEGIN
     -- work is done by the one holding the lock, or by the next run) and
     -- says so in the record.
     BEGIN
-        LOCK TABLE popsell.maintenance_lock IN EXCLUSIVE MODE NOWAIT;
+        PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
+        IF NOT FOUND THEN
+            -- the row went (deleted by a superuser): put it back; a
+            -- concurrent run would wait for this insert: it gives up at
+            -- once instead
+            PERFORM set_config('lock_timeout', '10ms', true);
+            INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
+            PERFORM set_config('lock_timeout', lt, true);
+            PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
+        END IF;
     EXCEPTION WHEN lock_not_available THEN
         RAISE NOTICE 'popsell.run_maintenance skipped: another run is in progress';
         INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by,
@@ -3435,9 +3571,11 @@ BEGIN
         -- pg_stat_activity shows the rule in progress
         PERFORM set_config('application_name', pg_catalog.left('popsell_maintenance: ' || r, 63), true);
         BEGIN
+            PERFORM set_config('popsell_maintenance.skipped_rows', '0', true);
             n := popsell._maintenance_rule(r, p_at, false);
-            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by)
-            VALUES (run, r, n, p_at, t0, session_user);
+            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by, skipped_rows)
+            VALUES (run, r, n, p_at, t0, session_user,
+                    coalesce(nullif(current_setting('popsell_maintenance.skipped_rows', true), ''), '0')::bigint);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
             IF st = '55P03' THEN
@@ -3466,6 +3604,9 @@ CREATE FUNCTION popsell.maintenance_preview(at timestamptz DEFAULT pg_catalog.no
     RETURNS TABLE (rule text, affected bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    -- a count never waits long on a table lock another session holds
+    -- (maintenance_status's due_now, in the alert query): NULL instead
+    SET lock_timeout = '500ms'
 AS $$
 DECLARE
     r text;
@@ -3476,13 +3617,17 @@ BEGIN
     END IF;
     FOR r IN SELECT x FROM popsell.maintenance_rules() AS x LOOP
         rule := r;
-        affected := popsell._maintenance_rule(r, maintenance_preview.at, true);
+        BEGIN
+            affected := popsell._maintenance_rule(r, maintenance_preview.at, true);
+        EXCEPTION WHEN lock_not_available THEN
+            affected := NULL;
+        END;
         RETURN NEXT;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION popsell.maintenance_preview(timestamptz) IS
-    'What popsell.run_maintenance(AT) would do, per rule, with counts; changes nothing.';
+    'What popsell.run_maintenance(AT) would do, per rule, with counts; changes nothing. A count that waits more than half a second for a lock another session holds is NULL.';
 
 -- -------------------------------------------------------------------
 -- pg_cron.  No dependency: cron objects are resolved at call time, and
@@ -3654,8 +3799,8 @@ COMMENT ON FUNCTION popsell.unschedule_jobs() IS
 -- -------------------------------------------------------------------
 -- Activity, however recorded (SPEC section 3, v2): an interaction other
 -- than an open, or a sale, moves contacts.last_activity_at, whether it
--- comes from record_interaction/record_sale or a plain INSERT by a role
--- allowed to insert.  Set-based, once per statement; a time in the future
+-- comes from record_interaction/record_sale or a plain INSERT (or an
+-- UPDATE attaching it to a contact) by a role allowed to write.  Set-based, once per statement; a time in the future
 -- counts as now (as-of time in a run), so no row keeps a contact forever.
 -- -------------------------------------------------------------------
 CREATE FUNCTION popsell.contact_activity() RETURNS trigger
@@ -3665,9 +3810,9 @@ AS $$
 DECLARE
     t timestamptz := popsell._lifecycle_now();
 BEGIN
-    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_TABLE_SCHEMA <> 'popsell'
-       OR TG_TABLE_NAME NOT IN ('interactions', 'sales') THEN
-        RAISE EXCEPTION 'popsell.contact_activity() handles AFTER INSERT statements on interactions and sales only'
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP NOT IN ('INSERT', 'UPDATE')
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME NOT IN ('interactions', 'sales') THEN
+        RAISE EXCEPTION 'popsell.contact_activity() handles AFTER INSERT or UPDATE statements on interactions and sales only'
             USING ERRCODE = 'PS900';
     END IF;
     IF popsell._restoring() THEN
@@ -3692,7 +3837,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.contact_activity() IS
-    'Trigger: inserted interactions other than open, and sales, move their contacts'' last_activity_at (a future time counts as now), however the rows are written.';
+    'Trigger: inserted or updated interactions other than open, and sales, move their contacts'' last_activity_at (a future time counts as now), however the rows are written.';
 
 CREATE TRIGGER popsell_61_activity
     AFTER INSERT ON popsell.interactions
@@ -3700,6 +3845,18 @@ CREATE TRIGGER popsell_61_activity
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
 CREATE TRIGGER popsell_61_activity
     AFTER INSERT ON popsell.sales
+    REFERENCING NEW TABLE AS added_sales
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+-- a row attached to a contact later (contact_id set, an open turned into
+-- a click, the time corrected) counts too; a transition table cannot go
+-- with UPDATE OF columns, so every update is seen: the rows' own times
+-- only ever raise last_activity_at to what they say.
+CREATE TRIGGER popsell_62_activity_update
+    AFTER UPDATE ON popsell.interactions
+    REFERENCING NEW TABLE AS added_interactions
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+CREATE TRIGGER popsell_62_activity_update
+    AFTER UPDATE ON popsell.sales
     REFERENCING NEW TABLE AS added_sales
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
 
@@ -3722,7 +3879,11 @@ BEGIN
         RAISE EXCEPTION 'popsell.settings_guard() handles BEFORE triggers on popsell.settings only'
             USING ERRCODE = 'PS900';
     END IF;
-    IF popsell._restoring() THEN
+    -- A restore replaces the row: its INSERT (popsell_10_restore deletes
+    -- the installed row first, from inside that trigger); a DELETE or
+    -- TRUNCATE of its own is refused even then.
+    IF popsell._restoring()
+       AND (TG_OP IN ('INSERT', 'UPDATE') OR (TG_OP = 'DELETE' AND pg_catalog.pg_trigger_depth() > 1)) THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
     IF TG_OP IN ('DELETE', 'TRUNCATE', 'INSERT') THEN
@@ -3734,15 +3895,21 @@ BEGIN
     FOREACH w IN ARRAY ARRAY['deletion_grace', 'ambassador_inactivity', 'inactivity_warning_interval',
                              'new_contact_invitation_window', 'invitation_response_window',
                              'email_confirmation_window', 'optout_retention', 'contact_inactivity',
-                             'suspension_max', 'log_retention'] LOOP
+                             'suspension_max', 'log_retention', 'signup_confirmation_window'] LOOP
         v := pg_catalog.to_jsonb(NEW) ->> w;
-        IF v < interval '1 day' THEN
-            RAISE EXCEPTION 'settings.% must be at least 1 day, not %', w, v
+        IF NOT popsell._is_window(v) THEN
+            RAISE EXCEPTION 'settings.% must be at least 1 day with no negative part, not %', w, v
                 USING ERRCODE = 'PS510',
-                      DETAIL = 'Every retention window has a floor of one day.',
-                      HINT = pg_catalog.format('SET %s to 1 day or more.', w);
+                      DETAIL = 'Every retention window has a floor of one day, and its months, days and time are each zero or more (a mixed-sign interval goes back in time in date arithmetic).',
+                      HINT = pg_catalog.format('SET %s to 1 day or more, e.g. ''30 days''.', w);
         END IF;
     END LOOP;
+    IF NEW.inactivity_warnings IS NULL OR NEW.inactivity_warnings < 1 THEN
+        RAISE EXCEPTION 'settings.inactivity_warnings must be at least 1, not %', NEW.inactivity_warnings
+            USING ERRCODE = 'PS510',
+                  DETAIL = 'An inactive ambassador is warned before deletion (SPEC section 7).',
+                  HINT = 'SET inactivity_warnings between 1 and 10.';
+    END IF;
     IF (NEW.suspension_max IS DISTINCT FROM OLD.suspension_max
         OR NEW.deletion_grace IS DISTINCT FROM OLD.deletion_grace)
        AND NOT (popsell._caller_in('popsell_owner') OR popsell._caller_in('popsell_account_team')
@@ -3756,7 +3923,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.settings_guard() IS
-    'Trigger: popsell.settings keeps exactly one row (PS510 on INSERT, DELETE, TRUNCATE, for every role), every window is at least one day (PS510), suspension_max and deletion_grace change only by vendor staff (42501).';
+    'Trigger: popsell.settings keeps exactly one row (PS510 on INSERT, DELETE, TRUNCATE, for every role), every window is at least one day with no negative part and inactivity_warnings at least 1 (PS510), suspension_max and deletion_grace change only by vendor staff (42501).';
 
 CREATE TRIGGER popsell_20_settings_guard
     BEFORE INSERT OR UPDATE OR DELETE ON popsell.settings
@@ -3806,11 +3973,12 @@ SELECT r.rule,
             WHEN l.outcome OPERATOR(pg_catalog.=) 'skipped' THEN 'skipped'
             ELSE 'failed' END AS last_outcome,
        pg_catalog.now() OPERATOR(pg_catalog.-) ok.finished_at AS last_success_age,
-       coalesce(f.skipped, 0) AS skipped_since_success
+       coalesce(f.skipped, 0) AS skipped_since_success,
+       l.skipped_rows AS last_skipped_rows
   FROM popsell.maintenance_rules() WITH ORDINALITY AS r(rule, position)
   LEFT JOIN LATERAL (
         SELECT m.run_id, m.as_of, m.started_at, m.finished_at, m.affected, m.failed_sqlstate, m.run_by,
-               m.outcome
+               m.outcome, m.skipped_rows
           FROM popsell.maintenance_runs m
          WHERE m.rule OPERATOR(pg_catalog.=) r.rule
          ORDER BY m.id DESC
@@ -3855,7 +4023,8 @@ COMMENT ON COLUMN popsell.maintenance_status.last_duration IS 'How long the last
 COMMENT ON COLUMN popsell.maintenance_status.last_outcome IS 'done, failed, or skipped (another run held the lock, or a lock held by another session made the rule give up).';
 COMMENT ON COLUMN popsell.maintenance_status.last_success_age IS 'now() minus last_success_at: above a day, the job has stopped running or keeps failing (alert).';
 COMMENT ON COLUMN popsell.maintenance_status.skipped_since_success IS 'Skipped runs of the rule since its last success.';
-COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())).';
+COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())); NULL when counting waited more than half a second for a lock.';
+COMMENT ON COLUMN popsell.maintenance_status.last_skipped_rows IS 'Due rows the last run left because another session held them locked (done by a later run).';
 -- ===================================================================
 -- Ambassador and brand lifecycle (SPEC section 5: Ambassadors, Brand).
 -- Signup (terms, whitelist, SSO exclusive), bcrypt passwords, logins,
@@ -3879,7 +4048,7 @@ COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act
 ALTER TABLE popsell.settings
     ADD COLUMN signup_confirmation_window interval NOT NULL DEFAULT '7 days'
         CONSTRAINT settings_signup_confirmation_window_floor
-        CHECK (signup_confirmation_window >= '1 day'::interval),
+        CHECK (popsell._is_window(signup_confirmation_window)),
     ADD COLUMN required_ambassador_fields text[] NOT NULL DEFAULT '{}'
         CONSTRAINT settings_required_ambassador_fields_known
         CHECK (required_ambassador_fields OPERATOR(pg_catalog.<@)
@@ -4520,16 +4689,13 @@ BEGIN
     UPDATE popsell.ambassadors
        SET status = 'leaving', leaving_reason = p_reason, deletion_due_at = due
      WHERE id OPERATOR(pg_catalog.=) a.id;
-    -- its publications still queued are not mailed during the grace
-    -- period (a restore does not bring them back)
-    DELETE FROM popsell.outbox o
-     WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.sent_at IS NULL
-       AND o.kind OPERATOR(pg_catalog.=) 'publication';
+    -- its mail still queued is cancelled by the status change
+    -- (popsell_60_leaving, popsell.ambassadors_leaving)
     RETURN due;
 END
 $$;
 COMMENT ON FUNCTION popsell._start_leaving(popsell.ambassadors, text) IS
-    'Internal: block an ambassador''s access, cancel its queued publications and set its deletion after settings.deletion_grace.';
+    'Internal: block an ambassador''s access (its queued mail is cancelled by the status trigger) and set its deletion after settings.deletion_grace.';
 
 CREATE FUNCTION popsell.unsubscribe_ambassador(ambassador_id bigint) RETURNS timestamptz
     LANGUAGE sql SECURITY DEFINER
@@ -5220,6 +5386,8 @@ BEGIN
         DELETE FROM popsell.settings WHERE id = NEW.id;
     ELSIF TG_TABLE_NAME = 'hash_keys' THEN
         DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    ELSIF TG_TABLE_NAME = 'maintenance_lock' THEN
+        DELETE FROM popsell.maintenance_lock WHERE id = NEW.id;
     END IF;
     RETURN NEW;
 END
@@ -5227,12 +5395,15 @@ $$;
 ALTER FUNCTION popsell._restore_singletons() OWNER TO popsell_owner;
 REVOKE ALL ON FUNCTION popsell._restore_singletons() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._restore_singletons() IS
-    'Trigger: while restoring, a restored settings row or key replaces the one the install script created.';
+    'Trigger: while restoring, a restored settings row, key or maintenance guard row replaces the one the install script created.';
 CREATE TRIGGER popsell_10_restore
     BEFORE INSERT ON popsell.settings
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
 CREATE TRIGGER popsell_10_restore
     BEFORE INSERT ON popsell.hash_keys
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.maintenance_lock
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
 -- ===================================================================
 -- Files (SPEC section 3, v2): ugc.file_path and ambassadors.photo_path
@@ -5942,7 +6113,7 @@ BEGIN
       || '; an invitation unanswered for two windows of '
       || popsell._report_fig('settings.invitation_response_window', s.invitation_response_window::text, 'span')
       || ' counts as a refusal; an email not confirmed within '
-      || popsell._report_fig('settings.email_confirmation_window', s.email_confirmation_window::text, 'span')
+      || popsell._report_fig('settings.email_confirmation_window', coalesce(s.email_confirmation_window, s.invitation_response_window)::text, 'span')
       || ' is deleted; opted-out contacts are kept '
       || popsell._report_fig('settings.optout_retention', s.optout_retention::text, 'span')
       || ' and contacts without activity '

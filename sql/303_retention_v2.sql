@@ -278,5 +278,270 @@ SELECT DISTINCT name FROM public.seen_app WHERE name LIKE 'popsell%' ORDER BY 1;
 SELECT current_setting('application_name') AS after_run;
 DROP TRIGGER zz_note_app ON popsell.contacts;
 
+-- ------------------------------------------------------------------
+-- 8. Review fixes.  (a) A window has no negative part: mixed-sign
+-- intervals compare as "more than a day" (a month counts 30 days) but go
+-- back in time in date arithmetic.  Every interval column, every value,
+-- by the superuser and (its columns) the brand: the accepted ones are
+-- listed (none expected), with the statement that took it.
+-- ------------------------------------------------------------------
+CREATE TEMP TABLE bad_windows (v text);
+INSERT INTO bad_windows VALUES ('-100 years 36001 days'), ('1 mon -29 days'), ('2 days -25 hours'),
+       ('1 year -13 months 40 days'), ('-1 mon 60 days'), ('-1 day 72 hours'), ('10 days -1 microsecond');
+CREATE TEMP TABLE window_tries AS
+SELECT r, a.attname::text AS setting, b.v,
+       format('%sUPDATE popsell.settings SET %I = %L',
+              CASE WHEN r = current_user THEN '' ELSE format('SET LOCAL ROLE %I; ', r) END, a.attname, b.v) AS q
+  FROM pg_attribute a, bad_windows b, unnest(ARRAY[current_user::text, 'popsell_brand']) r
+ WHERE a.attrelid = 'popsell.settings'::regclass AND a.atttypid = 'interval'::regtype AND a.attnum > 0
+   AND (r = current_user OR has_column_privilege('popsell_brand', 'popsell.settings', a.attname, 'UPDATE'));
+SELECT count(DISTINCT setting) AS interval_settings, count(*) FILTER (WHERE r = 'popsell_brand') > 0 AS brand_tried
+  FROM window_tries;
+-- (an accepted update reaches the division by zero, 22012, which undoes it)
+SELECT w.q || ';' AS accepted_negative_window
+  FROM window_tries w WHERE pg_temp.err(w.q || '; SELECT 1/0') <> 'PS510' ORDER BY 1;
+RESET ROLE;
+-- no setting changed, and every accepted window is valid date arithmetic
+SELECT count(*) AS settings_rows, bool_and(now() + contact_inactivity > now() AND now() + log_retention > now()) AS forward
+  FROM popsell.settings;
+-- inactivity_warnings: at least 1 (warnings are queued before the deletion), for everyone
+SELECT r AS role,
+       pg_temp.err(CASE WHEN r = current_user THEN '' ELSE format('SET LOCAL ROLE %I; ', r) END
+                   || 'UPDATE popsell.settings SET inactivity_warnings = 0') AS zero_warnings,
+       pg_temp.err(CASE WHEN r = current_user THEN '' ELSE format('SET LOCAL ROLE %I; ', r) END
+                   || 'UPDATE popsell.settings SET inactivity_warnings = 1') AS one_warning
+  FROM unnest(ARRAY[current_user::text, 'popsell_brand', 'popsell_technical']) r
+ ORDER BY 1;
+RESET ROLE;
+UPDATE popsell.settings SET inactivity_warnings = DEFAULT;
+
+-- (b) email_confirmation_window: NULL by default, meaning
+-- invitation_response_window (rule, preview, compliance report).
+SELECT email_confirmation_window IS NULL AS email_window_null_by_default FROM popsell.settings;
+SET session_replication_role = replica;
+INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, email, email_status, ambassador_optin,
+                              ambassador_optin_at, brand_optin, brand_optin_at, email_confirmed_at, created_at)
+VALUES (801, NULL, 'blog', 'unc', 'unc801@example.test', 'unverified', 'optin_blog_pending', '2230-01-01',
+        'optin_blog', '2230-01-01', NULL, '2230-01-01');
+RESET session_replication_role;
+UPDATE popsell.settings SET invitation_response_window = '20 days';
+SELECT (SELECT affected FROM popsell.maintenance_preview('2230-01-20') WHERE rule = 'email_unconfirmed') AS due_day_19,
+       (SELECT affected FROM popsell.maintenance_preview('2230-01-22') WHERE rule = 'email_unconfirmed') AS due_day_21;
+SELECT popsell.compliance_report() LIKE '%' || (SELECT popsell._report_fig('settings.email_confirmation_window', '20 days', 'span')) || '%'
+       AS report_shows_invitation_window;
+UPDATE popsell.settings SET invitation_response_window = DEFAULT;
+SET session_replication_role = replica;
+DELETE FROM popsell.contacts WHERE id = 801;
+RESET session_replication_role;
+
+-- (c) the settings row: no DELETE or TRUNCATE in restore mode (a superuser
+-- with row_security off) either; a restore's INSERT still replaces it.
+SET row_security = off;
+SELECT pg_temp.err('DELETE FROM popsell.settings') AS delete_in_restore_mode,
+       pg_temp.err('TRUNCATE popsell.settings') AS truncate_in_restore_mode;
+BEGIN;
+INSERT INTO popsell.settings (id, brand_name) VALUES (true, 'restored');
+SELECT count(*) AS rows_after_restore_insert, max(brand_name) AS brand_name FROM popsell.settings;
+ROLLBACK;
+RESET row_security;
+SELECT count(*) AS settings_rows FROM popsell.settings;
+
+-- (d) Activity attached by UPDATE (contact_id set later, an open turned
+-- into a click), for every role that may update interactions or sales
+-- (read from the catalog) and the owner.
+CREATE TEMP TABLE updaters AS
+SELECT r.rolname, t.tab
+  FROM pg_roles r CROSS JOIN (VALUES ('popsell.interactions'), ('popsell.sales')) t(tab)
+ WHERE (r.rolname LIKE 'popsell\_%' AND has_table_privilege(r.rolname, t.tab, 'UPDATE'))
+    OR r.rolname = current_user;
+SELECT tab, string_agg(rolname, ' ' ORDER BY rolname) AS roles_tested FROM updaters GROUP BY tab ORDER BY tab;
+SET session_replication_role = replica;
+INSERT INTO popsell.ambassadors (id, kind, status, email, terms_accepted_at, created_at, last_login_at)
+VALUES (80, 'customer', 'active', 'a80@example.test', now(), now(), now());
+INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, email, email_status, ambassador_optin,
+                              ambassador_optin_at, brand_optin, brand_optin_at, created_at)
+SELECT 810 + 2 * row_number() OVER (ORDER BY u.tab, u.rolname) + k, 80, 'order', u.rolname || ' ' || u.tab || ' ' || k,
+       'upd' || (2 * row_number() OVER (ORDER BY u.tab, u.rolname) + k) || '@example.test', 'ok', 'optin_order',
+       '2020-01-01', 'optin_brand_database', '2020-01-01', '2020-01-01'
+  FROM updaters u, generate_series(0, 1) k;
+RESET session_replication_role;
+BEGIN;
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT c.id, split_part(c.first_name, ' ', 1) AS rolname, split_part(c.first_name, ' ', 2) AS tab,
+                    split_part(c.first_name, ' ', 3)::int AS k
+               FROM popsell.contacts c WHERE c.id > 810 ORDER BY c.id LOOP
+        IF r.tab = 'popsell.interactions' THEN
+            IF r.k = 0 THEN
+                INSERT INTO popsell.interactions (contact_id, kind, occurred_at) VALUES (NULL, 'click', now() - interval '1 hour');
+                EXECUTE format('SET LOCAL ROLE %I', r.rolname);
+                UPDATE popsell.interactions SET contact_id = r.id WHERE contact_id IS NULL;
+            ELSE
+                INSERT INTO popsell.interactions (contact_id, kind, occurred_at) VALUES (r.id, 'open', now() - interval '1 hour');
+                EXECUTE format('SET LOCAL ROLE %I', r.rolname);
+                UPDATE popsell.interactions SET kind = 'click' WHERE contact_id = r.id;
+            END IF;
+        ELSE
+            INSERT INTO popsell.sales (contact_id, amount, sold_at) VALUES (NULL, 10, now() - interval '1 hour');
+            EXECUTE format('SET LOCAL ROLE %I', r.rolname);
+            UPDATE popsell.sales SET contact_id = r.id WHERE contact_id IS NULL;
+        END IF;
+        RESET ROLE;
+    END LOOP;
+END $$;
+SELECT c.first_name AS not_counted
+  FROM popsell.contacts c
+ WHERE c.id > 810 AND c.last_activity_at IS DISTINCT FROM now() - interval '1 hour'
+ ORDER BY 1;
+COMMIT;
+SET session_replication_role = replica;
+DELETE FROM popsell.contacts; DELETE FROM popsell.contact_tombstones; DELETE FROM popsell.interactions;
+DELETE FROM popsell.sales; DELETE FROM popsell.ambassadors WHERE id = 80;
+RESET session_replication_role;
+
+-- (e) History times: a future one, or infinity, would keep a contact
+-- forever.  Every role that may insert contacts (read from the catalog)
+-- gives each history column a far-future time or infinity: it is refused
+-- (PS106) or stored as a finite time not after now; collect_contact likewise; record_interaction and
+-- record_sale with a future time move last_activity_at to now only; an
+-- UPDATE to a future time by every role that may update the column is
+-- refused.  Listed: what went wrong (none expected).
+SET session_replication_role = replica;
+INSERT INTO popsell.ambassadors (id, kind, status, email, terms_accepted_at, created_at, last_login_at)
+VALUES (81, 'customer', 'active', 'a81@example.test', now(), now(), now());
+RESET session_replication_role;
+-- popsell's roles but the owner (SPEC section 2); what each may write is read from the catalog
+CREATE TEMP TABLE spec_roles AS
+SELECT ARRAY['popsell_ambassador', 'popsell_brand', 'popsell_brand_bi', 'popsell_account_team',
+             'popsell_technical', 'popsell_app', 'popsell_maintenance'] AS roles;
+GRANT SELECT ON spec_roles TO PUBLIC;
+CREATE TEMP TABLE history_cols (col text);
+INSERT INTO history_cols VALUES ('created_at'), ('last_activity_at'), ('ambassador_optin_at'), ('brand_optin_at'),
+       ('partners_optin_at'), ('email_confirmed_at');
+CREATE TEMP TABLE history_tries AS
+SELECT r.rolname, h.col, v.v
+  FROM pg_roles r, history_cols h, (VALUES ('2999-01-01'), ('infinity'), ('-infinity')) v(v)
+ WHERE r.rolname IN (SELECT unnest(roles) FROM spec_roles)
+   AND has_column_privilege(r.rolname, 'popsell.contacts', h.col, 'INSERT');
+GRANT SELECT ON history_tries TO PUBLIC;
+SELECT string_agg(DISTINCT rolname, ' ' ORDER BY rolname) AS inserters_tested FROM history_tries;
+CREATE TEMP TABLE history_wrong (what text);
+GRANT INSERT ON history_wrong TO PUBLIC;
+BEGIN;
+DO $$
+DECLARE
+    t record;
+    st text;
+    n bigint;
+    cid bigint;
+BEGIN
+    FOR t IN SELECT * FROM history_tries ORDER BY 1, 2, 3 LOOP
+        n := nextval('popsell.contacts_id_seq');
+        st := pg_temp.err(format('SET LOCAL ROLE %I; INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, email, partners_optin, %I) '
+                                 'VALUES (%s, 81, %L, %L, %L, true, %L)',
+                                 t.rolname, t.col, n, 'blog', 'h', 'h' || n || '@example.test', t.v));
+        RESET ROLE;
+        -- refused (infinity: PS106), or stored as a finite time not after now
+        IF st NOT IN ('ok', CASE WHEN t.v LIKE '%infinity' THEN 'PS106' END) THEN
+            INSERT INTO history_wrong VALUES (format('%s INSERT %s = %s: %s', t.rolname, t.col, t.v, st));
+        ELSIF EXISTS (SELECT 1 FROM popsell.contacts c
+                       WHERE c.id = n AND (NOT isfinite((to_jsonb(c) ->> t.col)::timestamptz)
+                                           OR (to_jsonb(c) ->> t.col)::timestamptz > clock_timestamp())) THEN
+            INSERT INTO history_wrong VALUES (format('%s INSERT %s = %s: kept', t.rolname, t.col, t.v));
+        END IF;
+    END LOOP;
+    -- the application's form path
+    SET LOCAL ROLE popsell_app;
+    st := pg_temp.err($q$SELECT popsell.collect_contact(81, 'order', '{"email": "hc1@example.test", "created_at": "infinity"}', true, true, false)$q$);
+    IF st <> 'PS106' THEN INSERT INTO history_wrong VALUES ('collect_contact created_at infinity: ' || st); END IF;
+    cid := popsell.collect_contact(81, 'order', '{"email": "hc2@example.test", "created_at": "2999-01-01"}', true, true, false);
+    PERFORM popsell.record_interaction(cid, 'click', occurred_at => '2999-01-01');
+    PERFORM popsell.record_sale(cid, 5, sold_at => 'infinity');
+    RESET ROLE;
+    INSERT INTO history_wrong
+    SELECT 'collect_contact/record_*: ' || k FROM popsell.contacts c,
+           LATERAL (VALUES ('created_at', c.created_at), ('last_activity_at', c.last_activity_at)) v(k, x)
+     WHERE c.id = cid AND (v.x IS NULL OR v.x > clock_timestamp());
+    -- updates to the future
+    FOR t IN SELECT r.rolname, h.col
+               FROM pg_roles r, history_cols h
+              WHERE r.rolname IN (SELECT unnest(roles) FROM spec_roles)
+                AND has_column_privilege(r.rolname, 'popsell.contacts', h.col, 'UPDATE') ORDER BY 1, 2 LOOP
+        st := pg_temp.err(format('SET LOCAL ROLE %I; UPDATE popsell.contacts SET %I = %L WHERE id = %s',
+                                 t.rolname, t.col, '2999-01-01', cid));
+        RESET ROLE;
+        IF st NOT IN ('PS106', 'PS105', '42501') THEN
+            INSERT INTO history_wrong VALUES (format('%s UPDATE %s to the future: %s', t.rolname, t.col, st));
+        END IF;
+    END LOOP;
+END $$;
+SELECT string_agg(DISTINCT r.rolname, ' ' ORDER BY r.rolname) AS updaters_tested
+  FROM pg_roles r, history_cols h
+ WHERE r.rolname IN (SELECT unnest(roles) FROM spec_roles)
+   AND has_column_privilege(r.rolname, 'popsell.contacts', h.col, 'UPDATE');
+SELECT what AS history_wrong FROM history_wrong ORDER BY 1;
+SELECT count(*) > 0 AS contacts_written, bool_and(greatest(created_at, last_activity_at, ambassador_optin_at, brand_optin_at) <= clock_timestamp()) AS none_in_future
+  FROM popsell.contacts WHERE ambassador_id = 81;
+ROLLBACK;
+SET session_replication_role = replica;
+DELETE FROM popsell.ambassadors WHERE id = 81;
+RESET session_replication_role;
+
+-- (f) An ambassador who starts leaving: every message queued for it and
+-- not yet sent is cancelled, whatever its kind, but the erasure work
+-- (delete_file, partner_erasure, partner_optout); sent rows stay.  One
+-- unsent row of every outbox kind (read from the type).
+SET session_replication_role = replica;
+INSERT INTO popsell.ambassadors (id, kind, status, email, terms_accepted_at, created_at, last_login_at)
+VALUES (82, 'customer', 'active', 'a82@example.test', now(), now(), now());
+INSERT INTO popsell.outbox (kind, ambassador_id, payload, created_at, sent_at)
+SELECT k, 82, '{}'::jsonb, now(), NULL FROM unnest(enum_range(NULL::popsell.outbox_kind)) k
+UNION ALL
+SELECT 'publication', 82, '{}', now(), now();
+RESET session_replication_role;
+SELECT popsell.unsubscribe_ambassador(82) IS NOT NULL AS leaving;
+SELECT string_agg(kind::text, ' ' ORDER BY kind::text) AS unsent_left,
+       (SELECT count(*) FROM popsell.outbox WHERE ambassador_id = 82 AND sent_at IS NOT NULL) AS sent_left
+  FROM popsell.outbox WHERE ambassador_id = 82 AND sent_at IS NULL;
+SET session_replication_role = replica;
+DELETE FROM popsell.outbox WHERE ambassador_id = 82; DELETE FROM popsell.ambassadors WHERE id = 82;
+RESET session_replication_role;
+
+-- (g) Outbox rows age: sent_at never infinite (PS106), a future one from
+-- the application taken as now; mail to a contact names it; unsent rows
+-- age after log_retention from their queuing (erasure work excepted).
+SET session_replication_role = replica;
+INSERT INTO popsell.ambassadors (id, kind, status, email, terms_accepted_at, created_at, last_login_at)
+VALUES (83, 'customer', 'active', 'a83@example.test', now(), now(), now());
+INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, email, email_status, ambassador_optin,
+                              ambassador_optin_at, brand_optin, brand_optin_at, created_at)
+VALUES (831, 83, 'order', 'Ox', 'ox@example.test', 'ok', 'optin_order', now(), 'optin_brand_database', now(), now());
+INSERT INTO popsell.outbox (id, kind, ambassador_id, contact_id, payload, created_at, sent_at)
+VALUES (8301, 'publication', 83, 831, '{"to": "ox@example.test"}', now(), NULL),
+       (8302, 'publication', 83, 831, '{"to": "ox@example.test"}', now(), NULL),
+       (8303, 'publication', 83, 831, '{"to": "ox@example.test"}', now() - interval '2 days', NULL),
+       (8304, 'delete_file', NULL, NULL, '{"file_path": "ugc/x.jpg"}', now() - interval '2 days', NULL);
+RESET session_replication_role;
+SET ROLE popsell_app;
+SELECT pg_temp.err($$UPDATE popsell.outbox SET sent_at = 'infinity' WHERE id = 8301$$) AS sent_infinity;
+UPDATE popsell.outbox SET sent_at = '2999-01-01' WHERE id = 8302;
+SELECT pg_temp.err($$INSERT INTO popsell.outbox (kind, payload) VALUES ('publication', '{"to": "x@example.test"}')$$) AS publication_without_contact,
+       pg_temp.err($$INSERT INTO popsell.outbox (kind, payload) VALUES ('email_confirmation', '{"to": "x@example.test"}')$$) AS confirmation_without_anyone,
+       pg_temp.err($$INSERT INTO popsell.outbox (kind, contact_id, payload, created_at) VALUES ('email_confirmation', 831, '{}', 'infinity')$$) AS created_infinity;
+RESET ROLE;
+SELECT id, sent_at IS NULL AS unsent, sent_at <= clock_timestamp() AS sent_not_in_future
+  FROM popsell.outbox WHERE id IN (8301, 8302) ORDER BY id;
+-- the unsent publication queued two days ago goes after log_retention; the unsent file deletion stays
+SELECT pg_temp.run(now() - interval '2 days' + interval '1 year' - interval '1 hour') AS before_log_retention;
+SELECT string_agg(id::text, ' ' ORDER BY id) AS outbox_left FROM popsell.outbox WHERE id BETWEEN 8301 AND 8304;
+SELECT pg_temp.run(now() - interval '2 days' + interval '1 year' + interval '1 hour') IS NOT NULL AS ran;
+SELECT string_agg(id::text, ' ' ORDER BY id) AS outbox_left FROM popsell.outbox WHERE id BETWEEN 8301 AND 8304;
+SET session_replication_role = replica;
+DELETE FROM popsell.outbox WHERE id BETWEEN 8301 AND 8304; DELETE FROM popsell.contacts WHERE id = 831;
+DELETE FROM popsell.contact_tombstones; DELETE FROM popsell.ambassadors WHERE id = 83;
+RESET session_replication_role;
+
 \c contrib_regression
 DROP DATABASE regress_popsell_303;

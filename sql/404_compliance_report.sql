@@ -194,7 +194,7 @@ SELECT 'settings.' || k, v
                        ('signup_confirmation_window', s.signup_confirmation_window::text),
                        ('new_contact_invitation_window', s.new_contact_invitation_window::text),
                        ('invitation_response_window', s.invitation_response_window::text),
-                       ('email_confirmation_window', s.email_confirmation_window::text),
+                       ('email_confirmation_window', coalesce(s.email_confirmation_window, s.invitation_response_window)::text),
                        ('optout_retention', s.optout_retention::text),
                        ('contact_inactivity', s.contact_inactivity::text),
                        ('log_retention', s.log_retention::text),

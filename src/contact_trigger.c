@@ -587,6 +587,64 @@ check_brand_sync_ambassador(Row *r)
 				 errhint("Collect this contact through another source, or change the ambassador's kind.")));
 }
 
+static bool datum_changed(Row *o, Row *r, AttrNumber a, TupleDesc desc);
+
+/*
+ * History times (SPEC section 7, v2: no contact kept forever): never
+ * infinite, for anyone; in the future only from the owner (tests, a
+ * migration on a copy).  On INSERT a later time is taken as now (as-of
+ * time in a run); on UPDATE it is refused.  Every retention rule counts
+ * from these columns, so a time never reached keeps the row forever.
+ */
+static void
+check_history_time(Row *r, AttrNumber col, const char *name, TimestampTz now, bool is_update)
+{
+	TimestampTz t;
+
+	if (ISNULL(r, col))
+		return;
+	t = DatumGetTimestampTz(VAL(r, col));
+	if (TIMESTAMP_NOT_FINITE(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_BAD_ARGUMENT),
+				 errmsg("contacts.%s cannot be %s", name, TIMESTAMP_IS_NOBEGIN(t) ? "-infinity" : "infinity"),
+				 errdetail("Retention counts from this time: one that never comes keeps the contact forever."),
+				 errhint("Give the time it happened, or leave it out (now).")));
+	if (t <= now || outer_is_owner())
+		return;
+	if (!is_update)
+	{
+		row_set(r, col, TimestampTzGetDatum(now), false);
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_POPSELL_BAD_ARGUMENT),
+			 errmsg("contacts.%s cannot be set to a time after now (%s)", name, timestamptz_to_str(now)),
+			 errdetail("Retention counts from this time: a future one delays every deadline."),
+			 errhint("Set the time it happened; activity is recorded by popsell.record_interaction and popsell.record_sale.")));
+}
+
+static void
+check_history_times(Row *o, Row *r, TupleDesc desc, TimestampTz now)
+{
+	static const struct
+	{
+		AttrNumber *col;
+		const char *name;
+	}			h[] = {
+		{&cols.ambassador_optin_at, "ambassador_optin_at"},
+		{&cols.brand_optin_at, "brand_optin_at"},
+		{&cols.partners_optin_at, "partners_optin_at"},
+		{&cols.email_confirmed_at, "email_confirmed_at"},
+		{&cols.last_activity_at, "last_activity_at"},
+		{&cols.created_at, "created_at"},
+	};
+
+	for (int i = 0; i < lengthof(h); i++)
+		if (o == NULL || datum_changed(o, r, *h[i].col, desc))
+			check_history_time(r, *h[i].col, h[i].name, now, o != NULL);
+}
+
 static HeapTuple
 contact_insert(TriggerData *td, Row *r)
 {
@@ -767,6 +825,7 @@ contact_insert(TriggerData *td, Row *r)
 		row_set(r, cols.created_at, TimestampTzGetDatum(now), false);
 	if (!history)
 		row_set(r, cols.last_activity_at, (Datum) 0, true);
+	check_history_times(NULL, r, desc, now);
 	/* who created the row is the product's to say, never the caller's (S13) */
 	row_set(r, cols.created_by, outer_user_name(), false);
 	row_set(r, cols.modified_at, (Datum) 0, true);
@@ -1069,6 +1128,7 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		}
 	}
 
+	check_history_times(o, r, desc, now);
 	row_set(r, cols.modified_at, now_datum(), false);
 	row_set(r, cols.modified_by, outer_user_name(), false);
 	return heap_modify_tuple(td->tg_newtuple, desc, r->values, r->nulls, r->repl);

@@ -4,6 +4,23 @@
 -- in the security section.
 -- ===================================================================
 
+-- A retention window (SPEC section 3, v2): at least one day, and no part
+-- negative.  An interval's months, days and time are separate fields, and
+-- comparing intervals counts a month as 30 days: '-100 years 36001 days'
+-- is "more than a day" yet goes back in time when added to a date.
+CREATE FUNCTION popsell._is_window(w interval) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (pg_catalog.date_part('year', w) OPERATOR(pg_catalog.*) 12
+            OPERATOR(pg_catalog.+) pg_catalog.date_part('month', w)) OPERATOR(pg_catalog.>=) 0
+       AND pg_catalog.date_part('day', w) OPERATOR(pg_catalog.>=) 0
+       AND (w OPERATOR(pg_catalog.-) pg_catalog.date_trunc('day', w)) OPERATOR(pg_catalog.>=) interval '0'
+       AND w OPERATOR(pg_catalog.>=) interval '1 day';
+COMMENT ON FUNCTION popsell._is_window(interval) IS
+    'Internal: whether an interval is a valid retention window: at least one day, with no negative months, days or time (NULL for NULL).';
+-- the settings CHECK runs it with the rights of whoever updates the row
+GRANT EXECUTE ON FUNCTION popsell._is_window(interval) TO popsell_brand, popsell_account_team, popsell_technical;
+
 -- The brand's configuration: exactly one row (the primary key is a
 -- constant true).
 CREATE TABLE popsell.settings (
@@ -11,11 +28,12 @@ CREATE TABLE popsell.settings (
     brand_name                    text,
     deletion_grace                interval NOT NULL DEFAULT '7 days',
     ambassador_inactivity         interval NOT NULL DEFAULT '3 years',
-    inactivity_warnings           integer  NOT NULL DEFAULT 2 CHECK (inactivity_warnings BETWEEN 0 AND 10),
+    inactivity_warnings           integer  NOT NULL DEFAULT 2 CHECK (inactivity_warnings BETWEEN 1 AND 10),
     inactivity_warning_interval   interval NOT NULL DEFAULT '15 days',
     new_contact_invitation_window interval NOT NULL DEFAULT '30 days',
     invitation_response_window    interval NOT NULL DEFAULT '15 days',
-    email_confirmation_window     interval NOT NULL DEFAULT '15 days',
+    -- NULL: invitation_response_window (SPEC section 3, v2)
+    email_confirmation_window     interval,
     optout_retention              interval NOT NULL DEFAULT '1 year',
     contact_inactivity            interval NOT NULL DEFAULT '3 years',
     suspension_max                interval NOT NULL DEFAULT '6 months',
@@ -26,16 +44,19 @@ CREATE TABLE popsell.settings (
     bcrypt_cost                   integer NOT NULL DEFAULT 12 CHECK (bcrypt_cost BETWEEN 4 AND 31),
     program_suspended_at          timestamptz,
     brand_contract_ended_at       timestamptz,
-    -- every window at least one day (SPEC section 3, v2); the settings
-    -- guard trigger says so with PS510 first
+    -- every window at least one day, no part of it negative (SPEC
+    -- section 3, v2); the settings guard trigger says so with PS510 first
     CONSTRAINT settings_window_floor
-    CHECK (deletion_grace >= '1 day'::interval AND ambassador_inactivity >= '1 day'::interval
-           AND inactivity_warning_interval >= '1 day'::interval
-           AND new_contact_invitation_window >= '1 day'::interval
-           AND invitation_response_window >= '1 day'::interval
-           AND email_confirmation_window >= '1 day'::interval
-           AND optout_retention >= '1 day'::interval AND contact_inactivity >= '1 day'::interval
-           AND suspension_max >= '1 day'::interval AND log_retention >= '1 day'::interval)
+    CHECK (popsell._is_window(deletion_grace)
+           AND popsell._is_window(ambassador_inactivity)
+           AND popsell._is_window(inactivity_warning_interval)
+           AND popsell._is_window(new_contact_invitation_window)
+           AND popsell._is_window(invitation_response_window)
+           AND popsell._is_window(email_confirmation_window)
+           AND popsell._is_window(optout_retention)
+           AND popsell._is_window(contact_inactivity)
+           AND popsell._is_window(suspension_max)
+           AND popsell._is_window(log_retention))
 );
 COMMENT ON TABLE popsell.settings IS
     'The brand''s configuration (one row): retention windows, community display, SSO, program and contract state.';
@@ -450,7 +471,8 @@ CREATE TABLE popsell.maintenance_runs (
     run_by      name NOT NULL DEFAULT pg_catalog.current_user(),
     failed_sqlstate text,
     outcome     text NOT NULL DEFAULT 'done'
-                CONSTRAINT maintenance_runs_outcome CHECK (outcome IN ('done', 'failed', 'skipped'))
+                CONSTRAINT maintenance_runs_outcome CHECK (outcome IN ('done', 'failed', 'skipped')),
+    skipped_rows bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE popsell.maintenance_runs IS
     'One row per retention rule per run of popsell.run_maintenance, counts only; written in the same transaction as the rule''s work.';

@@ -733,10 +733,8 @@ BEGIN
     INSERT INTO popsell.interactions (contact_id, publication_id, channel, kind, occurred_at)
     VALUES (c.id, publication_id, coalesce(channel, 'email'), kind, t)
     RETURNING id INTO new_id;
-    IF kind <> 'open' THEN
-        UPDATE popsell.contacts SET last_activity_at = t
-         WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
-    END IF;
+    -- last_activity_at moves by the activity trigger (popsell_61_activity),
+    -- which takes a future time as now
     RETURN new_id;
 END
 $$;
@@ -778,8 +776,8 @@ BEGIN
     VALUES (c.id, c.ambassador_id, publication_id, t, amount, upper(coalesce(currency, 'EUR')),
             products, coalesce(channel, 'online'))
     RETURNING id INTO new_id;
-    UPDATE popsell.contacts SET last_activity_at = t
-     WHERE id = c.id AND (last_activity_at IS NULL OR last_activity_at < t);
+    -- last_activity_at moves by the activity trigger (popsell_61_activity),
+    -- which takes a future time as now
     RETURN new_id;
 END
 $$;
@@ -823,6 +821,22 @@ BEGIN
        AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
         RETURN NEW;
     END IF;
+    -- (v2) times the logs rule ages rows by: never infinite; a future one
+    -- from outside popsell's own code is taken as now
+    IF NOT isfinite(NEW.created_at) OR NOT isfinite(NEW.sent_at) THEN
+        RAISE EXCEPTION 'outbox created_at and sent_at cannot be infinite'
+            USING ERRCODE = 'PS106',
+                  DETAIL = 'The logs rule ages outbox rows by these times: one that never comes keeps the row (and its payload) forever.',
+                  HINT = 'Set sent_at = now() when the message is sent.';
+    END IF;
+    IF NOT own THEN
+        IF NEW.sent_at > now() THEN
+            NEW.sent_at := now();
+        END IF;
+        IF TG_OP = 'INSERT' AND NEW.created_at > now() THEN
+            NEW.created_at := now();
+        END IF;
+    END IF;
     IF TG_OP = 'UPDATE' THEN
         IF NOT own AND (NEW.kind IS DISTINCT FROM OLD.kind
                         OR NEW.contact_id IS DISTINCT FROM OLD.contact_id
@@ -835,6 +849,15 @@ BEGIN
                       HINT = 'Queue a new message instead.';
         END IF;
         RETURN NEW;
+    END IF;
+    -- (v2) mail to a contact names it, so that its erasure finds the row
+    -- (cancels it, scrubs its payload)
+    IF NEW.kind::text IN ('invitation', 'invitation_reminder', 'publication') AND NEW.contact_id IS NULL
+       OR NEW.kind::text = 'email_confirmation' AND NEW.contact_id IS NULL AND NEW.ambassador_id IS NULL THEN
+        RAISE EXCEPTION 'cannot queue % without the contact it is addressed to', NEW.kind
+            USING ERRCODE = 'PS106',
+                  DETAIL = 'An erasure finds the mail queued for a person by contact_id (ambassador_id for an ambassador''s email confirmation).',
+                  HINT = 'Set contact_id (or ambassador_id for an ambassador''s email_confirmation).';
     END IF;
     IF NEW.kind::text = 'invitation' AND popsell.current_path() <> 'send_invitation' THEN
         RAISE EXCEPTION 'cannot queue invitation for contact %: invitations come only from popsell.send_invitation()', NEW.contact_id
@@ -862,7 +885,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.outbox_rules() IS
-    'Trigger: outbox rows are immutable once queued (PS105); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
+    'Trigger: outbox rows are immutable once queued (PS105); created_at and sent_at never infinite (PS106), a future one from outside popsell''s code taken as now; mail to a contact names it (PS106); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
 
 CREATE TRIGGER popsell_40_outbox_rules
     BEFORE INSERT OR UPDATE ON popsell.outbox
@@ -912,15 +935,20 @@ BEGIN
     IF popsell._restoring() THEN
         RETURN NULL;
     END IF;
+    -- SPEC C4 (v2): every message queued for it and not yet sent is
+    -- cancelled, whatever its kind, but the erasure work the application
+    -- must still carry out (files to delete, partners to tell).  The one
+    -- place this rule lives: every way of starting to leave sets the
+    -- status.  (Kinds compared as text: a label an upgrade adds is not
+    -- usable as a value in its own transaction.)
     DELETE FROM popsell.outbox o
      WHERE o.ambassador_id = NEW.id AND o.sent_at IS NULL
-       AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation',
-                      'inactivity_warning', 'suspension_notice');
+       AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION popsell.ambassadors_leaving() IS
-    'Trigger: an ambassador who starts leaving gets no more mail sent for it: its unsent messages are cancelled.';
+    'Trigger: an ambassador who starts leaving gets no more mail sent for it: every unsent message queued for it is cancelled (delete_file, partner_erasure and partner_optout stay).';
 
 CREATE TRIGGER popsell_60_leaving
     AFTER UPDATE OF status ON popsell.ambassadors

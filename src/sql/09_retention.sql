@@ -12,6 +12,8 @@ COMMENT ON COLUMN popsell.maintenance_runs.failed_sqlstate IS
     'SQLSTATE of the error that rolled the rule back (its work is then not done and is retried next run); NULL on success.';
 COMMENT ON COLUMN popsell.maintenance_runs.outcome IS
     'done; failed (failed_sqlstate says why); skipped (another run held the lock, or the rule gave up waiting for a lock: 55P03).';
+COMMENT ON COLUMN popsell.maintenance_runs.skipped_rows IS
+    'Due rows the rule left because another session held them locked (an open transaction on the row); the next run does them.';
 
 -- The rules in the order they run (SPEC section 7's table).
 CREATE FUNCTION popsell.maintenance_rules()
@@ -41,8 +43,11 @@ DECLARE
     mark bigint;
     wi interval;
     wn integer;
+    sk bigint := 0;
 BEGIN
     SELECT * INTO STRICT s FROM popsell.settings;
+    -- NULL: the invitation response window (SPEC section 3, v2)
+    s.email_confirmation_window := coalesce(s.email_confirmation_window, s.invitation_response_window);
     wi := s.inactivity_warning_interval;
     wn := s.inactivity_warnings;
 
@@ -53,9 +58,14 @@ BEGIN
              WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
         ELSE
             mark := popsell._erasure_push('ambassador_leaving', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
-             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at
+                                       FOR UPDATE OF a SKIP LOCKED));
             GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
+             WHERE a.deletion_due_at IS NOT NULL AND a.deletion_due_at <= p_at;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -81,14 +91,24 @@ BEGIN
                         AND (w.sent = 0 OR a.last_inactivity_warning_at + wi <= p_at)));
         ELSE
             mark := popsell._erasure_push('inactive', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
+                                        AND a.status <> 'leaving'
+                                        AND (wn = 0
+                                             OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
+                                                 AND a.inactivity_warnings_sent >= wn
+                                                 AND a.last_inactivity_warning_at + wi <= p_at))
+                                       FOR UPDATE OF a SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
              WHERE coalesce(a.last_login_at, a.created_at) <= p_at - s.ambassador_inactivity
                AND a.status <> 'leaving'
                AND (wn = 0
                     OR (a.last_inactivity_warning_at > coalesce(a.last_login_at, a.created_at)
                         AND a.inactivity_warnings_sent >= wn
                         AND a.last_inactivity_warning_at + wi <= p_at));
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
             IF wn > 0 THEN
                 WITH due AS (
@@ -131,12 +151,20 @@ BEGIN
                               AND t.created_at <= p_at - s.signup_confirmation_window);
         ELSE
             mark := popsell._erasure_push('ambassador_unconfirmed', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.ambassadors a
+             WHERE a.id = ANY (ARRAY(SELECT a.id FROM popsell.ambassadors a
+                                     WHERE a.status = 'signup_incomplete'
+                                        AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
+                                                     WHERE t.ambassador_id = a.id
+                                                       AND t.created_at <= p_at - s.signup_confirmation_window)
+                                       FOR UPDATE OF a SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.ambassadors a
              WHERE a.status = 'signup_incomplete'
                AND EXISTS (SELECT 1 FROM popsell.ambassador_email_tokens t
                             WHERE t.ambassador_id = a.id
                               AND t.created_at <= p_at - s.signup_confirmation_window);
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -148,11 +176,18 @@ BEGIN
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_never_invited', false);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE c.ambassador_optin = 'new'
+                                        AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
+                                        AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE c.ambassador_optin = 'new'
                AND c.ambassador_optin_at <= p_at - s.new_contact_invitation_window
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -210,11 +245,18 @@ BEGIN
                AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('email_unconfirmed', false);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
+                                        AND c.created_at <= p_at - s.email_confirmation_window
+                                        AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at)
                AND c.created_at <= p_at - s.email_confirmation_window
                AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -226,11 +268,18 @@ BEGIN
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
         ELSE
             mark := popsell._erasure_push('contact_opted_out', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE popsell.is_opted_out(c.ambassador_optin)
+                                        AND c.ambassador_optin_at <= p_at - s.optout_retention
+                                        AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE popsell.is_opted_out(c.ambassador_optin)
                AND c.ambassador_optin_at <= p_at - s.optout_retention
                AND NOT popsell.is_brand_visible(c.brand_optin, c.partners_optin) AND NOT c.restricted;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -245,11 +294,18 @@ BEGIN
                    <= p_at - s.contact_inactivity;
         ELSE
             mark := popsell._erasure_push('contact_inactive', true);
+            -- rows another session holds locked are left for the next run
             DELETE FROM popsell.contacts c
+             WHERE c.id = ANY (ARRAY(SELECT c.id FROM popsell.contacts c
+                                     WHERE NOT c.restricted
+                                        AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
+                                            <= p_at - s.contact_inactivity
+                                       FOR UPDATE OF c SKIP LOCKED));
+            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT count(*) INTO sk FROM popsell.contacts c
              WHERE NOT c.restricted
                AND greatest(c.last_activity_at, c.ambassador_optin_at, c.brand_optin_at, c.created_at)
                    <= p_at - s.contact_inactivity;
-            GET DIAGNOSTICS n = ROW_COUNT;
             PERFORM popsell._erasure_pop(mark);
         END IF;
 
@@ -281,13 +337,17 @@ BEGIN
         END IF;
 
     WHEN 'logs' THEN
-        -- The activity log and sent outbox rows (personal data) age as of
+        -- The activity log and outbox rows, sent or not (personal data), age as of
         -- AT; the run record (the audit of these rules) by the wall clock,
         -- so a run "in the future" cannot age earlier runs away.
         IF p_preview THEN
             SELECT count(*) INTO n FROM popsell.activity_log l WHERE l.created_at < p_at - s.log_retention;
             SELECT count(*) INTO m FROM popsell.outbox o
              WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            n := n + m;
+            SELECT count(*) INTO m FROM popsell.outbox o
+             WHERE o.sent_at IS NULL AND o.created_at < p_at - s.log_retention
+               AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
             n := n + m;
             SELECT count(*) INTO m FROM popsell.maintenance_runs r
              WHERE r.finished_at < pg_catalog.now() - s.log_retention;
@@ -296,6 +356,13 @@ BEGIN
             GET DIAGNOSTICS n = ROW_COUNT;
             DELETE FROM popsell.outbox o
              WHERE o.sent_at IS NOT NULL AND o.sent_at < p_at - s.log_retention;
+            GET DIAGNOSTICS m = ROW_COUNT;
+            n := n + m;
+            -- never sent within log_retention: no longer worth sending
+            -- (erasure work excepted: it stays until carried out)
+            DELETE FROM popsell.outbox o
+             WHERE o.sent_at IS NULL AND o.created_at < p_at - s.log_retention
+               AND o.kind::text NOT IN ('delete_file', 'partner_erasure', 'partner_optout');
             GET DIAGNOSTICS m = ROW_COUNT;
             n := n + m;
             DELETE FROM popsell.maintenance_runs r
@@ -308,6 +375,11 @@ BEGIN
         RAISE EXCEPTION 'unknown maintenance rule "%"', p_rule
             USING ERRCODE = 'PS500', HINT = 'See SELECT * FROM popsell.maintenance_rules().';
     END CASE;
+    IF NOT p_preview THEN
+        -- due rows skipped because another session held them locked
+        -- (run_maintenance records it)
+        PERFORM set_config('popsell_maintenance.skipped_rows', sk::text, true);
+    END IF;
     RETURN n;
 END
 $$;
@@ -364,20 +436,25 @@ COMMENT ON FUNCTION popsell._erase_all_personal_data(text, timestamptz, boolean)
     'Internal: erase every contact, ambassador and UGC (program suspended too long, brand contract ended); returns the count.';
 
 -- The guard against overlapping runs (SPEC section 7, who runs it): a
--- table lock on this empty table, which no role but popsell_owner (and
--- superusers) may lock or even see, so no other role can make the runs
--- skip.  (An advisory lock would do the same job, but any role can take
--- any advisory key.)  EXCLUSIVE conflicts with itself and not with the
--- ACCESS SHARE of pg_dump; nothing ever writes the table, so autovacuum
--- never locks it.
+-- row lock (FOR UPDATE NOWAIT) on the single row of this table, which no
+-- role but popsell_owner (and superusers) may lock or even see, so no
+-- other role can make the runs skip.  Not an advisory lock (any role
+-- takes any advisory key) nor a table lock: parsing a statement (PREPARE
+-- ... FOR UPDATE) takes a table's RowShareLock before any permission
+-- check, which a table-level EXCLUSIVE lock would conflict with, while a
+-- row lock needs UPDATE privilege on the table.
+-- A restore replaces the row (popsell_10_restore, section Backups).
 CREATE TABLE popsell.maintenance_lock (
     id boolean PRIMARY KEY DEFAULT true CHECK (id)
 );
+INSERT INTO popsell.maintenance_lock DEFAULT VALUES;
 COMMENT ON TABLE popsell.maintenance_lock IS
-    'Internal: always empty; run_maintenance locks it (EXCLUSIVE, NOWAIT) so runs do not overlap. Owner only.';
+    'Internal: one row; run_maintenance locks it (FOR UPDATE NOWAIT) so runs do not overlap. Owner only.';
 
 -- Sent outbox rows age out after log_retention (rule logs).
 CREATE INDEX outbox_sent_idx ON popsell.outbox (sent_at) WHERE sent_at IS NOT NULL;
+-- and unsent ones after log_retention from their queuing
+CREATE INDEX outbox_unsent_created_idx ON popsell.outbox (created_at) WHERE sent_at IS NULL;
 
 -- How long a rule waits for a row or table lock another session holds
 -- before it gives up (recorded as skipped, done by the next run): the
@@ -430,7 +507,16 @@ BEGIN
     -- work is done by the one holding the lock, or by the next run) and
     -- says so in the record.
     BEGIN
-        LOCK TABLE popsell.maintenance_lock IN EXCLUSIVE MODE NOWAIT;
+        PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
+        IF NOT FOUND THEN
+            -- the row went (deleted by a superuser): put it back; a
+            -- concurrent run would wait for this insert: it gives up at
+            -- once instead
+            PERFORM set_config('lock_timeout', '10ms', true);
+            INSERT INTO popsell.maintenance_lock DEFAULT VALUES ON CONFLICT DO NOTHING;
+            PERFORM set_config('lock_timeout', lt, true);
+            PERFORM FROM popsell.maintenance_lock l FOR UPDATE NOWAIT;
+        END IF;
     EXCEPTION WHEN lock_not_available THEN
         RAISE NOTICE 'popsell.run_maintenance skipped: another run is in progress';
         INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by,
@@ -451,9 +537,11 @@ BEGIN
         -- pg_stat_activity shows the rule in progress
         PERFORM set_config('application_name', pg_catalog.left('popsell_maintenance: ' || r, 63), true);
         BEGIN
+            PERFORM set_config('popsell_maintenance.skipped_rows', '0', true);
             n := popsell._maintenance_rule(r, p_at, false);
-            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by)
-            VALUES (run, r, n, p_at, t0, session_user);
+            INSERT INTO popsell.maintenance_runs (run_id, rule, affected, as_of, started_at, run_by, skipped_rows)
+            VALUES (run, r, n, p_at, t0, session_user,
+                    coalesce(nullif(current_setting('popsell_maintenance.skipped_rows', true), ''), '0')::bigint);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
             IF st = '55P03' THEN
@@ -482,6 +570,9 @@ CREATE FUNCTION popsell.maintenance_preview(at timestamptz DEFAULT pg_catalog.no
     RETURNS TABLE (rule text, affected bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    -- a count never waits long on a table lock another session holds
+    -- (maintenance_status's due_now, in the alert query): NULL instead
+    SET lock_timeout = '500ms'
 AS $$
 DECLARE
     r text;
@@ -492,13 +583,17 @@ BEGIN
     END IF;
     FOR r IN SELECT x FROM popsell.maintenance_rules() AS x LOOP
         rule := r;
-        affected := popsell._maintenance_rule(r, maintenance_preview.at, true);
+        BEGIN
+            affected := popsell._maintenance_rule(r, maintenance_preview.at, true);
+        EXCEPTION WHEN lock_not_available THEN
+            affected := NULL;
+        END;
         RETURN NEXT;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION popsell.maintenance_preview(timestamptz) IS
-    'What popsell.run_maintenance(AT) would do, per rule, with counts; changes nothing.';
+    'What popsell.run_maintenance(AT) would do, per rule, with counts; changes nothing. A count that waits more than half a second for a lock another session holds is NULL.';
 
 -- -------------------------------------------------------------------
 -- pg_cron.  No dependency: cron objects are resolved at call time, and
@@ -670,8 +765,8 @@ COMMENT ON FUNCTION popsell.unschedule_jobs() IS
 -- -------------------------------------------------------------------
 -- Activity, however recorded (SPEC section 3, v2): an interaction other
 -- than an open, or a sale, moves contacts.last_activity_at, whether it
--- comes from record_interaction/record_sale or a plain INSERT by a role
--- allowed to insert.  Set-based, once per statement; a time in the future
+-- comes from record_interaction/record_sale or a plain INSERT (or an
+-- UPDATE attaching it to a contact) by a role allowed to write.  Set-based, once per statement; a time in the future
 -- counts as now (as-of time in a run), so no row keeps a contact forever.
 -- -------------------------------------------------------------------
 CREATE FUNCTION popsell.contact_activity() RETURNS trigger
@@ -681,9 +776,9 @@ AS $$
 DECLARE
     t timestamptz := popsell._lifecycle_now();
 BEGIN
-    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT' OR TG_TABLE_SCHEMA <> 'popsell'
-       OR TG_TABLE_NAME NOT IN ('interactions', 'sales') THEN
-        RAISE EXCEPTION 'popsell.contact_activity() handles AFTER INSERT statements on interactions and sales only'
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP NOT IN ('INSERT', 'UPDATE')
+       OR TG_TABLE_SCHEMA <> 'popsell' OR TG_TABLE_NAME NOT IN ('interactions', 'sales') THEN
+        RAISE EXCEPTION 'popsell.contact_activity() handles AFTER INSERT or UPDATE statements on interactions and sales only'
             USING ERRCODE = 'PS900';
     END IF;
     IF popsell._restoring() THEN
@@ -708,7 +803,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.contact_activity() IS
-    'Trigger: inserted interactions other than open, and sales, move their contacts'' last_activity_at (a future time counts as now), however the rows are written.';
+    'Trigger: inserted or updated interactions other than open, and sales, move their contacts'' last_activity_at (a future time counts as now), however the rows are written.';
 
 CREATE TRIGGER popsell_61_activity
     AFTER INSERT ON popsell.interactions
@@ -716,6 +811,18 @@ CREATE TRIGGER popsell_61_activity
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
 CREATE TRIGGER popsell_61_activity
     AFTER INSERT ON popsell.sales
+    REFERENCING NEW TABLE AS added_sales
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+-- a row attached to a contact later (contact_id set, an open turned into
+-- a click, the time corrected) counts too; a transition table cannot go
+-- with UPDATE OF columns, so every update is seen: the rows' own times
+-- only ever raise last_activity_at to what they say.
+CREATE TRIGGER popsell_62_activity_update
+    AFTER UPDATE ON popsell.interactions
+    REFERENCING NEW TABLE AS added_interactions
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
+CREATE TRIGGER popsell_62_activity_update
+    AFTER UPDATE ON popsell.sales
     REFERENCING NEW TABLE AS added_sales
     FOR EACH STATEMENT EXECUTE FUNCTION popsell.contact_activity();
 
@@ -738,7 +845,11 @@ BEGIN
         RAISE EXCEPTION 'popsell.settings_guard() handles BEFORE triggers on popsell.settings only'
             USING ERRCODE = 'PS900';
     END IF;
-    IF popsell._restoring() THEN
+    -- A restore replaces the row: its INSERT (popsell_10_restore deletes
+    -- the installed row first, from inside that trigger); a DELETE or
+    -- TRUNCATE of its own is refused even then.
+    IF popsell._restoring()
+       AND (TG_OP IN ('INSERT', 'UPDATE') OR (TG_OP = 'DELETE' AND pg_catalog.pg_trigger_depth() > 1)) THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
     IF TG_OP IN ('DELETE', 'TRUNCATE', 'INSERT') THEN
@@ -750,15 +861,21 @@ BEGIN
     FOREACH w IN ARRAY ARRAY['deletion_grace', 'ambassador_inactivity', 'inactivity_warning_interval',
                              'new_contact_invitation_window', 'invitation_response_window',
                              'email_confirmation_window', 'optout_retention', 'contact_inactivity',
-                             'suspension_max', 'log_retention'] LOOP
+                             'suspension_max', 'log_retention', 'signup_confirmation_window'] LOOP
         v := pg_catalog.to_jsonb(NEW) ->> w;
-        IF v < interval '1 day' THEN
-            RAISE EXCEPTION 'settings.% must be at least 1 day, not %', w, v
+        IF NOT popsell._is_window(v) THEN
+            RAISE EXCEPTION 'settings.% must be at least 1 day with no negative part, not %', w, v
                 USING ERRCODE = 'PS510',
-                      DETAIL = 'Every retention window has a floor of one day.',
-                      HINT = pg_catalog.format('SET %s to 1 day or more.', w);
+                      DETAIL = 'Every retention window has a floor of one day, and its months, days and time are each zero or more (a mixed-sign interval goes back in time in date arithmetic).',
+                      HINT = pg_catalog.format('SET %s to 1 day or more, e.g. ''30 days''.', w);
         END IF;
     END LOOP;
+    IF NEW.inactivity_warnings IS NULL OR NEW.inactivity_warnings < 1 THEN
+        RAISE EXCEPTION 'settings.inactivity_warnings must be at least 1, not %', NEW.inactivity_warnings
+            USING ERRCODE = 'PS510',
+                  DETAIL = 'An inactive ambassador is warned before deletion (SPEC section 7).',
+                  HINT = 'SET inactivity_warnings between 1 and 10.';
+    END IF;
     IF (NEW.suspension_max IS DISTINCT FROM OLD.suspension_max
         OR NEW.deletion_grace IS DISTINCT FROM OLD.deletion_grace)
        AND NOT (popsell._caller_in('popsell_owner') OR popsell._caller_in('popsell_account_team')
@@ -772,7 +889,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.settings_guard() IS
-    'Trigger: popsell.settings keeps exactly one row (PS510 on INSERT, DELETE, TRUNCATE, for every role), every window is at least one day (PS510), suspension_max and deletion_grace change only by vendor staff (42501).';
+    'Trigger: popsell.settings keeps exactly one row (PS510 on INSERT, DELETE, TRUNCATE, for every role), every window is at least one day with no negative part and inactivity_warnings at least 1 (PS510), suspension_max and deletion_grace change only by vendor staff (42501).';
 
 CREATE TRIGGER popsell_20_settings_guard
     BEFORE INSERT OR UPDATE OR DELETE ON popsell.settings
@@ -822,11 +939,12 @@ SELECT r.rule,
             WHEN l.outcome OPERATOR(pg_catalog.=) 'skipped' THEN 'skipped'
             ELSE 'failed' END AS last_outcome,
        pg_catalog.now() OPERATOR(pg_catalog.-) ok.finished_at AS last_success_age,
-       coalesce(f.skipped, 0) AS skipped_since_success
+       coalesce(f.skipped, 0) AS skipped_since_success,
+       l.skipped_rows AS last_skipped_rows
   FROM popsell.maintenance_rules() WITH ORDINALITY AS r(rule, position)
   LEFT JOIN LATERAL (
         SELECT m.run_id, m.as_of, m.started_at, m.finished_at, m.affected, m.failed_sqlstate, m.run_by,
-               m.outcome
+               m.outcome, m.skipped_rows
           FROM popsell.maintenance_runs m
          WHERE m.rule OPERATOR(pg_catalog.=) r.rule
          ORDER BY m.id DESC
@@ -871,4 +989,5 @@ COMMENT ON COLUMN popsell.maintenance_status.last_duration IS 'How long the last
 COMMENT ON COLUMN popsell.maintenance_status.last_outcome IS 'done, failed, or skipped (another run held the lock, or a lock held by another session made the rule give up).';
 COMMENT ON COLUMN popsell.maintenance_status.last_success_age IS 'now() minus last_success_at: above a day, the job has stopped running or keeps failing (alert).';
 COMMENT ON COLUMN popsell.maintenance_status.skipped_since_success IS 'Skipped runs of the rule since its last success.';
-COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())).';
+COMMENT ON COLUMN popsell.maintenance_status.due_now IS 'Rows the rule would act on if run now (popsell.maintenance_preview(now())); NULL when counting waited more than half a second for a lock.';
+COMMENT ON COLUMN popsell.maintenance_status.last_skipped_rows IS 'Due rows the last run left because another session held them locked (done by a later run).';

@@ -21,7 +21,7 @@
 ALTER TABLE popsell.settings
     ADD COLUMN signup_confirmation_window interval NOT NULL DEFAULT '7 days'
         CONSTRAINT settings_signup_confirmation_window_floor
-        CHECK (signup_confirmation_window >= '1 day'::interval),
+        CHECK (popsell._is_window(signup_confirmation_window)),
     ADD COLUMN required_ambassador_fields text[] NOT NULL DEFAULT '{}'
         CONSTRAINT settings_required_ambassador_fields_known
         CHECK (required_ambassador_fields OPERATOR(pg_catalog.<@)
@@ -662,16 +662,13 @@ BEGIN
     UPDATE popsell.ambassadors
        SET status = 'leaving', leaving_reason = p_reason, deletion_due_at = due
      WHERE id OPERATOR(pg_catalog.=) a.id;
-    -- its publications still queued are not mailed during the grace
-    -- period (a restore does not bring them back)
-    DELETE FROM popsell.outbox o
-     WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.sent_at IS NULL
-       AND o.kind OPERATOR(pg_catalog.=) 'publication';
+    -- its mail still queued is cancelled by the status change
+    -- (popsell_60_leaving, popsell.ambassadors_leaving)
     RETURN due;
 END
 $$;
 COMMENT ON FUNCTION popsell._start_leaving(popsell.ambassadors, text) IS
-    'Internal: block an ambassador''s access, cancel its queued publications and set its deletion after settings.deletion_grace.';
+    'Internal: block an ambassador''s access (its queued mail is cancelled by the status trigger) and set its deletion after settings.deletion_grace.';
 
 CREATE FUNCTION popsell.unsubscribe_ambassador(ambassador_id bigint) RETURNS timestamptz
     LANGUAGE sql SECURITY DEFINER

@@ -16,6 +16,8 @@ BEGIN
         DELETE FROM popsell.settings WHERE id = NEW.id;
     ELSIF TG_TABLE_NAME = 'hash_keys' THEN
         DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    ELSIF TG_TABLE_NAME = 'maintenance_lock' THEN
+        DELETE FROM popsell.maintenance_lock WHERE id = NEW.id;
     END IF;
     RETURN NEW;
 END
@@ -23,10 +25,13 @@ $$;
 ALTER FUNCTION popsell._restore_singletons() OWNER TO popsell_owner;
 REVOKE ALL ON FUNCTION popsell._restore_singletons() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._restore_singletons() IS
-    'Trigger: while restoring, a restored settings row or key replaces the one the install script created.';
+    'Trigger: while restoring, a restored settings row, key or maintenance guard row replaces the one the install script created.';
 CREATE TRIGGER popsell_10_restore
     BEFORE INSERT ON popsell.settings
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
 CREATE TRIGGER popsell_10_restore
     BEFORE INSERT ON popsell.hash_keys
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.maintenance_lock
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();

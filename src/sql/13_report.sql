@@ -470,7 +470,7 @@ BEGIN
       || '; an invitation unanswered for two windows of '
       || popsell._report_fig('settings.invitation_response_window', s.invitation_response_window::text, 'span')
       || ' counts as a refusal; an email not confirmed within '
-      || popsell._report_fig('settings.email_confirmation_window', s.email_confirmation_window::text, 'span')
+      || popsell._report_fig('settings.email_confirmation_window', coalesce(s.email_confirmation_window, s.invitation_response_window)::text, 'span')
       || ' is deleted; opted-out contacts are kept '
       || popsell._report_fig('settings.optout_retention', s.optout_retention::text, 'span')
       || ' and contacts without activity '
