@@ -1459,7 +1459,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) IS
-    'The person withdraws the brand opt-in (brand_optin no_optin) and/or the partners opt-in (partners_optin false, partners told by a partner_optout outbox row): the unsubscribe link of a brand or partner email. App only; PS200 unknown contact, PS106 NULL argument.';
+    'The person withdraws the brand opt-in (brand_optin no_optin) and/or the partners opt-in (partners_optin false, partners told by a partner_optout outbox row): the unsubscribe link of a brand or partner email. App, and brand staff recording a withdrawal the person asked for on a contact they see; PS200 unknown contact (or one the brand does not see), PS106 NULL argument.';
 
 CREATE OR REPLACE FUNCTION popsell.outbox_rules() RETURNS trigger
     LANGUAGE plpgsql
@@ -1609,13 +1609,6 @@ $$;
 COMMENT ON FUNCTION popsell.object_subject(text) IS
     'GDPR art. 21: the end of all direct marketing to the email: global opt-out (blacklisted by keyed hash, every contact row opted out), brand and partners opt-ins withdrawn (partners told by a partner_optout outbox row), ambassador newsletter off. Returns contact rows opted out.';
 
-DROP POLICY popsell_brand_select ON popsell.contacts;
-CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
-    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin)
-           OR (modified_at OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp()
-               AND modified_by OPERATOR(pg_catalog.=) CURRENT_USER));
-COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
-    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted; a row it withdrew itself stays visible to it for the rest of that statement, so recording a withdrawal the person asked for passes row security.';
 
 -- Only the ambassador's own path invites (v2): not the brand.
 REVOKE EXECUTE ON FUNCTION popsell.send_invitation(bigint) FROM popsell_brand;
@@ -3946,6 +3939,31 @@ COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
 
 GRANT EXECUTE ON FUNCTION popsell.compliance_report(timestamptz)
     TO popsell_brand, popsell_brand_bi, popsell_account_team, popsell_technical;
+
+-- src/updates/1.1--2.0/21_consent_fixes.sql
+-- Consent v2 review fixes.
+
+-- The brand reads only brand-visible contacts; it records a withdrawal
+-- the person asked for with popsell.withdraw_consent (the policy itself is
+-- restated by 13_consent).
+GRANT EXECUTE ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) TO popsell_brand;
+COMMENT ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) IS
+    'The person withdraws the brand opt-in (brand_optin no_optin) and/or the partners opt-in (partners_optin false, partners told by a partner_optout outbox row): the unsubscribe link of a brand or partner email. App, and brand staff recording a withdrawal the person asked for on a contact they see; PS200 unknown contact (or one the brand does not see), PS106 NULL argument.';
+
+CREATE FUNCTION popsell._brand_saw(contact_id bigint) RETURNS boolean
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'brand_saw';
+COMMENT ON FUNCTION popsell._brand_saw(bigint) IS
+    'Internal (brand row security): whether the current statement is a staff UPDATE that changed this contact while the brand saw it (its old version was brand-visible). Brand roles; no errors, false for NULL.';
+GRANT EXECUTE ON FUNCTION popsell._brand_saw(bigint) TO popsell_brand;
+
+-- The brand's contacts policy uses popsell._brand_saw: restated after it.
+DROP POLICY popsell_brand_select ON popsell.contacts;
+CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
+    USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin)
+           OR popsell._brand_saw(id));
+COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
+    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted; a row its own UPDATE changed while it saw it stays visible to it for the rest of that statement (a withdrawal or address change the person asked for passes row security), and rows changed as side effects that it did not see stay hidden.';
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

@@ -36,6 +36,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "storage/proc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -831,6 +833,80 @@ immutable_column(const char *name, int64 id)
 			 errhint("It is set by popsell's functions only; see the README.")));
 }
 
+/* ---------------------------------------------------------------------
+ * Rows the brand saw before its own UPDATE of them
+ *
+ * A brand UPDATE with a WHERE clause needs the new row to pass the
+ * brand's SELECT policy; a withdrawal or an email change the person asked
+ * for hides the row.  The trigger remembers, for the current statement
+ * only, the ids of rows the brand's own DML (PATH_STAFF) changed whose OLD
+ * version the brand saw; popsell._brand_saw(id) lets the policy pass those
+ * and nothing else (rows changed as side effects that the brand did not
+ * see stay hidden).
+ * ---------------------------------------------------------------------
+ */
+static HTAB *brand_saw_ids = NULL;
+static TimestampTz brand_saw_stmt = 0;
+static LocalTransactionId brand_saw_lxid = InvalidLocalTransactionId;
+
+static LocalTransactionId
+current_lxid(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return MyProc->vxid.lxid;
+#else
+	return MyProc->lxid;
+#endif
+}
+
+static bool
+brand_saw_current(void)
+{
+	return brand_saw_ids != NULL &&
+		brand_saw_lxid == current_lxid() &&
+		brand_saw_stmt == GetCurrentStatementStartTimestamp();
+}
+
+static void
+brand_saw_remember(int64 id)
+{
+	bool		found;
+
+	if (!brand_saw_current())
+	{
+		HASHCTL		ctl;
+
+		if (brand_saw_ids != NULL)
+			hash_destroy(brand_saw_ids);
+		brand_saw_ids = NULL;
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(int64);
+		brand_saw_ids = hash_create("popsell brand-seen contacts", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS);
+		brand_saw_lxid = current_lxid();
+		brand_saw_stmt = GetCurrentStatementStartTimestamp();
+	}
+	(void) hash_search(brand_saw_ids, &id, HASH_ENTER, &found);
+}
+
+PG_FUNCTION_INFO_V1(brand_saw);
+
+/* popsell._brand_saw(id): see above; false for NULL. */
+Datum
+brand_saw(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	bool		found = false;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	id = PG_GETARG_INT64(0);
+	if (brand_saw_current())
+		(void) hash_search(brand_saw_ids, &id, HASH_FIND, &found);
+	PG_RETURN_BOOL(found);
+}
+
 static HeapTuple
 contact_update(TriggerData *td, Row *o, Row *r)
 {
@@ -855,6 +931,14 @@ contact_update(TriggerData *td, Row *o, Row *r)
 	id = DatumGetInt64(VAL(o, cols.id));
 	if (datum_changed(o, r, cols.id, desc))
 		immutable_column("id", id);
+	if (path == PATH_STAFF &&
+		!ISNULL(o, cols.restricted) && !DatumGetBool(VAL(o, cols.restricted)) &&
+		!ISNULL(o, cols.source) && !ISNULL(o, cols.brand_optin) && !ISNULL(o, cols.partners_optin) &&
+		!ContactIsPending((ContactSource) EnumIndex(ENUM_SOURCE, DatumGetObjectId(VAL(o, cols.source))),
+						  ISNULL(o, cols.email_confirmed_at)) &&
+		ContactIsBrandVisible((BrandOptin) EnumIndex(ENUM_BRAND, DatumGetObjectId(VAL(o, cols.brand_optin))),
+							  DatumGetBool(VAL(o, cols.partners_optin))))
+		brand_saw_remember(id);
 	if (datum_changed(o, r, cols.source, desc))
 		immutable_column("source", id);
 	if (datum_changed(o, r, cols.created_at, desc) && !superuser())

@@ -647,7 +647,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) IS
-    'The person withdraws the brand opt-in (brand_optin no_optin) and/or the partners opt-in (partners_optin false, partners told by a partner_optout outbox row): the unsubscribe link of a brand or partner email. App only; PS200 unknown contact, PS106 NULL argument.';
+    'The person withdraws the brand opt-in (brand_optin no_optin) and/or the partners opt-in (partners_optin false, partners told by a partner_optout outbox row): the unsubscribe link of a brand or partner email. App, and brand staff recording a withdrawal the person asked for on a contact they see; PS200 unknown contact (or one the brand does not see), PS106 NULL argument.';
 
 CREATE FUNCTION popsell.email_callback(email text, status popsell.email_status)
     RETURNS bigint

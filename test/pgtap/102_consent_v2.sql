@@ -11,7 +11,7 @@
 -- trusted application itself, any other value a role name.  It returns the
 -- statement's first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(59);
+SELECT plan(64);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -184,8 +184,34 @@ SELECT is((SELECT count(*) FROM popsell.outbox WHERE kind::text = 'partner_optou
              AND contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Objector')), 1::bigint,
           'with a partner_optout notice');
 SELECT popsell.collect_contact(1, 'order', '{"first_name":"Support","email":"support@c.test"}', NULL, true);
-SELECT is(act('popsell_brand', $$UPDATE popsell.contacts SET brand_optin = 'no_optin' WHERE first_name = 'Support'$$),
-          'rows=1', 'a support agent records a brand withdrawal even though the row leaves the brand''s view');
+SELECT is(act('popsell_brand', format('SELECT popsell.withdraw_consent(%s)::text', (SELECT id FROM popsell.contacts WHERE first_name = 'Support'))),
+          '', 'a support agent records a brand withdrawal even though the row leaves the brand''s view');
+SELECT is(state((SELECT id FROM popsell.contacts WHERE first_name = 'Support')), 'optin_order,no_optin,false,ok',
+          'the withdrawal is recorded');
+SELECT matches(act('popsell_brand', format('SELECT popsell.withdraw_consent(%s)::text', (SELECT id FROM popsell.contacts WHERE first_name = 'Support'))),
+          '^ERROR PS200: contact [0-9]+ does not exist',
+          'a row the brand does not see is unknown to withdraw_consent');
+SELECT popsell.collect_contact(1, 'order', '{"first_name":"Support2","email":"support2@c.test"}', NULL, true);
+SELECT is(act('popsell_brand', $$UPDATE popsell.contacts SET brand_optin = 'no_optin' WHERE first_name = 'Support2'$$),
+          'rows=1', 'a support agent records a brand withdrawal with a plain UPDATE');
+-- A brand UPDATE whose side effects (a global opt-out spreads to every row
+-- with the email) stamp other rows must not make those rows readable.
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'HiddenSyn', 'syn@c.test')$$);
+SELECT popsell.collect_contact(2, 'order', '{"first_name":"VisibleSyn","email":"vis@c.test"}', NULL, true);
+CREATE FUNCTION public.two(q1 text, q2 text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE r text;
+BEGIN
+    EXECUTE q1;
+    EXECUTE q2 INTO r;
+    RETURN r;
+END $f$;
+SELECT is(act('popsell_brand', $$SELECT public.two('UPDATE popsell.contacts SET email = ''syn@c.test'', ambassador_optin = ''global_optout''
+                                                     WHERE first_name = ''VisibleSyn''',
+                                                   'SELECT count(*)::text FROM popsell.contacts WHERE first_name = ''HiddenSyn''')$$),
+          '0', 'a brand UPDATE''s side effects do not reveal hidden rows (same statement)');
+SELECT is(act('popsell_brand', $$SELECT count(*)::text FROM popsell.contacts WHERE first_name = 'HiddenSyn'$$),
+          '0', 'nor later');
 
 -- ---- C1 (v2) -------------------------------------------------------------
 SELECT is(val(popsell.collect_contact(2, 'brand_sync', '{"first_name":"Synced","email":"synced@c.test","customer_id":"K1"}', NULL, true, true), 'partners_optin'),
