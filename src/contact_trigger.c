@@ -1079,6 +1079,51 @@ contact_update(TriggerData *td, Row *o, Row *r)
 	}
 
 	/*
+	 * C3 (v2): a refusal applies to every row with the email, also to rows
+	 * that held it before the person refused: such a row (still new, so
+	 * never re-confirmed by the person) is not invited.
+	 */
+	if (oldv[FIELD_AMBASSADOR_OPTIN] == AO_NEW &&
+		newv[FIELD_AMBASSADOR_OPTIN] == AO_INVITATION_SENT && !ISNULL(r, cols.email))
+	{
+		if (norm == NULL)
+		{
+			norm = text_to_cstring(DatumGetTextPP(VAL(r, cols.email)));
+			normlen = strlen(norm);
+			reasons = probe_email(norm, normlen);
+		}
+		if (reasons & (1u << BL_INVITATION_REFUSED))
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_SENDING),
+					 errmsg("contact %lld cannot be invited: the person refused invitations to this email",
+							(long long) id),
+					 errdetail("A refusal (declined, no answer, opt-out) is remembered for the email, for every ambassador."),
+					 errhint("Wait for the person to come back through a form or an order.")));
+	}
+
+	/*
+	 * C3 (v2): a brand sync updating a new row whose email was refused
+	 * meanwhile keeps the refusal, as a brand sync inserting it would.
+	 */
+	if (path == PATH_BRAND_SYNC && oldv[FIELD_AMBASSADOR_OPTIN] == AO_NEW &&
+		newv[FIELD_AMBASSADOR_OPTIN] != AO_NEW && !ISNULL(r, cols.email) &&
+		AmbIsOptedIn((AmbOptin) newv[FIELD_AMBASSADOR_OPTIN]))
+	{
+		if (norm == NULL)
+		{
+			norm = text_to_cstring(DatumGetTextPP(VAL(r, cols.email)));
+			normlen = strlen(norm);
+			reasons = probe_email(norm, normlen);
+		}
+		if (reasons & (1u << BL_INVITATION_REFUSED))
+		{
+			newv[FIELD_AMBASSADOR_OPTIN] = AO_INVITATION_DECLINED;
+			row_set(r, cols.ambassador_optin, ObjectIdGetDatum(EnumOid(ENUM_AMB, AO_INVITATION_DECLINED)), false);
+			note = "brand sync: the person refused this email's invitations";
+		}
+	}
+
+	/*
 	 * A global opt-out recorded by a plain UPDATE (staff recording what
 	 * the person asked) is global: the email is blacklisted and every row
 	 * with it follows, at the end of the statement.  popsell's own paths

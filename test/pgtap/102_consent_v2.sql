@@ -11,7 +11,7 @@
 -- trusted application itself, any other value a role name.  It returns the
 -- statement's first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(64);
+SELECT plan(67);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -158,6 +158,28 @@ SELECT popsell.opt_out((SELECT id FROM popsell.contacts WHERE first_name = 'Sile
 SELECT is((SELECT count(*) FROM popsell.blacklist WHERE reason::text = 'invitation_refused'
              AND email_hash = ANY (popsell.email_hashes('silent@c.test'))), 1::bigint,
           'an opt-out of the ambassador''s mail is remembered too');
+
+-- A refusal applies to the rows that already hold the email too.
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'PreHeld', 'pre@c.test')$$);
+SELECT act('amb:2', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (2, 'crm_manual', 'PreDecliner', 'pre@c.test')$$);
+SELECT popsell.send_invitation((SELECT id FROM popsell.contacts WHERE first_name = 'PreDecliner'));
+SELECT popsell.decline_invitation((SELECT id FROM popsell.contacts WHERE first_name = 'PreDecliner'));
+SELECT matches(act('amb:1', format('SELECT popsell.send_invitation(%s)::text', (SELECT id FROM popsell.contacts WHERE first_name = 'PreHeld'))),
+               '^ERROR PS120: ', 'a row that held the email before the refusal is not invited either');
+SELECT is(act('amb:1', format('SELECT string_agg(outcome, '','') FROM popsell.send_invitations(ARRAY[%s]::bigint[])',
+                              (SELECT id FROM popsell.contacts WHERE first_name = 'PreHeld'))),
+          'skipped_refused', 'the batch skips it as refused');
+
+SELECT popsell.collect_contact(2, 'brand_sync', '{"first_name":"SyncPre","email":"syncpre@c.test","customer_id":"KP"}', NULL, false);
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'SyncDecliner', 'syncpre@c.test')$$);
+SELECT popsell.send_invitation((SELECT id FROM popsell.contacts WHERE first_name = 'SyncDecliner'));
+SELECT popsell.decline_invitation((SELECT id FROM popsell.contacts WHERE first_name = 'SyncDecliner'));
+SELECT popsell.collect_contact(2, 'brand_sync', '{"first_name":"SyncPre","email":"syncpre@c.test","customer_id":"KP"}', NULL, true);
+SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'SyncPre'), 'ambassador_optin'), 'invitation_declined',
+          'a brand sync updating a row whose email was refused meanwhile keeps the refusal');
 
 -- ---- withdrawal ----------------------------------------------------------
 SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"Partner","email":"partner@c.test"}', true, true, true);
