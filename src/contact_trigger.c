@@ -1007,8 +1007,8 @@ contact_update(TriggerData *td, Row *o, Row *r)
 	/*
 	 * C2 (v2): consent belongs to an address.  A new address (not a mere
 	 * case or whitespace change: both are normalized) ends the consent the
-	 * old one gave: the ambassador opt-in starts again at new (a refusal
-	 * stays), the brand and partners opt-ins end, and the email status is
+	 * old one gave: the ambassador opt-in starts again at new (a refusal,
+	 * storage_only and social_media_only stay), the brand and partners opt-ins end, and the email status is
 	 * the new address's.  A pending contact stays pending: the new address
 	 * gets its own confirmation (queued by popsell_60_email_changed).
 	 */
@@ -1020,8 +1020,15 @@ contact_update(TriggerData *td, Row *o, Row *r)
 			newv[FIELD_EMAIL_STATUS] = ES_UNVERIFIED;
 		else
 		{
-			if (!AmbIsOptedOut((AmbOptin) newv[FIELD_AMBASSADOR_OPTIN]) ||
-				newv[FIELD_AMBASSADOR_OPTIN] == AO_OPTIN_BLOG_PENDING)
+			/*
+			 * storage_only and social_media_only are what the person said
+			 * (or the source allows), not consent of the old address: they
+			 * stay, so an address change never makes such a row invitable.
+			 */
+			if ((!AmbIsOptedOut((AmbOptin) newv[FIELD_AMBASSADOR_OPTIN]) ||
+				 newv[FIELD_AMBASSADOR_OPTIN] == AO_OPTIN_BLOG_PENDING) &&
+				newv[FIELD_AMBASSADOR_OPTIN] != AO_STORAGE_ONLY &&
+				newv[FIELD_AMBASSADOR_OPTIN] != AO_SOCIAL_MEDIA_ONLY)
 				newv[FIELD_AMBASSADOR_OPTIN] = AO_NEW;
 			newv[FIELD_BRAND_OPTIN] = BO_NO_OPTIN;
 			newv[FIELD_PARTNERS_OPTIN] = 0;

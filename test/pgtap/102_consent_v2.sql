@@ -11,7 +11,7 @@
 -- trusted application itself, any other value a role name.  It returns the
 -- statement's first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(67);
+SELECT plan(68);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -180,6 +180,13 @@ SELECT popsell.decline_invitation((SELECT id FROM popsell.contacts WHERE first_n
 SELECT popsell.collect_contact(2, 'brand_sync', '{"first_name":"SyncPre","email":"syncpre@c.test","customer_id":"KP"}', NULL, true);
 SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'SyncPre'), 'ambassador_optin'), 'invitation_declined',
           'a brand sync updating a row whose email was refused meanwhile keeps the refusal');
+
+-- storage_only stays storage_only through an email change (away and back).
+SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"Stored","email":"stored@c.test"}', false);
+SELECT act('amb:1', $$UPDATE popsell.contacts SET email = 'elsewhere@c.test' WHERE first_name = 'Stored'$$);
+SELECT act('amb:1', $$UPDATE popsell.contacts SET email = 'stored@c.test' WHERE first_name = 'Stored'$$);
+SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'Stored'), 'ambassador_optin'), 'storage_only',
+          'an email change does not make a storage_only contact invitable');
 
 -- ---- withdrawal ----------------------------------------------------------
 SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"Partner","email":"partner@c.test"}', true, true, true);
