@@ -1786,11 +1786,21 @@ BEGIN
                         OR NEW.contact_id IS DISTINCT FROM OLD.contact_id
                         OR NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id
                         OR NEW.payload IS DISTINCT FROM OLD.payload
-                        OR NEW.publication_id IS DISTINCT FROM OLD.publication_id) THEN
+                        OR NEW.publication_id IS DISTINCT FROM OLD.publication_id
+                        OR NEW.id IS DISTINCT FROM OLD.id
+                        OR NEW.created_at IS DISTINCT FROM OLD.created_at) THEN
             RAISE EXCEPTION 'outbox row % cannot be changed once queued', OLD.id
                 USING ERRCODE = 'PS105',
-                      DETAIL = 'kind, contact_id, ambassador_id, publication_id and payload never change; only delivery columns (sent_at) do.',
+                      DETAIL = 'id, kind, contact_id, ambassador_id, publication_id, payload and created_at never change; only sent_at does, once.',
                       HINT = 'Queue a new message instead.';
+        END IF;
+        -- a sent message stays sent: unsetting sent_at would deliver it again
+        IF NOT own AND OLD.sent_at IS NOT NULL AND NEW.sent_at IS DISTINCT FROM OLD.sent_at THEN
+            RAISE EXCEPTION 'outbox row % cannot change sent_at from % to %: it was sent', OLD.id, OLD.sent_at,
+                            coalesce(NEW.sent_at::text, 'NULL')
+                USING ERRCODE = 'PS105',
+                      DETAIL = 'sent_at is set once, from NULL to the delivery time.',
+                      HINT = 'Queue a new message to send it again.';
         END IF;
         RETURN NEW;
     END IF;
@@ -1820,7 +1830,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.outbox_rules() IS
-    'Trigger: outbox rows are immutable once queued (PS105); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
+    'Trigger: outbox rows are immutable once queued, sent_at is set once from NULL (PS105); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
 
 CREATE TRIGGER popsell_40_outbox_rules
     BEFORE INSERT OR UPDATE ON popsell.outbox

@@ -11,7 +11,7 @@
 -- trusted application itself, any other value a role name.  It returns the
 -- statement's first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(68);
+SELECT plan(72);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -277,6 +277,18 @@ SELECT alike(act('popsell_account_team', $$UPDATE popsell.outbox SET contact_id 
 SELECT is(act('app', $$UPDATE popsell.outbox SET sent_at = now() WHERE kind = 'invitation'
                        AND contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')$$), 'rows=1',
           'delivery columns do change');
+SELECT alike(act('app', format('UPDATE popsell.outbox SET sent_at = NULL WHERE id = %s', (SELECT o.id FROM popsell.outbox o
+                          WHERE o.kind = 'invitation' AND o.contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')))),
+          'ERROR PS105%', 'a sent message is never marked unsent (it would be delivered again)');
+SELECT alike(act('app', format('UPDATE popsell.outbox SET sent_at = sent_at + interval ''1 hour'' WHERE id = %s', (SELECT o.id FROM popsell.outbox o
+                          WHERE o.kind = 'invitation' AND o.contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')))),
+          'ERROR PS105%', 'nor its sent_at rewritten');
+SELECT alike(act('popsell_account_team', $$UPDATE popsell.outbox SET created_at = created_at - interval '1 year'
+                                           WHERE contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')$$),
+          'ERROR PS105%', 'staff cannot rewrite created_at');
+SELECT alike(act('popsell_account_team', $$UPDATE popsell.outbox SET id = -id
+                                           WHERE contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')$$),
+          'ERROR PS105%', 'nor the id');
 UPDATE popsell.contacts SET ambassador_optin = 'new' WHERE first_name = 'Target' AND false;  -- no way back to new
 SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
                       VALUES (1, 'crm_manual', 'Waiting', 'waiting@c.test')$$);
