@@ -38,6 +38,7 @@
 #include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "storage/proc.h"
+#include "storage/lmgr.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -336,13 +337,15 @@ check_ambassador_active(int64 amb)
  * with that email are few), comparing their ambassador.
  */
 static void
-check_not_held(Relation heap, int64 amb, const char *norm)
+check_not_held(Relation heap, int64 amb, const char *norm, int64 self_id, bool has_self)
 {
 	Relation	idx;
 	IndexScanDesc scan;
 	ScanKeyData sk;
 	TupleTableSlot *slot;
+	SnapshotData dirty;
 	bool		held = false;
+	TransactionId xwait;
 
 	if (!OidIsValid(cols.email_idx))
 		ereport(ERROR,
@@ -351,7 +354,17 @@ check_not_held(Relation heap, int64 amb, const char *norm)
 				 errhint("Reinstall the extension; popsell's indexes must not be dropped.")));
 	idx = index_open(cols.email_idx, AccessShareLock);
 	slot = table_slot_create(heap, NULL);
-	scan = index_beginscan_compat(heap, idx, GetActiveSnapshot(), 1, 0);
+
+	/*
+	 * A dirty snapshot sees this transaction's rows (also those inserted
+	 * earlier by the same command, e.g. a multi-row INSERT) and rows of
+	 * transactions still in progress: wait for those and look again, as a
+	 * unique index does.
+	 */
+retry:
+	xwait = InvalidTransactionId;
+	InitDirtySnapshot(dirty);
+	scan = index_beginscan_compat(heap, idx, &dirty, 1, 0);
 	/* contacts_email_idx holds lookup keys, not emails (SPEC S11) */
 	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_BYTEAEQ,
 				PointerGetDatum(LookupKeyBytea(cstring_to_text(norm))));
@@ -360,19 +373,31 @@ check_not_held(Relation heap, int64 amb, const char *norm)
 	{
 		bool		isnull;
 		bool		enull;
+		bool		inull;
 		Datum		a = slot_getattr(slot, cols.ambassador_id, &isnull);
 		Datum		e = slot_getattr(slot, cols.email, &enull);
+		Datum		rid = slot_getattr(slot, cols.id, &inull);
 
 		CHECK_FOR_INTERRUPTS();
+		/* an UPDATE's own row (its old version) is not another holder */
+		if (has_self && !inull && DatumGetInt64(rid) == self_id)
+			continue;
 		/* the key is a digest: compare the stored email itself */
 		if (!isnull && DatumGetInt64(a) == amb && !enull &&
 			strcmp(TextDatumGetCString(e), norm) == 0)
 		{
+			xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
 			held = true;
 			break;
 		}
 	}
 	index_endscan(scan);
+	if (held && TransactionIdIsValid(xwait))
+	{
+		held = false;
+		XactLockTableWait(xwait, heap, NULL, XLTW_InsertIndex);
+		goto retry;
+	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	if (held)
@@ -749,7 +774,7 @@ contact_insert(TriggerData *td, Row *r)
 	/* C3 (v2): an ambassador enters each email once */
 	if (norm != NULL && (src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT) &&
 		!ISNULL(r, cols.ambassador_id))
-		check_not_held(td->tg_relation, DatumGetInt64(VAL(r, cols.ambassador_id)), norm);
+		check_not_held(td->tg_relation, DatumGetInt64(VAL(r, cols.ambassador_id)), norm, 0, false);
 
 	row_set(r, cols.ambassador_optin, ObjectIdGetDatum(EnumOid(ENUM_AMB, init.amb)), false);
 	row_set(r, cols.brand_optin, ObjectIdGetDatum(EnumOid(ENUM_BRAND, init.brand)), false);
@@ -1043,6 +1068,11 @@ contact_update(TriggerData *td, Row *o, Row *r)
 				ObjectIdGetDatum(EnumOid(ENUM_EMAIL_STATUS, newv[FIELD_EMAIL_STATUS])), false);
 		note = "email changed: the old address's consent ends";
 	}
+
+	/* C3 (v2): an ambassador holds each email once, also after an edit */
+	if (email_changed && norm != NULL &&
+		(src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT) && !ISNULL(r, cols.ambassador_id))
+		check_not_held(td->tg_relation, DatumGetInt64(VAL(r, cols.ambassador_id)), norm, id, true);
 
 	if (norm != NULL)
 	{

@@ -11,7 +11,7 @@
 -- trusted application itself, any other value a role name.  It returns the
 -- statement's first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(72);
+SELECT plan(74);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -187,6 +187,16 @@ SELECT act('amb:1', $$UPDATE popsell.contacts SET email = 'elsewhere@c.test' WHE
 SELECT act('amb:1', $$UPDATE popsell.contacts SET email = 'stored@c.test' WHERE first_name = 'Stored'$$);
 SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'Stored'), 'ambassador_optin'), 'storage_only',
           'an email change does not make a storage_only contact invitable');
+
+-- The per-ambassador duplicate check (PS109) holds for an UPDATE of the
+-- email and for rows of the same INSERT.
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'DupA', 'dup-a@c.test'), (1, 'crm_manual', 'DupB', 'dup-b@c.test')$$);
+SELECT alike(act('amb:1', $$UPDATE popsell.contacts SET email = 'dup-a@c.test' WHERE first_name = 'DupB'$$),
+             'ERROR PS109%', 'an UPDATE to an address the ambassador already holds is refused');
+SELECT alike(act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                            VALUES (1, 'crm_manual', 'DupC', 'dup-c@c.test'), (1, 'crm_manual', 'DupC2', 'DUP-C@c.test')$$),
+             'ERROR PS109%', 'two rows of one INSERT with the same address are refused');
 
 -- ---- withdrawal ----------------------------------------------------------
 SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"Partner","email":"partner@c.test"}', true, true, true);
