@@ -1452,10 +1452,7 @@ BEGIN
      WHERE x.id = c.id
        AND (withdraw_consent.brand AND x.brand_optin NOT IN ('no_optin', 'storage_only')
             OR withdraw_consent.partners AND x.partners_optin);
-    IF withdraw_consent.partners AND c.partners_optin THEN
-        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-        VALUES ('partner_optout', c.ambassador_id, c.id, '{}');
-    END IF;
+    -- partners are told by popsell_60_partners_ended
 END
 $$;
 COMMENT ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) IS
@@ -1594,20 +1591,14 @@ DECLARE
 BEGIN
     n := popsell._blacklist_add(e, 'global_optout');
     -- (v2) the end of all direct marketing: brand and partners opt-ins
-    -- too, and the partners are told.
-    WITH w AS (
-        UPDATE popsell.contacts c
-           SET brand_optin = CASE WHEN c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[])
-                                  THEN 'no_optin'::popsell.brand_optin ELSE c.brand_optin END,
-               partners_optin = false
-          FROM popsell.contacts o
-         WHERE o.id OPERATOR(pg_catalog.=) c.id
-           AND c.email OPERATOR(pg_catalog.=) e
-           AND (c.partners_optin
-                OR c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[]))
-        RETURNING c.id, c.ambassador_id, o.partners_optin AS had_partners)
-    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-    SELECT 'partner_optout', w.ambassador_id, w.id, '{}'::jsonb FROM w WHERE w.had_partners;
+    -- too (the partners are told by popsell_60_partners_ended).
+    UPDATE popsell.contacts c
+       SET brand_optin = CASE WHEN c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[])
+                              THEN 'no_optin'::popsell.brand_optin ELSE c.brand_optin END,
+           partners_optin = false
+     WHERE c.email OPERATOR(pg_catalog.=) e
+       AND (c.partners_optin
+            OR c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[]));
     UPDATE popsell.ambassadors a SET newsletter_optin = false
      WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
     GET DIAGNOSTICS m = ROW_COUNT;
@@ -3974,6 +3965,29 @@ CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_bra
            OR popsell._brand_saw(id));
 COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
     'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted; a row its own UPDATE changed while it saw it stays visible to it for the rest of that statement (a withdrawal or address change the person asked for passes row security), and rows changed as side effects that it did not see stay hidden.';
+
+-- Partners are told of every end of a partners opt-in (withdraw_consent
+-- and object_subject, restated by 13_consent, leave it to this trigger).
+CREATE OR REPLACE FUNCTION popsell.contacts_partners_ended() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    VALUES ('partner_optout', NEW.ambassador_id, NEW.id, '{}');
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_partners_ended() IS
+    'Trigger: a contact''s partners opt-in ended (true to false, by any path): the partners are told by a partner_optout outbox row.';
+
+CREATE TRIGGER popsell_60_partners_ended
+    AFTER UPDATE ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.partners_optin AND NOT NEW.partners_optin)
+    EXECUTE FUNCTION popsell.contacts_partners_ended();
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

@@ -1598,10 +1598,7 @@ BEGIN
      WHERE x.id = c.id
        AND (withdraw_consent.brand AND x.brand_optin NOT IN ('no_optin', 'storage_only')
             OR withdraw_consent.partners AND x.partners_optin);
-    IF withdraw_consent.partners AND c.partners_optin THEN
-        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-        VALUES ('partner_optout', c.ambassador_id, c.id, '{}');
-    END IF;
+    -- partners are told by popsell_60_partners_ended
 END
 $$;
 COMMENT ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) IS
@@ -1868,6 +1865,30 @@ CREATE TRIGGER popsell_60_email_changed
     AFTER UPDATE OF email ON popsell.contacts
     FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)
     EXECUTE FUNCTION popsell.contacts_email_changed();
+
+-- (v2) Partners are told whenever a partners opt-in ends, whatever the
+-- path (withdrawal, objection, staff UPDATE, an email change): once per
+-- end, from this trigger only.
+CREATE FUNCTION popsell.contacts_partners_ended() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    VALUES ('partner_optout', NEW.ambassador_id, NEW.id, '{}');
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_partners_ended() IS
+    'Trigger: a contact''s partners opt-in ended (true to false, by any path): the partners are told by a partner_optout outbox row.';
+
+CREATE TRIGGER popsell_60_partners_ended
+    AFTER UPDATE ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.partners_optin AND NOT NEW.partners_optin)
+    EXECUTE FUNCTION popsell.contacts_partners_ended();
 
 -- (v2) Mail queued for an ambassador who starts leaving, and not yet sent,
 -- is cancelled then (file deletions and partner notices stay).
@@ -5178,20 +5199,14 @@ DECLARE
 BEGIN
     n := popsell._blacklist_add(e, 'global_optout');
     -- (v2) the end of all direct marketing: brand and partners opt-ins
-    -- too, and the partners are told.
-    WITH w AS (
-        UPDATE popsell.contacts c
-           SET brand_optin = CASE WHEN c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[])
-                                  THEN 'no_optin'::popsell.brand_optin ELSE c.brand_optin END,
-               partners_optin = false
-          FROM popsell.contacts o
-         WHERE o.id OPERATOR(pg_catalog.=) c.id
-           AND c.email OPERATOR(pg_catalog.=) e
-           AND (c.partners_optin
-                OR c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[]))
-        RETURNING c.id, c.ambassador_id, o.partners_optin AS had_partners)
-    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-    SELECT 'partner_optout', w.ambassador_id, w.id, '{}'::jsonb FROM w WHERE w.had_partners;
+    -- too (the partners are told by popsell_60_partners_ended).
+    UPDATE popsell.contacts c
+       SET brand_optin = CASE WHEN c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[])
+                              THEN 'no_optin'::popsell.brand_optin ELSE c.brand_optin END,
+           partners_optin = false
+     WHERE c.email OPERATOR(pg_catalog.=) e
+       AND (c.partners_optin
+            OR c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[]));
     UPDATE popsell.ambassadors a SET newsletter_optin = false
      WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
     GET DIAGNOSTICS m = ROW_COUNT;

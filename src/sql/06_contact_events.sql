@@ -640,10 +640,7 @@ BEGIN
      WHERE x.id = c.id
        AND (withdraw_consent.brand AND x.brand_optin NOT IN ('no_optin', 'storage_only')
             OR withdraw_consent.partners AND x.partners_optin);
-    IF withdraw_consent.partners AND c.partners_optin THEN
-        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-        VALUES ('partner_optout', c.ambassador_id, c.id, '{}');
-    END IF;
+    -- partners are told by popsell_60_partners_ended
 END
 $$;
 COMMENT ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) IS
@@ -910,6 +907,30 @@ CREATE TRIGGER popsell_60_email_changed
     AFTER UPDATE OF email ON popsell.contacts
     FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)
     EXECUTE FUNCTION popsell.contacts_email_changed();
+
+-- (v2) Partners are told whenever a partners opt-in ends, whatever the
+-- path (withdrawal, objection, staff UPDATE, an email change): once per
+-- end, from this trigger only.
+CREATE FUNCTION popsell.contacts_partners_ended() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    VALUES ('partner_optout', NEW.ambassador_id, NEW.id, '{}');
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_partners_ended() IS
+    'Trigger: a contact''s partners opt-in ended (true to false, by any path): the partners are told by a partner_optout outbox row.';
+
+CREATE TRIGGER popsell_60_partners_ended
+    AFTER UPDATE ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.partners_optin AND NOT NEW.partners_optin)
+    EXECUTE FUNCTION popsell.contacts_partners_ended();
 
 -- (v2) Mail queued for an ambassador who starts leaving, and not yet sent,
 -- is cancelled then (file deletions and partner notices stay).

@@ -11,7 +11,7 @@
 -- trusted application itself, any other value a role name.  It returns the
 -- statement's first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(74);
+SELECT plan(77);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -197,6 +197,20 @@ SELECT alike(act('amb:1', $$UPDATE popsell.contacts SET email = 'dup-a@c.test' W
 SELECT alike(act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
                             VALUES (1, 'crm_manual', 'DupC', 'dup-c@c.test'), (1, 'crm_manual', 'DupC2', 'DUP-C@c.test')$$),
              'ERROR PS109%', 'two rows of one INSERT with the same address are refused');
+
+-- Partners are told of every end of a partners opt-in, whatever the path.
+SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"PartnerEdit","email":"pedit@c.test"}', true, true, true);
+SELECT act('amb:1', $$UPDATE popsell.contacts SET email = 'pedit2@c.test' WHERE first_name = 'PartnerEdit'$$);
+SELECT is((SELECT count(*) FROM popsell.outbox WHERE kind::text = 'partner_optout'
+             AND contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'PartnerEdit')), 1::bigint,
+          'an email change ending the partners opt-in queues one partner_optout');
+SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"PartnerStaff","email":"pstaff@c.test"}', true, true, true);
+SELECT act('popsell_brand', $$UPDATE popsell.contacts SET partners_optin = false WHERE first_name = 'PartnerStaff'$$);
+SELECT is((SELECT count(*) FROM popsell.outbox WHERE kind::text = 'partner_optout'
+             AND contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'PartnerStaff')), 1::bigint,
+          'a staff UPDATE ending the partners opt-in queues one partner_optout');
+SELECT is((SELECT count(*) FROM popsell.transition_rules() WHERE field = 'partners_optin' AND to_states = 'true'), 0::bigint,
+          'no path turns partners_optin on after collection');
 
 -- ---- withdrawal ----------------------------------------------------------
 SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"Partner","email":"partner@c.test"}', true, true, true);

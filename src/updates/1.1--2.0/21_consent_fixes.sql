@@ -16,3 +16,12 @@ GRANT EXECUTE ON FUNCTION popsell._brand_saw(bigint) TO popsell_brand;
 
 -- The brand's contacts policy uses popsell._brand_saw: restated after it.
 -- @restate policy:popsell_brand_select:contacts
+
+-- Partners are told of every end of a partners opt-in (withdraw_consent
+-- and object_subject, restated by 13_consent, leave it to this trigger).
+-- @restate function:contacts_partners_ended
+
+CREATE TRIGGER popsell_60_partners_ended
+    AFTER UPDATE ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.partners_optin AND NOT NEW.partners_optin)
+    EXECUTE FUNCTION popsell.contacts_partners_ended();
