@@ -634,11 +634,11 @@ BEGIN
     END IF;
     UPDATE popsell.contacts x
        SET brand_optin = CASE WHEN withdraw_consent.brand
-                               AND x.brand_optin NOT IN ('no_optin', 'storage_only')
+                               AND x.brand_optin <> 'no_optin'
                               THEN 'no_optin' ELSE x.brand_optin END,
            partners_optin = CASE WHEN withdraw_consent.partners THEN false ELSE x.partners_optin END
      WHERE x.id = c.id
-       AND (withdraw_consent.brand AND x.brand_optin NOT IN ('no_optin', 'storage_only')
+       AND (withdraw_consent.brand AND x.brand_optin <> 'no_optin'
             OR withdraw_consent.partners AND x.partners_optin);
     -- partners are told by popsell_60_partners_ended
 END

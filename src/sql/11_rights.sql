@@ -243,12 +243,11 @@ BEGIN
     -- (v2) the end of all direct marketing: brand and partners opt-ins
     -- too (the partners are told by popsell_60_partners_ended).
     UPDATE popsell.contacts c
-       SET brand_optin = CASE WHEN c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[])
-                              THEN 'no_optin'::popsell.brand_optin ELSE c.brand_optin END,
+       SET brand_optin = 'no_optin'::popsell.brand_optin,
            partners_optin = false
      WHERE c.email OPERATOR(pg_catalog.=) e
        AND (c.partners_optin
-            OR c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[]));
+            OR c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin);
     UPDATE popsell.ambassadors a SET newsletter_optin = false
      WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
     GET DIAGNOSTICS m = ROW_COUNT;

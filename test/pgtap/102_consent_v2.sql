@@ -11,7 +11,7 @@
 -- trusted application itself, any other value a role name.  It returns the
 -- statement's first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(77);
+SELECT plan(80);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -265,6 +265,20 @@ SELECT is(act('popsell_brand', $$SELECT public.two('UPDATE popsell.contacts SET 
           '0', 'a brand UPDATE''s side effects do not reveal hidden rows (same statement)');
 SELECT is(act('popsell_brand', $$SELECT count(*)::text FROM popsell.contacts WHERE first_name = 'HiddenSyn'$$),
           '0', 'nor later');
+
+-- A withdrawal or an objection ends storage_only too (the brand no longer sees the row).
+SELECT popsell.collect_contact(1, 'order', '{"first_name":"StoredOrder","email":"storedorder@c.test"}', NULL, false);
+SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'StoredOrder'), 'brand_optin'), 'storage_only',
+          'an order without the brand box is storage_only for the brand');
+SELECT act('app', format('SELECT popsell.withdraw_consent(%s)::text', (SELECT id FROM popsell.contacts WHERE first_name = 'StoredOrder')));
+SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'StoredOrder'), 'brand_optin'), 'no_optin',
+          'withdraw_consent leaves no_optin, not storage_only');
+SELECT popsell.collect_contact(1, 'order', '{"first_name":"StoredObj","email":"storedobj@c.test"}', NULL, false);
+SET LOCAL ROLE popsell_account_team;
+SELECT popsell.object_subject('storedobj@c.test');
+RESET ROLE;
+SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'StoredObj'), 'brand_optin'), 'no_optin',
+          'object_subject leaves no_optin, not storage_only');
 
 -- ---- C1 (v2) -------------------------------------------------------------
 SELECT is(val(popsell.collect_contact(2, 'brand_sync', '{"first_name":"Synced","email":"synced@c.test","customer_id":"K1"}', NULL, true, true), 'partners_optin'),
