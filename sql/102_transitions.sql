@@ -134,10 +134,12 @@ SELECT pg_temp.state(:mig), pg_temp.last_event(:mig);
 SELECT popsell.collect_contact(2, 'brand_sync', '{"email": "bs@t102.example.test"}', NULL, false) AS bs \gset
 BEGIN;
 SET LOCAL popsell.actor = 'brand_sync';
-UPDATE popsell.contacts SET ambassador_optin = 'optin_brand_imported', brand_optin = 'optin_brand_database',
-                            partners_optin = true WHERE id = :bs;
+UPDATE popsell.contacts SET ambassador_optin = 'optin_brand_imported', brand_optin = 'optin_brand_database'
+ WHERE id = :bs;
+-- (v2) a partners opt-in comes only from popsell's own forms: never from the brand sync
+SELECT pg_temp.try(format('UPDATE popsell.contacts SET partners_optin = true WHERE id = %s', :bs)) AS brand_sync_sets_partners;
 SELECT pg_temp.state(:bs), pg_temp.last_event(:bs);
-UPDATE popsell.contacts SET brand_optin = 'storage_only', partners_optin = false WHERE id = :bs;
+UPDATE popsell.contacts SET brand_optin = 'storage_only' WHERE id = :bs;
 SELECT pg_temp.state(:bs), pg_temp.last_event(:bs);
 -- not for contacts from another source
 SELECT pg_temp.try(format('UPDATE popsell.contacts SET ambassador_optin = %L WHERE id = %s', 'optin_brand_imported', :mig)) AS brand_sync_on_crm;

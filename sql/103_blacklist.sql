@@ -108,7 +108,10 @@ SELECT popsell.opt_out(:ne, true);
 SELECT ambassador_optin, (SELECT count(*) FROM popsell.blacklist) AS blacklist_entries FROM popsell.contacts WHERE id = :ne;
 
 -- Changing a contact's email to a globally opted-out one opts the row out.
-SELECT popsell.collect_contact(1, 'crm_manual', '{"email": "e@t103.example.test"}') AS ce \gset
+-- (an ambassador who does not hold it yet: one holds each email once)
+INSERT INTO popsell.ambassadors (id, kind, status, terms_accepted_at, first_name, email)
+VALUES (6, 'customer', 'active', now(), 'Fay', 'fay@amb.test');
+SELECT popsell.collect_contact(6, 'crm_manual', '{"email": "e@t103.example.test"}') AS ce \gset
 UPDATE popsell.contacts SET email = 'A@t103.example.test' WHERE id = :ce;
 SELECT ambassador_optin, email FROM popsell.contacts WHERE id = :ce;
 SELECT note FROM popsell.consent_events WHERE contact_id = :ce ORDER BY id DESC LIMIT 1;
@@ -127,7 +130,7 @@ SELECT r AS reason, s AS source,
 INSERT INTO popsell.contacts (ambassador_id, source, email, email_status)
 VALUES (1, 'order', 'spam@bl.t103.example.test', 'ok') RETURNING email_status;
 -- ... nor an UPDATE of the email to a blacklisted one.
-SELECT popsell.collect_contact(1, 'crm_manual', '{"email": "f@t103.example.test"}') AS cf \gset
+SELECT popsell.collect_contact(6, 'crm_manual', '{"email": "f@t103.example.test"}') AS cf \gset
 UPDATE popsell.contacts SET email = 'blocked@bl.t103.example.test' WHERE id = :cf;
 SELECT email_status FROM popsell.contacts WHERE id = :cf;
 -- ... and a soft bounce is not blacklisted.

@@ -435,6 +435,9 @@ static const TransitionRule rules[] = {
 	{FIELD_BRAND_OPTIN, BO_OPTED_IN, B(BO_NO_OPTIN) | B(BO_STORAGE_ONLY),
 	 OPTOUT_RECORDERS, 0,
 	 "the contact withdraws the brand opt-in"},
+	{FIELD_BRAND_OPTIN, B(BO_STORAGE_ONLY), B(BO_NO_OPTIN),
+	 OPTOUT_RECORDERS, 0,
+	 "the contact withdraws the brand's storage of its data"},
 	{FIELD_BRAND_OPTIN, B(BO_NO_OPTIN) | B(BO_STORAGE_ONLY), B(BO_OPTIN_BRAND_DATABASE),
 	 P(BRAND_SYNC), S(BRAND_SYNC),
 	 "the brand's database sends the contact's opt-in"},
@@ -442,9 +445,7 @@ static const TransitionRule rules[] = {
 	{FIELD_PARTNERS_OPTIN, B(1), B(0),
 	 OPTOUT_RECORDERS, 0,
 	 "the contact withdraws the partners opt-in"},
-	{FIELD_PARTNERS_OPTIN, B(0), B(1),
-	 P(BRAND_SYNC), S(BRAND_SYNC),
-	 "the brand's database sends the contact's partners opt-in"},
+	/* (v2) no path turns partners_optin on: only popsell's own forms do, at collection */
 	/* email_status */
 	{FIELD_EMAIL_STATUS, B(ES_UNVERIFIED), B(ES_OK),
 	 P(CONFIRM_EMAIL), 0,

@@ -36,6 +36,9 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "storage/proc.h"
+#include "storage/lmgr.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -334,13 +337,15 @@ check_ambassador_active(int64 amb)
  * with that email are few), comparing their ambassador.
  */
 static void
-check_not_held(Relation heap, int64 amb, const char *norm)
+check_not_held(Relation heap, int64 amb, const char *norm, int64 self_id, bool has_self)
 {
 	Relation	idx;
 	IndexScanDesc scan;
 	ScanKeyData sk;
 	TupleTableSlot *slot;
+	SnapshotData dirty;
 	bool		held = false;
+	TransactionId xwait;
 
 	if (!OidIsValid(cols.email_idx))
 		ereport(ERROR,
@@ -349,7 +354,17 @@ check_not_held(Relation heap, int64 amb, const char *norm)
 				 errhint("Reinstall the extension; popsell's indexes must not be dropped.")));
 	idx = index_open(cols.email_idx, AccessShareLock);
 	slot = table_slot_create(heap, NULL);
-	scan = index_beginscan_compat(heap, idx, GetActiveSnapshot(), 1, 0);
+
+	/*
+	 * A dirty snapshot sees this transaction's rows (also those inserted
+	 * earlier by the same command, e.g. a multi-row INSERT) and rows of
+	 * transactions still in progress: wait for those and look again, as a
+	 * unique index does.
+	 */
+retry:
+	xwait = InvalidTransactionId;
+	InitDirtySnapshot(dirty);
+	scan = index_beginscan_compat(heap, idx, &dirty, 1, 0);
 	/* contacts_email_idx holds lookup keys, not emails (SPEC S11) */
 	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_BYTEAEQ,
 				PointerGetDatum(LookupKeyBytea(cstring_to_text(norm))));
@@ -358,19 +373,31 @@ check_not_held(Relation heap, int64 amb, const char *norm)
 	{
 		bool		isnull;
 		bool		enull;
+		bool		inull;
 		Datum		a = slot_getattr(slot, cols.ambassador_id, &isnull);
 		Datum		e = slot_getattr(slot, cols.email, &enull);
+		Datum		rid = slot_getattr(slot, cols.id, &inull);
 
 		CHECK_FOR_INTERRUPTS();
+		/* an UPDATE's own row (its old version) is not another holder */
+		if (has_self && !inull && DatumGetInt64(rid) == self_id)
+			continue;
 		/* the key is a digest: compare the stored email itself */
 		if (!isnull && DatumGetInt64(a) == amb && !enull &&
 			strcmp(TextDatumGetCString(e), norm) == 0)
 		{
+			xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
 			held = true;
 			break;
 		}
 	}
 	index_endscan(scan);
+	if (held && TransactionIdIsValid(xwait))
+	{
+		held = false;
+		XactLockTableWait(xwait, heap, NULL, XLTW_InsertIndex);
+		goto retry;
+	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	if (held)
@@ -805,7 +832,7 @@ contact_insert(TriggerData *td, Row *r)
 	/* C3 (v2): an ambassador enters each email once */
 	if (norm != NULL && (src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT) &&
 		!ISNULL(r, cols.ambassador_id))
-		check_not_held(td->tg_relation, DatumGetInt64(VAL(r, cols.ambassador_id)), norm);
+		check_not_held(td->tg_relation, DatumGetInt64(VAL(r, cols.ambassador_id)), norm, 0, false);
 
 	row_set(r, cols.ambassador_optin, ObjectIdGetDatum(EnumOid(ENUM_AMB, init.amb)), false);
 	row_set(r, cols.brand_optin, ObjectIdGetDatum(EnumOid(ENUM_BRAND, init.brand)), false);
@@ -890,6 +917,80 @@ immutable_column(const char *name, int64 id)
 			 errhint("It is set by popsell's functions only; see the README.")));
 }
 
+/* ---------------------------------------------------------------------
+ * Rows the brand saw before its own UPDATE of them
+ *
+ * A brand UPDATE with a WHERE clause needs the new row to pass the
+ * brand's SELECT policy; a withdrawal or an email change the person asked
+ * for hides the row.  The trigger remembers, for the current statement
+ * only, the ids of rows the brand's own DML (PATH_STAFF) changed whose OLD
+ * version the brand saw; popsell._brand_saw(id) lets the policy pass those
+ * and nothing else (rows changed as side effects that the brand did not
+ * see stay hidden).
+ * ---------------------------------------------------------------------
+ */
+static HTAB *brand_saw_ids = NULL;
+static TimestampTz brand_saw_stmt = 0;
+static LocalTransactionId brand_saw_lxid = InvalidLocalTransactionId;
+
+static LocalTransactionId
+current_lxid(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return MyProc->vxid.lxid;
+#else
+	return MyProc->lxid;
+#endif
+}
+
+static bool
+brand_saw_current(void)
+{
+	return brand_saw_ids != NULL &&
+		brand_saw_lxid == current_lxid() &&
+		brand_saw_stmt == GetCurrentStatementStartTimestamp();
+}
+
+static void
+brand_saw_remember(int64 id)
+{
+	bool		found;
+
+	if (!brand_saw_current())
+	{
+		HASHCTL		ctl;
+
+		if (brand_saw_ids != NULL)
+			hash_destroy(brand_saw_ids);
+		brand_saw_ids = NULL;
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(int64);
+		brand_saw_ids = hash_create("popsell brand-seen contacts", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS);
+		brand_saw_lxid = current_lxid();
+		brand_saw_stmt = GetCurrentStatementStartTimestamp();
+	}
+	(void) hash_search(brand_saw_ids, &id, HASH_ENTER, &found);
+}
+
+PG_FUNCTION_INFO_V1(brand_saw);
+
+/* popsell._brand_saw(id): see above; false for NULL. */
+Datum
+brand_saw(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	bool		found = false;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	id = PG_GETARG_INT64(0);
+	if (brand_saw_current())
+		(void) hash_search(brand_saw_ids, &id, HASH_FIND, &found);
+	PG_RETURN_BOOL(found);
+}
+
 static HeapTuple
 contact_update(TriggerData *td, Row *o, Row *r)
 {
@@ -914,6 +1015,14 @@ contact_update(TriggerData *td, Row *o, Row *r)
 	id = DatumGetInt64(VAL(o, cols.id));
 	if (datum_changed(o, r, cols.id, desc))
 		immutable_column("id", id);
+	if (path == PATH_STAFF &&
+		!ISNULL(o, cols.restricted) && !DatumGetBool(VAL(o, cols.restricted)) &&
+		!ISNULL(o, cols.source) && !ISNULL(o, cols.brand_optin) && !ISNULL(o, cols.partners_optin) &&
+		!ContactIsPending((ContactSource) EnumIndex(ENUM_SOURCE, DatumGetObjectId(VAL(o, cols.source))),
+						  ISNULL(o, cols.email_confirmed_at)) &&
+		ContactIsBrandVisible((BrandOptin) EnumIndex(ENUM_BRAND, DatumGetObjectId(VAL(o, cols.brand_optin))),
+							  DatumGetBool(VAL(o, cols.partners_optin))))
+		brand_saw_remember(id);
 	if (datum_changed(o, r, cols.source, desc))
 		immutable_column("source", id);
 	if (datum_changed(o, r, cols.created_at, desc) && !superuser())
@@ -982,8 +1091,8 @@ contact_update(TriggerData *td, Row *o, Row *r)
 	/*
 	 * C2 (v2): consent belongs to an address.  A new address (not a mere
 	 * case or whitespace change: both are normalized) ends the consent the
-	 * old one gave: the ambassador opt-in starts again at new (a refusal
-	 * stays), the brand and partners opt-ins end, and the email status is
+	 * old one gave: the ambassador opt-in starts again at new (a refusal,
+	 * storage_only and social_media_only stay), the brand and partners opt-ins end, and the email status is
 	 * the new address's.  A pending contact stays pending: the new address
 	 * gets its own confirmation (queued by popsell_60_email_changed).
 	 */
@@ -995,8 +1104,15 @@ contact_update(TriggerData *td, Row *o, Row *r)
 			newv[FIELD_EMAIL_STATUS] = ES_UNVERIFIED;
 		else
 		{
-			if (!AmbIsOptedOut((AmbOptin) newv[FIELD_AMBASSADOR_OPTIN]) ||
-				newv[FIELD_AMBASSADOR_OPTIN] == AO_OPTIN_BLOG_PENDING)
+			/*
+			 * storage_only and social_media_only are what the person said
+			 * (or the source allows), not consent of the old address: they
+			 * stay, so an address change never makes such a row invitable.
+			 */
+			if ((!AmbIsOptedOut((AmbOptin) newv[FIELD_AMBASSADOR_OPTIN]) ||
+				 newv[FIELD_AMBASSADOR_OPTIN] == AO_OPTIN_BLOG_PENDING) &&
+				newv[FIELD_AMBASSADOR_OPTIN] != AO_STORAGE_ONLY &&
+				newv[FIELD_AMBASSADOR_OPTIN] != AO_SOCIAL_MEDIA_ONLY)
 				newv[FIELD_AMBASSADOR_OPTIN] = AO_NEW;
 			newv[FIELD_BRAND_OPTIN] = BO_NO_OPTIN;
 			newv[FIELD_PARTNERS_OPTIN] = 0;
@@ -1011,6 +1127,11 @@ contact_update(TriggerData *td, Row *o, Row *r)
 				ObjectIdGetDatum(EnumOid(ENUM_EMAIL_STATUS, newv[FIELD_EMAIL_STATUS])), false);
 		note = "email changed: the old address's consent ends";
 	}
+
+	/* C3 (v2): an ambassador holds each email once, also after an edit */
+	if (email_changed && norm != NULL &&
+		(src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT) && !ISNULL(r, cols.ambassador_id))
+		check_not_held(td->tg_relation, DatumGetInt64(VAL(r, cols.ambassador_id)), norm, id, true);
 
 	if (norm != NULL)
 	{
@@ -1051,6 +1172,51 @@ contact_update(TriggerData *td, Row *o, Row *r)
 			oldv[FIELD_AMBASSADOR_OPTIN] == AO_OPTIN_BLOG_PENDING &&
 			AmbIsOptedIn((AmbOptin) newv[FIELD_AMBASSADOR_OPTIN]))
 			note = "the contact's own confirmed consent lifts the global opt-out for this row";
+	}
+
+	/*
+	 * C3 (v2): a refusal applies to every row with the email, also to rows
+	 * that held it before the person refused: such a row (still new, so
+	 * never re-confirmed by the person) is not invited.
+	 */
+	if (oldv[FIELD_AMBASSADOR_OPTIN] == AO_NEW &&
+		newv[FIELD_AMBASSADOR_OPTIN] == AO_INVITATION_SENT && !ISNULL(r, cols.email))
+	{
+		if (norm == NULL)
+		{
+			norm = text_to_cstring(DatumGetTextPP(VAL(r, cols.email)));
+			normlen = strlen(norm);
+			reasons = probe_email(norm, normlen);
+		}
+		if (reasons & (1u << BL_INVITATION_REFUSED))
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_SENDING),
+					 errmsg("contact %lld cannot be invited: the person refused invitations to this email",
+							(long long) id),
+					 errdetail("A refusal (declined, no answer, opt-out) is remembered for the email, for every ambassador."),
+					 errhint("Wait for the person to come back through a form or an order.")));
+	}
+
+	/*
+	 * C3 (v2): a brand sync updating a new row whose email was refused
+	 * meanwhile keeps the refusal, as a brand sync inserting it would.
+	 */
+	if (path == PATH_BRAND_SYNC && oldv[FIELD_AMBASSADOR_OPTIN] == AO_NEW &&
+		newv[FIELD_AMBASSADOR_OPTIN] != AO_NEW && !ISNULL(r, cols.email) &&
+		AmbIsOptedIn((AmbOptin) newv[FIELD_AMBASSADOR_OPTIN]))
+	{
+		if (norm == NULL)
+		{
+			norm = text_to_cstring(DatumGetTextPP(VAL(r, cols.email)));
+			normlen = strlen(norm);
+			reasons = probe_email(norm, normlen);
+		}
+		if (reasons & (1u << BL_INVITATION_REFUSED))
+		{
+			newv[FIELD_AMBASSADOR_OPTIN] = AO_INVITATION_DECLINED;
+			row_set(r, cols.ambassador_optin, ObjectIdGetDatum(EnumOid(ENUM_AMB, AO_INVITATION_DECLINED)), false);
+			note = "brand sync: the person refused this email's invitations";
+		}
 	}
 
 	/*

@@ -634,20 +634,17 @@ BEGIN
     END IF;
     UPDATE popsell.contacts x
        SET brand_optin = CASE WHEN withdraw_consent.brand
-                               AND x.brand_optin NOT IN ('no_optin', 'storage_only')
+                               AND x.brand_optin <> 'no_optin'
                               THEN 'no_optin' ELSE x.brand_optin END,
            partners_optin = CASE WHEN withdraw_consent.partners THEN false ELSE x.partners_optin END
      WHERE x.id = c.id
-       AND (withdraw_consent.brand AND x.brand_optin NOT IN ('no_optin', 'storage_only')
+       AND (withdraw_consent.brand AND x.brand_optin <> 'no_optin'
             OR withdraw_consent.partners AND x.partners_optin);
-    IF withdraw_consent.partners AND c.partners_optin THEN
-        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-        VALUES ('partner_optout', c.ambassador_id, c.id, '{}');
-    END IF;
+    -- partners are told by popsell_60_partners_ended
 END
 $$;
 COMMENT ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) IS
-    'The person withdraws the brand opt-in (brand_optin no_optin) and/or the partners opt-in (partners_optin false, partners told by a partner_optout outbox row): the unsubscribe link of a brand or partner email. App only; PS200 unknown contact, PS106 NULL argument.';
+    'The person withdraws the brand opt-in (brand_optin no_optin) and/or the partners opt-in (partners_optin false, partners told by a partner_optout outbox row): the unsubscribe link of a brand or partner email. App, and brand staff recording a withdrawal the person asked for on a contact they see; PS200 unknown contact (or one the brand does not see), PS106 NULL argument.';
 
 CREATE FUNCTION popsell.email_callback(email text, status popsell.email_status)
     RETURNS bigint
@@ -842,11 +839,21 @@ BEGIN
                         OR NEW.contact_id IS DISTINCT FROM OLD.contact_id
                         OR NEW.ambassador_id IS DISTINCT FROM OLD.ambassador_id
                         OR NEW.payload IS DISTINCT FROM OLD.payload
-                        OR NEW.publication_id IS DISTINCT FROM OLD.publication_id) THEN
+                        OR NEW.publication_id IS DISTINCT FROM OLD.publication_id
+                        OR NEW.id IS DISTINCT FROM OLD.id
+                        OR NEW.created_at IS DISTINCT FROM OLD.created_at) THEN
             RAISE EXCEPTION 'outbox row % cannot be changed once queued', OLD.id
                 USING ERRCODE = 'PS105',
-                      DETAIL = 'kind, contact_id, ambassador_id, publication_id and payload never change; only delivery columns (sent_at) do.',
+                      DETAIL = 'id, kind, contact_id, ambassador_id, publication_id, payload and created_at never change; only sent_at does, once.',
                       HINT = 'Queue a new message instead.';
+        END IF;
+        -- a sent message stays sent: unsetting sent_at would deliver it again
+        IF NOT own AND OLD.sent_at IS NOT NULL AND NEW.sent_at IS DISTINCT FROM OLD.sent_at THEN
+            RAISE EXCEPTION 'outbox row % cannot change sent_at from % to %: it was sent', OLD.id, OLD.sent_at,
+                            coalesce(NEW.sent_at::text, 'NULL')
+                USING ERRCODE = 'PS105',
+                      DETAIL = 'sent_at is set once, from NULL to the delivery time.',
+                      HINT = 'Queue a new message to send it again.';
         END IF;
         RETURN NEW;
     END IF;
@@ -885,7 +892,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.outbox_rules() IS
-    'Trigger: outbox rows are immutable once queued (PS105); created_at and sent_at never infinite (PS106), a future one from outside popsell''s code taken as now; mail to a contact names it (PS106); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
+    'Trigger: outbox rows are immutable once queued, sent_at is set once from NULL (PS105); created_at and sent_at never infinite (PS106), a future one from outside popsell''s code taken as now; mail to a contact names it (PS106); invitations only from send_invitation, reminders only from the system (once per contact), partner_erasure, partner_optout and delete_file only from popsell''s own code (PS120).';
 
 CREATE TRIGGER popsell_40_outbox_rules
     BEFORE INSERT OR UPDATE ON popsell.outbox
@@ -923,6 +930,30 @@ CREATE TRIGGER popsell_60_email_changed
     AFTER UPDATE OF email ON popsell.contacts
     FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)
     EXECUTE FUNCTION popsell.contacts_email_changed();
+
+-- (v2) Partners are told whenever a partners opt-in ends, whatever the
+-- path (withdrawal, objection, staff UPDATE, an email change): once per
+-- end, from this trigger only.
+CREATE FUNCTION popsell.contacts_partners_ended() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    VALUES ('partner_optout', NEW.ambassador_id, NEW.id, '{}');
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_partners_ended() IS
+    'Trigger: a contact''s partners opt-in ended (true to false, by any path): the partners are told by a partner_optout outbox row.';
+
+CREATE TRIGGER popsell_60_partners_ended
+    AFTER UPDATE ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.partners_optin AND NOT NEW.partners_optin)
+    EXECUTE FUNCTION popsell.contacts_partners_ended();
 
 -- (v2) Mail queued for an ambassador who starts leaving, and not yet sent,
 -- is cancelled then (file deletions and partner notices stay).

@@ -98,6 +98,8 @@ GRANT EXECUTE ON FUNCTION
     popsell.withdraw_consent(bigint, boolean, boolean),
     popsell.email_callback(text, popsell.email_status)
     TO popsell_app;
+-- Staff record a withdrawal the person asked for on a contact they see.
+GRANT EXECUTE ON FUNCTION popsell.withdraw_consent(bigint, boolean, boolean) TO popsell_brand;
 GRANT EXECUTE ON FUNCTION
     popsell.record_interaction(bigint, popsell.interaction_kind, bigint, text, timestamptz),
     popsell.record_sale(bigint, numeric, text, jsonb, popsell.sale_channel, bigint, timestamptz)
@@ -283,12 +285,17 @@ GRANT UPDATE (first_name, last_name, email, email_status, facebook_id, twitter_i
               partners_optin, contact_type, notes, address, city, postal_code, country,
               mobile_phone, home_phone, tags, restricted)
     ON popsell.contacts TO popsell_brand;
+CREATE FUNCTION popsell._brand_saw(contact_id bigint) RETURNS boolean
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'brand_saw';
+COMMENT ON FUNCTION popsell._brand_saw(bigint) IS
+    'Internal (brand row security): whether the current statement is a staff UPDATE that changed this contact while the brand saw it (its old version was brand-visible). Brand roles; no errors, false for NULL.';
+GRANT EXECUTE ON FUNCTION popsell._brand_saw(bigint) TO popsell_brand;
 CREATE POLICY popsell_brand_select ON popsell.contacts FOR SELECT TO popsell_brand
     USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin)
-           OR (modified_at OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp()
-               AND modified_by OPERATOR(pg_catalog.=) CURRENT_USER));
+           OR popsell._brand_saw(id));
 COMMENT ON POLICY popsell_brand_select ON popsell.contacts IS
-    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted; a row it withdrew itself stays visible to it for the rest of that statement, so recording a withdrawal the person asked for passes row security.';
+    'The brand reads brand-visible contacts (brand or partners opt-in) that are confirmed and not restricted; a row its own UPDATE changed while it saw it stays visible to it for the rest of that statement (a withdrawal or address change the person asked for passes row security), and rows changed as side effects that it did not see stay hidden.';
 CREATE POLICY popsell_brand_update ON popsell.contacts FOR UPDATE TO popsell_brand
     USING (popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin))
     WITH CHECK (true);

@@ -241,20 +241,13 @@ DECLARE
 BEGIN
     n := popsell._blacklist_add(e, 'global_optout');
     -- (v2) the end of all direct marketing: brand and partners opt-ins
-    -- too, and the partners are told.
-    WITH w AS (
-        UPDATE popsell.contacts c
-           SET brand_optin = CASE WHEN c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[])
-                                  THEN 'no_optin'::popsell.brand_optin ELSE c.brand_optin END,
-               partners_optin = false
-          FROM popsell.contacts o
-         WHERE o.id OPERATOR(pg_catalog.=) c.id
-           AND c.email OPERATOR(pg_catalog.=) e
-           AND (c.partners_optin
-                OR c.brand_optin OPERATOR(pg_catalog.<>) ALL ('{no_optin,storage_only}'::popsell.brand_optin[]))
-        RETURNING c.id, c.ambassador_id, o.partners_optin AS had_partners)
-    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-    SELECT 'partner_optout', w.ambassador_id, w.id, '{}'::jsonb FROM w WHERE w.had_partners;
+    -- too (the partners are told by popsell_60_partners_ended).
+    UPDATE popsell.contacts c
+       SET brand_optin = 'no_optin'::popsell.brand_optin,
+           partners_optin = false
+     WHERE c.email OPERATOR(pg_catalog.=) e
+       AND (c.partners_optin
+            OR c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin);
     UPDATE popsell.ambassadors a SET newsletter_optin = false
      WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
     GET DIAGNOSTICS m = ROW_COUNT;

@@ -11,7 +11,7 @@
 -- trusted application itself, any other value a role name.  It returns the
 -- statement's first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(59);
+SELECT plan(80);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -159,6 +159,59 @@ SELECT is((SELECT count(*) FROM popsell.blacklist WHERE reason::text = 'invitati
              AND email_hash = ANY (popsell.email_hashes('silent@c.test'))), 1::bigint,
           'an opt-out of the ambassador''s mail is remembered too');
 
+-- A refusal applies to the rows that already hold the email too.
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'PreHeld', 'pre@c.test')$$);
+SELECT act('amb:2', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (2, 'crm_manual', 'PreDecliner', 'pre@c.test')$$);
+SELECT popsell.send_invitation((SELECT id FROM popsell.contacts WHERE first_name = 'PreDecliner'));
+SELECT popsell.decline_invitation((SELECT id FROM popsell.contacts WHERE first_name = 'PreDecliner'));
+SELECT matches(act('amb:1', format('SELECT popsell.send_invitation(%s)::text', (SELECT id FROM popsell.contacts WHERE first_name = 'PreHeld'))),
+               '^ERROR PS120: ', 'a row that held the email before the refusal is not invited either');
+SELECT is(act('amb:1', format('SELECT string_agg(outcome, '','') FROM popsell.send_invitations(ARRAY[%s]::bigint[])',
+                              (SELECT id FROM popsell.contacts WHERE first_name = 'PreHeld'))),
+          'skipped_refused', 'the batch skips it as refused');
+
+SELECT popsell.collect_contact(2, 'brand_sync', '{"first_name":"SyncPre","email":"syncpre@c.test","customer_id":"KP"}', NULL, false);
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'SyncDecliner', 'syncpre@c.test')$$);
+SELECT popsell.send_invitation((SELECT id FROM popsell.contacts WHERE first_name = 'SyncDecliner'));
+SELECT popsell.decline_invitation((SELECT id FROM popsell.contacts WHERE first_name = 'SyncDecliner'));
+SELECT popsell.collect_contact(2, 'brand_sync', '{"first_name":"SyncPre","email":"syncpre@c.test","customer_id":"KP"}', NULL, true);
+SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'SyncPre'), 'ambassador_optin'), 'invitation_declined',
+          'a brand sync updating a row whose email was refused meanwhile keeps the refusal');
+
+-- storage_only stays storage_only through an email change (away and back).
+SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"Stored","email":"stored@c.test"}', false);
+SELECT act('amb:1', $$UPDATE popsell.contacts SET email = 'elsewhere@c.test' WHERE first_name = 'Stored'$$);
+SELECT act('amb:1', $$UPDATE popsell.contacts SET email = 'stored@c.test' WHERE first_name = 'Stored'$$);
+SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'Stored'), 'ambassador_optin'), 'storage_only',
+          'an email change does not make a storage_only contact invitable');
+
+-- The per-ambassador duplicate check (PS109) holds for an UPDATE of the
+-- email and for rows of the same INSERT.
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'DupA', 'dup-a@c.test'), (1, 'crm_manual', 'DupB', 'dup-b@c.test')$$);
+SELECT alike(act('amb:1', $$UPDATE popsell.contacts SET email = 'dup-a@c.test' WHERE first_name = 'DupB'$$),
+             'ERROR PS109%', 'an UPDATE to an address the ambassador already holds is refused');
+SELECT alike(act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                            VALUES (1, 'crm_manual', 'DupC', 'dup-c@c.test'), (1, 'crm_manual', 'DupC2', 'DUP-C@c.test')$$),
+             'ERROR PS109%', 'two rows of one INSERT with the same address are refused');
+
+-- Partners are told of every end of a partners opt-in, whatever the path.
+SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"PartnerEdit","email":"pedit@c.test"}', true, true, true);
+SELECT act('amb:1', $$UPDATE popsell.contacts SET email = 'pedit2@c.test' WHERE first_name = 'PartnerEdit'$$);
+SELECT is((SELECT count(*) FROM popsell.outbox WHERE kind::text = 'partner_optout'
+             AND contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'PartnerEdit')), 1::bigint,
+          'an email change ending the partners opt-in queues one partner_optout');
+SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"PartnerStaff","email":"pstaff@c.test"}', true, true, true);
+SELECT act('popsell_brand', $$UPDATE popsell.contacts SET partners_optin = false WHERE first_name = 'PartnerStaff'$$);
+SELECT is((SELECT count(*) FROM popsell.outbox WHERE kind::text = 'partner_optout'
+             AND contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'PartnerStaff')), 1::bigint,
+          'a staff UPDATE ending the partners opt-in queues one partner_optout');
+SELECT is((SELECT count(*) FROM popsell.transition_rules() WHERE field = 'partners_optin' AND to_states = 'true'), 0::bigint,
+          'no path turns partners_optin on after collection');
+
 -- ---- withdrawal ----------------------------------------------------------
 SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"Partner","email":"partner@c.test"}', true, true, true);
 SELECT is(state((SELECT id FROM popsell.contacts WHERE first_name = 'Partner')),
@@ -184,8 +237,48 @@ SELECT is((SELECT count(*) FROM popsell.outbox WHERE kind::text = 'partner_optou
              AND contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Objector')), 1::bigint,
           'with a partner_optout notice');
 SELECT popsell.collect_contact(1, 'order', '{"first_name":"Support","email":"support@c.test"}', NULL, true);
-SELECT is(act('popsell_brand', $$UPDATE popsell.contacts SET brand_optin = 'no_optin' WHERE first_name = 'Support'$$),
-          'rows=1', 'a support agent records a brand withdrawal even though the row leaves the brand''s view');
+SELECT is(act('popsell_brand', format('SELECT popsell.withdraw_consent(%s)::text', (SELECT id FROM popsell.contacts WHERE first_name = 'Support'))),
+          '', 'a support agent records a brand withdrawal even though the row leaves the brand''s view');
+SELECT is(state((SELECT id FROM popsell.contacts WHERE first_name = 'Support')), 'optin_order,no_optin,false,ok',
+          'the withdrawal is recorded');
+SELECT matches(act('popsell_brand', format('SELECT popsell.withdraw_consent(%s)::text', (SELECT id FROM popsell.contacts WHERE first_name = 'Support'))),
+          '^ERROR PS200: contact [0-9]+ does not exist',
+          'a row the brand does not see is unknown to withdraw_consent');
+SELECT popsell.collect_contact(1, 'order', '{"first_name":"Support2","email":"support2@c.test"}', NULL, true);
+SELECT is(act('popsell_brand', $$UPDATE popsell.contacts SET brand_optin = 'no_optin' WHERE first_name = 'Support2'$$),
+          'rows=1', 'a support agent records a brand withdrawal with a plain UPDATE');
+-- A brand UPDATE whose side effects (a global opt-out spreads to every row
+-- with the email) stamp other rows must not make those rows readable.
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'HiddenSyn', 'syn@c.test')$$);
+SELECT popsell.collect_contact(2, 'order', '{"first_name":"VisibleSyn","email":"vis@c.test"}', NULL, true);
+CREATE FUNCTION public.two(q1 text, q2 text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE r text;
+BEGIN
+    EXECUTE q1;
+    EXECUTE q2 INTO r;
+    RETURN r;
+END $f$;
+SELECT is(act('popsell_brand', $$SELECT public.two('UPDATE popsell.contacts SET email = ''syn@c.test'', ambassador_optin = ''global_optout''
+                                                     WHERE first_name = ''VisibleSyn''',
+                                                   'SELECT count(*)::text FROM popsell.contacts WHERE first_name = ''HiddenSyn''')$$),
+          '0', 'a brand UPDATE''s side effects do not reveal hidden rows (same statement)');
+SELECT is(act('popsell_brand', $$SELECT count(*)::text FROM popsell.contacts WHERE first_name = 'HiddenSyn'$$),
+          '0', 'nor later');
+
+-- A withdrawal or an objection ends storage_only too (the brand no longer sees the row).
+SELECT popsell.collect_contact(1, 'order', '{"first_name":"StoredOrder","email":"storedorder@c.test"}', NULL, false);
+SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'StoredOrder'), 'brand_optin'), 'storage_only',
+          'an order without the brand box is storage_only for the brand');
+SELECT act('app', format('SELECT popsell.withdraw_consent(%s)::text', (SELECT id FROM popsell.contacts WHERE first_name = 'StoredOrder')));
+SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'StoredOrder'), 'brand_optin'), 'no_optin',
+          'withdraw_consent leaves no_optin, not storage_only');
+SELECT popsell.collect_contact(1, 'order', '{"first_name":"StoredObj","email":"storedobj@c.test"}', NULL, false);
+SET LOCAL ROLE popsell_account_team;
+SELECT popsell.object_subject('storedobj@c.test');
+RESET ROLE;
+SELECT is(val((SELECT id FROM popsell.contacts WHERE first_name = 'StoredObj'), 'brand_optin'), 'no_optin',
+          'object_subject leaves no_optin, not storage_only');
 
 -- ---- C1 (v2) -------------------------------------------------------------
 SELECT is(val(popsell.collect_contact(2, 'brand_sync', '{"first_name":"Synced","email":"synced@c.test","customer_id":"K1"}', NULL, true, true), 'partners_optin'),
@@ -222,6 +315,18 @@ SELECT alike(act('popsell_account_team', $$UPDATE popsell.outbox SET contact_id 
 SELECT is(act('app', $$UPDATE popsell.outbox SET sent_at = now() WHERE kind = 'invitation'
                        AND contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')$$), 'rows=1',
           'delivery columns do change');
+SELECT alike(act('app', format('UPDATE popsell.outbox SET sent_at = NULL WHERE id = %s', (SELECT o.id FROM popsell.outbox o
+                          WHERE o.kind = 'invitation' AND o.contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')))),
+          'ERROR PS105%', 'a sent message is never marked unsent (it would be delivered again)');
+SELECT alike(act('app', format('UPDATE popsell.outbox SET sent_at = sent_at + interval ''1 hour'' WHERE id = %s', (SELECT o.id FROM popsell.outbox o
+                          WHERE o.kind = 'invitation' AND o.contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')))),
+          'ERROR PS105%', 'nor its sent_at rewritten');
+SELECT alike(act('popsell_account_team', $$UPDATE popsell.outbox SET created_at = created_at - interval '1 year'
+                                           WHERE contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')$$),
+          'ERROR PS105%', 'staff cannot rewrite created_at');
+SELECT alike(act('popsell_account_team', $$UPDATE popsell.outbox SET id = -id
+                                           WHERE contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')$$),
+          'ERROR PS105%', 'nor the id');
 UPDATE popsell.contacts SET ambassador_optin = 'new' WHERE first_name = 'Target' AND false;  -- no way back to new
 SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
                       VALUES (1, 'crm_manual', 'Waiting', 'waiting@c.test')$$);

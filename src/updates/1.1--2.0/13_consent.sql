@@ -58,7 +58,6 @@ CREATE TRIGGER popsell_60_leaving
 
 -- @restate function:object_subject
 
--- @restate policy:popsell_brand_select:contacts
 
 -- Only the ambassador's own path invites (v2): not the brand.
 REVOKE EXECUTE ON FUNCTION popsell.send_invitation(bigint) FROM popsell_brand;
