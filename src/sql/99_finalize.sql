@@ -152,9 +152,10 @@ BEGIN
                                                                 'pg_catalog.jsonb', 'pg_catalog.json', 'pg_catalog.name',
                                                                 'pg_catalog.inet']::pg_catalog.regtype[]))
     LOOP
-        IF (SELECT a.attstattarget FROM pg_catalog.pg_attribute a
-             WHERE a.attrelid OPERATOR(pg_catalog.=) r.oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum)
-           OPERATOR(pg_catalog.<>) 0 THEN
+        -- (attstattarget is NULL for the default from PostgreSQL 17 on)
+        IF coalesce((SELECT a.attstattarget FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid OPERATOR(pg_catalog.=) r.oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum),
+                    -1) OPERATOR(pg_catalog.<>) 0 THEN
             EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', r.obj, r.attname);
         END IF;
         DELETE FROM pg_catalog.pg_statistic
@@ -175,7 +176,7 @@ BEGIN
                                                                 'pg_catalog.jsonb', 'pg_catalog.json', 'pg_catalog.name',
                                                                 'pg_catalog.inet']::pg_catalog.regtype[]))
     LOOP
-        IF r.attstattarget OPERATOR(pg_catalog.<>) 0 THEN
+        IF coalesce(r.attstattarget, -1) OPERATOR(pg_catalog.<>) 0 THEN
             EXECUTE pg_catalog.format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0', r.obj, r.attnum);
         END IF;
         DELETE FROM pg_catalog.pg_statistic
