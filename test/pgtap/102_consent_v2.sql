@@ -318,7 +318,8 @@ SELECT is(act('app', $$UPDATE popsell.outbox SET sent_at = now() WHERE kind = 'i
 SELECT alike(act('app', format('UPDATE popsell.outbox SET sent_at = NULL WHERE id = %s', (SELECT o.id FROM popsell.outbox o
                           WHERE o.kind = 'invitation' AND o.contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')))),
           'ERROR PS105%', 'a sent message is never marked unsent (it would be delivered again)');
-SELECT alike(act('app', format('UPDATE popsell.outbox SET sent_at = sent_at + interval ''1 hour'' WHERE id = %s', (SELECT o.id FROM popsell.outbox o
+-- (to the past: a future time from the application is taken as now)
+SELECT alike(act('app', format('UPDATE popsell.outbox SET sent_at = sent_at - interval ''1 hour'' WHERE id = %s', (SELECT o.id FROM popsell.outbox o
                           WHERE o.kind = 'invitation' AND o.contact_id = (SELECT id FROM popsell.contacts WHERE first_name = 'Target')))),
           'ERROR PS105%', 'nor its sent_at rewritten');
 SELECT alike(act('popsell_account_team', $$UPDATE popsell.outbox SET created_at = created_at - interval '1 year'
