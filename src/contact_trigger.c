@@ -395,7 +395,8 @@ retry:
 	if (held && TransactionIdIsValid(xwait))
 	{
 		held = false;
-		XactLockTableWait(xwait, heap, NULL, XLTW_InsertIndex);
+		/* (no tuple to name in the wait's context: XLTW_None) */
+		XactLockTableWait(xwait, NULL, NULL, XLTW_None);
 		goto retry;
 	}
 	ExecDropSingleTupleTableSlot(slot);
