@@ -510,14 +510,21 @@ CREATE INDEX contacts_email_idx ON popsell.contacts (popsell._lookup_key(email))
 CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
     WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
 -- One index per retention rule, matching its predicate (SPEC section 7),
--- so a rule's cost follows the rows it acts on.
+-- so a rule's cost follows the rows it acts on.  The INCLUDE columns are
+-- the rest of the rule's predicate (brand visibility, restriction): its
+-- count (maintenance_preview, the compliance report's outlook) is an
+-- index-only scan where the visibility map is fresh, never a heap read of
+-- every candidate row.
 CREATE INDEX contacts_never_invited_idx ON popsell.contacts (ambassador_optin_at)
+    INCLUDE (brand_optin, partners_optin, restricted)
     WHERE ambassador_optin = 'new';
 CREATE INDEX contacts_invitation_sent_idx ON popsell.contacts (invitation_sent_at)
     WHERE ambassador_optin = 'invitation_sent';
 CREATE INDEX contacts_unconfirmed_idx ON popsell.contacts (created_at)
+    INCLUDE (restricted)
     WHERE popsell.is_pending_confirmation(source, email_confirmed_at);
 CREATE INDEX contacts_opted_out_idx ON popsell.contacts (ambassador_optin_at)
+    INCLUDE (brand_optin, partners_optin, restricted)
     WHERE popsell.is_opted_out(ambassador_optin);
 -- contact_inactive covers every contact but the restricted ones (v2).
 CREATE INDEX contacts_inactivity_idx ON popsell.contacts
@@ -5732,8 +5739,12 @@ CREATE FUNCTION popsell.compliance_report(at timestamptz DEFAULT pg_catalog.now(
     SET intervalstyle = 'postgres'
     SET timezone = 'UTC'
     -- its statements (and the rules' counts) run in PL/pgSQL, where a
-    -- parallel plan runs without workers: plan them serial
+    -- parallel plan runs without workers: plan them serial (the funnel's
+    -- two scans, below, excepted)
     SET max_parallel_workers_per_gather = 0
+    -- planned for the given time at every call (the rules' counts too): a
+    -- generic plan cannot tell how much of a table a time window holds
+    SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     p_at timestamptz := compliance_report.at;
@@ -5803,50 +5814,64 @@ BEGIN
     -- ---------------------------------------------------------------
     -- Consent funnel per source: contacts collected, then the ledger.
     -- ---------------------------------------------------------------
-    -- Contacts held, per source: one scan for the funnel and the records
-    -- of processing.
-    WITH held AS (
-        SELECT c.source, pg_catalog.count(*) AS n,
-               pg_catalog.count(*) FILTER (WHERE c.created_at OPERATOR(pg_catalog.>) since
-                                             AND c.created_at OPERATOR(pg_catalog.<=) p_at) AS recent,
-               pg_catalog.count(*) FILTER (WHERE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin') AS brand,
-               pg_catalog.count(*) FILTER (WHERE c.partners_optin) AS partners,
-               pg_catalog.count(*) FILTER (WHERE c.restricted) AS restricted
-          FROM popsell.contacts c
-         GROUP BY c.source),
-    -- the ledger of the period, grouped by what the funnel needs (one scan)
-    ev AS (
-        SELECT ce.source, ce.new_ambassador_optin AS st,
-               -- a first row kept on the tombstone: collected, and erased since
-               (ce.contact_id IS NULL AND ce.old_ambassador_optin IS NULL AND ce.old_brand_optin IS NULL
-                AND ce.old_partners_optin IS NULL AND ce.old_email_status IS NULL) AS first_erased,
-               (ce.old_ambassador_optin IS NOT NULL
-                AND ce.old_ambassador_optin OPERATOR(pg_catalog.<>) ce.new_ambassador_optin) AS amb,
-               pg_catalog.count(*) AS n
-          FROM popsell.consent_events ce
-         WHERE ce.occurred_at OPERATOR(pg_catalog.>) since AND ce.occurred_at OPERATOR(pg_catalog.<=) p_at
-         GROUP BY 1, 2, 3, 4),
-    e AS (
-        SELECT ev.source,
-               pg_catalog.sum(ev.n) FILTER (WHERE ev.first_erased) AS collected,
-               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'invitation_sent') AS invited,
-               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'invitation_accepted') AS accepted,
-               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'invitation_declined') AS declined,
-               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'optout_no_response') AS no_answer,
-               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'optout_email') AS opted_out,
-               pg_catalog.sum(ev.n) FILTER (WHERE ev.amb AND ev.st OPERATOR(pg_catalog.=) 'global_optout') AS global_optout
-          FROM ev GROUP BY ev.source)
-    SELECT pg_catalog.array_agg(src.source::text ORDER BY src.ord),
-           pg_catalog.array_agg(
-               ARRAY[coalesce(e.collected, 0) + coalesce(hd.recent, 0), coalesce(e.invited, 0),
-                     coalesce(e.accepted, 0), coalesce(e.declined, 0), coalesce(e.no_answer, 0),
-                     coalesce(e.opted_out, 0), coalesce(e.global_optout, 0)]::bigint[] ORDER BY src.ord),
-           coalesce(pg_catalog.sum(hd.n), 0), coalesce(pg_catalog.sum(hd.brand), 0),
-           coalesce(pg_catalog.sum(hd.partners), 0), coalesce(pg_catalog.sum(hd.restricted), 0)
-      INTO srcs, fm, n_contacts, n_brand, n_partners, n_restricted
-      FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::popsell.contact_source)) WITH ORDINALITY AS src(source, ord)
-      LEFT JOIN e ON e.source OPERATOR(pg_catalog.=) src.source
-      LEFT JOIN held hd ON hd.source OPERATOR(pg_catalog.=) src.source;
+    -- Two scans, one of the contacts and one of the ledger, which may use
+    -- parallel workers as a count(*) would (up to the server's
+    -- max_parallel_workers_per_gather): EXECUTE runs its query to
+    -- completion, which a static SELECT INTO never does.
+    PERFORM pg_catalog.set_config('max_parallel_workers_per_gather',
+                                  (SELECT st.reset_val FROM pg_catalog.pg_settings st
+                                    WHERE st.name OPERATOR(pg_catalog.=) 'max_parallel_workers_per_gather'), true);
+    EXECUTE $funnel$
+        -- contacts held, per source: for the funnel and the records of
+        -- processing
+        WITH held AS (
+            SELECT c.source, pg_catalog.count(*) AS n,
+                   pg_catalog.count(*) FILTER (WHERE c.created_at OPERATOR(pg_catalog.>) $1
+                                                 AND c.created_at OPERATOR(pg_catalog.<=) $2) AS recent,
+                   pg_catalog.count(*) FILTER (WHERE c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin') AS brand,
+                   pg_catalog.count(*) FILTER (WHERE c.partners_optin) AS partners,
+                   pg_catalog.count(*) FILTER (WHERE c.restricted) AS restricted
+              FROM popsell.contacts c
+             GROUP BY c.source),
+        -- the ledger of the period, grouped by what the funnel needs (one
+        -- scan): only the rows it counts reach the grouping, the first rows
+        -- kept on a tombstone (collected, and erased since) and the changes of
+        -- the ambassador opt-in; the two kinds are told apart by
+        -- old_ambassador_optin (NULL on a first row, set on a change)
+        ev AS (
+            SELECT ce.source, ce.new_ambassador_optin AS st,
+                   ce.old_ambassador_optin IS NULL AS first_erased,
+                   pg_catalog.count(*) AS n
+              FROM popsell.consent_events ce
+             WHERE ce.occurred_at OPERATOR(pg_catalog.>) $1 AND ce.occurred_at OPERATOR(pg_catalog.<=) $2
+               AND ((ce.contact_id IS NULL AND ce.old_ambassador_optin IS NULL AND ce.old_brand_optin IS NULL
+                     AND ce.old_partners_optin IS NULL AND ce.old_email_status IS NULL)
+                    OR ce.old_ambassador_optin OPERATOR(pg_catalog.<>) ce.new_ambassador_optin)
+             GROUP BY 1, 2, 3),
+        e AS (
+            SELECT ev.source,
+                   pg_catalog.sum(ev.n) FILTER (WHERE ev.first_erased) AS collected,
+                   pg_catalog.sum(ev.n) FILTER (WHERE NOT ev.first_erased AND ev.st OPERATOR(pg_catalog.=) 'invitation_sent') AS invited,
+                   pg_catalog.sum(ev.n) FILTER (WHERE NOT ev.first_erased AND ev.st OPERATOR(pg_catalog.=) 'invitation_accepted') AS accepted,
+                   pg_catalog.sum(ev.n) FILTER (WHERE NOT ev.first_erased AND ev.st OPERATOR(pg_catalog.=) 'invitation_declined') AS declined,
+                   pg_catalog.sum(ev.n) FILTER (WHERE NOT ev.first_erased AND ev.st OPERATOR(pg_catalog.=) 'optout_no_response') AS no_answer,
+                   pg_catalog.sum(ev.n) FILTER (WHERE NOT ev.first_erased AND ev.st OPERATOR(pg_catalog.=) 'optout_email') AS opted_out,
+                   pg_catalog.sum(ev.n) FILTER (WHERE NOT ev.first_erased AND ev.st OPERATOR(pg_catalog.=) 'global_optout') AS global_optout
+              FROM ev GROUP BY ev.source)
+        SELECT pg_catalog.array_agg(src.source::text ORDER BY src.ord),
+               pg_catalog.array_agg(
+                   ARRAY[coalesce(e.collected, 0) + coalesce(hd.recent, 0), coalesce(e.invited, 0),
+                         coalesce(e.accepted, 0), coalesce(e.declined, 0), coalesce(e.no_answer, 0),
+                         coalesce(e.opted_out, 0), coalesce(e.global_optout, 0)]::bigint[] ORDER BY src.ord),
+               coalesce(pg_catalog.sum(hd.n), 0), coalesce(pg_catalog.sum(hd.brand), 0),
+               coalesce(pg_catalog.sum(hd.partners), 0), coalesce(pg_catalog.sum(hd.restricted), 0)
+          FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::popsell.contact_source)) WITH ORDINALITY AS src(source, ord)
+          LEFT JOIN e ON e.source OPERATOR(pg_catalog.=) src.source
+          LEFT JOIN held hd ON hd.source OPERATOR(pg_catalog.=) src.source
+    $funnel$
+       INTO srcs, fm, n_contacts, n_brand, n_partners, n_restricted
+      USING since, p_at;
+    PERFORM pg_catalog.set_config('max_parallel_workers_per_gather', '0', true);
 
     h := h || '<h2>Consent funnel per source (last 12 months)</h2>'
       || '<p>Contacts collected in the period (still held, or erased since with their consent proof kept), '

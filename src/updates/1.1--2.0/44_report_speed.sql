@@ -1,0 +1,11 @@
+-- The compliance report's speed (issue 18): the retention rules' partial
+-- indexes carry the rest of their rule's predicate as INCLUDE columns, so
+-- the outlook's counts (maintenance_preview at 30, 90 and 365 days) are
+-- index-only scans; the report plans every statement for its own time,
+-- groups only the ledger rows its funnel counts and lets the funnel's two
+-- scans use parallel workers.
+-- contacts_unconfirmed_idx and contacts_opted_out_idx are rebuilt with
+-- their current definition (INCLUDE columns too) by part
+-- 11_state_classes_uses.objects, so they are not built twice here.
+-- @restate index:contacts_never_invited_idx
+-- @restate function:compliance_report
