@@ -7,6 +7,47 @@
 \echo Use "ALTER EXTENSION popsell UPDATE TO '2.0'" to load this file. \quit
 
 
+-- src/updates/1.1--2.0/00_lookup_secret.sql
+-- The lookup secret (SPEC S11): lookup-key indexes are keyed by it, so it
+-- exists before any part builds one (12_security.sql) and before popsell's
+-- C triggers compute a key.  Created once here with a fresh random value,
+-- like a fresh install; never rotated.  42_security_leftovers.sql attaches
+-- the rest (the write-time gate, the restore handling).
+CREATE TABLE popsell.lookup_secret (
+    id         integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    secret     bytea NOT NULL CHECK (octet_length(secret) = 32),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.lookup_secret IS
+    'The secret of the lookup keys (HMAC-SHA-256) that personal columns are indexed by; one row, created at install, never changed (the indexes depend on it), kept by pg_dump. Owner only.';
+INSERT INTO popsell.lookup_secret (secret) VALUES (popsell._random_bytes(32));
+CREATE OR REPLACE FUNCTION popsell._lookup_secret_guard() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_secret_guard';
+COMMENT ON FUNCTION popsell._lookup_secret_guard() IS
+    'Trigger: popsell.lookup_secret is never updated, deleted or truncated (a restore replaces it).';
+
+CREATE OR REPLACE FUNCTION popsell._lookup_secret_changed() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_secret_changed';
+COMMENT ON FUNCTION popsell._lookup_secret_changed() IS
+    'Trigger: make every backend read the lookup secret again after a restore replaced it.';
+CREATE TRIGGER popsell_20_never_changes
+    BEFORE UPDATE OR DELETE ON popsell.lookup_secret
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_secret_guard();
+CREATE TRIGGER popsell_20_never_truncated
+    BEFORE TRUNCATE ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_guard();
+CREATE TRIGGER popsell_90_secret_changed
+    AFTER INSERT OR DELETE ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_changed();
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_20_never_changes;
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_20_never_truncated;
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_90_secret_changed;
+CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.lookup_secret
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+
 -- src/updates/1.1--2.0/10_state_classes.sql
 -- ===================================================================
 -- State classes of the consent types, defined once (in C).
@@ -4049,6 +4090,8 @@ BEGIN
         DELETE FROM popsell.settings WHERE id = NEW.id;
     ELSIF TG_TABLE_NAME = 'hash_keys' THEN
         DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    ELSIF TG_TABLE_NAME = 'lookup_secret' THEN
+        DELETE FROM popsell.lookup_secret WHERE id = NEW.id;
     ELSIF TG_TABLE_NAME = 'maintenance_lock' THEN
         DELETE FROM popsell.maintenance_lock WHERE id = NEW.id;
     END IF;
@@ -4776,6 +4819,90 @@ ALTER FUNCTION popsell.hash_email(text) PARALLEL RESTRICTED;
 ALTER FUNCTION popsell.hash_identifier(text) PARALLEL RESTRICTED;
 ALTER FUNCTION popsell.email_hashes(text) PARALLEL RESTRICTED;
 ALTER FUNCTION popsell.hash_key_id() PARALLEL RESTRICTED;
+
+-- src/updates/1.1--2.0/42_security_leftovers.sql
+-- Security leftovers of issue 12 (SPEC S11, section 2).
+
+-- Lookup keys are an HMAC under popsell.lookup_secret (00_lookup_secret.sql
+-- created it before any lookup-key index), computed for a restricted role
+-- only for the row it writes (the last BEFORE row trigger records it).
+CREATE OR REPLACE FUNCTION popsell._lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._lookup_key(text) IS
+    'Internal: the key popsell indexes a personal column by (HMAC-SHA-256 of the stored value under popsell.lookup_secret); computed for the owner, and for other roles only for the row they write; not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
+
+CREATE OR REPLACE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
+    'Internal: popsell._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); not leakproof.';
+
+CREATE OR REPLACE FUNCTION popsell._lookup_key_row() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key_row';
+COMMENT ON FUNCTION popsell._lookup_key_row() IS
+    'Trigger (last BEFORE INSERT OR UPDATE row trigger of a table with lookup-key indexes; arguments: the indexed columns): lets the writer''s index maintenance compute the keys of this row''s values, and nothing else.';
+CREATE TRIGGER popsell_99_lookup_keys
+    BEFORE INSERT OR UPDATE ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email', 'sso_subject');
+CREATE TRIGGER popsell_99_lookup_keys
+    BEFORE INSERT OR UPDATE ON popsell.contacts
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email');
+-- A restore replaces the install's secret with the backed-up one and
+-- rebuilds the lookup-key indexes with it.
+CREATE OR REPLACE FUNCTION popsell._restore_singletons() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT popsell._restoring() THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'settings' THEN
+        DELETE FROM popsell.settings WHERE id = NEW.id;
+    ELSIF TG_TABLE_NAME = 'hash_keys' THEN
+        DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    ELSIF TG_TABLE_NAME = 'lookup_secret' THEN
+        DELETE FROM popsell.lookup_secret WHERE id = NEW.id;
+    ELSIF TG_TABLE_NAME = 'maintenance_lock' THEN
+        DELETE FROM popsell.maintenance_lock WHERE id = NEW.id;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION popsell._lookup_secret_restored() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    IF NOT popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    FOR r IN
+        SELECT DISTINCT d.objid::pg_catalog.regclass AS idx
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+                                     AND c.relkind OPERATOR(pg_catalog.=) 'i'
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ANY (ARRAY['popsell._lookup_key(text)'::pg_catalog.regprocedure,
+                                                         'popsell._brand_lookup_key(text)'::pg_catalog.regprocedure]::pg_catalog.oid[])
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('REINDEX INDEX %s', r.idx);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._lookup_secret_restored() IS
+    'Trigger: after a restore replaced the lookup secret, rebuild every lookup-key index with it.';
+CREATE TRIGGER popsell_95_restored
+    AFTER INSERT ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_restored();
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

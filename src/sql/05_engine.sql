@@ -24,6 +24,8 @@ COMMENT ON FUNCTION popsell._random_bytes(integer) IS
 
 -- The brand's first key, from the strong random source.
 INSERT INTO popsell.hash_keys (key_id, secret) VALUES (1, popsell._random_bytes(32));
+-- The lookup secret, once and for good (see popsell.lookup_secret).
+INSERT INTO popsell.lookup_secret (secret) VALUES (popsell._random_bytes(32));
 
 CREATE FUNCTION popsell._restoring() RETURNS boolean
     LANGUAGE c STABLE
