@@ -10,6 +10,9 @@
  * for popsell.actor and popsell.as_of) can set them, so nobody can
  * impersonate an ambassador or forge the actor of a consent change.
  *
+ * popsell.consent_text (PGC_USERSET: what the contact was shown, recorded
+ * in the ledger) follows the same rule.
+ *
  * They also live in one transaction (SPEC section 2, v2): each value
  * carries, as its GUC "extra", the local transaction id in which it was
  * set, and that transaction's start time (a 32-bit local id wraps around
@@ -99,6 +102,7 @@ typedef struct GucStamp
 static GucStamp *ambassador_id_stamp = NULL;
 static GucStamp *actor_stamp = NULL;
 static GucStamp *as_of_stamp = NULL;
+static GucStamp *consent_text_stamp = NULL;
 
 /*
  * While _PG_init defines the settings, PostgreSQL re-applies the values a
@@ -250,6 +254,19 @@ assign_as_of(const char *newval, void *extra)
 	as_of_stamp = (GucStamp *) extra;
 }
 
+static bool
+check_consent_text(char **newval, void **extra, GucSource source)
+{
+	/* recorded in the ledger: no stored default (PGC_S_TEST refused too) */
+	return stamp_value("popsell.consent_text", newval, extra, source, true);
+}
+
+static void
+assign_consent_text(const char *newval, void *extra)
+{
+	consent_text_stamp = (GucStamp *) extra;
+}
+
 void
 IdentityInit(void)
 {
@@ -275,15 +292,16 @@ IdentityInit(void)
 							   &as_of_guc, "",
 							   PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							   check_as_of, assign_as_of, NULL);
+	note_placeholder("popsell.consent_text");
+	DefineCustomStringVariable("popsell.consent_text",
+							   "Version or hash of the consent text shown to the contact, recorded in the consent ledger.",
+							   "Set with SET LOCAL or set_config(..., true): it counts only in the transaction that set it.",
+							   &consent_text_guc, "",
+							   PGC_USERSET, GUC_NOT_IN_SAMPLE,
+							   check_consent_text, assign_consent_text, NULL);
 	defining = false;
 	placeholder_fresh = false;
 	placeholder_value = NULL;
-	DefineCustomStringVariable("popsell.consent_text",
-							   "Version or hash of the consent text shown to the contact, recorded in the consent ledger.",
-							   NULL,
-							   &consent_text_guc, "",
-							   PGC_USERSET, GUC_NOT_IN_SAMPLE,
-							   NULL, NULL, NULL);
 }
 
 /* Role OID by name, or InvalidOid when the role does not exist. */
@@ -442,7 +460,9 @@ PopsellNow(void)
 const char *
 ConsentTextRef(void)
 {
-	if (consent_text_guc == NULL || consent_text_guc[0] == '\0')
+	/* a value left over from an earlier transaction records nothing */
+	if (consent_text_guc == NULL || consent_text_guc[0] == '\0' ||
+		!fresh(consent_text_stamp))
 		return NULL;
 	return consent_text_guc;
 }
