@@ -15,7 +15,7 @@
 -- same range on a value no row holds.  Each failure prints the SQL that
 -- reproduces it.
 BEGIN;
-SELECT plan(20);
+SELECT plan(21);
 -- Disabled scans cost 1e10, which would start JIT compilation per probe.
 SET LOCAL jit = off;
 
@@ -252,6 +252,20 @@ RESET enable_seqscan;
 SELECT ok((SELECT prosrc FROM pg_proc WHERE oid = 'popsell.brand_contacts_by_email(text)'::regprocedure)
               LIKE '%FROM popsell.brand_contacts b%WHERE popsell._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell._brand_lookup_key(e)%',
           'brand_contacts_by_email runs the query checked above');
+
+-- A parallel worker restores the leader's settings, the identity set by a
+-- trusted app included, in a start-up transaction of its own that does not
+-- see roles granted in the leader's transaction: a parallel plan for an
+-- ambassador identified by app + SET LOCAL popsell.ambassador_id runs, and
+-- in the worker the value identifies nobody (it was not set there).
+SELECT pg_temp.become('guc:2');
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true) IS NOT NULL;
+SELECT lives_ok($$SELECT count(*) FROM pg_catalog.pg_class$$,
+                'a parallel worker accepts the identity an app set in the leader');
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'off', true) IS NOT NULL;
+SELECT pg_temp.become('');
 
 -- Policies that depend on the identity are not run by parallel workers
 -- (which do not carry it): an ambassador's counts are the same with and
