@@ -916,7 +916,7 @@ BEGIN
     IF FOUND AND popsell.current_ambassador_id() IS NULL
        AND EXISTS (SELECT 1 FROM popsell.ambassadors a
                     WHERE a.id = c.ambassador_id AND a.status <> 'active'
-                      AND (current_setting('popsell.ambassador_id', true) = a.id::text
+                      AND (popsell._ambassador_id_setting() = a.id::text
                            OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
         RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
             USING ERRCODE = 'PS300',
@@ -961,7 +961,7 @@ BEGIN
     -- "unknown": it is itself.
     IF EXISTS (SELECT 1 FROM popsell.ambassadors a
                 WHERE a.id = p_ambassador_id AND a.status <> 'active'
-                  AND (current_setting('popsell.ambassador_id', true) = p_ambassador_id::text
+                  AND (popsell._ambassador_id_setting() = p_ambassador_id::text
                        OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text)))
        AND popsell.current_ambassador_id() IS NULL THEN
         SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
@@ -4928,6 +4928,109 @@ CREATE POLICY popsell_ambassador_select ON popsell.consent_events FOR SELECT TO 
            AND contact_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.id FROM popsell.contacts c)));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.consent_events IS
     'An ambassador reads the consent proof of the contacts it sees.';
+
+-- popsell's own identity checks follow the one-transaction rule too: they
+-- compare with the value set in this transaction, not the raw setting.
+CREATE OR REPLACE FUNCTION popsell._ambassador_id_setting() RETURNS text
+    LANGUAGE c STABLE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'popsell_ambassador_id_setting';
+COMMENT ON FUNCTION popsell._ambassador_id_setting() IS
+    'Internal: popsell.ambassador_id as set in the current transaction (SET LOCAL or set_config(..., true)), else NULL; what popsell''s own checks compare with.';
+
+CREATE OR REPLACE FUNCTION popsell._contact_for_caller(p_contact_id bigint)
+    RETURNS popsell.contacts
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c popsell.contacts;
+BEGIN
+    IF p_contact_id IS NULL THEN
+        RAISE EXCEPTION 'contact id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing contact.';
+    END IF;
+    SELECT * INTO c FROM popsell.contacts WHERE id = p_contact_id;
+    -- An ambassador acting for itself while not active learns that (PS300).
+    IF FOUND AND popsell.current_ambassador_id() IS NULL
+       AND EXISTS (SELECT 1 FROM popsell.ambassadors a
+                    WHERE a.id = c.ambassador_id AND a.status <> 'active'
+                      AND (popsell._ambassador_id_setting() = a.id::text
+                           OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
+        RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
+            USING ERRCODE = 'PS300',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
+    IF NOT FOUND
+       OR NOT (popsell._caller_in('popsell_app')
+               OR popsell._caller_in('popsell_brand')
+                  AND NOT c.restricted
+                  AND NOT (c.email_confirmed_at IS NULL
+                           AND c.source IN ('blog', 'blog_internal_form', 'store_purchase'))
+                  AND (c.brand_optin <> 'no_optin' OR c.partners_optin)
+               OR popsell._caller_in('popsell_account_team')
+               OR popsell._caller_in('popsell_technical')
+               OR popsell._caller_in('popsell_owner')
+               OR c.ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()
+                  AND c.ambassador_id IS NOT NULL) THEN
+        RAISE EXCEPTION 'contact % does not exist or is not yours', p_contact_id
+            USING ERRCODE = 'PS200',
+                  HINT = 'Check the contact id and the ambassador the session acts as.';
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION popsell._contact_for_caller(bigint) IS
+    'Internal: the contact row if the calling role may act on it (the brand: only contacts it sees), else PS200.';
+
+CREATE OR REPLACE FUNCTION popsell._ambassador_for_caller(p_ambassador_id bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st popsell.ambassador_status;
+BEGIN
+    IF p_ambassador_id IS NULL THEN
+        RAISE EXCEPTION 'ambassador id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing ambassador.';
+    END IF;
+    -- An ambassador acting for itself while not active (the trusted app's
+    -- popsell.ambassador_id, or its login role, names it) learns that, not
+    -- "unknown": it is itself.
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a
+                WHERE a.id = p_ambassador_id AND a.status <> 'active'
+                  AND (popsell._ambassador_id_setting() = p_ambassador_id::text
+                       OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text)))
+       AND popsell.current_ambassador_id() IS NULL THEN
+        SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
+        RAISE EXCEPTION 'ambassador % is not active (status %)', p_ambassador_id, st
+            USING ERRCODE = 'PS300',
+                  DETAIL = 'Nothing is collected, imported or sent for an ambassador who is not active.',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM popsell.ambassadors WHERE id = p_ambassador_id)
+       OR NOT (popsell._caller_in('popsell_app')
+               OR popsell._caller_in('popsell_brand')
+               OR popsell._caller_in('popsell_account_team')
+               OR popsell._caller_in('popsell_technical')
+               OR popsell._caller_in('popsell_owner')
+               OR p_ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()) THEN
+        RAISE EXCEPTION 'ambassador % does not exist or is not you', p_ambassador_id
+            USING ERRCODE = 'PS200',
+                  HINT = 'Check the ambassador id and the ambassador the session acts as.';
+    END IF;
+    SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
+    IF st <> 'active' THEN
+        RAISE EXCEPTION 'ambassador % is not active (status %)', p_ambassador_id, st
+            USING ERRCODE = 'PS300',
+                  DETAIL = 'Nothing is collected, imported or sent for an ambassador who is not active.',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
+    RETURN p_ambassador_id;
+END
+$$;
+COMMENT ON FUNCTION popsell._ambassador_for_caller(bigint) IS
+    'Internal: the ambassador id if the calling role may act for it, else PS200; PS300 when it is not active.';
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

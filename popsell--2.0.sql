@@ -839,6 +839,12 @@ CREATE FUNCTION popsell.current_ambassador_id() RETURNS bigint
 COMMENT ON FUNCTION popsell.current_ambassador_id() IS
     'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app in this transaction (SET LOCAL or set_config(..., true)); NULL for nobody.';
 
+CREATE FUNCTION popsell._ambassador_id_setting() RETURNS text
+    LANGUAGE c STABLE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'popsell_ambassador_id_setting';
+COMMENT ON FUNCTION popsell._ambassador_id_setting() IS
+    'Internal: popsell.ambassador_id as set in the current transaction (SET LOCAL or set_config(..., true)), else NULL; what popsell''s own checks compare with.';
+
 CREATE FUNCTION popsell._as_of() RETURNS timestamptz
     LANGUAGE c STABLE
     AS 'MODULE_PATHNAME', 'popsell_as_of';
@@ -1066,7 +1072,7 @@ BEGIN
     IF FOUND AND popsell.current_ambassador_id() IS NULL
        AND EXISTS (SELECT 1 FROM popsell.ambassadors a
                     WHERE a.id = c.ambassador_id AND a.status <> 'active'
-                      AND (current_setting('popsell.ambassador_id', true) = a.id::text
+                      AND (popsell._ambassador_id_setting() = a.id::text
                            OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
         RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
             USING ERRCODE = 'PS300',
@@ -1112,7 +1118,7 @@ BEGIN
     -- "unknown": it is itself.
     IF EXISTS (SELECT 1 FROM popsell.ambassadors a
                 WHERE a.id = p_ambassador_id AND a.status <> 'active'
-                  AND (current_setting('popsell.ambassador_id', true) = p_ambassador_id::text
+                  AND (popsell._ambassador_id_setting() = p_ambassador_id::text
                        OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text)))
        AND popsell.current_ambassador_id() IS NULL THEN
         SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;

@@ -168,6 +168,24 @@ SELECT count(*) AS stored_defaults FROM pg_db_role_setting WHERE array_to_string
 ALTER ROLE ps_t_web1 RESET ALL;
 ALTER DATABASE popsell_idtx_test RESET ALL;
 
+-- popsell's own checks read the identity through the same rule: a stale
+-- value naming an inactive ambassador tells the next client nothing
+-- about it (PS200 "not you", not PS300 "not active (status ...)").
+INSERT INTO popsell.ambassadors (id, status, first_name, last_name, email)
+VALUES (3, 'signup_incomplete', 'Carl', 'C', 'carl@amb.example.test');
+SET ROLE ps_t_web1;
+SET popsell.ambassador_id = '3';
+RESET ROLE;
+SET ROLE ps_t_web2;
+BEGIN;
+SET LOCAL ROLE popsell_ambassador;
+\set VERBOSITY terse
+SELECT popsell.import_contacts(3, '[]');
+\set VERBOSITY default
+ROLLBACK;
+RESET ROLE;
+RESET popsell.ambassador_id;
+
 -- A parallel worker could not tell a fresh value from a stale one: the
 -- function runs in the leader only.
 SELECT proparallel FROM pg_proc WHERE oid = 'popsell.current_ambassador_id()'::regprocedure;

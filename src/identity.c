@@ -783,3 +783,20 @@ popsell_id_in(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_BOOL(false);
 }
+
+/*
+ * popsell._ambassador_id_setting(): the raw popsell.ambassador_id when it
+ * was set in this transaction, else NULL: what popsell's own SQL checks
+ * compare with, so that they follow the same one-transaction rule as
+ * current_ambassador_id() (a value left over by an earlier client of a
+ * pooled connection names nobody).
+ */
+PG_FUNCTION_INFO_V1(popsell_ambassador_id_setting);
+Datum
+popsell_ambassador_id_setting(PG_FUNCTION_ARGS)
+{
+	if (ambassador_id_guc == NULL || ambassador_id_guc[0] == '\0' ||
+		!fresh(ambassador_id_stamp))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(ambassador_id_guc));
+}

@@ -25,3 +25,7 @@ GRANT EXECUTE ON FUNCTION popsell._id_in(bigint, bigint[])
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 -- @restate policy:popsell_ambassador_select:interactions policy:popsell_ambassador_select:consent_events
+
+-- popsell's own identity checks follow the one-transaction rule too: they
+-- compare with the value set in this transaction, not the raw setting.
+-- @restate function:_ambassador_id_setting function:_contact_for_caller function:_ambassador_for_caller
