@@ -7,6 +7,47 @@
 \echo Use "ALTER EXTENSION popsell UPDATE TO '2.0'" to load this file. \quit
 
 
+-- src/updates/1.1--2.0/00_lookup_secret.sql
+-- The lookup secret (SPEC S11): lookup-key indexes are keyed by it, so it
+-- exists before any part builds one (12_security.sql) and before popsell's
+-- C triggers compute a key.  Created once here with a fresh random value,
+-- like a fresh install; never rotated.  42_security_leftovers.sql attaches
+-- the rest (the write-time gate, the restore handling).
+CREATE TABLE popsell.lookup_secret (
+    id         integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    secret     bytea NOT NULL CHECK (octet_length(secret) = 32),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.lookup_secret IS
+    'The secret of the lookup keys (HMAC-SHA-256) that personal columns are indexed by; one row, created at install, never changed (the indexes depend on it), kept by pg_dump. Owner only.';
+INSERT INTO popsell.lookup_secret (secret) VALUES (popsell._random_bytes(32));
+CREATE OR REPLACE FUNCTION popsell._lookup_secret_guard() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_secret_guard';
+COMMENT ON FUNCTION popsell._lookup_secret_guard() IS
+    'Trigger: popsell.lookup_secret is never updated, deleted or truncated (a restore replaces it).';
+
+CREATE OR REPLACE FUNCTION popsell._lookup_secret_changed() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_secret_changed';
+COMMENT ON FUNCTION popsell._lookup_secret_changed() IS
+    'Trigger: make every backend read the lookup secret again after a restore replaced it.';
+CREATE TRIGGER popsell_20_never_changes
+    BEFORE UPDATE OR DELETE ON popsell.lookup_secret
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_secret_guard();
+CREATE TRIGGER popsell_20_never_truncated
+    BEFORE TRUNCATE ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_guard();
+CREATE TRIGGER popsell_90_secret_changed
+    AFTER INSERT OR DELETE ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_changed();
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_20_never_changes;
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_20_never_truncated;
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_90_secret_changed;
+CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.lookup_secret
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+
 -- src/updates/1.1--2.0/10_state_classes.sql
 -- ===================================================================
 -- State classes of the consent types, defined once (in C).
@@ -877,7 +918,7 @@ BEGIN
     IF FOUND AND popsell.current_ambassador_id() IS NULL
        AND EXISTS (SELECT 1 FROM popsell.ambassadors a
                     WHERE a.id = c.ambassador_id AND a.status <> 'active'
-                      AND (current_setting('popsell.ambassador_id', true) = a.id::text
+                      AND (popsell._ambassador_id_setting() = a.id::text
                            OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
         RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
             USING ERRCODE = 'PS300',
@@ -922,7 +963,7 @@ BEGIN
     -- "unknown": it is itself.
     IF EXISTS (SELECT 1 FROM popsell.ambassadors a
                 WHERE a.id = p_ambassador_id AND a.status <> 'active'
-                  AND (current_setting('popsell.ambassador_id', true) = p_ambassador_id::text
+                  AND (popsell._ambassador_id_setting() = p_ambassador_id::text
                        OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text)))
        AND popsell.current_ambassador_id() IS NULL THEN
         SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
@@ -4069,6 +4110,8 @@ BEGIN
         DELETE FROM popsell.settings WHERE id = NEW.id;
     ELSIF TG_TABLE_NAME = 'hash_keys' THEN
         DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    ELSIF TG_TABLE_NAME = 'lookup_secret' THEN
+        DELETE FROM popsell.lookup_secret WHERE id = NEW.id;
     ELSIF TG_TABLE_NAME = 'maintenance_lock' THEN
         DELETE FROM popsell.maintenance_lock WHERE id = NEW.id;
     END IF;
@@ -4814,6 +4857,218 @@ ALTER FUNCTION popsell.hash_email(text) PARALLEL RESTRICTED;
 ALTER FUNCTION popsell.hash_identifier(text) PARALLEL RESTRICTED;
 ALTER FUNCTION popsell.email_hashes(text) PARALLEL RESTRICTED;
 ALTER FUNCTION popsell.hash_key_id() PARALLEL RESTRICTED;
+
+-- src/updates/1.1--2.0/42_security_leftovers.sql
+-- Security leftovers of issue 12 (SPEC S11, section 2).
+
+-- Lookup keys are an HMAC under popsell.lookup_secret (00_lookup_secret.sql
+-- created it before any lookup-key index), computed for a restricted role
+-- only for the row it writes (the last BEFORE row trigger records it).
+CREATE OR REPLACE FUNCTION popsell._lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._lookup_key(text) IS
+    'Internal: the key popsell indexes a personal column by (HMAC-SHA-256 of the stored value under popsell.lookup_secret); computed for the owner, and for other roles only for the row they write; not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
+
+CREATE OR REPLACE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
+    'Internal: popsell._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); not leakproof.';
+
+CREATE OR REPLACE FUNCTION popsell._lookup_key_row() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key_row';
+COMMENT ON FUNCTION popsell._lookup_key_row() IS
+    'Trigger (last BEFORE INSERT OR UPDATE row trigger of a table with lookup-key indexes; arguments: the indexed columns): lets the writer''s index maintenance compute the keys of this row''s values, and nothing else.';
+CREATE TRIGGER popsell_99_lookup_keys
+    BEFORE INSERT OR UPDATE ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email', 'sso_subject');
+CREATE TRIGGER popsell_99_lookup_keys
+    BEFORE INSERT OR UPDATE ON popsell.contacts
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email');
+-- A restore replaces the install's secret with the backed-up one and
+-- rebuilds the lookup-key indexes with it.
+CREATE OR REPLACE FUNCTION popsell._restore_singletons() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT popsell._restoring() THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'settings' THEN
+        DELETE FROM popsell.settings WHERE id = NEW.id;
+    ELSIF TG_TABLE_NAME = 'hash_keys' THEN
+        DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    ELSIF TG_TABLE_NAME = 'lookup_secret' THEN
+        DELETE FROM popsell.lookup_secret WHERE id = NEW.id;
+    ELSIF TG_TABLE_NAME = 'maintenance_lock' THEN
+        DELETE FROM popsell.maintenance_lock WHERE id = NEW.id;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION popsell._lookup_secret_restored() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    IF NOT popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    FOR r IN
+        SELECT DISTINCT d.objid::pg_catalog.regclass AS idx
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+                                     AND c.relkind OPERATOR(pg_catalog.=) 'i'
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ANY (ARRAY['popsell._lookup_key(text)'::pg_catalog.regprocedure,
+                                                         'popsell._brand_lookup_key(text)'::pg_catalog.regprocedure]::pg_catalog.oid[])
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('REINDEX INDEX %s', r.idx);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._lookup_secret_restored() IS
+    'Trigger: after a restore replaced the lookup secret, rebuild every lookup-key index with it.';
+CREATE TRIGGER popsell_95_restored
+    AFTER INSERT ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_restored();
+
+-- An ambassador's policies on rows tied to a contact: the ids it sees,
+-- read once per query, instead of a helper run per row (about 4000 times
+-- faster on 200,000 interactions; see bench/201_rls.sql).
+CREATE OR REPLACE FUNCTION popsell._id_in(id bigint, ids bigint[]) RETURNS boolean
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 0.0001
+    AS 'MODULE_PATHNAME', 'popsell_id_in';
+COMMENT ON FUNCTION popsell._id_in(bigint, bigint[]) IS
+    'Policy helper: whether id is in ids (sorted once per query, then searched by bisection). Every role with a policy using it.';
+GRANT EXECUTE ON FUNCTION popsell._id_in(bigint, bigint[])
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
+       popsell_technical, popsell_app;
+DROP POLICY popsell_ambassador_select ON popsell.interactions;
+CREATE POLICY popsell_ambassador_select ON popsell.interactions FOR SELECT TO popsell_ambassador
+    USING (popsell._id_in(contact_id, ARRAY(SELECT c.id FROM popsell.contacts c))
+           AND contact_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.id FROM popsell.contacts c)));
+COMMENT ON POLICY popsell_ambassador_select ON popsell.interactions IS
+    'An ambassador sees interactions of the contacts it sees.';
+
+DROP POLICY popsell_ambassador_select ON popsell.consent_events;
+CREATE POLICY popsell_ambassador_select ON popsell.consent_events FOR SELECT TO popsell_ambassador
+    USING (popsell._id_in(contact_id, ARRAY(SELECT c.id FROM popsell.contacts c))
+           AND contact_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.id FROM popsell.contacts c)));
+COMMENT ON POLICY popsell_ambassador_select ON popsell.consent_events IS
+    'An ambassador reads the consent proof of the contacts it sees.';
+
+-- popsell's own identity checks follow the one-transaction rule too: they
+-- compare with the value set in this transaction, not the raw setting.
+CREATE OR REPLACE FUNCTION popsell._ambassador_id_setting() RETURNS text
+    LANGUAGE c STABLE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'popsell_ambassador_id_setting';
+COMMENT ON FUNCTION popsell._ambassador_id_setting() IS
+    'Internal: popsell.ambassador_id as set in the current transaction (SET LOCAL or set_config(..., true)), else NULL; what popsell''s own checks compare with.';
+
+CREATE OR REPLACE FUNCTION popsell._contact_for_caller(p_contact_id bigint)
+    RETURNS popsell.contacts
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c popsell.contacts;
+BEGIN
+    IF p_contact_id IS NULL THEN
+        RAISE EXCEPTION 'contact id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing contact.';
+    END IF;
+    SELECT * INTO c FROM popsell.contacts WHERE id = p_contact_id;
+    -- An ambassador acting for itself while not active learns that (PS300).
+    IF FOUND AND popsell.current_ambassador_id() IS NULL
+       AND EXISTS (SELECT 1 FROM popsell.ambassadors a
+                    WHERE a.id = c.ambassador_id AND a.status <> 'active'
+                      AND (popsell._ambassador_id_setting() = a.id::text
+                           OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
+        RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
+            USING ERRCODE = 'PS300',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
+    IF NOT FOUND
+       OR NOT (popsell._caller_in('popsell_app')
+               OR popsell._caller_in('popsell_brand')
+                  AND NOT c.restricted
+                  AND NOT (c.email_confirmed_at IS NULL
+                           AND c.source IN ('blog', 'blog_internal_form', 'store_purchase'))
+                  AND (c.brand_optin <> 'no_optin' OR c.partners_optin)
+               OR popsell._caller_in('popsell_account_team')
+               OR popsell._caller_in('popsell_technical')
+               OR popsell._caller_in('popsell_owner')
+               OR c.ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()
+                  AND c.ambassador_id IS NOT NULL) THEN
+        RAISE EXCEPTION 'contact % does not exist or is not yours', p_contact_id
+            USING ERRCODE = 'PS200',
+                  HINT = 'Check the contact id and the ambassador the session acts as.';
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION popsell._contact_for_caller(bigint) IS
+    'Internal: the contact row if the calling role may act on it (the brand: only contacts it sees), else PS200.';
+
+CREATE OR REPLACE FUNCTION popsell._ambassador_for_caller(p_ambassador_id bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st popsell.ambassador_status;
+BEGIN
+    IF p_ambassador_id IS NULL THEN
+        RAISE EXCEPTION 'ambassador id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing ambassador.';
+    END IF;
+    -- An ambassador acting for itself while not active (the trusted app's
+    -- popsell.ambassador_id, or its login role, names it) learns that, not
+    -- "unknown": it is itself.
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a
+                WHERE a.id = p_ambassador_id AND a.status <> 'active'
+                  AND (popsell._ambassador_id_setting() = p_ambassador_id::text
+                       OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text)))
+       AND popsell.current_ambassador_id() IS NULL THEN
+        SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
+        RAISE EXCEPTION 'ambassador % is not active (status %)', p_ambassador_id, st
+            USING ERRCODE = 'PS300',
+                  DETAIL = 'Nothing is collected, imported or sent for an ambassador who is not active.',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM popsell.ambassadors WHERE id = p_ambassador_id)
+       OR NOT (popsell._caller_in('popsell_app')
+               OR popsell._caller_in('popsell_brand')
+               OR popsell._caller_in('popsell_account_team')
+               OR popsell._caller_in('popsell_technical')
+               OR popsell._caller_in('popsell_owner')
+               OR p_ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()) THEN
+        RAISE EXCEPTION 'ambassador % does not exist or is not you', p_ambassador_id
+            USING ERRCODE = 'PS200',
+                  HINT = 'Check the ambassador id and the ambassador the session acts as.';
+    END IF;
+    SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
+    IF st <> 'active' THEN
+        RAISE EXCEPTION 'ambassador % is not active (status %)', p_ambassador_id, st
+            USING ERRCODE = 'PS300',
+                  DETAIL = 'Nothing is collected, imported or sent for an ambassador who is not active.',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
+    RETURN p_ambassador_id;
+END
+$$;
+COMMENT ON FUNCTION popsell._ambassador_for_caller(bigint) IS
+    'Internal: the ambassador id if the calling role may act for it, else PS200; PS300 when it is not active.';
 
 -- src/updates/1.1--2.0/44_report_speed.sql
 -- The compliance report's speed (issue 18): the retention rules' partial

@@ -336,24 +336,69 @@ COMMENT ON TABLE popsell.hash_keys IS
     'Brand secret keys of the keyed email hashes (HMAC-SHA-256); the newest hashes new entries, all are checked. Owner only.';
 
 -- Lookup keys (SPEC S11): personal columns are indexed through the
--- SHA-256 of their stored value, never plainly.  The key functions are
--- not leakproof, so a restricted role's condition on them is evaluated
--- after row security, never as an index condition; popsell's own lookups
--- run as the owner and use the indexes.  _brand_lookup_key is the same
--- key under another name, so that the index holding only brand-visible
--- rows (contacts_brand_email_idx) is the only one a lookup through it can
--- use.  Every role writing the indexed tables executes them (index
--- maintenance runs with the writer's rights).
+-- HMAC-SHA-256 of their stored value under the lookup secret, never
+-- plainly.  The key functions are not leakproof, so a restricted role's
+-- condition on them is evaluated after row security, never as an index
+-- condition; popsell's own lookups run as the owner and use the indexes.
+-- _brand_lookup_key is the same key under another name, so that the index
+-- holding only brand-visible rows (contacts_brand_email_idx) is the only
+-- one a lookup through it can use.  Every role writing the indexed tables
+-- executes them (index maintenance runs with the writer's rights), but
+-- they answer a restricted role only for the values of the row it is
+-- writing (recorded by popsell._lookup_key_row, the last BEFORE trigger):
+-- a key computed for a guessed address would let a merge join against
+-- the index count hidden rows.
+--
+-- The secret: one row, created at install (and by the 1.1 -> 2.0
+-- upgrade), kept by pg_dump (extension configuration table), readable by
+-- popsell_owner only (and by roles reading all data, such as a backup
+-- role).  It is never rotated: every lookup-key index depends on it.  A
+-- restore replaces the install's secret with the backed-up one and
+-- rebuilds the lookup-key indexes (12_restore.sql).
+CREATE TABLE popsell.lookup_secret (
+    id         integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    secret     bytea NOT NULL CHECK (octet_length(secret) = 32),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.lookup_secret IS
+    'The secret of the lookup keys (HMAC-SHA-256) that personal columns are indexed by; one row, created at install, never changed (the indexes depend on it), kept by pg_dump. Owner only.';
+CREATE FUNCTION popsell._lookup_secret_guard() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_secret_guard';
+COMMENT ON FUNCTION popsell._lookup_secret_guard() IS
+    'Trigger: popsell.lookup_secret is never updated, deleted or truncated (a restore replaces it).';
+CREATE TRIGGER popsell_20_never_changes
+    BEFORE UPDATE OR DELETE ON popsell.lookup_secret
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_secret_guard();
+CREATE TRIGGER popsell_20_never_truncated
+    BEFORE TRUNCATE ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_guard();
+CREATE FUNCTION popsell._lookup_secret_changed() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_secret_changed';
+COMMENT ON FUNCTION popsell._lookup_secret_changed() IS
+    'Trigger: make every backend read the lookup secret again after a restore replaced it.';
+CREATE TRIGGER popsell_90_secret_changed
+    AFTER INSERT OR DELETE ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_changed();
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_20_never_changes;
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_20_never_truncated;
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_90_secret_changed;
 CREATE FUNCTION popsell._lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
 COMMENT ON FUNCTION popsell._lookup_key(text) IS
-    'Internal: the key popsell indexes a personal column by (SHA-256 of the stored value); not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
+    'Internal: the key popsell indexes a personal column by (HMAC-SHA-256 of the stored value under popsell.lookup_secret); computed for the owner, and for other roles only for the row they write; not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
 CREATE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
 COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
     'Internal: popsell._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); not leakproof.';
+CREATE FUNCTION popsell._lookup_key_row() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key_row';
+COMMENT ON FUNCTION popsell._lookup_key_row() IS
+    'Trigger (last BEFORE INSERT OR UPDATE row trigger of a table with lookup-key indexes; arguments: the indexed columns): lets the writer''s index maintenance compute the keys of this row''s values, and nothing else.';
 
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,
@@ -411,6 +456,9 @@ COMMENT ON TABLE popsell.ambassadors IS
     'Ambassadors (micro-influencers, sales reps, employees). DELETE is the erasure: a tombstone keeps only hashes, city, postal code and birth year.';
 CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (popsell._lookup_key(email));
 CREATE UNIQUE INDEX ambassadors_sso_subject_key ON popsell.ambassadors (popsell._lookup_key(sso_subject));
+CREATE TRIGGER popsell_99_lookup_keys
+    BEFORE INSERT OR UPDATE ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email', 'sso_subject');
 CREATE INDEX ambassadors_deletion_due_idx ON popsell.ambassadors (deletion_due_at)
     WHERE deletion_due_at IS NOT NULL;
 CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_login_at, created_at)));
@@ -509,6 +557,9 @@ CREATE INDEX contacts_email_idx ON popsell.contacts (popsell._lookup_key(email))
 -- matches the index to their queries.
 CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
     WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+CREATE TRIGGER popsell_99_lookup_keys
+    BEFORE INSERT OR UPDATE ON popsell.contacts
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email');
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.  The INCLUDE columns are
 -- the rest of the rule's predicate (brand visibility, restriction): its
@@ -795,6 +846,12 @@ CREATE FUNCTION popsell.current_ambassador_id() RETURNS bigint
 COMMENT ON FUNCTION popsell.current_ambassador_id() IS
     'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app in this transaction (SET LOCAL or set_config(..., true)); NULL for nobody.';
 
+CREATE FUNCTION popsell._ambassador_id_setting() RETURNS text
+    LANGUAGE c STABLE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'popsell_ambassador_id_setting';
+COMMENT ON FUNCTION popsell._ambassador_id_setting() IS
+    'Internal: popsell.ambassador_id as set in the current transaction (SET LOCAL or set_config(..., true)), else NULL; what popsell''s own checks compare with.';
+
 CREATE FUNCTION popsell._as_of() RETURNS timestamptz
     LANGUAGE c STABLE
     AS 'MODULE_PATHNAME', 'popsell_as_of';
@@ -809,6 +866,8 @@ COMMENT ON FUNCTION popsell._random_bytes(integer) IS
 
 -- The brand's first key, from the strong random source.
 INSERT INTO popsell.hash_keys (key_id, secret) VALUES (1, popsell._random_bytes(32));
+-- The lookup secret, once and for good (see popsell.lookup_secret).
+INSERT INTO popsell.lookup_secret (secret) VALUES (popsell._random_bytes(32));
 
 CREATE FUNCTION popsell._restoring() RETURNS boolean
     LANGUAGE c STABLE
@@ -1020,7 +1079,7 @@ BEGIN
     IF FOUND AND popsell.current_ambassador_id() IS NULL
        AND EXISTS (SELECT 1 FROM popsell.ambassadors a
                     WHERE a.id = c.ambassador_id AND a.status <> 'active'
-                      AND (current_setting('popsell.ambassador_id', true) = a.id::text
+                      AND (popsell._ambassador_id_setting() = a.id::text
                            OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
         RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
             USING ERRCODE = 'PS300',
@@ -1066,7 +1125,7 @@ BEGIN
     -- "unknown": it is itself.
     IF EXISTS (SELECT 1 FROM popsell.ambassadors a
                 WHERE a.id = p_ambassador_id AND a.status <> 'active'
-                  AND (current_setting('popsell.ambassador_id', true) = p_ambassador_id::text
+                  AND (popsell._ambassador_id_setting() = p_ambassador_id::text
                        OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text)))
        AND popsell.current_ambassador_id() IS NULL THEN
         SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;
@@ -2036,6 +2095,21 @@ CREATE FUNCTION popsell._sees_contact(contact_id bigint) RETURNS boolean
     RETURN EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) _sees_contact.contact_id);
 COMMENT ON FUNCTION popsell._sees_contact(bigint) IS
     'Policy helper: whether the caller sees this contact under its own row security (false for NULL). Every role with a policy using it.';
+-- The fast form for an ambassador (a few hundred contacts at most): the
+-- ids of the contacts the caller sees, read once per query under its own
+-- row security (initplans, whatever rows the query keeps), are passed to
+-- popsell._id_in, a C lookup costed below any operator, so it runs first
+-- on every row and reads nothing per row: the caller's conditions never
+-- decide what popsell reads (what a correlated EXISTS did).  The same ids
+-- as "contact_id = ANY (...)" let the planner fetch only those contacts'
+-- rows through the contact_id index (a policy's own condition may be an
+-- index condition; it fetches no hidden row).  The brand's policies keep
+-- _sees_contact: the brand sees too many contacts to list per query.
+CREATE FUNCTION popsell._id_in(id bigint, ids bigint[]) RETURNS boolean
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 0.0001
+    AS 'MODULE_PATHNAME', 'popsell_id_in';
+COMMENT ON FUNCTION popsell._id_in(bigint, bigint[]) IS
+    'Policy helper: whether id is in ids (sorted once per query, then searched by bisection). Every role with a policy using it.';
 CREATE FUNCTION popsell._app_sees_contact(contact_id bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
     SET search_path = pg_catalog, pg_temp
@@ -2053,7 +2127,8 @@ GRANT EXECUTE ON FUNCTION popsell.current_ambassador_id(), popsell.normalize_ema
     popsell.transition_rules(),
     popsell.transition_allowed(text, text, text, text, popsell.contact_source),
     popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean),
-    popsell.current_path(), popsell._caller_in(text), popsell._sees_contact(bigint)
+    popsell.current_path(), popsell._caller_in(text), popsell._sees_contact(bigint),
+    popsell._id_in(bigint, bigint[])
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
@@ -2366,7 +2441,8 @@ COMMENT ON POLICY popsell_brand_select ON popsell.activity_log IS
 -- -------------------------------------------------------------------
 GRANT SELECT ON popsell.interactions, popsell.consent_events TO popsell_ambassador, popsell_brand;
 CREATE POLICY popsell_ambassador_select ON popsell.interactions FOR SELECT TO popsell_ambassador
-    USING (popsell._sees_contact(contact_id));
+    USING (popsell._id_in(contact_id, ARRAY(SELECT c.id FROM popsell.contacts c))
+           AND contact_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.id FROM popsell.contacts c)));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.interactions IS
     'An ambassador sees interactions of the contacts it sees.';
 CREATE POLICY popsell_brand_select ON popsell.interactions FOR SELECT TO popsell_brand
@@ -2374,7 +2450,8 @@ CREATE POLICY popsell_brand_select ON popsell.interactions FOR SELECT TO popsell
 COMMENT ON POLICY popsell_brand_select ON popsell.interactions IS
     'The brand sees interactions of brand-visible contacts and of erased ones (statistics).';
 CREATE POLICY popsell_ambassador_select ON popsell.consent_events FOR SELECT TO popsell_ambassador
-    USING (popsell._sees_contact(contact_id));
+    USING (popsell._id_in(contact_id, ARRAY(SELECT c.id FROM popsell.contacts c))
+           AND contact_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.id FROM popsell.contacts c)));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.consent_events IS
     'An ambassador reads the consent proof of the contacts it sees.';
 CREATE POLICY popsell_brand_select ON popsell.consent_events FOR SELECT TO popsell_brand
@@ -5424,6 +5501,8 @@ BEGIN
         DELETE FROM popsell.settings WHERE id = NEW.id;
     ELSIF TG_TABLE_NAME = 'hash_keys' THEN
         DELETE FROM popsell.hash_keys WHERE key_id = NEW.key_id;
+    ELSIF TG_TABLE_NAME = 'lookup_secret' THEN
+        DELETE FROM popsell.lookup_secret WHERE id = NEW.id;
     ELSIF TG_TABLE_NAME = 'maintenance_lock' THEN
         DELETE FROM popsell.maintenance_lock WHERE id = NEW.id;
     END IF;
@@ -5441,8 +5520,49 @@ CREATE TRIGGER popsell_10_restore
     BEFORE INSERT ON popsell.hash_keys
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
 CREATE TRIGGER popsell_10_restore
+    BEFORE INSERT ON popsell.lookup_secret
+    FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+CREATE TRIGGER popsell_10_restore
     BEFORE INSERT ON popsell.maintenance_lock
     FOR EACH ROW EXECUTE FUNCTION popsell._restore_singletons();
+
+-- A restored lookup secret replaces the install's: every index computed
+-- with the install's secret (rows restored before it) is rebuilt, in the
+-- restoring transaction, so lookups find the restored rows whatever order
+-- pg_restore loads the tables in.
+CREATE FUNCTION popsell._lookup_secret_restored() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    IF NOT popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    FOR r IN
+        SELECT DISTINCT d.objid::pg_catalog.regclass AS idx
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+                                     AND c.relkind OPERATOR(pg_catalog.=) 'i'
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ANY (ARRAY['popsell._lookup_key(text)'::pg_catalog.regprocedure,
+                                                         'popsell._brand_lookup_key(text)'::pg_catalog.regprocedure]::pg_catalog.oid[])
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('REINDEX INDEX %s', r.idx);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._lookup_secret_restored() IS
+    'Trigger: after a restore replaced the lookup secret, rebuild every lookup-key index with it.';
+ALTER FUNCTION popsell._lookup_secret_restored() OWNER TO popsell_owner;
+REVOKE ALL ON FUNCTION popsell._lookup_secret_restored() FROM PUBLIC;
+CREATE TRIGGER popsell_95_restored
+    AFTER INSERT ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_restored();
 -- ===================================================================
 -- Files (SPEC section 3, v2): ugc.file_path and ambassadors.photo_path
 -- are relative paths under ambassadors/<that ambassador's id>/, segments

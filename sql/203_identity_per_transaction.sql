@@ -1,5 +1,6 @@
--- 203_identity_per_transaction: popsell.ambassador_id, popsell.actor and
--- popsell.as_of count only in the transaction that set them (SPEC section
+-- 203_identity_per_transaction: popsell.ambassador_id, popsell.actor,
+-- popsell.as_of and popsell.consent_text count only in the transaction
+-- that set them (SPEC section
 -- 2, v2).  A plain (session) SET on a pooled connection, a value set
 -- before the library was loaded, and role or database defaults identify
 -- nobody in any later transaction; ALTER ROLE/DATABASE ... SET is refused
@@ -139,6 +140,51 @@ SELECT popsell.accept_invitation(c.id) FROM popsell.contacts c WHERE c.first_nam
 SELECT e.actor, e.new_ambassador_optin
   FROM popsell.consent_events e JOIN popsell.contacts c ON c.id = e.contact_id
  WHERE c.first_name = 'A-one' ORDER BY e.id DESC LIMIT 1;
+
+-- popsell.consent_text is recorded in the ledger with each consent: a
+-- plain SET by one client of a pooled connection is not recorded for the
+-- next client's consents; SET LOCAL is; it is no role or database default.
+SET ROLE ps_t_web1;
+SET popsell.consent_text = 'terms-stale';
+RESET ROLE;
+SET ROLE ps_t_web2;
+SELECT popsell.collect_contact(2, 'order', '{"first_name": "B-two", "email": "b-two@c.example.test"}', NULL, true) IS NOT NULL AS collected;
+RESET ROLE;
+SELECT array_agg(DISTINCT coalesce(e.consent_text, '(none)')) AS recorded_after_plain_set
+  FROM popsell.consent_events e JOIN popsell.contacts c ON c.id = e.contact_id WHERE c.first_name = 'B-two';
+BEGIN;
+SET LOCAL ROLE ps_t_web2;
+SET LOCAL popsell.consent_text = 'terms-2226.1';
+SELECT popsell.collect_contact(2, 'order', '{"first_name": "B-three", "email": "b-three@c.example.test"}', NULL, true) IS NOT NULL AS collected;
+COMMIT;
+SELECT array_agg(DISTINCT coalesce(e.consent_text, '(none)')) AS recorded_after_set_local
+  FROM popsell.consent_events e JOIN popsell.contacts c ON c.id = e.contact_id WHERE c.first_name = 'B-three';
+RESET popsell.consent_text;
+\set VERBOSITY terse
+ALTER ROLE ps_t_web1 SET popsell.consent_text = 'terms-role';
+ALTER DATABASE popsell_idtx_test SET popsell.consent_text = 'terms-db';
+\set VERBOSITY default
+SELECT count(*) AS stored_defaults FROM pg_db_role_setting WHERE array_to_string(setconfig, ',') LIKE '%consent_text%';
+ALTER ROLE ps_t_web1 RESET ALL;
+ALTER DATABASE popsell_idtx_test RESET ALL;
+
+-- popsell's own checks read the identity through the same rule: a stale
+-- value naming an inactive ambassador tells the next client nothing
+-- about it (PS200 "not you", not PS300 "not active (status ...)").
+INSERT INTO popsell.ambassadors (id, status, first_name, last_name, email)
+VALUES (3, 'signup_incomplete', 'Carl', 'C', 'carl@amb.example.test');
+SET ROLE ps_t_web1;
+SET popsell.ambassador_id = '3';
+RESET ROLE;
+SET ROLE ps_t_web2;
+BEGIN;
+SET LOCAL ROLE popsell_ambassador;
+\set VERBOSITY terse
+SELECT popsell.import_contacts(3, '[]');
+\set VERBOSITY default
+ROLLBACK;
+RESET ROLE;
+RESET popsell.ambassador_id;
 
 -- A parallel worker could not tell a fresh value from a stale one: the
 -- function runs in the leader only.

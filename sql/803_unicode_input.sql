@@ -118,10 +118,15 @@ SELECT count(*) AS stored_despite_optout FROM popsell.contacts WHERE first_name 
 
 -- (S13) The consent-text setting is a version or hash: free text (a name,
 -- an address) would survive erasure in the ledger, so it is refused.
-SET popsell.consent_text = 'Jane Doe, jane@example.test, +33 6 12 34 56 78';
+-- (It counts only in the transaction that sets it: SET LOCAL.)
+BEGIN;
+SET LOCAL popsell.consent_text = 'Jane Doe, jane@example.test, +33 6 12 34 56 78';
 SELECT pg_temp.try($$SELECT popsell.collect_contact(1, 'order', '{"first_name": "Jane"}', NULL, true) IS NOT NULL$$) AS free_text;
-SET popsell.consent_text = 'terms-2026.12';
+COMMIT;
+BEGIN;
+SET LOCAL popsell.consent_text = 'terms-2026.12';
 SELECT pg_temp.try($$SELECT popsell.collect_contact(1, 'order', '{"first_name": "Jane"}', NULL, true) IS NOT NULL$$) AS version;
+COMMIT;
 SELECT consent_text FROM popsell.consent_events e JOIN popsell.contacts c ON c.id = e.contact_id
  WHERE c.first_name = 'Jane';
 RESET popsell.consent_text;

@@ -5,10 +5,14 @@
  *	  change comes through, restore mode, and the owner context in which
  *	  popsell reads and writes its own bookkeeping.
  *
- * The identity and path settings are PGC_SUSET: only superusers and roles
- * granted SET on them (popsell_app for popsell.ambassador_id, popsell_owner
- * for popsell.actor and popsell.as_of) can set them, so nobody can
- * impersonate an ambassador or forge the actor of a consent change.
+ * Only superusers and trusted roles set the identity and path settings, so
+ * nobody can impersonate an ambassador or forge the actor of a consent
+ * change: popsell.actor and popsell.as_of are PGC_SUSET, granted SET to
+ * popsell_owner; popsell.ambassador_id is checked by its check hook (members
+ * of popsell_app; see may_set_ambassador_id for why not PGC_SUSET).
+ *
+ * popsell.consent_text (PGC_USERSET: what the contact was shown, recorded
+ * in the ledger) follows the same rule.
  *
  * They also live in one transaction (SPEC section 2, v2): each value
  * carries, as its GUC "extra", the local transaction id in which it was
@@ -25,12 +29,15 @@
 
 #include <ctype.h>
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
@@ -99,6 +106,7 @@ typedef struct GucStamp
 static GucStamp *ambassador_id_stamp = NULL;
 static GucStamp *actor_stamp = NULL;
 static GucStamp *as_of_stamp = NULL;
+static GucStamp *consent_text_stamp = NULL;
 
 /*
  * While _PG_init defines the settings, PostgreSQL re-applies the values a
@@ -109,6 +117,7 @@ static GucStamp *as_of_stamp = NULL;
 static bool defining = false;
 static bool placeholder_fresh = false;
 static char *placeholder_value = NULL;
+static Oid	placeholder_srole = InvalidOid;
 
 static void
 note_placeholder(const char *name)
@@ -118,6 +127,7 @@ note_placeholder(const char *name)
 
 	placeholder_fresh = false;
 	placeholder_value = NULL;
+	placeholder_srole = InvalidOid;
 	vars = get_guc_variables_compat(&n);
 	for (int i = 0; i < n; i++)
 	{
@@ -130,6 +140,7 @@ note_placeholder(const char *name)
 			struct config_string *cs = (struct config_string *) g;
 
 			placeholder_fresh = (g->stack != NULL);
+			placeholder_srole = g->srole;
 			if (cs->variable != NULL && *cs->variable != NULL)
 				placeholder_value = pstrdup(*cs->variable);
 		}
@@ -188,7 +199,8 @@ stamp_value(const char *name, char **newval, void **extra, GucSource source,
 	stamp->lxid = current_lxid();
 	stamp->xact_start = GetCurrentTransactionStartTimestamp();
 	if (stored_source(source) || source == PGC_S_DEFAULT ||
-		source == PGC_S_DYNAMIC_DEFAULT || source == PGC_S_ENV_VAR)
+		source == PGC_S_DYNAMIC_DEFAULT || source == PGC_S_ENV_VAR ||
+		InitializingParallelWorker)
 		stamp->lxid = InvalidLocalTransactionId;
 	else if (defining &&
 			 !(placeholder_fresh && placeholder_value != NULL && *newval != NULL &&
@@ -207,6 +219,38 @@ fresh(const GucStamp *stamp)
 		stamp->xact_start == GetCurrentTransactionStartTimestamp();
 }
 
+/*
+ * Whether the role setting popsell.ambassador_id may: a superuser or a
+ * role with the privileges of popsell_app.  The setting is PGC_USERSET and
+ * checked here rather than PGC_SUSET with GRANT SET: a parallel worker
+ * restores the leader's settings in a start-up transaction of its own,
+ * before it joins the leader's, and PostgreSQL's own check there does not
+ * see a role or grant the leader's transaction made ("permission denied to
+ * set parameter" in the worker).  The worker takes the leader's value
+ * unchecked (the leader checked it) and stamps it stale: in a worker it
+ * identifies nobody (current_ambassador_id() is PARALLEL RESTRICTED).
+ * A value set before the library was loaded is checked against the role
+ * that set it (the placeholder's), not the one loading the library.
+ */
+static bool
+may_set_ambassador_id(void)
+{
+	Oid			setter;
+	Oid			app;
+
+	if (InitializingParallelWorker)
+		return true;
+	if (!IsTransactionState())
+		return false;
+	setter = defining ? placeholder_srole : GetUserId();
+	if (!OidIsValid(setter))
+		return false;
+	if (superuser_arg(setter))
+		return true;
+	app = get_role_oid("popsell_app", true);
+	return OidIsValid(app) && has_privs_of_role(setter, app);
+}
+
 static bool
 check_ambassador_id(char **newval, void **extra, GucSource source)
 {
@@ -214,8 +258,19 @@ check_ambassador_id(char **newval, void **extra, GucSource source)
 	 * Accept any shape here: a malformed value must mean "nobody", not an
 	 * error that a caller could probe.  current_ambassador_id() parses it.
 	 * Refuse it as a stored default (PGC_S_TEST too: no function of
-	 * popsell's sets it in a SET clause).
+	 * popsell's sets it in a SET clause), and from a role that is not a
+	 * trusted application.  Anybody may clear it.
 	 */
+	if (*newval != NULL && (*newval)[0] != '\0' &&
+		!(stored_source(source) || source == PGC_S_TEST) &&
+		source != PGC_S_DEFAULT && !may_set_ambassador_id())
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("permission denied to set parameter \"popsell.ambassador_id\"");
+		GUC_check_errdetail("Only trusted applications (members of popsell_app) name the ambassador they act for.");
+		GUC_check_errhint("Connect as the application's role, or GRANT popsell_app to it.");
+		return false;
+	}
 	return stamp_value("popsell.ambassador_id", newval, extra, source, true);
 }
 
@@ -250,6 +305,19 @@ assign_as_of(const char *newval, void *extra)
 	as_of_stamp = (GucStamp *) extra;
 }
 
+static bool
+check_consent_text(char **newval, void **extra, GucSource source)
+{
+	/* recorded in the ledger: no stored default (PGC_S_TEST refused too) */
+	return stamp_value("popsell.consent_text", newval, extra, source, true);
+}
+
+static void
+assign_consent_text(const char *newval, void *extra)
+{
+	consent_text_stamp = (GucStamp *) extra;
+}
+
 void
 IdentityInit(void)
 {
@@ -259,7 +327,7 @@ IdentityInit(void)
 							   "Ambassador a trusted application acts as in this transaction.",
 							   "Set with SET LOCAL or set_config(..., true) by popsell_app members only; it counts only in the transaction that set it; unset, empty or malformed means nobody.",
 							   &ambassador_id_guc, "",
-							   PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							   PGC_USERSET, GUC_NOT_IN_SAMPLE,
 							   check_ambassador_id, assign_ambassador_id, NULL);
 	note_placeholder("popsell.actor");
 	DefineCustomStringVariable("popsell.actor",
@@ -275,15 +343,16 @@ IdentityInit(void)
 							   &as_of_guc, "",
 							   PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							   check_as_of, assign_as_of, NULL);
+	note_placeholder("popsell.consent_text");
+	DefineCustomStringVariable("popsell.consent_text",
+							   "Version or hash of the consent text shown to the contact, recorded in the consent ledger.",
+							   "Set with SET LOCAL or set_config(..., true): it counts only in the transaction that set it.",
+							   &consent_text_guc, "",
+							   PGC_USERSET, GUC_NOT_IN_SAMPLE,
+							   check_consent_text, assign_consent_text, NULL);
 	defining = false;
 	placeholder_fresh = false;
 	placeholder_value = NULL;
-	DefineCustomStringVariable("popsell.consent_text",
-							   "Version or hash of the consent text shown to the contact, recorded in the consent ledger.",
-							   NULL,
-							   &consent_text_guc, "",
-							   PGC_USERSET, GUC_NOT_IN_SAMPLE,
-							   NULL, NULL, NULL);
 }
 
 /* Role OID by name, or InvalidOid when the role does not exist. */
@@ -442,7 +511,9 @@ PopsellNow(void)
 const char *
 ConsentTextRef(void)
 {
-	if (consent_text_guc == NULL || consent_text_guc[0] == '\0')
+	/* a value left over from an earlier transaction records nothing */
+	if (consent_text_guc == NULL || consent_text_guc[0] == '\0' ||
+		!fresh(consent_text_stamp))
 		return NULL;
 	return consent_text_guc;
 }
@@ -625,4 +696,107 @@ popsell_caller_in(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	PG_RETURN_BOOL(role_has(GetOuterUserId(), name));
+}
+
+/*
+ * popsell._id_in(id, ids): whether ID is in the array IDS (false for a
+ * NULL element; STRICT).  The policies on rows tied to a contact pass it
+ * ARRAY(SELECT id FROM popsell.contacts) read under the caller's own row
+ * security: the array is an initplan, computed once per query whatever
+ * rows the query keeps, and the function is costed below any operator, so
+ * it runs first on every row the scan reads and the caller's own
+ * conditions never decide which rows make popsell read contacts (what a
+ * correlated EXISTS did).  The array is sorted once per query (kept in
+ * fn_extra while the same array is passed) and searched by bisection.
+ */
+typedef struct IdSet
+{
+	Pointer		source;			/* the array datum it was built from */
+	int			n;
+	int64	   *ids;
+} IdSet;
+
+static int
+int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+PG_FUNCTION_INFO_V1(popsell_id_in);
+Datum
+popsell_id_in(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(0);
+	Datum		arrd = PG_GETARG_DATUM(1);
+	IdSet	   *set = (IdSet *) fcinfo->flinfo->fn_extra;
+	int			lo,
+				hi;
+
+	if (set == NULL || set->source != DatumGetPointer(arrd))
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		ArrayType  *arr = DatumGetArrayTypeP(arrd);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+
+		if (ARR_ELEMTYPE(arr) != INT8OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_MISUSE),
+					 errmsg("popsell._id_in takes a bigint[] array")));
+		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &elems, &nulls, &nelems);
+		if (set == NULL)
+			set = (IdSet *) palloc0(sizeof(IdSet));
+		else if (set->ids != NULL)
+			pfree(set->ids);
+		set->ids = (int64 *) palloc(Max(nelems, 1) * sizeof(int64));
+		set->n = 0;
+		for (int i = 0; i < nelems; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (!nulls[i])
+				set->ids[set->n++] = DatumGetInt64(elems[i]);
+		}
+		qsort(set->ids, set->n, sizeof(int64), int64_cmp);
+		set->source = DatumGetPointer(arrd);
+		pfree(elems);
+		pfree(nulls);
+		fcinfo->flinfo->fn_extra = set;
+		MemoryContextSwitchTo(old);
+	}
+	lo = 0;
+	hi = set->n - 1;
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (set->ids[mid] == id)
+			PG_RETURN_BOOL(true);
+		if (set->ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	PG_RETURN_BOOL(false);
+}
+
+/*
+ * popsell._ambassador_id_setting(): the raw popsell.ambassador_id when it
+ * was set in this transaction, else NULL: what popsell's own SQL checks
+ * compare with, so that they follow the same one-transaction rule as
+ * current_ambassador_id() (a value left over by an earlier client of a
+ * pooled connection names nobody).
+ */
+PG_FUNCTION_INFO_V1(popsell_ambassador_id_setting);
+Datum
+popsell_ambassador_id_setting(PG_FUNCTION_ARGS)
+{
+	if (ambassador_id_guc == NULL || ambassador_id_guc[0] == '\0' ||
+		!fresh(ambassador_id_stamp))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(ambassador_id_guc));
 }

@@ -74,24 +74,69 @@ COMMENT ON TABLE popsell.hash_keys IS
     'Brand secret keys of the keyed email hashes (HMAC-SHA-256); the newest hashes new entries, all are checked. Owner only.';
 
 -- Lookup keys (SPEC S11): personal columns are indexed through the
--- SHA-256 of their stored value, never plainly.  The key functions are
--- not leakproof, so a restricted role's condition on them is evaluated
--- after row security, never as an index condition; popsell's own lookups
--- run as the owner and use the indexes.  _brand_lookup_key is the same
--- key under another name, so that the index holding only brand-visible
--- rows (contacts_brand_email_idx) is the only one a lookup through it can
--- use.  Every role writing the indexed tables executes them (index
--- maintenance runs with the writer's rights).
+-- HMAC-SHA-256 of their stored value under the lookup secret, never
+-- plainly.  The key functions are not leakproof, so a restricted role's
+-- condition on them is evaluated after row security, never as an index
+-- condition; popsell's own lookups run as the owner and use the indexes.
+-- _brand_lookup_key is the same key under another name, so that the index
+-- holding only brand-visible rows (contacts_brand_email_idx) is the only
+-- one a lookup through it can use.  Every role writing the indexed tables
+-- executes them (index maintenance runs with the writer's rights), but
+-- they answer a restricted role only for the values of the row it is
+-- writing (recorded by popsell._lookup_key_row, the last BEFORE trigger):
+-- a key computed for a guessed address would let a merge join against
+-- the index count hidden rows.
+--
+-- The secret: one row, created at install (and by the 1.1 -> 2.0
+-- upgrade), kept by pg_dump (extension configuration table), readable by
+-- popsell_owner only (and by roles reading all data, such as a backup
+-- role).  It is never rotated: every lookup-key index depends on it.  A
+-- restore replaces the install's secret with the backed-up one and
+-- rebuilds the lookup-key indexes (12_restore.sql).
+CREATE TABLE popsell.lookup_secret (
+    id         integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    secret     bytea NOT NULL CHECK (octet_length(secret) = 32),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popsell.lookup_secret IS
+    'The secret of the lookup keys (HMAC-SHA-256) that personal columns are indexed by; one row, created at install, never changed (the indexes depend on it), kept by pg_dump. Owner only.';
+CREATE FUNCTION popsell._lookup_secret_guard() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_secret_guard';
+COMMENT ON FUNCTION popsell._lookup_secret_guard() IS
+    'Trigger: popsell.lookup_secret is never updated, deleted or truncated (a restore replaces it).';
+CREATE TRIGGER popsell_20_never_changes
+    BEFORE UPDATE OR DELETE ON popsell.lookup_secret
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_secret_guard();
+CREATE TRIGGER popsell_20_never_truncated
+    BEFORE TRUNCATE ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_guard();
+CREATE FUNCTION popsell._lookup_secret_changed() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_secret_changed';
+COMMENT ON FUNCTION popsell._lookup_secret_changed() IS
+    'Trigger: make every backend read the lookup secret again after a restore replaced it.';
+CREATE TRIGGER popsell_90_secret_changed
+    AFTER INSERT OR DELETE ON popsell.lookup_secret
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell._lookup_secret_changed();
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_20_never_changes;
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_20_never_truncated;
+ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_90_secret_changed;
 CREATE FUNCTION popsell._lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
 COMMENT ON FUNCTION popsell._lookup_key(text) IS
-    'Internal: the key popsell indexes a personal column by (SHA-256 of the stored value); not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
+    'Internal: the key popsell indexes a personal column by (HMAC-SHA-256 of the stored value under popsell.lookup_secret); computed for the owner, and for other roles only for the row they write; not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
 CREATE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
 COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
     'Internal: popsell._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); not leakproof.';
+CREATE FUNCTION popsell._lookup_key_row() RETURNS trigger
+    LANGUAGE C
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key_row';
+COMMENT ON FUNCTION popsell._lookup_key_row() IS
+    'Trigger (last BEFORE INSERT OR UPDATE row trigger of a table with lookup-key indexes; arguments: the indexed columns): lets the writer''s index maintenance compute the keys of this row''s values, and nothing else.';
 
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,
@@ -149,6 +194,9 @@ COMMENT ON TABLE popsell.ambassadors IS
     'Ambassadors (micro-influencers, sales reps, employees). DELETE is the erasure: a tombstone keeps only hashes, city, postal code and birth year.';
 CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (popsell._lookup_key(email));
 CREATE UNIQUE INDEX ambassadors_sso_subject_key ON popsell.ambassadors (popsell._lookup_key(sso_subject));
+CREATE TRIGGER popsell_99_lookup_keys
+    BEFORE INSERT OR UPDATE ON popsell.ambassadors
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email', 'sso_subject');
 CREATE INDEX ambassadors_deletion_due_idx ON popsell.ambassadors (deletion_due_at)
     WHERE deletion_due_at IS NOT NULL;
 CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_login_at, created_at)));
@@ -247,6 +295,9 @@ CREATE INDEX contacts_email_idx ON popsell.contacts (popsell._lookup_key(email))
 -- matches the index to their queries.
 CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
     WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+CREATE TRIGGER popsell_99_lookup_keys
+    BEFORE INSERT OR UPDATE ON popsell.contacts
+    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email');
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.  The INCLUDE columns are
 -- the rest of the rule's predicate (brand visibility, restriction): its

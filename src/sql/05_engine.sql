@@ -10,6 +10,12 @@ CREATE FUNCTION popsell.current_ambassador_id() RETURNS bigint
 COMMENT ON FUNCTION popsell.current_ambassador_id() IS
     'The active ambassador the current transaction acts as: by login_role, else by popsell.ambassador_id set by a trusted app in this transaction (SET LOCAL or set_config(..., true)); NULL for nobody.';
 
+CREATE FUNCTION popsell._ambassador_id_setting() RETURNS text
+    LANGUAGE c STABLE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'popsell_ambassador_id_setting';
+COMMENT ON FUNCTION popsell._ambassador_id_setting() IS
+    'Internal: popsell.ambassador_id as set in the current transaction (SET LOCAL or set_config(..., true)), else NULL; what popsell''s own checks compare with.';
+
 CREATE FUNCTION popsell._as_of() RETURNS timestamptz
     LANGUAGE c STABLE
     AS 'MODULE_PATHNAME', 'popsell_as_of';
@@ -24,6 +30,8 @@ COMMENT ON FUNCTION popsell._random_bytes(integer) IS
 
 -- The brand's first key, from the strong random source.
 INSERT INTO popsell.hash_keys (key_id, secret) VALUES (1, popsell._random_bytes(32));
+-- The lookup secret, once and for good (see popsell.lookup_secret).
+INSERT INTO popsell.lookup_secret (secret) VALUES (popsell._random_bytes(32));
 
 CREATE FUNCTION popsell._restoring() RETURNS boolean
     LANGUAGE c STABLE

@@ -27,7 +27,7 @@ BEGIN
     IF FOUND AND popsell.current_ambassador_id() IS NULL
        AND EXISTS (SELECT 1 FROM popsell.ambassadors a
                     WHERE a.id = c.ambassador_id AND a.status <> 'active'
-                      AND (current_setting('popsell.ambassador_id', true) = a.id::text
+                      AND (popsell._ambassador_id_setting() = a.id::text
                            OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
         RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
             USING ERRCODE = 'PS300',
@@ -73,7 +73,7 @@ BEGIN
     -- "unknown": it is itself.
     IF EXISTS (SELECT 1 FROM popsell.ambassadors a
                 WHERE a.id = p_ambassador_id AND a.status <> 'active'
-                  AND (current_setting('popsell.ambassador_id', true) = p_ambassador_id::text
+                  AND (popsell._ambassador_id_setting() = p_ambassador_id::text
                        OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text)))
        AND popsell.current_ambassador_id() IS NULL THEN
         SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = p_ambassador_id;

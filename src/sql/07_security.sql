@@ -56,6 +56,21 @@ CREATE FUNCTION popsell._sees_contact(contact_id bigint) RETURNS boolean
     RETURN EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id OPERATOR(pg_catalog.=) _sees_contact.contact_id);
 COMMENT ON FUNCTION popsell._sees_contact(bigint) IS
     'Policy helper: whether the caller sees this contact under its own row security (false for NULL). Every role with a policy using it.';
+-- The fast form for an ambassador (a few hundred contacts at most): the
+-- ids of the contacts the caller sees, read once per query under its own
+-- row security (initplans, whatever rows the query keeps), are passed to
+-- popsell._id_in, a C lookup costed below any operator, so it runs first
+-- on every row and reads nothing per row: the caller's conditions never
+-- decide what popsell reads (what a correlated EXISTS did).  The same ids
+-- as "contact_id = ANY (...)" let the planner fetch only those contacts'
+-- rows through the contact_id index (a policy's own condition may be an
+-- index condition; it fetches no hidden row).  The brand's policies keep
+-- _sees_contact: the brand sees too many contacts to list per query.
+CREATE FUNCTION popsell._id_in(id bigint, ids bigint[]) RETURNS boolean
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 0.0001
+    AS 'MODULE_PATHNAME', 'popsell_id_in';
+COMMENT ON FUNCTION popsell._id_in(bigint, bigint[]) IS
+    'Policy helper: whether id is in ids (sorted once per query, then searched by bisection). Every role with a policy using it.';
 CREATE FUNCTION popsell._app_sees_contact(contact_id bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
     SET search_path = pg_catalog, pg_temp
@@ -73,7 +88,8 @@ GRANT EXECUTE ON FUNCTION popsell.current_ambassador_id(), popsell.normalize_ema
     popsell.transition_rules(),
     popsell.transition_allowed(text, text, text, text, popsell.contact_source),
     popsell.initial_optins(popsell.contact_source, boolean, boolean, boolean),
-    popsell.current_path(), popsell._caller_in(text), popsell._sees_contact(bigint)
+    popsell.current_path(), popsell._caller_in(text), popsell._sees_contact(bigint),
+    popsell._id_in(bigint, bigint[])
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
@@ -386,7 +402,8 @@ COMMENT ON POLICY popsell_brand_select ON popsell.activity_log IS
 -- -------------------------------------------------------------------
 GRANT SELECT ON popsell.interactions, popsell.consent_events TO popsell_ambassador, popsell_brand;
 CREATE POLICY popsell_ambassador_select ON popsell.interactions FOR SELECT TO popsell_ambassador
-    USING (popsell._sees_contact(contact_id));
+    USING (popsell._id_in(contact_id, ARRAY(SELECT c.id FROM popsell.contacts c))
+           AND contact_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.id FROM popsell.contacts c)));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.interactions IS
     'An ambassador sees interactions of the contacts it sees.';
 CREATE POLICY popsell_brand_select ON popsell.interactions FOR SELECT TO popsell_brand
@@ -394,7 +411,8 @@ CREATE POLICY popsell_brand_select ON popsell.interactions FOR SELECT TO popsell
 COMMENT ON POLICY popsell_brand_select ON popsell.interactions IS
     'The brand sees interactions of brand-visible contacts and of erased ones (statistics).';
 CREATE POLICY popsell_ambassador_select ON popsell.consent_events FOR SELECT TO popsell_ambassador
-    USING (popsell._sees_contact(contact_id));
+    USING (popsell._id_in(contact_id, ARRAY(SELECT c.id FROM popsell.contacts c))
+           AND contact_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.id FROM popsell.contacts c)));
 COMMENT ON POLICY popsell_ambassador_select ON popsell.consent_events IS
     'An ambassador reads the consent proof of the contacts it sees.';
 CREATE POLICY popsell_brand_select ON popsell.consent_events FOR SELECT TO popsell_brand

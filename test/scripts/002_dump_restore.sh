@@ -5,7 +5,8 @@
 # `pg_dump | psql`; both give back the same rows in every table (same count
 # and same contents, so nothing was re-stamped or re-hashed), the same
 # settings row, the same hashing key and the same sequence positions, with
-# no error output; and the restored blacklist blocks the same emails.
+# no error output; the restored blacklist blocks the same emails; and the
+# lookup-key indexes match the restored lookup secret.
 set -euo pipefail
 # shellcheck source=test/scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -204,6 +205,22 @@ for db in "$custom" "$plain"; do
 		problems=$((problems + 1))
 	else
 		echo "ok: $db: restored blacklist blocks the same emails"
+	fi
+	# The lookup-key indexes hold the keys of the restored rows under the
+	# restored secret (amcheck: every heap tuple is found in its index with
+	# the key the index expression gives now), and a lookup finds a row.
+	got=$(q "$db" "SET client_min_messages = warning" "CREATE EXTENSION IF NOT EXISTS amcheck" \
+		"SELECT count(bt_index_check(i.indexrelid, true)) FROM pg_index i
+		  WHERE i.indrelid IN ('popsell.contacts'::regclass, 'popsell.ambassadors'::regclass)
+		    AND pg_get_indexdef(i.indexrelid) LIKE '%lookup_key%'" \
+		"SET enable_seqscan = off" "SET enable_bitmapscan = off" \
+		"SELECT count(*) FROM popsell.contacts WHERE popsell._lookup_key(email) = popsell._lookup_key('contact00001@example.test')" \
+		"DROP EXTENSION amcheck" 2>&1) || true
+	if [ "$got" != "$(printf '4\n1')" ]; then
+		echo "$db: the lookup-key indexes do not match the restored rows: $got"
+		problems=$((problems + 1))
+	else
+		echo "ok: $db: lookup-key indexes match the restored secret"
 	fi
 	# The restored brand keeps working.
 	if ! q "$db" "SELECT count(*) FROM popsell.run_maintenance()" >/dev/null 2>"$tmp/use.err"; then
