@@ -234,9 +234,14 @@ SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
 SET LOCAL min_parallel_table_scan_size = 0;
 SET LOCAL max_parallel_workers_per_gather = 2;
+-- Forced, so that only parallel safety decides (costs tie on tiny tables).
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true) IS NOT NULL;
 SELECT ok(EXISTS (SELECT 1 FROM (SELECT pg_temp.plan_lines($$SELECT count(*) FROM popsell.bi_contacts$$) AS l) p
                    WHERE l ~ 'Gather'),
           'a BI view can run in parallel');
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'off', true) IS NOT NULL;
 SELECT pg_temp.become('');
 
 -- The brand's lookup by email is served by the index of brand-visible rows:
