@@ -82,7 +82,7 @@ INSERT INTO consent_model.ops (id, name, who, sql) VALUES
  (19, 'withdraw_1',    'app',   $q$SELECT popsell.withdraw_consent({c1})$q$),
  (20, 'hard_bounce',   'app',   $q$SELECT popsell.email_callback('p@model.test', 'hard_bounce')$q$),
  (21, 'soft_bounce',   'app',   $q$SELECT popsell.email_callback('p@model.test', 'soft_bounce')$q$),
- (22, 'confirm_1',     'app',   $q$SELECT popsell.confirm_email({c1})$q$),
+ (22, 'confirm_1',     'app',   $q$SELECT popsell.confirm_email({c1}, (SELECT o.payload->>'token' FROM popsell.outbox o WHERE o.contact_id = {c1} AND o.kind = 'email_confirmation' ORDER BY o.id DESC LIMIT 1))$q$),
  (23, 'erase_1',       'amb:1', $q$DELETE FROM popsell.contacts WHERE id = {c1}$q$),
  (24, 'object',        'popsell_account_team', $q$SELECT popsell.object_subject('p@model.test')$q$),
  (25, 'brand_out_2',   'popsell_brand', $q$UPDATE popsell.contacts SET brand_optin = 'no_optin', partners_optin = false WHERE id = {c2}$q$),
