@@ -44,7 +44,10 @@ BEGIN
                OR popsell._caller_in('popsell_technical')
                OR popsell._caller_in('popsell_owner')
                OR c.ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()
-                  AND c.ambassador_id IS NOT NULL) THEN
+                  AND c.ambassador_id IS NOT NULL
+                  -- (v2) like its row security: not a contact pending confirmation
+                  AND NOT (c.email_confirmed_at IS NULL
+                           AND c.source IN ('blog', 'blog_internal_form', 'store_purchase'))) THEN
         RAISE EXCEPTION 'contact % does not exist or is not yours', p_contact_id
             USING ERRCODE = 'PS200',
                   HINT = 'Check the contact id and the ambassador the session acts as.';
@@ -53,7 +56,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._contact_for_caller(bigint) IS
-    'Internal: the contact row if the calling role may act on it (the brand: only contacts it sees), else PS200.';
+    'Internal: the contact row if the calling role may act on it (the brand and the ambassador: only contacts they see), else PS200.';
 
 -- The ambassador id a caller may act for.
 CREATE FUNCTION popsell._ambassador_for_caller(p_ambassador_id bigint)
@@ -582,6 +585,25 @@ BEGIN
             USING ERRCODE = 'PS100',
                   DETAIL = 'A contact receives one invitation, ever.',
                   HINT = 'Wait for the person to come back through a form or an order.';
+    END IF;
+    -- One invitation per person per ambassador, also across a second row
+    -- (a form's) and an erasure and re-entry: another row of the
+    -- ambassador with this email that was invited, or the ambassador's
+    -- tombstone of one (under any live key), counts as that invitation.
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+                     WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
+                       AND o.email = c.email AND o.ambassador_id = c.ambassador_id
+                       AND o.id <> c.id AND o.invitations_sent > 0)
+            OR EXISTS (SELECT 1 FROM popsell.contact_tombstones t
+                        WHERE t.email_hash = ANY (popsell.email_hashes(c.email))
+                          AND t.ambassador_id = c.ambassador_id
+                          AND t.ambassador_optin IN ('invitation_sent', 'invitation_accepted',
+                                                     'invitation_declined', 'optout_no_response'))) THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": ambassador % invited this person once already', c.ambassador_id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Another contact of the same ambassador with the email of contact %s, present or erased, was invited.', c.id),
+                  HINT = 'A person receives one invitation per ambassador, ever; wait for the person to come back through a form or an order.';
     END IF;
     IF c.ambassador_optin <> 'new' THEN
         RAISE EXCEPTION 'ambassador_optin cannot change from "%" to "invitation_sent": only new contacts are invited', c.ambassador_optin

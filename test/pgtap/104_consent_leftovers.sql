@@ -11,7 +11,7 @@
 -- application, any other value a role name; it returns the statement's
 -- first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(22);
+SELECT plan(28);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -156,6 +156,38 @@ SELECT is(state((SELECT id FROM pend)), 'optin_blog_verified,optin_blog,false,ok
 SELECT is(act('app', format('SELECT popsell.confirm_email(%s, %L)', (SELECT id FROM pend), token((SELECT id FROM pend)))),
           'ERROR PS100: contact ' || (SELECT id FROM pend) || ' is not pending email confirmation',
           'a token works once');
+
+-- ---- found by the model (103): one invitation per person per ambassador
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'Twice', 'twice@c.test')$$);
+SELECT popsell.send_invitation((SELECT id FROM popsell.contacts WHERE first_name = 'Twice'));
+SELECT act('amb:1', $$DELETE FROM popsell.contacts WHERE first_name = 'Twice'$$);
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'Twice again', 'twice@c.test')$$);
+SELECT alike(act('amb:1', $$SELECT popsell.send_invitation(id)::text FROM popsell.contacts WHERE first_name = 'Twice again'$$),
+             'ERROR PS100: %invited this person once already',
+             'an invited contact erased and entered again is not invited again (enter, invite, erase, enter, invite)');
+SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                      VALUES (1, 'crm_manual', 'Form twice', 'formtwice@c.test')$$);
+SELECT popsell.send_invitation((SELECT id FROM popsell.contacts WHERE first_name = 'Form twice'));
+CREATE TEMP TABLE ext AS
+SELECT popsell.collect_contact(1, 'external_form', '{"first_name":"Form twice 2","email":"formtwice@c.test"}') AS id;
+SELECT is(state((SELECT id FROM ext)), 'new,storage_only,false,ok', 'a form that did not ask leaves the second row new');
+SELECT alike(act('amb:1', format('SELECT popsell.send_invitation(%s)::text', (SELECT id FROM ext))),
+             'ERROR PS100: %invited this person once already',
+             'a second row of the same person for the same ambassador is not invited again');
+
+-- ---- found by the model (103): the ambassador acts only on contacts it sees
+CREATE TEMP TABLE pb AS
+SELECT popsell.collect_contact(1, 'blog', '{"first_name":"Bounced","email":"bounced@c.test"}', true) AS id;
+SELECT popsell.email_callback('bounced@c.test', 'soft_bounce');
+SELECT is(act('amb:1', format('SELECT popsell.release_soft_bounce(%s)::text', (SELECT id FROM pb))),
+          'ERROR PS200: contact ' || (SELECT id FROM pb) || ' does not exist or is not yours',
+          'the ambassador cannot release the soft bounce of a contact pending confirmation (hidden from it)');
+SELECT is(state((SELECT id FROM pb)), 'optin_blog_pending,no_optin,false,soft_bounce', 'so it never becomes ok unconfirmed');
+SELECT is(act('amb:1', format('SELECT popsell.send_invitation(%s)::text', (SELECT id FROM pb))),
+          'ERROR PS200: contact ' || (SELECT id FROM pb) || ' does not exist or is not yours',
+          'nor learn a hidden contact''s state from send_invitation''s error');
 
 SELECT * FROM finish();
 ROLLBACK;

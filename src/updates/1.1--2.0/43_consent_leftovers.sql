@@ -38,3 +38,10 @@ CREATE TRIGGER popsell_10_brand_email
     BEFORE UPDATE OF email ON popsell.contacts
     FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)
     EXECUTE FUNCTION popsell.contacts_brand_email();
+
+-- Found by the consent model: one invitation per person per ambassador
+-- (another invited row or an erased one of the same ambassador counts),
+-- and an ambassador acts only on the contacts it sees (not those pending
+-- confirmation).
+-- @restate function:send_invitation
+-- @restate function:_contact_for_caller
