@@ -68,6 +68,18 @@
 -- deterministic probability of sample percent (a hash of the sequence), so
 -- the run stays bounded while every operation is tried after every state
 -- the first level reaches.
+--
+-- Each invariant can fail: test/model/run_mutants.sh applies a weakened
+-- rule (test/model/mutants/: SQL mutants it runs itself, C mutants as
+-- patches to apply and rebuild), runs the model from the seeds the mutant
+-- names and checks that it prints the failing script for the expected
+-- invariant, then replays that script.  Recorded (issue 13): I1 the
+-- ambassador may set partners_optin (C), I5 an ambassador acts on a
+-- contact pending confirmation, I6 an email change frees a storage_only
+-- contact (C), I7 send_invitation without the per-person check, I8 no
+-- partner_optout, I9 the brand reads every contact: each caught, each
+-- printed script replays to the bad state.  The model before these
+-- invariants passed the two C mutants.
 CREATE SCHEMA consent_model;
 
 DO $$
