@@ -1349,15 +1349,28 @@ BEGIN
                   HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
     END IF;
 
-    SELECT jsonb_agg(c.o ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
-           array_agg(c.ord ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
-           jsonb_agg(jsonb_build_object('ordinality', c.ord, 'contact_id', NULL,
-                                        'outcome', 'skipped_invalid', 'reason', c.why))
-               FILTER (WHERE c.why IS NOT NULL)
-      INTO good, good_ords, res
-      FROM (SELECT x.o, x.ord, popsell._import_check(x.o) AS why
-              FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)) c;
-    res := coalesce(res, '[]') || popsell._import_split(amb, good, good_ords);
+    -- A list without an invalid row goes in one statement, at the cost of
+    -- the insert alone; else the list is sorted by _import_check in one
+    -- statement and the valid rows inserted in one more.
+    BEGIN
+        SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+          FROM popsell._import_rows(amb, p_contacts, NULL) t;
+    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+        res := NULL;
+    END;
+    IF res IS NULL THEN
+        SELECT jsonb_agg(c.o ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
+               array_agg(c.ord ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
+               jsonb_agg(jsonb_build_object('ordinality', c.ord, 'contact_id', NULL,
+                                            'outcome', 'skipped_invalid', 'reason', c.why))
+                   FILTER (WHERE c.why IS NOT NULL)
+          INTO good, good_ords, res
+          FROM (SELECT x.o, x.ord, popsell._import_check(x.o) AS why
+                  FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)) c;
+        res := coalesce(res, '[]') || popsell._import_split(amb, good, good_ords);
+    END IF;
     RETURN QUERY
     SELECT r.ordinality, r.contact_id, r.outcome, r.reason
       FROM jsonb_to_recordset(res) AS r(ordinality bigint, contact_id bigint, outcome text, reason text)
