@@ -1394,7 +1394,7 @@ BEGIN ATOMIC
       FROM popsell._import(import_contacts.ambassador_id, import_contacts.contacts) d;
 END;
 COMMENT ON FUNCTION popsell.import_contacts(bigint, jsonb) IS
-    'Import an ambassador''s private list (JSON array of contact objects); globally opted-out emails, emails the ambassador already holds and invalid rows (malformed email, over-long or mistyped value) are skipped and counted. By the ambassador itself, app, account team, technical; PS200 unknown or foreign ambassador, PS300 not active, PS106 not an array or unknown keys.';
+    'Import an ambassador''s private list (JSON array of contact objects); globally opted-out emails, emails the ambassador already holds and invalid rows (not an object, malformed email, over-long or mistyped value, no personal field, source or consent value not allowed) are skipped and counted; a list without an invalid row is inserted in one statement, else the rows are checked in one and the valid ones inserted in one more. By the ambassador itself, app, account team, technical; PS200 unknown or foreign ambassador, PS300 not active, PS106 not an array or unknown keys.';
 
 CREATE OR REPLACE FUNCTION popsell.import_contacts_detail(ambassador_id bigint, contacts jsonb)
     RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
@@ -1407,7 +1407,7 @@ BEGIN ATOMIC
      ORDER BY d.ordinality;
 END;
 COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
-    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data. Same callers and errors as import_contacts.';
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
 
 CREATE OR REPLACE FUNCTION popsell.send_invitations(contact_ids bigint[])
     RETURNS TABLE (contact_id bigint, outcome text)
