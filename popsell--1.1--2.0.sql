@@ -5084,7 +5084,11 @@ DROP FUNCTION popsell.confirm_email(bigint);
 GRANT EXECUTE ON FUNCTION popsell.confirm_email(bigint, text) TO popsell_app;
 
 -- Contacts pending confirmation at the upgrade got a link without a
--- token: each gets a new confirmation email with one.
+-- token: the unsent ones are cancelled and each contact gets a new
+-- confirmation email with one.
+DELETE FROM popsell.outbox o
+ WHERE o.kind = 'email_confirmation' AND o.contact_id IS NOT NULL AND o.sent_at IS NULL
+   AND NOT o.payload ? 'token';
 SELECT popsell._issue_contact_token(c.id)
   FROM popsell.contacts c
  WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at) AND c.email IS NOT NULL
