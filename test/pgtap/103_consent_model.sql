@@ -10,7 +10,7 @@
 -- over every row after every step.  Every operation is tried after every
 -- seed; below that, a deterministic 20% sample of the pairs (a hash of
 -- the sequence), 18 364 sequences in all (every pair, sample 100,
--- 85 550 sequences, passes too but takes about 7 minutes).  A failure
+-- 85 550 sequences, passes too but takes 7-13 minutes).  A failure
 -- prints the failing sequence as a psql script.
 BEGIN;
 SELECT plan(25);
