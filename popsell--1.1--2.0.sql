@@ -235,7 +235,7 @@ SELECT i.id, i.contact_id, i.contact_tombstone_id, i.publication_id, i.channel, 
 COMMENT ON VIEW popsell.bi_interactions IS
     'BI: interactions of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
 
-CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint)
+CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint, token text)
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -244,11 +244,26 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
 BEGIN
+    IF confirm_email.token IS NULL OR octet_length(confirm_email.token) > 256 THEN
+        RAISE EXCEPTION 'a confirmation token is a string of at most 256 bytes'
+            USING ERRCODE = 'PS106', HINT = 'Pass the token of the confirmation link as received.';
+    END IF;
     IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
         RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
             USING ERRCODE = 'PS100',
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
                   HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
+    END IF;
+    -- (v2) the token confirms the address it was sent to: an address
+    -- change replaces it, a confirmation uses it up.
+    DELETE FROM popsell.contact_email_tokens t
+     WHERE t.contact_id = c.id
+       AND t.token_hash = sha256(convert_to(btrim(confirm_email.token), 'UTF8'));
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'contact % has no pending confirmation with this token', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = 'A token confirms the address it was sent to; a changed address got a new one.',
+                  HINT = 'Use the link of the latest confirmation email.';
     END IF;
     UPDATE popsell.contacts
        SET email_confirmed_at = now(),
@@ -260,8 +275,8 @@ BEGIN
      WHERE id = c.id;
 END
 $$;
-COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
-    'The contact confirms the email address: the pending consent becomes effective (and lifts a global opt-out for this row only).';
+COMMENT ON FUNCTION popsell.confirm_email(bigint, text) IS
+    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS106 NULL or over 256 bytes).';
 
 -- src/updates/1.1--2.0/12_security.sql
 -- Security v2 (SPEC S11, section 2): no side channel through the planner.
@@ -935,7 +950,10 @@ BEGIN
                OR popsell._caller_in('popsell_technical')
                OR popsell._caller_in('popsell_owner')
                OR c.ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()
-                  AND c.ambassador_id IS NOT NULL) THEN
+                  AND c.ambassador_id IS NOT NULL
+                  -- (v2) like its row security: not a contact pending confirmation
+                  AND NOT (c.email_confirmed_at IS NULL
+                           AND c.source IN ('blog', 'blog_internal_form', 'store_purchase'))) THEN
         RAISE EXCEPTION 'contact % does not exist or is not yours', p_contact_id
             USING ERRCODE = 'PS200',
                   HINT = 'Check the contact id and the ambassador the session acts as.';
@@ -944,7 +962,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._contact_for_caller(bigint) IS
-    'Internal: the contact row if the calling role may act on it (the brand: only contacts it sees), else PS200.';
+    'Internal: the contact row if the calling role may act on it (the brand and the ambassador: only contacts they see), else PS200.';
 
 CREATE OR REPLACE FUNCTION popsell._ambassador_for_caller(p_ambassador_id bigint)
     RETURNS bigint
@@ -1106,11 +1124,9 @@ BEGIN
     RETURNING id INTO new_id;
 
     IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
-        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-        SELECT 'email_confirmation', c.ambassador_id, c.id,
-               jsonb_build_object('source', c.source)
-          FROM popsell.contacts c
-         WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
+        PERFORM popsell._issue_contact_token(c.id)
+           FROM popsell.contacts c
+          WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
     END IF;
     RETURN new_id;
 END
@@ -1142,6 +1158,25 @@ BEGIN
             USING ERRCODE = 'PS100',
                   DETAIL = 'A contact receives one invitation, ever.',
                   HINT = 'Wait for the person to come back through a form or an order.';
+    END IF;
+    -- One invitation per person per ambassador, also across a second row
+    -- (a form's) and an erasure and re-entry: another row of the
+    -- ambassador with this email that was invited, or the ambassador's
+    -- tombstone of one (under any live key), counts as that invitation.
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+                     WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
+                       AND o.email = c.email AND o.ambassador_id = c.ambassador_id
+                       AND o.id <> c.id AND o.invitations_sent > 0)
+            OR EXISTS (SELECT 1 FROM popsell.contact_tombstones t
+                        WHERE t.email_hash = ANY (popsell.email_hashes(c.email))
+                          AND t.ambassador_id = c.ambassador_id
+                          AND t.ambassador_optin IN ('invitation_sent', 'invitation_accepted',
+                                                     'invitation_declined', 'optout_no_response'))) THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": ambassador % invited this person once already', c.ambassador_id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Another contact of the same ambassador with the email of contact %s, present or erased, was invited.', c.id),
+                  HINT = 'A person receives one invitation per ambassador, ever; wait for the person to come back through a form or an order.';
     END IF;
     IF c.ambassador_optin <> 'new' THEN
         RAISE EXCEPTION 'ambassador_optin cannot change from "%" to "invitation_sent": only new contacts are invited', c.ambassador_optin
@@ -1273,7 +1308,7 @@ COMMENT ON FUNCTION popsell.record_sale(bigint, numeric, text, jsonb, popsell.sa
 -- import_contacts gains a column (skipped_invalid): a new signature.
 DROP FUNCTION popsell.import_contacts(bigint, jsonb);
 
-CREATE OR REPLACE FUNCTION popsell._import_rows(p_amb bigint, p_contacts jsonb, p_first bigint)
+CREATE OR REPLACE FUNCTION popsell._import_rows(p_amb bigint, p_contacts jsonb, p_ords bigint[])
     RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -1282,7 +1317,7 @@ AS $$
 BEGIN
     RETURN QUERY
     WITH input AS (
-        SELECT x.ord + p_first - 1 AS ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+        SELECT coalesce(p_ords[x.ord], x.ord) AS ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
           FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)
           CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
     classified AS (
@@ -1323,8 +1358,8 @@ BEGIN
      ORDER BY k.ord;
 END
 $$;
-COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint) IS
-    'Internal: import a JSON array of contacts in one statement, one outcome per row (raises on an invalid row).';
+COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint[]) IS
+    'Internal: import a JSON array of contacts in one statement, one outcome per row at the given positions (raises on an invalid row).';
 
 CREATE OR REPLACE FUNCTION popsell._import(p_amb bigint, p_contacts jsonb)
     RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
@@ -1334,10 +1369,8 @@ AS $$
 DECLARE
     amb bigint := popsell._ambassador_for_caller(p_amb);
     res jsonb;
-    one jsonb;
-    e jsonb;
-    n bigint;
-    st text;
+    good jsonb;
+    good_ords bigint[];
     bad text;
 BEGIN
     IF p_contacts IS NULL OR jsonb_typeof(p_contacts) <> 'array' THEN
@@ -1347,8 +1380,9 @@ BEGIN
     END IF;
     SELECT string_agg(DISTINCT k, ', ') INTO bad
       FROM jsonb_array_elements(p_contacts) AS x(o)
-      CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(x.o) = 'object' THEN x.o ELSE '{"(not an object)": 1}' END) AS k
-     WHERE k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+      CROSS JOIN LATERAL jsonb_object_keys(x.o) AS k
+     WHERE jsonb_typeof(x.o) = 'object'
+       AND k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
                      'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
                      'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
                      'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
@@ -1358,41 +1392,28 @@ BEGIN
                   HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
     END IF;
 
+    -- A list without an invalid row goes in one statement, at the cost of
+    -- the insert alone; else the list is sorted by _import_check in one
+    -- statement and the valid rows inserted in one more.
     BEGIN
         SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
-          FROM popsell._import_rows(amb, p_contacts, 1) t;
+          FROM popsell._import_rows(amb, p_contacts, NULL) t;
     EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
-                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109' OR SQLSTATE '23514' OR SQLSTATE '23502'
-                   OR SQLSTATE '22001' OR SQLSTATE '22P02' OR SQLSTATE '22007' OR SQLSTATE '22008'
-                   OR SQLSTATE '22003' OR SQLSTATE '22023' OR SQLSTATE '22P05' THEN
-        res := '[]';
-        FOR e, n IN SELECT x.o, x.ord FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord) LOOP
-            BEGIN
-                SELECT jsonb_agg(to_jsonb(t)) INTO one
-                  FROM popsell._import_rows(amb, jsonb_build_array(e), n) t;
-            EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
-                           OR SQLSTATE 'PS104' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109' OR SQLSTATE '23514' OR SQLSTATE '23502'
-                           OR SQLSTATE '22001' OR SQLSTATE '22P02' OR SQLSTATE '22007' OR SQLSTATE '22008'
-                           OR SQLSTATE '22003' OR SQLSTATE '22023' OR SQLSTATE '22P05' THEN
-                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
-                one := jsonb_build_array(jsonb_build_object(
-                    'ordinality', n, 'contact_id', NULL,
-                    'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
-                    'reason', CASE st
-                        WHEN 'PS202' THEN 'malformed email'
-                        WHEN 'PS109' THEN 'email already held by this ambassador'
-                        WHEN 'PS107' THEN 'value too long'
-                        WHEN 'PS101' THEN 'consent value not allowed for the source'
-                        WHEN 'PS102' THEN 'source not allowed'
-                        WHEN 'PS103' THEN 'personal field not allowed for the source'
-                        WHEN 'PS104' THEN 'no personal field'
-                        WHEN '23514' THEN 'no personal field'
-                        WHEN '22001' THEN 'value too long'
-                        ELSE format('invalid value (SQLSTATE %s)', st) END));
-            END;
-            res := res || one;
-        END LOOP;
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+        res := NULL;
     END;
+    IF res IS NULL THEN
+        SELECT jsonb_agg(c.o ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
+               array_agg(c.ord ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
+               jsonb_agg(jsonb_build_object('ordinality', c.ord, 'contact_id', NULL,
+                                            'outcome', 'skipped_invalid', 'reason', c.why))
+                   FILTER (WHERE c.why IS NOT NULL)
+          INTO good, good_ords, res
+          FROM (SELECT x.o, x.ord, popsell._import_check(x.o) AS why
+                  FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)) c;
+        res := coalesce(res, '[]') || popsell._import_split(amb, good, good_ords);
+    END IF;
     RETURN QUERY
     SELECT r.ordinality, r.contact_id, r.outcome, r.reason
       FROM jsonb_to_recordset(res) AS r(ordinality bigint, contact_id bigint, outcome text, reason text)
@@ -1400,7 +1421,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._import(bigint, jsonb) IS
-    'Internal: import contacts for an ambassador, one outcome per input row; invalid rows are skipped, not fatal.';
+    'Internal: import contacts for an ambassador, one outcome per input row; invalid rows (each with its reason) are skipped, not fatal, and the valid ones inserted in one statement.';
 
 CREATE OR REPLACE FUNCTION popsell.import_contacts(ambassador_id bigint, contacts jsonb)
     RETURNS TABLE (imported bigint, skipped_blacklisted bigint, skipped_duplicate bigint,
@@ -1416,7 +1437,7 @@ BEGIN ATOMIC
       FROM popsell._import(import_contacts.ambassador_id, import_contacts.contacts) d;
 END;
 COMMENT ON FUNCTION popsell.import_contacts(bigint, jsonb) IS
-    'Import an ambassador''s private list (JSON array of contact objects); globally opted-out emails, emails the ambassador already holds and invalid rows (malformed email, over-long or mistyped value) are skipped and counted. By the ambassador itself, app, account team, technical; PS200 unknown or foreign ambassador, PS300 not active, PS106 not an array or unknown keys.';
+    'Import an ambassador''s private list (JSON array of contact objects); globally opted-out emails, emails the ambassador already holds and invalid rows (not an object, malformed email, over-long or mistyped value, no personal field, source or consent value not allowed) are skipped and counted; a list without an invalid row is inserted in one statement, else the rows are checked in one and the valid ones inserted in one more. By the ambassador itself, app, account team, technical; PS200 unknown or foreign ambassador, PS300 not active, PS106 not an array or unknown keys.';
 
 CREATE OR REPLACE FUNCTION popsell.import_contacts_detail(ambassador_id bigint, contacts jsonb)
     RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
@@ -1429,7 +1450,7 @@ BEGIN ATOMIC
      ORDER BY d.ordinality;
 END;
 COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
-    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data. Same callers and errors as import_contacts.';
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
 
 CREATE OR REPLACE FUNCTION popsell.send_invitations(contact_ids bigint[])
     RETURNS TABLE (contact_id bigint, outcome text)
@@ -1604,17 +1625,18 @@ BEGIN
     DELETE FROM popsell.outbox o
      WHERE o.contact_id = NEW.id AND o.sent_at IS NULL
        AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation');
+    -- a token sent to the old address confirms nothing any more
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = NEW.id;
     IF NEW.email IS NOT NULL AND NEW.email_confirmed_at IS NULL
        AND NEW.source IN ('blog', 'blog_internal_form', 'store_purchase')
        AND NEW.email_status = 'unverified' THEN
-        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-        VALUES ('email_confirmation', NEW.ambassador_id, NEW.id, jsonb_build_object('source', NEW.source));
+        PERFORM popsell._issue_contact_token(NEW.id);
     END IF;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION popsell.contacts_email_changed() IS
-    'Trigger: a contact''s new address cancels the unsent mail to the old one and, for a pending contact, queues a new confirmation.';
+    'Trigger: a contact''s new address cancels the unsent mail to the old one and the old address''s confirmation token and, for a pending contact, queues a new confirmation with a new token.';
 
 CREATE TRIGGER popsell_60_email_changed
     AFTER UPDATE OF email ON popsell.contacts
@@ -5009,7 +5031,10 @@ BEGIN
                OR popsell._caller_in('popsell_technical')
                OR popsell._caller_in('popsell_owner')
                OR c.ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()
-                  AND c.ambassador_id IS NOT NULL) THEN
+                  AND c.ambassador_id IS NOT NULL
+                  -- (v2) like its row security: not a contact pending confirmation
+                  AND NOT (c.email_confirmed_at IS NULL
+                           AND c.source IN ('blog', 'blog_internal_form', 'store_purchase'))) THEN
         RAISE EXCEPTION 'contact % does not exist or is not yours', p_contact_id
             USING ERRCODE = 'PS200',
                   HINT = 'Check the contact id and the ambassador the session acts as.';
@@ -5018,7 +5043,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._contact_for_caller(bigint) IS
-    'Internal: the contact row if the calling role may act on it (the brand: only contacts it sees), else PS200.';
+    'Internal: the contact row if the calling role may act on it (the brand and the ambassador: only contacts they see), else PS200.';
 
 CREATE OR REPLACE FUNCTION popsell._ambassador_for_caller(p_ambassador_id bigint)
     RETURNS bigint
@@ -5069,6 +5094,439 @@ END
 $$;
 COMMENT ON FUNCTION popsell._ambassador_for_caller(bigint) IS
     'Internal: the ambassador id if the calling role may act for it, else PS200; PS300 when it is not active.';
+
+-- src/updates/1.1--2.0/43_consent_leftovers.sql
+-- Consent leftovers (issue 13): imports sorted set-based, distinct
+-- reasons, non-object elements skipped; the brand does not change a
+-- contact's email (F9); a confirmation is bound to the address it was
+-- sent to (F10).
+
+-- Imports: the elements are checked in one statement, the valid ones
+-- inserted in one more (_import_rows and _import are restated by
+-- 13_consent with their current definitions).
+CREATE OR REPLACE FUNCTION popsell._import_check(o jsonb)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r popsell.contacts;
+    e text;
+    ws constant text := E' \t\n\r\f\v';
+BEGIN
+    IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
+        RETURN 'not a JSON object';
+    END IF;
+    BEGIN
+        r := jsonb_populate_record(NULL::popsell.contacts, o);
+        e := popsell.normalize_email(nullif(btrim(r.email), ''));
+    EXCEPTION
+        WHEN SQLSTATE 'PS202' THEN RETURN 'malformed email';
+        WHEN SQLSTATE 'PS107' OR SQLSTATE '22001' THEN RETURN 'value too long';
+        WHEN data_exception THEN RETURN format('invalid value (SQLSTATE %s)', SQLSTATE);
+    END;
+    IF octet_length(r.first_name) > 256 OR octet_length(r.last_name) > 256 OR octet_length(e) > 254
+       OR octet_length(r.facebook_id) > 256 OR octet_length(r.twitter_id) > 256
+       OR octet_length(r.instagram_id) > 256 OR octet_length(r.public_photo_url) > 1024
+       OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
+       OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
+       OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
+        RETURN 'value too long';
+    END IF;
+    IF num_nonnulls(nullif(btrim(r.first_name, ws), ''), nullif(btrim(r.last_name, ws), ''), e,
+                    nullif(btrim(r.facebook_id, ws), ''), nullif(btrim(r.twitter_id, ws), ''),
+                    nullif(btrim(r.instagram_id, ws), ''), nullif(btrim(r.public_photo_url, ws), ''),
+                    nullif(btrim(r.customer_id, ws), ''), nullif(btrim(r.mobile_phone, ws), ''),
+                    nullif(btrim(r.home_phone, ws), ''), nullif(btrim(r.address, ws), '')) = 0 THEN
+        RETURN 'no personal field';
+    END IF;
+    IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
+        RETURN 'source not allowed';
+    END IF;
+    IF coalesce(r.ambassador_optin, 'new') <> 'new' OR coalesce(r.brand_optin, 'no_optin') <> 'no_optin' THEN
+        RETURN 'consent value not allowed for the source';
+    END IF;
+    IF r.created_at IN ('infinity', '-infinity') OR r.last_activity_at IN ('infinity', '-infinity') THEN
+        RETURN 'time cannot be infinite';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_check(jsonb) IS
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element.';
+CREATE OR REPLACE FUNCTION popsell._import_split(p_amb bigint, p_contacts jsonb, p_ords bigint[])
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := coalesce(jsonb_array_length(p_contacts), 0);
+    h integer := n / 2;
+    res jsonb;
+    st text;
+    cn text;
+BEGIN
+    IF n = 0 THEN
+        RETURN '[]';
+    END IF;
+    BEGIN
+        SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+          FROM popsell._import_rows(p_amb, p_contacts, p_ords) t;
+        RETURN res;
+    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+        IF n > 1 THEN
+            NULL;       -- halve below
+        ELSE
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, cn = CONSTRAINT_NAME;
+            RETURN jsonb_build_array(jsonb_build_object(
+                'ordinality', p_ords[1], 'contact_id', NULL,
+                'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
+                'reason', CASE
+                    WHEN st = 'PS202' THEN 'malformed email'
+                    WHEN st = 'PS109' THEN 'email already held by this ambassador'
+                    WHEN st IN ('PS107', '22001') OR cn = 'contacts_bounded_text' THEN 'value too long'
+                    WHEN st = 'PS101' THEN 'consent value not allowed for the source'
+                    WHEN st = 'PS102' THEN 'source not allowed'
+                    WHEN st = 'PS103' THEN 'personal field not allowed for the source'
+                    WHEN st = 'PS104' OR cn = 'contacts_has_personal_field' THEN 'no personal field'
+                    ELSE format('invalid value (SQLSTATE %s)', st) END));
+        END IF;
+    END;
+    RETURN popsell._import_split(p_amb,
+                                 (SELECT jsonb_agg(x.o ORDER BY x.i) FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, i) WHERE x.i <= h),
+                                 p_ords[1:h])
+        || popsell._import_split(p_amb,
+                                 (SELECT jsonb_agg(x.o ORDER BY x.i) FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, i) WHERE x.i > h),
+                                 p_ords[h + 1:n]);
+END
+$$;
+COMMENT ON FUNCTION popsell._import_split(bigint, jsonb, bigint[]) IS
+    'Internal: import checked elements (at the given positions) in one statement; a refused statement is halved until each refused row is reported alone.';
+
+-- F10: tokens for contact email confirmations.
+CREATE TABLE popsell.contact_email_tokens (
+    contact_id bigint PRIMARY KEY REFERENCES popsell.contacts (id) ON DELETE CASCADE,
+    token_hash bytea NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE popsell.contact_email_tokens IS
+    'Internal: pending contact email confirmations, the SHA-256 of each single-use token (never the token), one per contact, replaced on an address change, deleted on confirmation.';
+CREATE OR REPLACE FUNCTION popsell._issue_contact_token(p_contact_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok text := encode(popsell._random_bytes(32), 'hex');
+BEGIN
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = p_contact_id;
+    INSERT INTO popsell.contact_email_tokens (contact_id, token_hash)
+    VALUES (p_contact_id, sha256(convert_to(tok, 'UTF8')));
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    SELECT 'email_confirmation', c.ambassador_id, c.id, jsonb_build_object('source', c.source, 'token', tok)
+      FROM popsell.contacts c WHERE c.id = p_contact_id;
+END
+$$;
+COMMENT ON FUNCTION popsell._issue_contact_token(bigint) IS
+    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one.';
+CREATE OR REPLACE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
+                                        ambassador_optin_checked boolean DEFAULT NULL,
+                                        brand_optin_checked boolean DEFAULT NULL,
+                                        partners_optin_checked boolean DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    init record;
+    r popsell.contacts;
+    new_id bigint;
+    bad text;
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'a contact source is required'
+            USING ERRCODE = 'PS102', HINT = 'Pass one of the popsell.contact_source values.';
+    END IF;
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'data must be a JSON object of contact fields'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''{"email": "a@example.test", "first_name": "A"}''.';
+    END IF;
+    PERFORM popsell._ambassador_for_caller(collect_contact.ambassador_id);
+    SELECT string_agg(k, ', ') INTO bad
+      FROM jsonb_object_keys(data) AS k
+     WHERE k NOT IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin_at',
+                     'brand_optin_at', 'partners_optin_at', 'email_confirmed_at');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+
+    -- The path: the brand's sync, an ambassador's own entry, else the contact.
+    PERFORM set_config('popsell.actor',
+                       CASE WHEN source = 'brand_sync' THEN 'brand_sync'
+                            WHEN source IN ('crm_manual', 'private_import') THEN 'ambassador'
+                            ELSE 'contact' END, true);
+
+    init := popsell.initial_optins(source, ambassador_optin_checked, brand_optin_checked,
+                                   partners_optin_checked);
+    r := jsonb_populate_record(NULL::popsell.contacts, data);
+
+    -- (v2) A brand sync of a person this ambassador already holds from the
+    -- brand (same customer_id, else same email) updates that row: the
+    -- fields sent, and the opt-ins through the brand-sync transitions.
+    IF source = 'brand_sync' THEN
+        SELECT c.id INTO new_id
+          FROM popsell.contacts c
+         WHERE c.ambassador_id = collect_contact.ambassador_id
+           AND c.source = 'brand_sync'
+           AND CASE WHEN nullif(btrim(r.customer_id), '') IS NOT NULL THEN c.customer_id = r.customer_id
+                    ELSE nullif(btrim(r.email), '') IS NOT NULL
+                         AND popsell._lookup_key(c.email) = popsell._lookup_key(popsell.normalize_email(r.email))
+                         AND c.email = popsell.normalize_email(r.email) END
+         ORDER BY c.id
+         LIMIT 1
+           FOR UPDATE;
+        IF FOUND THEN
+            UPDATE popsell.contacts c
+               SET first_name = CASE WHEN data ? 'first_name' THEN r.first_name ELSE c.first_name END,
+                   last_name = CASE WHEN data ? 'last_name' THEN r.last_name ELSE c.last_name END,
+                   email = CASE WHEN data ? 'email' THEN r.email ELSE c.email END,
+                   facebook_id = CASE WHEN data ? 'facebook_id' THEN r.facebook_id ELSE c.facebook_id END,
+                   twitter_id = CASE WHEN data ? 'twitter_id' THEN r.twitter_id ELSE c.twitter_id END,
+                   instagram_id = CASE WHEN data ? 'instagram_id' THEN r.instagram_id ELSE c.instagram_id END,
+                   public_photo_url = CASE WHEN data ? 'public_photo_url' THEN r.public_photo_url ELSE c.public_photo_url END,
+                   customer_id = CASE WHEN data ? 'customer_id' THEN r.customer_id ELSE c.customer_id END,
+                   contact_type = CASE WHEN data ? 'contact_type' THEN coalesce(r.contact_type, c.contact_type) ELSE c.contact_type END,
+                   notes = CASE WHEN data ? 'notes' THEN r.notes ELSE c.notes END,
+                   address = CASE WHEN data ? 'address' THEN r.address ELSE c.address END,
+                   city = CASE WHEN data ? 'city' THEN r.city ELSE c.city END,
+                   postal_code = CASE WHEN data ? 'postal_code' THEN r.postal_code ELSE c.postal_code END,
+                   country = CASE WHEN data ? 'country' THEN r.country ELSE c.country END,
+                   mobile_phone = CASE WHEN data ? 'mobile_phone' THEN r.mobile_phone ELSE c.mobile_phone END,
+                   home_phone = CASE WHEN data ? 'home_phone' THEN r.home_phone ELSE c.home_phone END,
+                   tags = CASE WHEN data ? 'tags' THEN coalesce(r.tags, '{}') ELSE c.tags END,
+                   ambassador_optin = CASE WHEN brand_optin_checked AND c.ambassador_optin = 'new'
+                                           THEN 'optin_brand_imported' ELSE c.ambassador_optin END,
+                   brand_optin = CASE WHEN brand_optin_checked AND c.brand_optin IN ('no_optin', 'storage_only')
+                                      THEN 'optin_brand_database'
+                                      WHEN NOT brand_optin_checked AND c.brand_optin NOT IN ('no_optin', 'storage_only')
+                                      THEN 'storage_only'
+                                      ELSE c.brand_optin END
+             WHERE c.id = new_id;
+            RETURN new_id;
+        END IF;
+    END IF;
+    INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                  twitter_id, instagram_id, public_photo_url, customer_id,
+                                  contact_type, notes, address, city, postal_code, country,
+                                  mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                  ambassador_optin, brand_optin, partners_optin,
+                                  ambassador_optin_at, brand_optin_at, partners_optin_at,
+                                  email_confirmed_at)
+    VALUES (collect_contact.ambassador_id, source, r.first_name, r.last_name, r.email, r.facebook_id,
+            r.twitter_id, r.instagram_id, r.public_photo_url, r.customer_id,
+            coalesce(r.contact_type, 'prospect'), r.notes, r.address, r.city, r.postal_code, r.country,
+            r.mobile_phone, r.home_phone, coalesce(r.tags, '{}'), r.created_at, r.last_activity_at,
+            init.ambassador_optin, init.brand_optin, init.partners_optin,
+            r.ambassador_optin_at, r.brand_optin_at, r.partners_optin_at,
+            r.email_confirmed_at)
+    RETURNING id INTO new_id;
+
+    IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
+        PERFORM popsell._issue_contact_token(c.id)
+           FROM popsell.contacts c
+          WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
+    'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1); a brand sync of a person the ambassador already holds from the brand (same customer_id, else email) updates that row. Returns the id, or NULL when a globally opted-out email was skipped. App only; PS200 unknown ambassador, PS300 ambassador not active, PS102 source, PS106 data.';
+CREATE OR REPLACE FUNCTION popsell.contacts_email_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    DELETE FROM popsell.outbox o
+     WHERE o.contact_id = NEW.id AND o.sent_at IS NULL
+       AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation');
+    -- a token sent to the old address confirms nothing any more
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = NEW.id;
+    IF NEW.email IS NOT NULL AND NEW.email_confirmed_at IS NULL
+       AND NEW.source IN ('blog', 'blog_internal_form', 'store_purchase')
+       AND NEW.email_status = 'unverified' THEN
+        PERFORM popsell._issue_contact_token(NEW.id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_email_changed() IS
+    'Trigger: a contact''s new address cancels the unsent mail to the old one and the old address''s confirmation token and, for a pending contact, queues a new confirmation with a new token.';
+-- confirm_email(bigint, text) is restated by 11_state_classes_uses; the
+-- link without a token goes.
+DROP FUNCTION popsell.confirm_email(bigint);
+GRANT EXECUTE ON FUNCTION popsell.confirm_email(bigint, text) TO popsell_app;
+
+-- Contacts pending confirmation at the upgrade got a link without a
+-- token: the unsent ones are cancelled and each contact gets a new
+-- confirmation email with one.
+DELETE FROM popsell.outbox o
+ WHERE o.kind = 'email_confirmation' AND o.contact_id IS NOT NULL AND o.sent_at IS NULL
+   AND NOT o.payload ? 'token';
+SELECT popsell._issue_contact_token(c.id)
+  FROM popsell.contacts c
+ WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at) AND c.email IS NOT NULL
+ ORDER BY c.id;
+
+-- F9: the brand does not change a contact's email.
+CREATE OR REPLACE FUNCTION popsell.contacts_brand_email() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF popsell.current_path() = 'staff'
+       AND pg_has_role(current_user, 'popsell_brand', 'USAGE')
+       AND NOT pg_has_role(current_user, 'popsell_account_team', 'USAGE')
+       AND NOT pg_has_role(current_user, 'popsell_technical', 'USAGE') THEN
+        RAISE EXCEPTION 'contact % cannot change its email through the brand', OLD.id
+            USING ERRCODE = 'PS105',
+                  DETAIL = 'The state a new address takes would tell the brand whether that address is on the blacklist.',
+                  HINT = 'Ask the ambassador or vendor support (popsell_account_team) to rectify the address.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_brand_email() IS
+    'Trigger: the brand (popsell_brand without vendor staff rights) may not change a contact''s email, so its writes are no oracle for the blacklist (PS105).';
+CREATE TRIGGER popsell_10_brand_email
+    BEFORE UPDATE OF email ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)
+    EXECUTE FUNCTION popsell.contacts_brand_email();
+
+-- Found by the consent model: one invitation per person per ambassador
+-- (another invited row or an erased one of the same ambassador counts),
+-- and an ambassador acts only on the contacts it sees (not those pending
+-- confirmation).
+CREATE OR REPLACE FUNCTION popsell.send_invitation(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'send_invitation'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
+    st popsell.ambassador_status;
+BEGIN
+    PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
+    SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
+    SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = c.ambassador_id;
+    IF st IS DISTINCT FROM 'active' THEN
+        RAISE EXCEPTION 'ambassador % is not active (status %): nothing is sent for it',
+                        c.ambassador_id, coalesce(st::text, 'none')
+            USING ERRCODE = 'PS300',
+                  HINT = 'Only active ambassadors send invitations.';
+    END IF;
+    IF c.invitations_sent > 0 AND c.ambassador_optin = 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": contact % was invited once already', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = 'A contact receives one invitation, ever.',
+                  HINT = 'Wait for the person to come back through a form or an order.';
+    END IF;
+    -- One invitation per person per ambassador, also across a second row
+    -- (a form's) and an erasure and re-entry: another row of the
+    -- ambassador with this email that was invited, or the ambassador's
+    -- tombstone of one (under any live key), counts as that invitation.
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+                     WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
+                       AND o.email = c.email AND o.ambassador_id = c.ambassador_id
+                       AND o.id <> c.id AND o.invitations_sent > 0)
+            OR EXISTS (SELECT 1 FROM popsell.contact_tombstones t
+                        WHERE t.email_hash = ANY (popsell.email_hashes(c.email))
+                          AND t.ambassador_id = c.ambassador_id
+                          AND t.ambassador_optin IN ('invitation_sent', 'invitation_accepted',
+                                                     'invitation_declined', 'optout_no_response'))) THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": ambassador % invited this person once already', c.ambassador_id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Another contact of the same ambassador with the email of contact %s, present or erased, was invited.', c.id),
+                  HINT = 'A person receives one invitation per ambassador, ever; wait for the person to come back through a form or an order.';
+    END IF;
+    IF c.ambassador_optin <> 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "%" to "invitation_sent": only new contacts are invited', c.ambassador_optin
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Contact %s has already been invited or has another consent state.', c.id),
+                  HINT = 'Invitations go to new contacts, once.';
+    END IF;
+    -- queue first: the sending guard checks the contact is still new
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    UPDATE popsell.contacts
+       SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
+           invitations_sent = invitations_sent + 1
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.send_invitation(bigint) IS
+    'Queue the invitation email of a new contact (once, ever) and mark it invitation_sent. By the ambassador itself, app, account team, technical (not the brand); PS200 unknown or foreign contact, PS100 not new or invited before, PS300 ambassador not active, PS120 sending refused.';
+CREATE OR REPLACE FUNCTION popsell._contact_for_caller(p_contact_id bigint)
+    RETURNS popsell.contacts
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c popsell.contacts;
+BEGIN
+    IF p_contact_id IS NULL THEN
+        RAISE EXCEPTION 'contact id must not be NULL'
+            USING ERRCODE = 'PS200', HINT = 'Pass the id of an existing contact.';
+    END IF;
+    SELECT * INTO c FROM popsell.contacts WHERE id = p_contact_id;
+    -- An ambassador acting for itself while not active learns that (PS300).
+    IF FOUND AND popsell.current_ambassador_id() IS NULL
+       AND EXISTS (SELECT 1 FROM popsell.ambassadors a
+                    WHERE a.id = c.ambassador_id AND a.status <> 'active'
+                      AND (popsell._ambassador_id_setting() = a.id::text
+                           OR a.login_role IS NOT NULL AND popsell._caller_in(a.login_role::text))) THEN
+        RAISE EXCEPTION 'ambassador % is not active: nothing is sent or changed for it', c.ambassador_id
+            USING ERRCODE = 'PS300',
+                  HINT = 'Complete the signup, or restore the ambassador with popsell.restore_ambassador(), first.';
+    END IF;
+    IF NOT FOUND
+       OR NOT (popsell._caller_in('popsell_app')
+               OR popsell._caller_in('popsell_brand')
+                  AND NOT c.restricted
+                  AND NOT (c.email_confirmed_at IS NULL
+                           AND c.source IN ('blog', 'blog_internal_form', 'store_purchase'))
+                  AND (c.brand_optin <> 'no_optin' OR c.partners_optin)
+               OR popsell._caller_in('popsell_account_team')
+               OR popsell._caller_in('popsell_technical')
+               OR popsell._caller_in('popsell_owner')
+               OR c.ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()
+                  AND c.ambassador_id IS NOT NULL
+                  -- (v2) like its row security: not a contact pending confirmation
+                  AND NOT (c.email_confirmed_at IS NULL
+                           AND c.source IN ('blog', 'blog_internal_form', 'store_purchase'))) THEN
+        RAISE EXCEPTION 'contact % does not exist or is not yours', p_contact_id
+            USING ERRCODE = 'PS200',
+                  HINT = 'Check the contact id and the ambassador the session acts as.';
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION popsell._contact_for_caller(bigint) IS
+    'Internal: the contact row if the calling role may act on it (the brand and the ambassador: only contacts they see), else PS200.';
 
 -- src/updates/1.1--2.0/44_report_speed.sql
 -- The compliance report's speed (issue 18): the retention rules' partial

@@ -1096,7 +1096,10 @@ BEGIN
                OR popsell._caller_in('popsell_technical')
                OR popsell._caller_in('popsell_owner')
                OR c.ambassador_id IS NOT DISTINCT FROM popsell.current_ambassador_id()
-                  AND c.ambassador_id IS NOT NULL) THEN
+                  AND c.ambassador_id IS NOT NULL
+                  -- (v2) like its row security: not a contact pending confirmation
+                  AND NOT (c.email_confirmed_at IS NULL
+                           AND c.source IN ('blog', 'blog_internal_form', 'store_purchase'))) THEN
         RAISE EXCEPTION 'contact % does not exist or is not yours', p_contact_id
             USING ERRCODE = 'PS200',
                   HINT = 'Check the contact id and the ambassador the session acts as.';
@@ -1105,7 +1108,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._contact_for_caller(bigint) IS
-    'Internal: the contact row if the calling role may act on it (the brand: only contacts it sees), else PS200.';
+    'Internal: the contact row if the calling role may act on it (the brand and the ambassador: only contacts they see), else PS200.';
 
 -- The ambassador id a caller may act for.
 CREATE FUNCTION popsell._ambassador_for_caller(p_ambassador_id bigint)
@@ -1211,9 +1214,9 @@ COMMENT ON FUNCTION popsell._globally_opted_out(text) IS
 -- One set-based pass over an import: a row is a duplicate when its email is
 -- already in this CRM or earlier in the list; globally opted-out rows go
 -- on to the trigger, which skips them.  Ids are drawn first so each input
--- row is matched to the contact it became.  Raises on the first invalid
--- row; popsell._import then imports row by row.
-CREATE FUNCTION popsell._import_rows(p_amb bigint, p_contacts jsonb, p_first bigint)
+-- row is matched to the contact it became.  p_ords gives each element's
+-- position in the caller's list (NULL: 1..n).  Raises on an invalid row.
+CREATE FUNCTION popsell._import_rows(p_amb bigint, p_contacts jsonb, p_ords bigint[])
     RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -1222,7 +1225,7 @@ AS $$
 BEGIN
     RETURN QUERY
     WITH input AS (
-        SELECT x.ord + p_first - 1 AS ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+        SELECT coalesce(p_ords[x.ord], x.ord) AS ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
           FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)
           CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
     classified AS (
@@ -1263,12 +1266,126 @@ BEGIN
      ORDER BY k.ord;
 END
 $$;
-COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint) IS
-    'Internal: import a JSON array of contacts in one statement, one outcome per row (raises on an invalid row).';
+COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint[]) IS
+    'Internal: import a JSON array of contacts in one statement, one outcome per row at the given positions (raises on an invalid row).';
 
--- An import: one set-based pass; when a row is invalid, the pass is
--- rolled back and the rows are imported one by one, the invalid ones
--- skipped with a reason that names the problem, never the value.
+-- Why an import element cannot be stored, or NULL: the checks of the
+-- contacts trigger and table that an ambassador's import can fail
+-- (object, types, email syntax and length, length bounds, a personal
+-- field, source, initial consent), answered without raising so that one
+-- statement sorts a whole list.  The reason names the problem, never the
+-- value.
+CREATE FUNCTION popsell._import_check(o jsonb)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r popsell.contacts;
+    e text;
+    ws constant text := E' \t\n\r\f\v';
+BEGIN
+    IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
+        RETURN 'not a JSON object';
+    END IF;
+    BEGIN
+        r := jsonb_populate_record(NULL::popsell.contacts, o);
+        e := popsell.normalize_email(nullif(btrim(r.email), ''));
+    EXCEPTION
+        WHEN SQLSTATE 'PS202' THEN RETURN 'malformed email';
+        WHEN SQLSTATE 'PS107' OR SQLSTATE '22001' THEN RETURN 'value too long';
+        WHEN data_exception THEN RETURN format('invalid value (SQLSTATE %s)', SQLSTATE);
+    END;
+    IF octet_length(r.first_name) > 256 OR octet_length(r.last_name) > 256 OR octet_length(e) > 254
+       OR octet_length(r.facebook_id) > 256 OR octet_length(r.twitter_id) > 256
+       OR octet_length(r.instagram_id) > 256 OR octet_length(r.public_photo_url) > 1024
+       OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
+       OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
+       OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
+        RETURN 'value too long';
+    END IF;
+    IF num_nonnulls(nullif(btrim(r.first_name, ws), ''), nullif(btrim(r.last_name, ws), ''), e,
+                    nullif(btrim(r.facebook_id, ws), ''), nullif(btrim(r.twitter_id, ws), ''),
+                    nullif(btrim(r.instagram_id, ws), ''), nullif(btrim(r.public_photo_url, ws), ''),
+                    nullif(btrim(r.customer_id, ws), ''), nullif(btrim(r.mobile_phone, ws), ''),
+                    nullif(btrim(r.home_phone, ws), ''), nullif(btrim(r.address, ws), '')) = 0 THEN
+        RETURN 'no personal field';
+    END IF;
+    IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
+        RETURN 'source not allowed';
+    END IF;
+    IF coalesce(r.ambassador_optin, 'new') <> 'new' OR coalesce(r.brand_optin, 'no_optin') <> 'no_optin' THEN
+        RETURN 'consent value not allowed for the source';
+    END IF;
+    IF r.created_at IN ('infinity', '-infinity') OR r.last_activity_at IN ('infinity', '-infinity') THEN
+        RETURN 'time cannot be infinite';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_check(jsonb) IS
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element.';
+
+-- Import the elements that passed _import_check in one statement; should
+-- the trigger still refuse one (a check it does that _import_check does
+-- not, a race), halve the list until the refused rows stand alone, so a
+-- few bad rows cost a logarithmic number of passes, not one per row.
+CREATE FUNCTION popsell._import_split(p_amb bigint, p_contacts jsonb, p_ords bigint[])
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := coalesce(jsonb_array_length(p_contacts), 0);
+    h integer := n / 2;
+    res jsonb;
+    st text;
+    cn text;
+BEGIN
+    IF n = 0 THEN
+        RETURN '[]';
+    END IF;
+    BEGIN
+        SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+          FROM popsell._import_rows(p_amb, p_contacts, p_ords) t;
+        RETURN res;
+    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+        IF n > 1 THEN
+            NULL;       -- halve below
+        ELSE
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, cn = CONSTRAINT_NAME;
+            RETURN jsonb_build_array(jsonb_build_object(
+                'ordinality', p_ords[1], 'contact_id', NULL,
+                'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
+                'reason', CASE
+                    WHEN st = 'PS202' THEN 'malformed email'
+                    WHEN st = 'PS109' THEN 'email already held by this ambassador'
+                    WHEN st IN ('PS107', '22001') OR cn = 'contacts_bounded_text' THEN 'value too long'
+                    WHEN st = 'PS101' THEN 'consent value not allowed for the source'
+                    WHEN st = 'PS102' THEN 'source not allowed'
+                    WHEN st = 'PS103' THEN 'personal field not allowed for the source'
+                    WHEN st = 'PS104' OR cn = 'contacts_has_personal_field' THEN 'no personal field'
+                    ELSE format('invalid value (SQLSTATE %s)', st) END));
+        END IF;
+    END;
+    RETURN popsell._import_split(p_amb,
+                                 (SELECT jsonb_agg(x.o ORDER BY x.i) FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, i) WHERE x.i <= h),
+                                 p_ords[1:h])
+        || popsell._import_split(p_amb,
+                                 (SELECT jsonb_agg(x.o ORDER BY x.i) FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, i) WHERE x.i > h),
+                                 p_ords[h + 1:n]);
+END
+$$;
+COMMENT ON FUNCTION popsell._import_split(bigint, jsonb, bigint[]) IS
+    'Internal: import checked elements (at the given positions) in one statement; a refused statement is halved until each refused row is reported alone.';
+
+-- An import: one statement when every row is valid; else the elements
+-- are sorted in one statement (_import_check), the valid ones inserted in
+-- one more, the invalid ones reported with a reason that names the
+-- problem, never the value.
 CREATE FUNCTION popsell._import(p_amb bigint, p_contacts jsonb)
     RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
     LANGUAGE plpgsql
@@ -1277,10 +1394,8 @@ AS $$
 DECLARE
     amb bigint := popsell._ambassador_for_caller(p_amb);
     res jsonb;
-    one jsonb;
-    e jsonb;
-    n bigint;
-    st text;
+    good jsonb;
+    good_ords bigint[];
     bad text;
 BEGIN
     IF p_contacts IS NULL OR jsonb_typeof(p_contacts) <> 'array' THEN
@@ -1290,8 +1405,9 @@ BEGIN
     END IF;
     SELECT string_agg(DISTINCT k, ', ') INTO bad
       FROM jsonb_array_elements(p_contacts) AS x(o)
-      CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(x.o) = 'object' THEN x.o ELSE '{"(not an object)": 1}' END) AS k
-     WHERE k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+      CROSS JOIN LATERAL jsonb_object_keys(x.o) AS k
+     WHERE jsonb_typeof(x.o) = 'object'
+       AND k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
                      'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
                      'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
                      'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
@@ -1301,41 +1417,28 @@ BEGIN
                   HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
     END IF;
 
+    -- A list without an invalid row goes in one statement, at the cost of
+    -- the insert alone; else the list is sorted by _import_check in one
+    -- statement and the valid rows inserted in one more.
     BEGIN
         SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
-          FROM popsell._import_rows(amb, p_contacts, 1) t;
+          FROM popsell._import_rows(amb, p_contacts, NULL) t;
     EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
-                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109' OR SQLSTATE '23514' OR SQLSTATE '23502'
-                   OR SQLSTATE '22001' OR SQLSTATE '22P02' OR SQLSTATE '22007' OR SQLSTATE '22008'
-                   OR SQLSTATE '22003' OR SQLSTATE '22023' OR SQLSTATE '22P05' THEN
-        res := '[]';
-        FOR e, n IN SELECT x.o, x.ord FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord) LOOP
-            BEGIN
-                SELECT jsonb_agg(to_jsonb(t)) INTO one
-                  FROM popsell._import_rows(amb, jsonb_build_array(e), n) t;
-            EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
-                           OR SQLSTATE 'PS104' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109' OR SQLSTATE '23514' OR SQLSTATE '23502'
-                           OR SQLSTATE '22001' OR SQLSTATE '22P02' OR SQLSTATE '22007' OR SQLSTATE '22008'
-                           OR SQLSTATE '22003' OR SQLSTATE '22023' OR SQLSTATE '22P05' THEN
-                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
-                one := jsonb_build_array(jsonb_build_object(
-                    'ordinality', n, 'contact_id', NULL,
-                    'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
-                    'reason', CASE st
-                        WHEN 'PS202' THEN 'malformed email'
-                        WHEN 'PS109' THEN 'email already held by this ambassador'
-                        WHEN 'PS107' THEN 'value too long'
-                        WHEN 'PS101' THEN 'consent value not allowed for the source'
-                        WHEN 'PS102' THEN 'source not allowed'
-                        WHEN 'PS103' THEN 'personal field not allowed for the source'
-                        WHEN 'PS104' THEN 'no personal field'
-                        WHEN '23514' THEN 'no personal field'
-                        WHEN '22001' THEN 'value too long'
-                        ELSE format('invalid value (SQLSTATE %s)', st) END));
-            END;
-            res := res || one;
-        END LOOP;
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+        res := NULL;
     END;
+    IF res IS NULL THEN
+        SELECT jsonb_agg(c.o ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
+               array_agg(c.ord ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
+               jsonb_agg(jsonb_build_object('ordinality', c.ord, 'contact_id', NULL,
+                                            'outcome', 'skipped_invalid', 'reason', c.why))
+                   FILTER (WHERE c.why IS NOT NULL)
+          INTO good, good_ords, res
+          FROM (SELECT x.o, x.ord, popsell._import_check(x.o) AS why
+                  FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)) c;
+        res := coalesce(res, '[]') || popsell._import_split(amb, good, good_ords);
+    END IF;
     RETURN QUERY
     SELECT r.ordinality, r.contact_id, r.outcome, r.reason
       FROM jsonb_to_recordset(res) AS r(ordinality bigint, contact_id bigint, outcome text, reason text)
@@ -1343,7 +1446,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._import(bigint, jsonb) IS
-    'Internal: import contacts for an ambassador, one outcome per input row; invalid rows are skipped, not fatal.';
+    'Internal: import contacts for an ambassador, one outcome per input row; invalid rows (each with its reason) are skipped, not fatal, and the valid ones inserted in one statement.';
 
 CREATE FUNCTION popsell.import_contacts(ambassador_id bigint, contacts jsonb)
     RETURNS TABLE (imported bigint, skipped_blacklisted bigint, skipped_duplicate bigint,
@@ -1359,7 +1462,7 @@ BEGIN ATOMIC
       FROM popsell._import(import_contacts.ambassador_id, import_contacts.contacts) d;
 END;
 COMMENT ON FUNCTION popsell.import_contacts(bigint, jsonb) IS
-    'Import an ambassador''s private list (JSON array of contact objects); globally opted-out emails, emails the ambassador already holds and invalid rows (malformed email, over-long or mistyped value) are skipped and counted. By the ambassador itself, app, account team, technical; PS200 unknown or foreign ambassador, PS300 not active, PS106 not an array or unknown keys.';
+    'Import an ambassador''s private list (JSON array of contact objects); globally opted-out emails, emails the ambassador already holds and invalid rows (not an object, malformed email, over-long or mistyped value, no personal field, source or consent value not allowed) are skipped and counted; a list without an invalid row is inserted in one statement, else the rows are checked in one and the valid ones inserted in one more. By the ambassador itself, app, account team, technical; PS200 unknown or foreign ambassador, PS300 not active, PS106 not an array or unknown keys.';
 
 CREATE FUNCTION popsell.import_contacts_detail(ambassador_id bigint, contacts jsonb)
     RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
@@ -1372,7 +1475,37 @@ BEGIN ATOMIC
      ORDER BY d.ordinality;
 END;
 COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
-    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data. Same callers and errors as import_contacts.';
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
+
+-- (v2) A pending contact's confirmation: only the SHA-256 of the token
+-- (the token travels in the email_confirmation outbox row).  One per
+-- contact, replaced when the address changes, so a token confirms only
+-- the address it was sent to.
+CREATE TABLE popsell.contact_email_tokens (
+    contact_id bigint PRIMARY KEY REFERENCES popsell.contacts (id) ON DELETE CASCADE,
+    token_hash bytea NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE popsell.contact_email_tokens IS
+    'Internal: pending contact email confirmations, the SHA-256 of each single-use token (never the token), one per contact, replaced on an address change, deleted on confirmation.';
+
+CREATE FUNCTION popsell._issue_contact_token(p_contact_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok text := encode(popsell._random_bytes(32), 'hex');
+BEGIN
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = p_contact_id;
+    INSERT INTO popsell.contact_email_tokens (contact_id, token_hash)
+    VALUES (p_contact_id, sha256(convert_to(tok, 'UTF8')));
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    SELECT 'email_confirmation', c.ambassador_id, c.id, jsonb_build_object('source', c.source, 'token', tok)
+      FROM popsell.contacts c WHERE c.id = p_contact_id;
+END
+$$;
+COMMENT ON FUNCTION popsell._issue_contact_token(bigint) IS
+    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one.';
 
 CREATE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
                                         ambassador_optin_checked boolean DEFAULT NULL,
@@ -1484,11 +1617,9 @@ BEGIN
     RETURNING id INTO new_id;
 
     IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
-        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-        SELECT 'email_confirmation', c.ambassador_id, c.id,
-               jsonb_build_object('source', c.source)
-          FROM popsell.contacts c
-         WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
+        PERFORM popsell._issue_contact_token(c.id)
+           FROM popsell.contacts c
+          WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
     END IF;
     RETURN new_id;
 END
@@ -1520,6 +1651,25 @@ BEGIN
             USING ERRCODE = 'PS100',
                   DETAIL = 'A contact receives one invitation, ever.',
                   HINT = 'Wait for the person to come back through a form or an order.';
+    END IF;
+    -- One invitation per person per ambassador, also across a second row
+    -- (a form's) and an erasure and re-entry: another row of the
+    -- ambassador with this email that was invited, or the ambassador's
+    -- tombstone of one (under any live key), counts as that invitation.
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+                     WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
+                       AND o.email = c.email AND o.ambassador_id = c.ambassador_id
+                       AND o.id <> c.id AND o.invitations_sent > 0)
+            OR EXISTS (SELECT 1 FROM popsell.contact_tombstones t
+                        WHERE t.email_hash = ANY (popsell.email_hashes(c.email))
+                          AND t.ambassador_id = c.ambassador_id
+                          AND t.ambassador_optin IN ('invitation_sent', 'invitation_accepted',
+                                                     'invitation_declined', 'optout_no_response'))) THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": ambassador % invited this person once already', c.ambassador_id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Another contact of the same ambassador with the email of contact %s, present or erased, was invited.', c.id),
+                  HINT = 'A person receives one invitation per ambassador, ever; wait for the person to come back through a form or an order.';
     END IF;
     IF c.ambassador_optin <> 'new' THEN
         RAISE EXCEPTION 'ambassador_optin cannot change from "%" to "invitation_sent": only new contacts are invited', c.ambassador_optin
@@ -1615,7 +1765,7 @@ CREATE FUNCTION popsell.decline_invitation(contact_id bigint)
 COMMENT ON FUNCTION popsell.decline_invitation(bigint) IS
     'The contact declines the invitation (invitation_sent to invitation_declined).';
 
-CREATE FUNCTION popsell.confirm_email(contact_id bigint)
+CREATE FUNCTION popsell.confirm_email(contact_id bigint, token text)
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -1624,11 +1774,26 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
 BEGIN
+    IF confirm_email.token IS NULL OR octet_length(confirm_email.token) > 256 THEN
+        RAISE EXCEPTION 'a confirmation token is a string of at most 256 bytes'
+            USING ERRCODE = 'PS106', HINT = 'Pass the token of the confirmation link as received.';
+    END IF;
     IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
         RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
             USING ERRCODE = 'PS100',
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
                   HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
+    END IF;
+    -- (v2) the token confirms the address it was sent to: an address
+    -- change replaces it, a confirmation uses it up.
+    DELETE FROM popsell.contact_email_tokens t
+     WHERE t.contact_id = c.id
+       AND t.token_hash = sha256(convert_to(btrim(confirm_email.token), 'UTF8'));
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'contact % has no pending confirmation with this token', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = 'A token confirms the address it was sent to; a changed address got a new one.',
+                  HINT = 'Use the link of the latest confirmation email.';
     END IF;
     UPDATE popsell.contacts
        SET email_confirmed_at = now(),
@@ -1640,8 +1805,8 @@ BEGIN
      WHERE id = c.id;
 END
 $$;
-COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
-    'The contact confirms the email address: the pending consent becomes effective (and lifts a global opt-out for this row only).';
+COMMENT ON FUNCTION popsell.confirm_email(bigint, text) IS
+    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS106 NULL or over 256 bytes).';
 
 CREATE FUNCTION popsell.opt_out(contact_id bigint, global boolean DEFAULT false)
     RETURNS void
@@ -1966,17 +2131,47 @@ BEGIN
     DELETE FROM popsell.outbox o
      WHERE o.contact_id = NEW.id AND o.sent_at IS NULL
        AND o.kind IN ('invitation', 'invitation_reminder', 'publication', 'email_confirmation');
+    -- a token sent to the old address confirms nothing any more
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = NEW.id;
     IF NEW.email IS NOT NULL AND NEW.email_confirmed_at IS NULL
        AND NEW.source IN ('blog', 'blog_internal_form', 'store_purchase')
        AND NEW.email_status = 'unverified' THEN
-        INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
-        VALUES ('email_confirmation', NEW.ambassador_id, NEW.id, jsonb_build_object('source', NEW.source));
+        PERFORM popsell._issue_contact_token(NEW.id);
     END IF;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION popsell.contacts_email_changed() IS
-    'Trigger: a contact''s new address cancels the unsent mail to the old one and, for a pending contact, queues a new confirmation.';
+    'Trigger: a contact''s new address cancels the unsent mail to the old one and the old address''s confirmation token and, for a pending contact, queues a new confirmation with a new token.';
+
+-- (v2, F9) The brand does not change a contact's email: the consent state
+-- the new row shows (global_optout, invitation_declined, a bounce) would
+-- tell it whether an address of its choosing is on the blacklist.  Vendor
+-- support, the ambassador and the person rectify an address.
+CREATE FUNCTION popsell.contacts_brand_email() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF popsell.current_path() = 'staff'
+       AND pg_has_role(current_user, 'popsell_brand', 'USAGE')
+       AND NOT pg_has_role(current_user, 'popsell_account_team', 'USAGE')
+       AND NOT pg_has_role(current_user, 'popsell_technical', 'USAGE') THEN
+        RAISE EXCEPTION 'contact % cannot change its email through the brand', OLD.id
+            USING ERRCODE = 'PS105',
+                  DETAIL = 'The state a new address takes would tell the brand whether that address is on the blacklist.',
+                  HINT = 'Ask the ambassador or vendor support (popsell_account_team) to rectify the address.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_brand_email() IS
+    'Trigger: the brand (popsell_brand without vendor staff rights) may not change a contact''s email, so its writes are no oracle for the blacklist (PS105).';
+
+CREATE TRIGGER popsell_10_brand_email
+    BEFORE UPDATE OF email ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)
+    EXECUTE FUNCTION popsell.contacts_brand_email();
 
 CREATE TRIGGER popsell_60_email_changed
     AFTER UPDATE OF email ON popsell.contacts
@@ -2149,7 +2344,7 @@ GRANT EXECUTE ON FUNCTION popsell.import_contacts(bigint, jsonb),
 GRANT EXECUTE ON FUNCTION
     popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean),
     popsell.accept_invitation(bigint), popsell.decline_invitation(bigint),
-    popsell.confirm_email(bigint), popsell.opt_out(bigint, boolean),
+    popsell.confirm_email(bigint, text), popsell.opt_out(bigint, boolean),
     popsell.withdraw_consent(bigint, boolean, boolean),
     popsell.email_callback(text, popsell.email_status)
     TO popsell_app;

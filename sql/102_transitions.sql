@@ -65,12 +65,12 @@ SELECT popsell.collect_contact(1, 'blog', '{"email": "b1@t102.example.test"}', t
 SELECT popsell.collect_contact(1, 'store_purchase', '{"email": "b2@t102.example.test"}', true) AS b2 \gset
 SELECT popsell.collect_contact(1, 'blog_internal_form', '{"email": "b3@t102.example.test"}', true, true) AS b3 \gset
 SELECT popsell.collect_contact(1, 'blog', '{"email": "b4@t102.example.test"}', false, false) AS b4 \gset
-SELECT popsell.confirm_email(id) FROM unnest(ARRAY[:b1, :b2, :b3, :b4]::bigint[]) id;
+SELECT popsell.confirm_email(u.id, (SELECT o.payload->>'token' FROM popsell.outbox o WHERE o.contact_id = u.id AND o.kind = 'email_confirmation' ORDER BY o.id DESC LIMIT 1)) FROM unnest(ARRAY[:b1, :b2, :b3, :b4]::bigint[]) AS u(id);
 SELECT c.source, pg_temp.state(c.id), c.email_confirmed_at IS NOT NULL AS confirmed, pg_temp.last_event(c.id)
   FROM popsell.contacts c WHERE c.id IN (:b1, :b2, :b3, :b4) ORDER BY c.id;
 -- Confirming twice, or a source without confirmation: PS100.
-SELECT pg_temp.try(format('SELECT popsell.confirm_email(%s)', :b1)) AS twice,
-       pg_temp.try(format('SELECT popsell.confirm_email(%s)', :c1)) AS crm_contact;
+SELECT pg_temp.try(format('SELECT popsell.confirm_email(%s, ''token'')', :b1)) AS twice,
+       pg_temp.try(format('SELECT popsell.confirm_email(%s, ''token'')', :c1)) AS crm_contact;
 
 -- opt_out: the contact leaves its ambassador (any state but global_optout
 -- -> optout_email); opt_out changes only the ambassador opt-in.

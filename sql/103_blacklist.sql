@@ -91,8 +91,8 @@ SELECT id = :p_blog AS blog, id = :p_store AS store, ambassador_optin, email_sta
        email_confirmed_at IS NULL AS pending,
        (SELECT count(*) FROM popsell.outbox o WHERE o.contact_id = c.id AND o.kind = 'email_confirmation') AS confirmation_queued
   FROM popsell.contacts c WHERE c.id IN (:p_blog, :p_store, :p_bif) ORDER BY c.id;
-SELECT popsell.confirm_email(:p_blog);
-SELECT popsell.confirm_email(:p_bif);
+SELECT popsell.confirm_email(:p_blog, (SELECT o.payload->>'token' FROM popsell.outbox o WHERE o.contact_id = :p_blog AND o.kind = 'email_confirmation' ORDER BY o.id DESC LIMIT 1));
+SELECT popsell.confirm_email(:p_bif, (SELECT o.payload->>'token' FROM popsell.outbox o WHERE o.contact_id = :p_bif AND o.kind = 'email_confirmation' ORDER BY o.id DESC LIMIT 1));
 SELECT c.source, c.ambassador_optin, c.email_status, c.email_confirmed_at IS NULL AS pending
   FROM popsell.contacts c WHERE c.id IN (:p_blog, :p_store, :p_bif) ORDER BY c.id;
 SELECT e.old_ambassador_optin, e.new_ambassador_optin, e.actor, e.path, e.note

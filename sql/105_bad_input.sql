@@ -34,7 +34,7 @@ SELECT f AS call, id, r.*
   FROM unnest(ARRAY['send_invitation', 'accept_invitation', 'decline_invitation', 'confirm_email',
                     'opt_out', 'release_soft_bounce']) f,
        unnest(ARRAY['999999', 'NULL']) id,
-       LATERAL pg_temp.bad(format('SELECT popsell.%s(%s)', f, id)) r
+       LATERAL pg_temp.bad(format('SELECT popsell.%s(%s%s)', f, id, CASE WHEN f = 'confirm_email' THEN ', ''token''' ELSE '' END)) r
  ORDER BY 1, id;
 SELECT * FROM pg_temp.bad($$SELECT popsell.collect_contact(999999, 'blog', '{"email": "x@t105.example.test"}', true)$$);
 SELECT * FROM pg_temp.bad($$SELECT popsell.collect_contact(NULL, 'blog', '{"email": "x@t105.example.test"}', true)$$);

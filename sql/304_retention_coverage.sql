@@ -110,7 +110,7 @@ BEGIN
                             WHEN 'opt_out' THEN format('SELECT popsell.opt_out(%s)', cid)
                             WHEN 'global_opt_out' THEN format('SELECT popsell.opt_out(%s, true)', cid)
                             WHEN 'object' THEN format('SELECT popsell.object_subject(%L)', email)
-                            WHEN 'confirm' THEN format('SELECT popsell.confirm_email(%s)', cid)
+                            WHEN 'confirm' THEN format('SELECT popsell.confirm_email(%s, (SELECT o.payload->>''token'' FROM popsell.outbox o WHERE o.contact_id = %s AND o.kind = ''email_confirmation'' ORDER BY o.id DESC LIMIT 1))', cid, cid)
                             WHEN 'hard_bounce' THEN format('SELECT popsell.email_callback(%L, %L)', email, 'hard_bounce')
                         END;
                         BEGIN

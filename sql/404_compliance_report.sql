@@ -40,7 +40,7 @@ SELECT count(*) AS blog_collected FROM (
     SELECT popsell.collect_contact(101, 'blog', jsonb_build_object('first_name', 'Personblog' || g,
                                    'email', 'personblog' || g || '@example.test'), true, true, g % 2 = 0)
       FROM generate_series(1, 6) AS g) x;
-SELECT count(popsell.confirm_email(c.id)) AS blog_confirmed
+SELECT count(popsell.confirm_email(c.id, (SELECT o.payload->>'token' FROM popsell.outbox o WHERE o.contact_id = c.id AND o.kind = 'email_confirmation' ORDER BY o.id DESC LIMIT 1))) AS blog_confirmed
   FROM popsell.contacts c WHERE c.source = 'blog' AND c.first_name IN ('Personblog1', 'Personblog2', 'Personblog3');
 SELECT count(*) AS orders FROM (
     SELECT popsell.collect_contact(102, 'order', jsonb_build_object('first_name', 'Personorder' || g,

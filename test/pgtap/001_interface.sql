@@ -42,7 +42,8 @@ SELECT is(
 
 SELECT has_function('popsell', f, ARRAY['bigint'])
   FROM unnest(ARRAY['send_invitation', 'accept_invitation', 'decline_invitation',
-                    'confirm_email', 'release_soft_bounce']) AS f;
+                    'release_soft_bounce']) AS f;
+SELECT has_function('popsell', 'confirm_email', ARRAY['bigint', 'text']);
 SELECT has_function('popsell', 'opt_out', ARRAY['bigint', 'boolean']);
 SELECT is(
     (SELECT pronargdefaults::int FROM pg_proc

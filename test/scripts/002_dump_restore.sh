@@ -65,7 +65,7 @@ SELECT popsell.collect_contact(a.id, 'brand_sync',
            jsonb_build_object('first_name', 'Contact00012', 'email', 'contact00012@example.test'),
            brand_optin_checked => true)
   FROM popsell.ambassadors a WHERE a.email = 'amb0002@example.test'"
-step "confirm_email" "SELECT popsell.confirm_email(id) FROM popsell.contacts WHERE email = 'contact00011@example.test'"
+step "confirm_email" "SELECT popsell.confirm_email(id, (SELECT o.payload->>'token' FROM popsell.outbox o WHERE o.contact_id = c.id AND o.kind = 'email_confirmation' ORDER BY o.id DESC LIMIT 1)) FROM popsell.contacts c WHERE email = 'contact00011@example.test'"
 step "send_invitation" "SELECT popsell.send_invitation(id) FROM popsell.contacts WHERE email IN ('contact00001@example.test', 'contact00002@example.test')"
 step "accept_invitation" "SELECT popsell.accept_invitation(id) FROM popsell.contacts WHERE email = 'contact00001@example.test'"
 step "opt_out global" "SELECT popsell.opt_out(id, true) FROM popsell.contacts WHERE email = 'contact00003@example.test'"
