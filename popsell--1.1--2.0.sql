@@ -235,6 +235,35 @@ SELECT i.id, i.contact_id, i.contact_tombstone_id, i.publication_id, i.channel, 
 COMMENT ON VIEW popsell.bi_interactions IS
     'BI: interactions of brand-visible and of erased contacts, read-only, for popsell_brand_bi.';
 
+CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'confirm_email'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
+BEGIN
+    IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
+        RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
+                  HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
+    END IF;
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = c.id;
+    UPDATE popsell.contacts
+       SET email_confirmed_at = now(),
+           email_status = CASE WHEN email_status = 'unverified' THEN 'ok' ELSE email_status END,
+           ambassador_optin = CASE
+               WHEN ambassador_optin <> 'optin_blog_pending' THEN ambassador_optin
+               WHEN source = 'blog_internal_form' THEN 'optin_internal_form'
+               ELSE 'optin_blog_verified' END
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
+    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending; prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
+
 CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint, token text)
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -256,23 +285,15 @@ BEGIN
     END IF;
     -- (v2) the token confirms the address it was sent to: an address
     -- change replaces it, a confirmation uses it up.
-    DELETE FROM popsell.contact_email_tokens t
-     WHERE t.contact_id = c.id
-       AND t.token_hash = sha256(convert_to(btrim(confirm_email.token), 'UTF8'));
-    IF NOT FOUND THEN
+    IF NOT EXISTS (SELECT 1 FROM popsell.contact_email_tokens t
+                    WHERE t.contact_id = c.id
+                      AND t.token_hash = sha256(convert_to(btrim(confirm_email.token), 'UTF8'))) THEN
         RAISE EXCEPTION 'contact % has no pending confirmation with this token', c.id
             USING ERRCODE = 'PS100',
                   DETAIL = 'A token confirms the address it was sent to; a changed address got a new one.',
                   HINT = 'Use the link of the latest confirmation email.';
     END IF;
-    UPDATE popsell.contacts
-       SET email_confirmed_at = now(),
-           email_status = CASE WHEN email_status = 'unverified' THEN 'ok' ELSE email_status END,
-           ambassador_optin = CASE
-               WHEN ambassador_optin <> 'optin_blog_pending' THEN ambassador_optin
-               WHEN source = 'blog_internal_form' THEN 'optin_internal_form'
-               ELSE 'optin_blog_verified' END
-     WHERE id = c.id;
+    PERFORM popsell.confirm_email(c.id);
 END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint, text) IS
@@ -5374,10 +5395,9 @@ END
 $$;
 COMMENT ON FUNCTION popsell.contacts_email_changed() IS
     'Trigger: a contact''s new address cancels the unsent mail to the old one and the old address''s confirmation token and, for a pending contact, queues a new confirmation with a new token.';
--- confirm_email(bigint, text) is restated by 11_state_classes_uses; the
--- link without a token goes.
-DROP FUNCTION popsell.confirm_email(bigint);
-GRANT EXECUTE ON FUNCTION popsell.confirm_email(bigint, text) TO popsell_app;
+-- confirm_email(bigint, text) is restated by 11_state_classes_uses, next
+-- to confirm_email(bigint).
+GRANT EXECUTE ON FUNCTION popsell.confirm_email(bigint), popsell.confirm_email(bigint, text) TO popsell_app;
 
 -- Contacts pending confirmation at the upgrade got a link without a
 -- token: the unsent ones are cancelled and each contact gets a new

@@ -713,6 +713,39 @@ CREATE FUNCTION popsell.decline_invitation(contact_id bigint)
 COMMENT ON FUNCTION popsell.decline_invitation(bigint) IS
     'The contact declines the invitation (invitation_sent to invitation_declined).';
 
+-- confirm_email(contact_id) is SPEC's form: the application vouches that
+-- the person confirmed the current address.  confirm_email(contact_id,
+-- token) binds the link to the address it was sent to.  Both end in the
+-- same confirmation, which uses up the pending token.
+CREATE FUNCTION popsell.confirm_email(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'confirm_email'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
+BEGIN
+    IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
+        RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
+                  HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
+    END IF;
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = c.id;
+    UPDATE popsell.contacts
+       SET email_confirmed_at = now(),
+           email_status = CASE WHEN email_status = 'unverified' THEN 'ok' ELSE email_status END,
+           ambassador_optin = CASE
+               WHEN ambassador_optin <> 'optin_blog_pending' THEN ambassador_optin
+               WHEN source = 'blog_internal_form' THEN 'optin_internal_form'
+               ELSE 'optin_blog_verified' END
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
+    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending; prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
+
 CREATE FUNCTION popsell.confirm_email(contact_id bigint, token text)
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -734,23 +767,15 @@ BEGIN
     END IF;
     -- (v2) the token confirms the address it was sent to: an address
     -- change replaces it, a confirmation uses it up.
-    DELETE FROM popsell.contact_email_tokens t
-     WHERE t.contact_id = c.id
-       AND t.token_hash = sha256(convert_to(btrim(confirm_email.token), 'UTF8'));
-    IF NOT FOUND THEN
+    IF NOT EXISTS (SELECT 1 FROM popsell.contact_email_tokens t
+                    WHERE t.contact_id = c.id
+                      AND t.token_hash = sha256(convert_to(btrim(confirm_email.token), 'UTF8'))) THEN
         RAISE EXCEPTION 'contact % has no pending confirmation with this token', c.id
             USING ERRCODE = 'PS100',
                   DETAIL = 'A token confirms the address it was sent to; a changed address got a new one.',
                   HINT = 'Use the link of the latest confirmation email.';
     END IF;
-    UPDATE popsell.contacts
-       SET email_confirmed_at = now(),
-           email_status = CASE WHEN email_status = 'unverified' THEN 'ok' ELSE email_status END,
-           ambassador_optin = CASE
-               WHEN ambassador_optin <> 'optin_blog_pending' THEN ambassador_optin
-               WHEN source = 'blog_internal_form' THEN 'optin_internal_form'
-               ELSE 'optin_blog_verified' END
-     WHERE id = c.id;
+    PERFORM popsell.confirm_email(c.id);
 END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint, text) IS

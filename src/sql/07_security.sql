@@ -110,7 +110,7 @@ GRANT EXECUTE ON FUNCTION popsell.import_contacts(bigint, jsonb),
 GRANT EXECUTE ON FUNCTION
     popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean),
     popsell.accept_invitation(bigint), popsell.decline_invitation(bigint),
-    popsell.confirm_email(bigint, text), popsell.opt_out(bigint, boolean),
+    popsell.confirm_email(bigint), popsell.confirm_email(bigint, text), popsell.opt_out(bigint, boolean),
     popsell.withdraw_consent(bigint, boolean, boolean),
     popsell.email_callback(text, popsell.email_status)
     TO popsell_app;

@@ -3,7 +3,7 @@
 -- The runner (tools/test-cluster) creates a fresh database with
 -- CREATE EXTENSION popsell CASCADE and CREATE EXTENSION pgtap.
 BEGIN;
-SELECT plan(83);
+SELECT plan(84);
 
 -- Identity (section 2).
 SELECT has_function('popsell', 'current_ambassador_id', ARRAY[]::name[]);
@@ -43,6 +43,7 @@ SELECT is(
 SELECT has_function('popsell', f, ARRAY['bigint'])
   FROM unnest(ARRAY['send_invitation', 'accept_invitation', 'decline_invitation',
                     'release_soft_bounce']) AS f;
+SELECT has_function('popsell', 'confirm_email', ARRAY['bigint']);
 SELECT has_function('popsell', 'confirm_email', ARRAY['bigint', 'text']);
 SELECT has_function('popsell', 'opt_out', ARRAY['bigint', 'boolean']);
 SELECT is(

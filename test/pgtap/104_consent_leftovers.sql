@@ -11,7 +11,7 @@
 -- application, any other value a role name; it returns the statement's
 -- first value (or rows=N), or 'ERROR <sqlstate>: <message>'.
 BEGIN;
-SELECT plan(28);
+SELECT plan(33);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -156,6 +156,18 @@ SELECT is(state((SELECT id FROM pend)), 'optin_blog_verified,optin_blog,false,ok
 SELECT is(act('app', format('SELECT popsell.confirm_email(%s, %L)', (SELECT id FROM pend), token((SELECT id FROM pend)))),
           'ERROR PS100: contact ' || (SELECT id FROM pend) || ' is not pending email confirmation',
           'a token works once');
+CREATE TEMP TABLE pend1 AS
+SELECT popsell.collect_contact(1, 'store_purchase', '{"first_name":"Pend1","email":"pend1@c.test"}', true, true) AS id;
+SELECT is(act('app', format('SELECT popsell.confirm_email(%s)', (SELECT id FROM pend1))),
+          '', 'confirm_email(contact_id), SPEC''s form, confirms the current address for the application');
+SELECT is(state((SELECT id FROM pend1)), 'optin_blog_verified,optin_blog,false,ok', 'confirmed by the one-argument form');
+SELECT is((SELECT count(*) FROM popsell.contact_email_tokens WHERE contact_id = (SELECT id FROM pend1)), 0::bigint,
+          'the one-argument form uses up the pending token');
+SELECT is(act('app', 'SELECT popsell.confirm_email(NULL::bigint)'), 'ERROR PS200: contact id must not be NULL',
+          'a NULL contact id is an error');
+SELECT is(act('app', format('SELECT popsell.confirm_email(%s)', (SELECT id FROM pend1))),
+          'ERROR PS100: contact ' || (SELECT id FROM pend1) || ' is not pending email confirmation',
+          'a confirmation happens once');
 
 -- ---- found by the model (103): one invitation per person per ambassador
 SELECT act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)

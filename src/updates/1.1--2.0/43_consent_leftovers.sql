@@ -20,10 +20,9 @@ COMMENT ON TABLE popsell.contact_email_tokens IS
 -- @restate function:_issue_contact_token
 -- @restate function:collect_contact
 -- @restate function:contacts_email_changed
--- confirm_email(bigint, text) is restated by 11_state_classes_uses; the
--- link without a token goes.
-DROP FUNCTION popsell.confirm_email(bigint);
-GRANT EXECUTE ON FUNCTION popsell.confirm_email(bigint, text) TO popsell_app;
+-- confirm_email(bigint, text) is restated by 11_state_classes_uses, next
+-- to confirm_email(bigint).
+GRANT EXECUTE ON FUNCTION popsell.confirm_email(bigint), popsell.confirm_email(bigint, text) TO popsell_app;
 
 -- Contacts pending confirmation at the upgrade got a link without a
 -- token: the unsent ones are cancelled and each contact gets a new
