@@ -31,7 +31,15 @@
 #include "ledger.h"
 #include "catalog.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "compat.h"
+#include "executor/tuptable.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "catalog/namespace.h"
@@ -43,7 +51,9 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 #include "utils/inval.h"
@@ -663,6 +673,97 @@ flush_compat(const BufferedEntry *entries, int n)
 	}
 }
 
+/* An insert's entry: no old values (the contact's initial state). */
+static inline bool
+is_initial(const LedgerEntry *e)
+{
+	for (int f = 0; f < FIELD__COUNT; f++)
+		if (e->old_v[f] >= 0)
+			return false;
+	return true;
+}
+
+/*
+ * Did this transaction store a contact row with this id by INSERT?  Some
+ * version of the row (any: it may have been updated or deleted since) was
+ * inserted by the current transaction or one of its live subtransactions,
+ * and not as the new version of an UPDATE.  INSERT ... ON CONFLICT ran the
+ * row trigger before it found the conflict: when it skipped the row (DO
+ * NOTHING) or updated another transaction's (DO UPDATE), no such version
+ * exists; a speculative insertion that lost its race was killed (its xmin
+ * is invalid).
+ */
+static bool
+inserted_here(IndexScanDesc scan, TupleTableSlot *slot, int64 id)
+{
+	ScanKeyData sk;
+
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	index_rescan(scan, &sk, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		should_free;
+		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		HeapTupleHeader h = tup->t_data;
+		bool		mine = !(h->t_infomask & HEAP_UPDATED) &&
+			TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(h));
+
+		if (should_free)
+			heap_freetuple(tup);
+		if (mine)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Drop the insert entries among the N buffered from FIRST whose row the
+ * executor did not store (ON CONFLICT, another session's row first); the
+ * row trigger's own probe sees only committed rows and this transaction's,
+ * so a concurrent insert of the same id is settled here, after the fact.
+ * Returns how many entries are left (the kept ones move up).
+ */
+static int
+drop_uninserted(int first, int n)
+{
+	Relation	heap = NULL;
+	Relation	idx = NULL;
+	TupleTableSlot *slot = NULL;
+	IndexScanDesc scan = NULL;
+	int			kept = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		BufferedEntry *b = &buffer[first + i];
+
+		if (is_initial(&b->e))
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (scan == NULL)
+			{
+				heap = table_open(PopsellRelid(REL_CONTACTS), AccessShareLock);
+				idx = index_open(PopsellRelid(REL_CONTACTS_PKEY), AccessShareLock);
+				slot = table_slot_create(heap, NULL);
+				scan = index_beginscan_compat(heap, idx, SnapshotAny, 1, 0);
+			}
+			if (!inserted_here(scan, slot, b->e.contact_id))
+				continue;
+		}
+		if (kept != i)
+			buffer[first + kept] = *b;
+		kept++;
+	}
+	if (scan != NULL)
+	{
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(idx, AccessShareLock);
+		table_close(heap, AccessShareLock);
+	}
+	nbuffered = first + kept;
+	return kept;
+}
+
 /*
  * Write the buffered entries of the current level and deeper (the tail of
  * the buffer) through the executor, as popsell_owner.
@@ -695,6 +796,14 @@ LedgerFlush(void)
 	if (n == 0)
 		return;
 	flushing = true;
+	n = drop_uninserted(first, n);
+	if (n == 0)
+	{
+		nbuffered = first;
+		maybe_reset_text();
+		flushing = false;
+		return;
+	}
 	if (!resolve_entry_type())
 	{
 		EnterOwnerContext(&save_userid, &save_sec);
