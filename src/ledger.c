@@ -63,6 +63,8 @@ PG_FUNCTION_INFO_V1(contacts_after_statement);
 
 /* entries written per INSERT; also the size the buffer shrinks back to */
 #define LEDGER_BATCH 8192
+/* contacts whose outbox is rechecked per DELETE (8 bytes each) */
+#define RECHECK_BATCH 65536
 
 typedef struct BufferedEntry
 {
@@ -158,11 +160,20 @@ QueueGlobalOptout(const char *email, PopsellPath path)
 	npending++;
 }
 
+static void process_outbox_recheck(void);
+
 void
 QueueOutboxRecheck(int64 contact_id)
 {
 	int			level = GetCurrentTransactionNestLevel();
 
+	/*
+	 * A full batch of this level's contacts (rows already stored; this one
+	 * is not yet) is rechecked now: a statement's memory stays bounded.
+	 */
+	if (nruns > 0 && runs[nruns - 1].nest_level == level &&
+		nrecheck - runs[nruns - 1].start >= RECHECK_BATCH)
+		process_outbox_recheck();
 	recheck = grow(recheck, nrecheck, &recheck_cap, sizeof(int64), 64);
 	if (nruns == 0 || runs[nruns - 1].nest_level != level)
 	{
@@ -329,7 +340,7 @@ forget_all(void)
 		buffer = NULL;
 		buffer_cap = 0;
 	}
-	if (recheck_cap > 65536)
+	if (recheck_cap > RECHECK_BATCH)
 	{
 		pfree(recheck);
 		recheck = NULL;
@@ -441,7 +452,14 @@ LedgerAppend(const LedgerEntry *e)
 	b = &buffer[nbuffered];
 	b->e = *e;
 	b->role = GetOuterUserId();
-	b->consent_text = ctext ? MemoryContextStrdup(text_cxt, ctext) : NULL;
+	/* one copy of the setting for a run of entries (a bulk UPDATE) */
+	if (ctext == NULL)
+		b->consent_text = NULL;
+	else if (nbuffered > 0 && buffer[nbuffered - 1].consent_text != NULL &&
+			 strcmp(buffer[nbuffered - 1].consent_text, ctext) == 0)
+		b->consent_text = buffer[nbuffered - 1].consent_text;
+	else
+		b->consent_text = MemoryContextStrdup(text_cxt, ctext);
 	b->nest_level = GetCurrentTransactionNestLevel();
 	nbuffered++;
 }
