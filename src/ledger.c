@@ -497,6 +497,7 @@ typedef struct EntryType
 static EntryType et;
 static bool et_valid = false;
 static uint32 et_hash = 0;		/* syscache hash of the type's pg_type row */
+static uint64 et_desc_id = 0;	/* the typcache's identifier of its layout */
 
 /* Only a change of popsell._consent_entry itself (or a reset) matters. */
 static void
@@ -534,8 +535,16 @@ resolve_entry_type(void)
 	TupleDesc	d;
 	Oid			actor_type;
 
-	if (et_valid)
+	/*
+	 * ALTER TYPE (attributes added, dropped, retyped) leaves the pg_type row
+	 * alone; the type cache gives the layout a new identifier: resolve the
+	 * attributes and prepare the insert again.  (An ALTER TABLE of the
+	 * ledger is the plan cache's: the insert names its columns.)
+	 */
+	if (et_valid &&
+		lookup_type_cache(et.typid, TYPECACHE_TUPDESC)->tupDesc_identifier == et_desc_id)
 		return true;
+	et_valid = false;
 	if (!callback)
 	{
 		CacheRegisterSyscacheCallback(TYPEOID, entry_type_invalidate, (Datum) 0);
@@ -558,6 +567,7 @@ resolve_entry_type(void)
 	if (!OidIsValid(et.arraytypid))
 		return false;			/* an older schema: see flush_compat() */
 	d = lookup_rowtype_tupdesc(et.typid, -1);
+	et_desc_id = lookup_type_cache(et.typid, TYPECACHE_TUPDESC)->tupDesc_identifier;
 	{
 		/* the descriptor outlives this call */
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
