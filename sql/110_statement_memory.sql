@@ -6,9 +6,9 @@
 -- from pg_backend_memory_contexts.  The executors' memory (ExecutorState)
 -- is compared with a twin table instead (same columns and indexes, a
 -- no-op BEFORE UPDATE row trigger): on PostgreSQL 15 such an UPDATE's
--- executor grows about 40 bytes per row by itself (the updated-columns
--- set is computed per row in the query's context), so popsell may only
--- add what the no-op trigger adds there.
+-- executor grows about 40 bytes per row by itself (ExecUpdateLockMode,
+-- run per row for the trigger, allocates column sets in the query's
+-- context), so popsell may only add what the no-op trigger adds there.
 
 \set regdb :DBNAME
 SET client_min_messages = warning;
