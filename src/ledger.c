@@ -11,6 +11,12 @@
  * plans no SQL per row while the ledger's defaults, constraints, triggers
  * and column types apply as to any insert.
  *
+ * An insert's entry ("initial") is made by the BEFORE row trigger, before
+ * the executor decides whether the row is stored: INSERT ... ON CONFLICT
+ * may skip it or update a row another session was inserting.  The flush
+ * keeps such an entry only if this transaction really stored the row.
+ * The entry type's layout is checked at every flush (ALTER TYPE).
+ *
  * Each entry remembers the subtransaction level it was made at.  A
  * statement's end writes only the entries of its own level and deeper (a
  * statement inside a PL/pgSQL EXCEPTION block must not write the entries
@@ -24,7 +30,9 @@
  * while its statement runs: blacklisting an email a plain UPDATE opted out
  * globally (every row with it follows), and cancelling unsent mail that a
  * contact whose consent changed may no longer receive.  Both queues follow
- * the same level rules.
+ * the same level rules.  The ledger buffer and the recheck queue are
+ * written out early when full (completed rows of the current level only),
+ * so a statement's memory does not grow with its rows.
  *
  *-------------------------------------------------------------------------
  */
