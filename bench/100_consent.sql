@@ -6,6 +6,9 @@
 --   single_row_inserts         20,000 single-row INSERT statements
 --   consent_ledger             1M order contacts with brand opt-in, ledger row
 --                              included, against contact + ledger row by hand
+--   consent_update             those contacts' soft bounces (email_status ok ->
+--                              soft_bounce, the provider's callback), one UPDATE,
+--                              ledger rows included, against UPDATE + ledger by hand
 --   hash_email_vs_sha256       sha256() time / hash_email() time (>= 1.0 wanted)
 -- The baseline tables are identical (LIKE ... INCLUDING ALL, same foreign
 -- key), without popsell's triggers.  A 1M-entry blacklist is in place.
@@ -54,6 +57,14 @@ BEGIN
     EXECUTE q;
     RETURN extract(epoch FROM clock_timestamp() - t0);
 END $$;
+-- Q on a path of popsell.actor (transaction-local), restored afterwards.
+CREATE FUNCTION pg_temp.as_actor(actor text, q text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE was text := current_setting('popsell.actor', true);
+BEGIN
+    PERFORM set_config('popsell.actor', actor, true);
+    EXECUTE q;
+    PERFORM set_config('popsell.actor', coalesce(was, ''), true);
+END $$;
 CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     -- popsell refuses TRUNCATE of personal data and of the ledger; the
@@ -91,6 +102,18 @@ DECLARE
         ambassador_optin, brand_optin)
         SELECT 1 + g %% 1000, 'order', 'order' || g || '@example.test', 'optin_order',
                'optin_brand_database' FROM generate_series(1, %s) g$q$, n);
+    plain_update text := $q$WITH u AS (
+        UPDATE public.bench_plain SET email_status = 'soft_bounce' WHERE email_status = 'ok'
+        RETURNING id, ambassador_id, source, ambassador_optin, brand_optin, partners_optin)
+        INSERT INTO public.bench_ledger (contact_id, ambassador_id, changed, old_ambassador_optin,
+            new_ambassador_optin, old_brand_optin, new_brand_optin, old_partners_optin,
+            new_partners_optin, old_email_status, new_email_status, source, actor, path,
+            actor_role, occurred_at)
+        SELECT id, ambassador_id, '{email_status}', ambassador_optin, ambassador_optin,
+               brand_optin, brand_optin, partners_optin, partners_optin, 'ok', 'soft_bounce',
+               source, 'system', 'email_callback', current_user, now() FROM u$q$;
+    popsell_update text := $q$SELECT pg_temp.as_actor('email_callback',
+        $u$UPDATE popsell.contacts SET email_status = 'soft_bounce' WHERE email_status = 'ok'$u$)$q$;
     single_plain text := $q$DO $$ BEGIN FOR i IN 1..20000 LOOP
         INSERT INTO public.bench_plain (ambassador_id, source, first_name, email, email_status,
             ambassador_optin, ambassador_optin_at, brand_optin, brand_optin_at, created_at)
@@ -124,6 +147,13 @@ BEGIN
         PERFORM pg_temp.reset();
         INSERT INTO pg_temp.timings VALUES ('consent_ledger', 'plain', pg_temp.timed(plain_ledger));
         INSERT INTO pg_temp.timings VALUES ('consent_ledger', 'popsell', pg_temp.timed(popsell_ledger));
+        IF r % 2 = 1 THEN
+            INSERT INTO pg_temp.timings VALUES ('consent_update', 'plain', pg_temp.timed(plain_update));
+            INSERT INTO pg_temp.timings VALUES ('consent_update', 'popsell', pg_temp.timed(popsell_update));
+        ELSE
+            INSERT INTO pg_temp.timings VALUES ('consent_update', 'popsell', pg_temp.timed(popsell_update));
+            INSERT INTO pg_temp.timings VALUES ('consent_update', 'plain', pg_temp.timed(plain_update));
+        END IF;
         PERFORM pg_temp.reset();
         INSERT INTO pg_temp.timings VALUES ('single_row_inserts', 'popsell', pg_temp.timed(single_popsell));
         INSERT INTO pg_temp.timings VALUES ('single_row_inserts', 'plain', pg_temp.timed(single_plain));

@@ -4,7 +4,8 @@
 -- savepoints rolled back or released, PREPARE TRANSACTION, INSERT ... ON
 -- CONFLICT (rows it did not insert get no "initial" row), and a ledger
 -- whose shape changed (a column added with a default gets it; a column
--- type changed is converted, never a crash).
+-- type changed is converted, never a crash), also within one session, for
+-- the ledger and for the entry type popsell._consent_entry.
 
 \set regdb :DBNAME
 SET client_min_messages = warning;
@@ -114,6 +115,23 @@ UPDATE popsell.contacts SET ambassador_optin = 'optout_email' WHERE id = (SELECT
 SELECT pg_temp.ledger('c10') AS after_alter,
        (SELECT string_agg(coalesce(t108_extra, 'NULL') || '/' || path || '/' || (actor_role = current_user), ',') FROM popsell.consent_events
          WHERE contact_id = (SELECT id FROM t108 WHERE name = 'c10')) AS extra_and_path;
+
+-- 6. The entry type the trigger hands rows over in changes shape in this
+--    session, after it wrote through it (attributes move, one is added):
+--    the next change is written in the new shape.
+ALTER TYPE popsell._consent_entry DROP ATTRIBUTE changed, ADD ATTRIBUTE changed text[];
+ALTER TYPE popsell._consent_entry DROP ATTRIBUTE note, ADD ATTRIBUTE t108_pad integer, ADD ATTRIBUTE note text;
+UPDATE popsell.contacts SET ambassador_optin = 'optout_email' WHERE id = (SELECT id FROM t108 WHERE name = 'c11');
+SELECT pg_temp.ledger('c11') AS after_alter_type,
+       (SELECT string_agg(changed::text || '/' || path || '/' || coalesce(note, 'NULL'), ',') FROM popsell.consent_events
+         WHERE contact_id = (SELECT id FROM t108 WHERE name = 'c11')) AS changed_path_note;
+-- ... and the ledger's columns move too (ALTER TABLE, same session): the
+--    note of a new contact's initial row goes to the column named note.
+ALTER TABLE popsell.consent_events RENAME COLUMN note TO t108_old_note;
+ALTER TABLE popsell.consent_events ADD COLUMN note text;
+SELECT popsell.collect_contact(1, 'external_form', '{"email": "form3@t108.example.test"}', true, true) AS form3_id \gset
+SELECT changed, coalesce(note, 'NULL') AS note, coalesce(t108_old_note, 'NULL') AS old_note
+  FROM popsell.consent_events WHERE contact_id = :form3_id;
 
 -- Every row of the ledger is accounted for: one per contact that changed.
 SELECT count(*) AS ledger_rows, count(DISTINCT contact_id) AS contacts_with_rows FROM popsell.consent_events;

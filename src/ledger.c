@@ -11,6 +11,12 @@
  * plans no SQL per row while the ledger's defaults, constraints, triggers
  * and column types apply as to any insert.
  *
+ * An insert's entry ("initial") is made by the BEFORE row trigger, before
+ * the executor decides whether the row is stored: INSERT ... ON CONFLICT
+ * may skip it or update a row another session was inserting.  The flush
+ * keeps such an entry only if this transaction really stored the row.
+ * The entry type's layout is checked at every flush (ALTER TYPE).
+ *
  * Each entry remembers the subtransaction level it was made at.  A
  * statement's end writes only the entries of its own level and deeper (a
  * statement inside a PL/pgSQL EXCEPTION block must not write the entries
@@ -24,14 +30,24 @@
  * while its statement runs: blacklisting an email a plain UPDATE opted out
  * globally (every row with it follows), and cancelling unsent mail that a
  * contact whose consent changed may no longer receive.  Both queues follow
- * the same level rules.
+ * the same level rules.  The ledger buffer and the recheck queue are
+ * written out early when full (completed rows of the current level only),
+ * so a statement's memory does not grow with its rows.
  *
  *-------------------------------------------------------------------------
  */
 #include "ledger.h"
 #include "catalog.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "compat.h"
+#include "executor/tuptable.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "catalog/namespace.h"
@@ -43,7 +59,9 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 #include "utils/inval.h"
@@ -53,6 +71,8 @@ PG_FUNCTION_INFO_V1(contacts_after_statement);
 
 /* entries written per INSERT; also the size the buffer shrinks back to */
 #define LEDGER_BATCH 8192
+/* contacts whose outbox is rechecked per DELETE (8 bytes each) */
+#define RECHECK_BATCH 65536
 
 typedef struct BufferedEntry
 {
@@ -148,11 +168,20 @@ QueueGlobalOptout(const char *email, PopsellPath path)
 	npending++;
 }
 
+static void process_outbox_recheck(void);
+
 void
 QueueOutboxRecheck(int64 contact_id)
 {
 	int			level = GetCurrentTransactionNestLevel();
 
+	/*
+	 * A full batch of this level's contacts (rows already stored; this one
+	 * is not yet) is rechecked now: a statement's memory stays bounded.
+	 */
+	if (nruns > 0 && runs[nruns - 1].nest_level == level &&
+		nrecheck - runs[nruns - 1].start >= RECHECK_BATCH)
+		process_outbox_recheck();
 	recheck = grow(recheck, nrecheck, &recheck_cap, sizeof(int64), 64);
 	if (nruns == 0 || runs[nruns - 1].nest_level != level)
 	{
@@ -319,7 +348,7 @@ forget_all(void)
 		buffer = NULL;
 		buffer_cap = 0;
 	}
-	if (recheck_cap > 65536)
+	if (recheck_cap > RECHECK_BATCH)
 	{
 		pfree(recheck);
 		recheck = NULL;
@@ -431,7 +460,14 @@ LedgerAppend(const LedgerEntry *e)
 	b = &buffer[nbuffered];
 	b->e = *e;
 	b->role = GetOuterUserId();
-	b->consent_text = ctext ? MemoryContextStrdup(text_cxt, ctext) : NULL;
+	/* one copy of the setting for a run of entries (a bulk UPDATE) */
+	if (ctext == NULL)
+		b->consent_text = NULL;
+	else if (nbuffered > 0 && buffer[nbuffered - 1].consent_text != NULL &&
+			 strcmp(buffer[nbuffered - 1].consent_text, ctext) == 0)
+		b->consent_text = buffer[nbuffered - 1].consent_text;
+	else
+		b->consent_text = MemoryContextStrdup(text_cxt, ctext);
 	b->nest_level = GetCurrentTransactionNestLevel();
 	nbuffered++;
 }
@@ -469,6 +505,7 @@ typedef struct EntryType
 static EntryType et;
 static bool et_valid = false;
 static uint32 et_hash = 0;		/* syscache hash of the type's pg_type row */
+static uint64 et_desc_id = 0;	/* the typcache's identifier of its layout */
 
 /* Only a change of popsell._consent_entry itself (or a reset) matters. */
 static void
@@ -506,8 +543,16 @@ resolve_entry_type(void)
 	TupleDesc	d;
 	Oid			actor_type;
 
-	if (et_valid)
+	/*
+	 * ALTER TYPE (attributes added, dropped, retyped) leaves the pg_type row
+	 * alone; the type cache gives the layout a new identifier: resolve the
+	 * attributes and prepare the insert again.  (An ALTER TABLE of the
+	 * ledger is the plan cache's: the insert names its columns.)
+	 */
+	if (et_valid &&
+		lookup_type_cache(et.typid, TYPECACHE_TUPDESC)->tupDesc_identifier == et_desc_id)
 		return true;
+	et_valid = false;
 	if (!callback)
 	{
 		CacheRegisterSyscacheCallback(TYPEOID, entry_type_invalidate, (Datum) 0);
@@ -530,6 +575,7 @@ resolve_entry_type(void)
 	if (!OidIsValid(et.arraytypid))
 		return false;			/* an older schema: see flush_compat() */
 	d = lookup_rowtype_tupdesc(et.typid, -1);
+	et_desc_id = lookup_type_cache(et.typid, TYPECACHE_TUPDESC)->tupDesc_identifier;
 	{
 		/* the descriptor outlives this call */
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -663,6 +709,97 @@ flush_compat(const BufferedEntry *entries, int n)
 	}
 }
 
+/* An insert's entry: no old values (the contact's initial state). */
+static inline bool
+is_initial(const LedgerEntry *e)
+{
+	for (int f = 0; f < FIELD__COUNT; f++)
+		if (e->old_v[f] >= 0)
+			return false;
+	return true;
+}
+
+/*
+ * Did this transaction store a contact row with this id by INSERT?  Some
+ * version of the row (any: it may have been updated or deleted since) was
+ * inserted by the current transaction or one of its live subtransactions,
+ * and not as the new version of an UPDATE.  INSERT ... ON CONFLICT ran the
+ * row trigger before it found the conflict: when it skipped the row (DO
+ * NOTHING) or updated another transaction's (DO UPDATE), no such version
+ * exists; a speculative insertion that lost its race was killed (its xmin
+ * is invalid).
+ */
+static bool
+inserted_here(IndexScanDesc scan, TupleTableSlot *slot, int64 id)
+{
+	ScanKeyData sk;
+
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	index_rescan(scan, &sk, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		should_free;
+		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		HeapTupleHeader h = tup->t_data;
+		bool		mine = !(h->t_infomask & HEAP_UPDATED) &&
+			TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(h));
+
+		if (should_free)
+			heap_freetuple(tup);
+		if (mine)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Drop the insert entries among the N buffered from FIRST whose row the
+ * executor did not store (ON CONFLICT, another session's row first); the
+ * row trigger's own probe sees only committed rows and this transaction's,
+ * so a concurrent insert of the same id is settled here, after the fact.
+ * Returns how many entries are left (the kept ones move up).
+ */
+static int
+drop_uninserted(int first, int n)
+{
+	Relation	heap = NULL;
+	Relation	idx = NULL;
+	TupleTableSlot *slot = NULL;
+	IndexScanDesc scan = NULL;
+	int			kept = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		BufferedEntry *b = &buffer[first + i];
+
+		if (is_initial(&b->e))
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (scan == NULL)
+			{
+				heap = table_open(PopsellRelid(REL_CONTACTS), AccessShareLock);
+				idx = index_open(PopsellRelid(REL_CONTACTS_PKEY), AccessShareLock);
+				slot = table_slot_create(heap, NULL);
+				scan = index_beginscan_compat(heap, idx, SnapshotAny, 1, 0);
+			}
+			if (!inserted_here(scan, slot, b->e.contact_id))
+				continue;
+		}
+		if (kept != i)
+			buffer[first + kept] = *b;
+		kept++;
+	}
+	if (scan != NULL)
+	{
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(idx, AccessShareLock);
+		table_close(heap, AccessShareLock);
+	}
+	nbuffered = first + kept;
+	return kept;
+}
+
 /*
  * Write the buffered entries of the current level and deeper (the tail of
  * the buffer) through the executor, as popsell_owner.
@@ -695,6 +832,14 @@ LedgerFlush(void)
 	if (n == 0)
 		return;
 	flushing = true;
+	n = drop_uninserted(first, n);
+	if (n == 0)
+	{
+		nbuffered = first;
+		maybe_reset_text();
+		flushing = false;
+		return;
+	}
 	if (!resolve_entry_type())
 	{
 		EnterOwnerContext(&save_userid, &save_sec);
