@@ -1425,6 +1425,21 @@ contacts_optout_recheck(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(td->tg_relation);
 	resolve_cols(td->tg_relation);
 	deform(tup, desc, &r);
+	/*
+	 * Only a new row or a new address is decided by the probe: a row that
+	 * keeps its email is an existing row, which the opt-out's UPDATE
+	 * reaches through its row lock (and which may legitimately differ
+	 * from the blacklist, e.g. a confirmed consent lifting a global
+	 * opt-out for that row).
+	 */
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		Row			o;
+
+		deform(td->tg_trigtuple, desc, &o);
+		if (!datum_changed(&o, &r, cols.email, desc))
+			return PointerGetDatum(NULL);
+	}
 	if (ISNULL(&r, cols.email) || ISNULL(&r, cols.id) || ISNULL(&r, cols.source) ||
 		ISNULL(&r, cols.ambassador_optin) || ISNULL(&r, cols.email_status))
 		return PointerGetDatum(NULL);
