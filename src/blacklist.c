@@ -3,7 +3,8 @@
  * blacklist.c
  *	  Probes of popsell.blacklist and of contacts by email, done directly
  *	  on popsell's own relations and indexes (resolved by OID in schema
- *	  popsell, never through search_path) with the latest snapshot.
+ *	  popsell, never through search_path), with a dirty snapshot that
+ *	  waits for writers of the same email still in progress.
  *
  * Opt-outs are serialized per email, never per table (issue 11: a table
  * lock made unrelated writers wait, and deadlocked the application with
@@ -29,12 +30,17 @@
  *	                                      reflect is a serialization failure
  *
  * Why no interleaving escapes: if S comes after I, the opt-out sees the
- * row and waits for its transaction before its UPDATE.  Otherwise
- * P < I < S happened... more precisely, S < I; if P came after B, the
- * dirty probe saw the entry (and waited for it); so P < B < G < S < I,
- * hence g0 < G <= g1 and R runs after B: it sees the entry.  G must come
- * after B: with G first, a writer reading g0 between G and B would probe
- * before the entry exists and see no change of generation.  Sequences
+ * row and waits for its transaction before its UPDATE.  Otherwise S < I.
+ * If P came after B, the dirty probe saw the entry (and waited for it).
+ * Otherwise g0 < P < B < G < S < I < g1, so the generation moved and R,
+ * after B, sees the entry.  G must come after B: with G first, a writer
+ * reading g0 between G and B would probe before the entry exists and see
+ * no change of generation.  The Bloom filter, which lets P skip the index,
+ * is built from every row version after reading the generation and is
+ * trusted only while the generation has not moved (an entry of an opt-out
+ * bumped before the build is in it).  A refusal (invitation_refused, not
+ * written by _blacklist_add) still being written is not waited for: an
+ * entry made alongside it is an earlier row (specs/131).  Sequences
  * are not transactional: the bump is visible to every backend at once,
  * and reading it is one shared buffer read.  Only writers of the same
  * email ever wait for each other (a deadlock between the two sides of one
