@@ -1458,7 +1458,7 @@ contacts_optout_recheck(PG_FUNCTION_ARGS)
 		 es != ES_SPAM && es != ES_HARD_BOUNCE && es != ES_BLOCKED))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize contact %lld with a concurrent opt-out of its email", (long long) id),
+				 errmsg("could not serialize contact %lld with a concurrent blacklisting of its email", (long long) id),
 				 errdetail("The email was put on the blacklist while the row was being written, after its blacklist check."),
 				 errhint("Retry the transaction.")));
 	return PointerGetDatum(NULL);
