@@ -469,17 +469,22 @@ DECLARE
     e text := popsell.normalize_email(p_email);
     n bigint;
 BEGIN
-    LOCK TABLE popsell.contacts IN SHARE ROW EXCLUSIVE MODE;
+    -- (a concurrent opt-out of the same email: its entry holds the key,
+    -- ON CONFLICT waits for it and keeps it)
+    INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)
+        SELECT popsell.hash_email(e), popsell.hash_key_id(), p_reason, now()
+         WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b
+                            WHERE b.email_hash = ANY (popsell.email_hashes(e))
+                              AND b.reason = p_reason)
+        ON CONFLICT (email_hash, reason) DO NOTHING;
+    -- after the entry is in the index, never before
+    PERFORM pg_catalog.nextval('popsell.optout_generation'::pg_catalog.regclass);
+    PERFORM popsell._await_email_writers(e);
     IF popsell._email_rows_unseen(e) THEN
         RAISE EXCEPTION 'could not serialize access due to a concurrent insert of the same email'
             USING ERRCODE = '40001',
                   HINT = 'Retry the transaction.';
     END IF;
-    INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)
-        SELECT popsell.hash_email(e), popsell.hash_key_id(), p_reason, now()
-         WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b
-                            WHERE b.email_hash = ANY (popsell.email_hashes(e))
-                              AND b.reason = p_reason);
     IF p_reason = 'global_optout' THEN
         UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
          WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND ambassador_optin <> 'global_optout';
@@ -4900,6 +4905,83 @@ ALTER FUNCTION popsell.hash_email(text) PARALLEL RESTRICTED;
 ALTER FUNCTION popsell.hash_identifier(text) PARALLEL RESTRICTED;
 ALTER FUNCTION popsell.email_hashes(text) PARALLEL RESTRICTED;
 ALTER FUNCTION popsell.hash_key_id() PARALLEL RESTRICTED;
+
+-- src/updates/1.1--2.0/41_optout_serialization.sql
+-- Issue 11: a global opt-out serializes per email, not per table (the
+-- SHARE ROW EXCLUSIVE lock on popsell.contacts stalled every writer and
+-- deadlocked applications with each other and with run_maintenance).
+-- src/blacklist.c explains the protocol: the opt-out writes its entry,
+-- bumps the generation, waits only for writers of its email; a writer
+-- probes with a dirty snapshot and, when the generation moved while its
+-- row was being written, checks that row again.
+CREATE SEQUENCE popsell.optout_generation NO CYCLE CACHE 1;
+COMMENT ON SEQUENCE popsell.optout_generation IS
+    'Internal: bumped by every blacklist entry popsell._blacklist_add writes; a contact row written while it moved is checked again (popsell_80_optout_recheck).';
+
+CREATE OR REPLACE FUNCTION popsell._await_email_writers(email text) RETURNS void
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'await_email_writers';
+COMMENT ON FUNCTION popsell._await_email_writers(text) IS
+    'Internal: wait for every transaction still writing a contact row with this email (dirty index scan), none other.';
+
+CREATE OR REPLACE FUNCTION popsell._optout_raced() RETURNS boolean
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'optout_raced';
+COMMENT ON FUNCTION popsell._optout_raced() IS
+    'Internal: WHEN of popsell_80_optout_recheck: whether an opt-out started while the row just stored was being written.';
+
+GRANT EXECUTE ON FUNCTION popsell._optout_raced()
+    TO popsell_ambassador, popsell_brand, popsell_app, popsell_account_team, popsell_technical;
+
+CREATE OR REPLACE FUNCTION popsell.contacts_optout_recheck() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'contacts_optout_recheck';
+COMMENT ON FUNCTION popsell.contacts_optout_recheck() IS
+    'Trigger: a contact row written while an opt-out of its email started must carry it (else 40001, retry).';
+
+CREATE TRIGGER popsell_80_optout_recheck
+    AFTER INSERT OR UPDATE ON popsell.contacts
+    FOR EACH ROW WHEN (popsell._optout_raced())
+    EXECUTE FUNCTION popsell.contacts_optout_recheck();
+
+CREATE OR REPLACE FUNCTION popsell._blacklist_add(p_email text, p_reason popsell.blacklist_reason)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell.normalize_email(p_email);
+    n bigint;
+BEGIN
+    -- (a concurrent opt-out of the same email: its entry holds the key,
+    -- ON CONFLICT waits for it and keeps it)
+    INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)
+        SELECT popsell.hash_email(e), popsell.hash_key_id(), p_reason, now()
+         WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b
+                            WHERE b.email_hash = ANY (popsell.email_hashes(e))
+                              AND b.reason = p_reason)
+        ON CONFLICT (email_hash, reason) DO NOTHING;
+    -- after the entry is in the index, never before
+    PERFORM pg_catalog.nextval('popsell.optout_generation'::pg_catalog.regclass);
+    PERFORM popsell._await_email_writers(e);
+    IF popsell._email_rows_unseen(e) THEN
+        RAISE EXCEPTION 'could not serialize access due to a concurrent insert of the same email'
+            USING ERRCODE = '40001',
+                  HINT = 'Retry the transaction.';
+    END IF;
+    IF p_reason = 'global_optout' THEN
+        UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
+         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND ambassador_optin <> 'global_optout';
+    ELSE
+        UPDATE popsell.contacts SET email_status = p_reason::text::popsell.email_status
+         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell._blacklist_add(text, popsell.blacklist_reason) IS
+    'Internal: blacklist an email (hashed) and apply it to every contact row with that email.';
 
 -- src/updates/1.1--2.0/42_security_leftovers.sql
 -- Security leftovers of issue 12 (SPEC S11, section 2).

@@ -999,6 +999,41 @@ CREATE FUNCTION popsell._email_rows_unseen(email text) RETURNS boolean
 COMMENT ON FUNCTION popsell._email_rows_unseen(text) IS
     'Internal: whether contact rows with this email were committed after the transaction snapshot (REPEATABLE READ).';
 
+-- Per-email serialization of opt-outs and contact writers (src/blacklist.c
+-- explains the protocol).  The generation is bumped by every global
+-- opt-out after its blacklist entry is in the index; not transactional,
+-- so every backend sees the bump at once.
+CREATE SEQUENCE popsell.optout_generation NO CYCLE CACHE 1;
+COMMENT ON SEQUENCE popsell.optout_generation IS
+    'Internal: bumped by every blacklist entry popsell._blacklist_add writes; a contact row written while it moved is checked again (popsell_80_optout_recheck).';
+
+CREATE FUNCTION popsell._await_email_writers(email text) RETURNS void
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'await_email_writers';
+COMMENT ON FUNCTION popsell._await_email_writers(text) IS
+    'Internal: wait for every transaction still writing a contact row with this email (dirty index scan), none other.';
+
+CREATE FUNCTION popsell._optout_raced() RETURNS boolean
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'optout_raced';
+COMMENT ON FUNCTION popsell._optout_raced() IS
+    'Internal: WHEN of popsell_80_optout_recheck: whether an opt-out started while the row just stored was being written.';
+-- evaluated as the role writing contacts (a trigger''s WHEN is an expression)
+GRANT EXECUTE ON FUNCTION popsell._optout_raced()
+    TO popsell_ambassador, popsell_brand, popsell_app, popsell_account_team, popsell_technical;
+
+CREATE FUNCTION popsell.contacts_optout_recheck() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'contacts_optout_recheck';
+COMMENT ON FUNCTION popsell.contacts_optout_recheck() IS
+    'Trigger: a contact row written while an opt-out of its email started must carry it (else 40001, retry).';
+
+-- No event is queued unless the WHEN says an opt-out started meanwhile.
+CREATE TRIGGER popsell_80_optout_recheck
+    AFTER INSERT OR UPDATE ON popsell.contacts
+    FOR EACH ROW WHEN (popsell._optout_raced())
+    EXECUTE FUNCTION popsell.contacts_optout_recheck();
+
 CREATE FUNCTION popsell.outbox_before_row() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'outbox_before_row';
@@ -1162,11 +1197,16 @@ COMMENT ON FUNCTION popsell._ambassador_for_caller(bigint) IS
     'Internal: the ambassador id if the calling role may act for it, else PS200; PS300 when it is not active.';
 
 -- Put an email on the blacklist and apply it to every contact row with
--- that email at once.  SHARE ROW EXCLUSIVE waits for every transaction
--- writing contacts and holds new writers until we commit; writers probe
--- the blacklist with the latest snapshot, so they see our entry.  Under
--- REPEATABLE READ our own snapshot may predate a writer we waited for:
--- then we fail with a serialization error rather than miss its row.
+-- that email at once, serialized per email, never per table (a table
+-- lock stalled every writer and deadlocked applications and
+-- run_maintenance; src/blacklist.c explains the protocol): the entry
+-- first, then the generation bump, then wait for the transactions still
+-- writing rows of this email (only those), then the UPDATE, in a statement
+-- that sees their rows.  A writer that probed before the entry existed and
+-- stored its row after our wait finds the generation moved and checks
+-- again (popsell_80_optout_recheck).  Under REPEATABLE READ our own
+-- snapshot may predate a writer we waited for: then we fail with a
+-- serialization error rather than miss its row.
 CREATE FUNCTION popsell._blacklist_add(p_email text, p_reason popsell.blacklist_reason)
     RETURNS bigint
     LANGUAGE plpgsql
@@ -1176,17 +1216,22 @@ DECLARE
     e text := popsell.normalize_email(p_email);
     n bigint;
 BEGIN
-    LOCK TABLE popsell.contacts IN SHARE ROW EXCLUSIVE MODE;
+    -- (a concurrent opt-out of the same email: its entry holds the key,
+    -- ON CONFLICT waits for it and keeps it)
+    INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)
+        SELECT popsell.hash_email(e), popsell.hash_key_id(), p_reason, now()
+         WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b
+                            WHERE b.email_hash = ANY (popsell.email_hashes(e))
+                              AND b.reason = p_reason)
+        ON CONFLICT (email_hash, reason) DO NOTHING;
+    -- after the entry is in the index, never before
+    PERFORM pg_catalog.nextval('popsell.optout_generation'::pg_catalog.regclass);
+    PERFORM popsell._await_email_writers(e);
     IF popsell._email_rows_unseen(e) THEN
         RAISE EXCEPTION 'could not serialize access due to a concurrent insert of the same email'
             USING ERRCODE = '40001',
                   HINT = 'Retry the transaction.';
     END IF;
-    INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)
-        SELECT popsell.hash_email(e), popsell.hash_key_id(), p_reason, now()
-         WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b
-                            WHERE b.email_hash = ANY (popsell.email_hashes(e))
-                              AND b.reason = p_reason);
     IF p_reason = 'global_optout' THEN
         UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
          WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND ambassador_optin <> 'global_optout';

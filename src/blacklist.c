@@ -3,18 +3,62 @@
  * blacklist.c
  *	  Probes of popsell.blacklist and of contacts by email, done directly
  *	  on popsell's own relations and indexes (resolved by OID in schema
- *	  popsell, never through search_path) with the latest snapshot.
+ *	  popsell, never through search_path), with a dirty snapshot that
+ *	  waits for writers of the same email still in progress.
  *
- * Why the latest snapshot: a global opt-out (popsell._blacklist_add) locks
- * popsell.contacts in SHARE ROW EXCLUSIVE mode, so it waits for every
- * transaction that is inserting or updating contacts and blocks new ones
- * until it commits.  An insert that waited for it must then see its
- * blacklist row even under REPEATABLE READ, whose transaction snapshot
- * predates the opt-out; like PostgreSQL's own foreign-key checks, the probe
- * reads the latest committed state.  The opt-out side, in turn, refuses to
- * go on under REPEATABLE READ when contact rows of the email were committed
- * after its snapshot (popsell._email_rows_unseen), so neither order lets an
- * email escape a global opt-out.
+ * Opt-outs are serialized per email, never per table (issue 11: a table
+ * lock made unrelated writers wait, and deadlocked the application with
+ * itself and with run_maintenance).  Both sides write first, then look
+ * with a dirty snapshot (which sees rows of transactions still in
+ * progress) at what the other side may be writing, and wait for it with
+ * XactLockTableWait, as a unique index does:
+ *
+ *	opt-out (popsell._blacklist_add):  B  insert the blacklist entry
+ *	                                   G  bump popsell.optout_generation
+ *	                                   S  dirty scan of the email's contact
+ *	                                      rows; wait for their writers
+ *	                                      (popsell._await_email_writers),
+ *	                                      then UPDATE them
+ *	writer (contacts trigger):         g0 read the generation
+ *	                                   P  dirty probe of the blacklist, waiting
+ *	                                      for an entry still being written
+ *	                                   I  (the row reaches the index)
+ *	                                   g1 read the generation again (the
+ *	                                      WHEN of popsell_80_optout_recheck)
+ *	                                   R  if g1 <> g0: probe again (dirty,
+ *	                                      waiting); an entry the row does not
+ *	                                      reflect is a serialization failure
+ *
+ * Why no interleaving escapes: if S comes after I, the opt-out sees the
+ * row and waits for its transaction before its UPDATE.  Otherwise S < I.
+ * If P came after B, the dirty probe saw the entry (and waited for it).
+ * Otherwise g0 < P < B < G < S < I < g1, so the generation moved and R,
+ * after B, sees the entry.  G must come after B: with G first, a writer
+ * reading g0 between G and B would probe before the entry exists and see
+ * no change of generation.  The Bloom filter, which lets P skip the index,
+ * is built from every row version after reading the generation and is
+ * trusted only while the generation has not moved (an entry of an opt-out
+ * bumped before the build is in it).  A refusal (invitation_refused, not
+ * written by _blacklist_add) still being written is not waited for: an
+ * entry made alongside it is an earlier row (specs/131).  Sequences
+ * are not transactional: the bump is visible to every backend at once,
+ * and reading it is one shared buffer read.  Only writers of the same
+ * email ever wait for each other (a deadlock between the two sides of one
+ * email is possible, and resolved by the deadlock detector); a writer of
+ * another email never waits for an opt-out, and an opt-out never waits for
+ * writers of other emails.  Under REPEATABLE READ the opt-out, after
+ * waiting, refuses to go on when rows of the email were committed after
+ * its snapshot (popsell._email_rows_unseen), since its UPDATE would miss
+ * them; writers probe the latest committed state, like PostgreSQL's own
+ * foreign-key checks.
+ *
+ * Not chosen: a lock row per email hash, locked by every writer, would
+ * cost each imported row a lock-row insert (or a row lock, a multixact
+ * once shared) on top of its own; advisory locks per email held to commit
+ * exhaust the lock table on bulk loads.  Here a writer pays one shared
+ * buffer read per row (the generation) and the WHEN of an AFTER ROW
+ * trigger, which queues no event unless an opt-out started while the row
+ * was being written (bench/100_consent.sql measures the total).
  *
  *-------------------------------------------------------------------------
  */
@@ -39,8 +83,17 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "storage/proc.h"
+#include "storage/lmgr.h"
+#include "miscadmin.h"
+#include "access/relation.h"
+#include "catalog/pg_class.h"
+#include "commands/sequence.h"
+#include "storage/bufpage.h"
+#include "access/htup_details.h"
 
 PG_FUNCTION_INFO_V1(email_rows_unseen);
+PG_FUNCTION_INFO_V1(await_email_writers);
+PG_FUNCTION_INFO_V1(optout_raced);
 
 typedef struct RelIds
 {
@@ -77,9 +130,118 @@ static bool ids_valid = false;
 static uint64 *bloom = NULL;
 static uint64 bloom_blocks_mask = 0;	/* number of 512-bit blocks - 1 */
 static bool bloom_valid = false;
+static uint64 bloom_gen = 0;	/* opt-out generation read before the build */
 static int64 probes_without_bloom = 0;
 static TimestampTz probes_stmt = 0;	/* statement the probes were counted in */
 static LocalTransactionId probes_lxid = InvalidLocalTransactionId;
+
+/* ---------------------------------------------------------------------
+ * The opt-out generation: popsell.optout_generation, bumped by every
+ * popsell._blacklist_add after its entry is in the index.  Looked up
+ * here, not in catalog.c: an install older than 2.0 has no such sequence
+ * (the generation is then always 0), and its absence must not make the
+ * contacts trigger fail during the upgrade that creates it.
+ * ---------------------------------------------------------------------
+ */
+static Oid	gen_seq = InvalidOid;
+static bool gen_callback = false;
+
+static void
+gen_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == gen_seq)
+		gen_seq = InvalidOid;
+}
+
+static uint64
+optout_generation(void)
+{
+	Relation	rel;
+	Buffer		buf;
+	Page		page;
+	HeapTupleHeader th;
+	Form_pg_sequence_data seq;
+	uint64		g;
+
+	if (!OidIsValid(gen_seq))
+	{
+		if (!gen_callback)
+		{
+			CacheRegisterRelcacheCallback(gen_invalidate, (Datum) 0);
+			gen_callback = true;
+		}
+		gen_seq = get_relname_relid("optout_generation", get_namespace_oid("popsell", false));
+		if (!OidIsValid(gen_seq))
+			return 0;
+	}
+	rel = relation_open(gen_seq, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_SEQUENCE)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_INSTALL),
+				 errmsg("popsell.optout_generation is not a sequence"),
+				 errhint("Reinstall the extension.")));
+	/* a sequence is one tuple on page 0 (as read_seq_tuple reads it) */
+	buf = ReadBuffer(rel, 0);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	th = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
+	seq = (Form_pg_sequence_data) ((char *) th + th->t_hoff);
+	g = seq->is_called ? (uint64) seq->last_value : 0;
+	UnlockReleaseBuffer(buf);
+	relation_close(rel, NoLock);
+	return g;
+}
+
+/*
+ * Rows probed and not yet past their WHEN (popsell._optout_raced), and the
+ * generation read before the oldest of those probes.  Usually one row: a
+ * row is probed in the BEFORE trigger and reaches its WHEN right after its
+ * index entries.  A row probed but never stored (skipped, failed, or a
+ * nested statement of another trigger in between) leaves the count up and
+ * the generation old: more rechecks, never fewer.
+ */
+static uint64 probe_gen = 0;	/* read before the last BlacklistReasons */
+static int	rows_pending = 0;
+static uint64 rows_gen = 0;
+static LocalTransactionId rows_lxid = InvalidLocalTransactionId;
+
+void
+BlacklistRowProbed(void)
+{
+	if (rows_lxid != MyProcLocalTransactionId())
+	{
+		rows_lxid = MyProcLocalTransactionId();
+		rows_pending = 0;
+	}
+	if (rows_pending == 0)
+		rows_gen = probe_gen;
+	rows_pending++;
+}
+
+void
+BlacklistRowSkipped(void)
+{
+	if (rows_lxid == MyProcLocalTransactionId() && rows_pending > 0)
+		rows_pending--;
+}
+
+/*
+ * popsell._optout_raced(): the WHEN of the AFTER ROW trigger
+ * popsell_80_optout_recheck, evaluated right after the row's index
+ * entries are in: did an opt-out start since the row's blacklist probe?
+ * When not (nearly always), no trigger event is queued at all.
+ */
+Datum
+optout_raced(PG_FUNCTION_ARGS)
+{
+	bool		changed;
+
+	if (rows_lxid != MyProcLocalTransactionId() || rows_pending == 0)
+		PG_RETURN_BOOL(false);
+	changed = optout_generation() != rows_gen;
+	rows_pending--;
+	PG_RETURN_BOOL(changed);
+}
 
 /* catalog.c tells us when one of popsell's relations changed */
 static void
@@ -133,12 +295,11 @@ bloom_maybe(const uint8 *digest)
 	return true;
 }
 
-/* Build the filter from every blacklist row visible to the latest snapshot. */
+/* Build the filter from every blacklist row version in the table. */
 static void
 bloom_build(void)
 {
 	Relation	heap;
-	Snapshot	snap;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	AttrNumber	hash_attno;
@@ -158,8 +319,14 @@ bloom_build(void)
 	bloom_blocks_mask = nblocks - 1;
 
 	hash_attno = get_attnum(ids.blacklist, "email_hash");
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	scan = table_beginscan(heap, snap, 0, NULL);
+	/*
+	 * Every entry in the table, committed or not (SnapshotAny: the filter
+	 * only says "maybe"), so that an opt-out in progress whose generation
+	 * bump came before bloom_gen was read is in the filter; one bumped
+	 * later drops the filter (BlacklistReasons).
+	 */
+	bloom_gen = optout_generation();
+	scan = table_beginscan(heap, SnapshotAny, 0, NULL);
 	slot = table_slot_create(heap, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
@@ -175,7 +342,6 @@ bloom_build(void)
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
-	UnregisterSnapshot(snap);
 	table_close(heap, AccessShareLock);
 	bloom_valid = true;
 }
@@ -224,15 +390,25 @@ BlacklistReasons(const PopsellHash *h, int n)
 {
 	Relation	heap;
 	Relation	idx;
-	Snapshot	snap;
+	SnapshotData dirty;
 	TupleTableSlot *slot;
 	IndexScanDesc scan;
 	uint32		found = 0;
 	bytea	   *key;
+	TransactionId xwait;
+	int			reason;
 
+	/* before the probe (see the top of this file) */
+	probe_gen = optout_generation();
 	/* a blacklist write committed since the last probe drops the filter */
 	AcceptInvalidationMessages();
 	resolve_ids();
+	/* so does an opt-out started since it was built: it may miss its entry */
+	if (bloom_valid && bloom_gen != probe_gen)
+	{
+		bloom_valid = false;
+		probes_without_bloom = 0;
+	}
 	/*
 	 * Only a statement that probes many emails (a bulk load) builds the
 	 * filter: single-row statements of an application, however many a
@@ -262,12 +438,22 @@ BlacklistReasons(const PopsellHash *h, int n)
 	key = palloc(VARHDRSZ + POPSELL_HASH_LEN);
 	heap = table_open(ids.blacklist, AccessShareLock);
 	idx = index_open(ids.blacklist_pkey, AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(heap, NULL);
-	scan = index_beginscan_compat(heap, idx, snap, 1, 0);
-
 	SET_VARSIZE(key, VARHDRSZ + POPSELL_HASH_LEN);
-	for (int i = 0; i < n; i++)
+
+	/*
+	 * A dirty snapshot: committed entries, this transaction's, and those of
+	 * transactions still in progress, which we wait for (an opt-out of this
+	 * very email being written) before looking again.  After the wait the
+	 * entry is committed or gone: the probe reads the latest committed
+	 * state, also under REPEATABLE READ.
+	 */
+retry:
+	found = 0;
+	xwait = InvalidTransactionId;
+	InitDirtySnapshot(dirty);
+	scan = index_beginscan_compat(heap, idx, &dirty, 1, 0);
+	for (int i = 0; i < n && !TransactionIdIsValid(xwait); i++)
 	{
 		ScanKeyData sk;
 
@@ -287,14 +473,41 @@ BlacklistReasons(const PopsellHash *h, int n)
 			if (isnull || !digest_equals(d, h[i].digest))
 				continue;
 			d = slot_getattr(slot, ids.reason_attno, &isnull);
-			if (!isnull)
-				found |= 1u << EnumIndex(ENUM_REASON, DatumGetObjectId(d));
+			if (isnull)
+				continue;
+			reason = EnumIndex(ENUM_REASON, DatumGetObjectId(d));
+			if (TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax))
+			{
+				/*
+				 * A refusal being recorded is not waited for: an entry made
+				 * alongside it is an earlier row, which the refusal leaves
+				 * as it is (specs/131_refusal_race); uncommitted, it does
+				 * not count, as under the latest snapshot.
+				 */
+				if (reason == BL_INVITATION_REFUSED)
+				{
+					if (TransactionIdIsValid(dirty.xmin))
+						continue;
+				}
+				else
+				{
+					xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+					break;
+				}
+			}
+			found |= 1u << reason;
 		}
 	}
-
 	index_endscan(scan);
+	if (TransactionIdIsValid(xwait))
+	{
+		CHECK_FOR_INTERRUPTS();
+		/* (no tuple to name in the wait's context: XLTW_None) */
+		XactLockTableWait(xwait, NULL, NULL, XLTW_None);
+		goto retry;
+	}
+
 	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snap);
 	index_close(idx, AccessShareLock);
 	table_close(heap, AccessShareLock);
 	pfree(key);
@@ -319,6 +532,61 @@ any_row_unseen(Relation heap, Relation idx, Snapshot latest, Snapshot mine, text
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	return unseen;
+}
+
+/*
+ * popsell._await_email_writers(email): step S of an opt-out (see the top
+ * of this file).  Waits for every transaction still writing a contact row
+ * with this (normalized) email, found with a dirty snapshot in
+ * contacts_email_idx, so that the opt-out's UPDATE, in a statement that
+ * starts afterwards, sees their rows.  Rows of other emails are never
+ * waited for.
+ */
+Datum
+await_email_writers(PG_FUNCTION_ARGS)
+{
+	text	   *email = PG_GETARG_TEXT_PP(0);
+	Relation	heap;
+	Relation	idx;
+	TupleTableSlot *slot;
+	SnapshotData dirty;
+	ScanKeyData sk;
+	Datum		lookup;
+	TransactionId xwait;
+
+	resolve_ids();
+	heap = table_open(ids.contacts, AccessShareLock);
+	idx = index_open(ids.contacts_email_idx, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+	/* contacts_email_idx holds lookup keys, not emails (SPEC S11) */
+	lookup = PointerGetDatum(LookupKeyBytea(email));
+	for (;;)
+	{
+		IndexScanDesc scan;
+
+		xwait = InvalidTransactionId;
+		InitDirtySnapshot(dirty);
+		scan = index_beginscan_compat(heap, idx, &dirty, 1, 0);
+		ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_BYTEAEQ, lookup);
+		index_rescan(scan, &sk, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			if (TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax))
+			{
+				xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+				break;
+			}
+		}
+		index_endscan(scan);
+		if (!TransactionIdIsValid(xwait))
+			break;
+		CHECK_FOR_INTERRUPTS();
+		XactLockTableWait(xwait, NULL, NULL, XLTW_None);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	PG_RETURN_VOID();
 }
 
 /*

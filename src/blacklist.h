@@ -12,6 +12,8 @@
 #include "hashing.h"
 
 extern uint32 BlacklistReasons(const PopsellHash *h, int n);
+extern void BlacklistRowProbed(void);
+extern void BlacklistRowSkipped(void);
 extern bool AmbassadorExists(int64 id);
 extern bool ContactIdExists(int64 id);
 

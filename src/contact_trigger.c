@@ -49,6 +49,7 @@
 #include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(contacts_before_row);
+PG_FUNCTION_INFO_V1(contacts_optout_recheck);
 
 /* Columns the trigger reads or writes, resolved once per relation. */
 typedef struct ContactCols
@@ -798,7 +799,11 @@ contact_insert(TriggerData *td, Row *r)
 	}
 
 	if (norm != NULL)
+	{
 		reasons = probe_email(norm, normlen);
+		/* an opt-out starting before the row is indexed: popsell_80_optout_recheck */
+		BlacklistRowProbed();
+	}
 
 	/* C3: a globally opted-out email */
 	if (reasons & (1u << BL_GLOBAL_OPTOUT))
@@ -806,6 +811,7 @@ contact_insert(TriggerData *td, Row *r)
 		if (src == SRC_CRM_MANUAL || src == SRC_PRIVATE_IMPORT)
 		{
 			/* an ambassador cannot bring it back: skip the row */
+			BlacklistRowSkipped();
 			return NULL;
 		}
 		if (!SourceIsPendingKind(src))
@@ -1137,6 +1143,9 @@ contact_update(TriggerData *td, Row *o, Row *r)
 	if (norm != NULL)
 	{
 		reasons = probe_email(norm, normlen);
+		/* a new address gets a new index entry: popsell_80_optout_recheck */
+		if (email_changed)
+			BlacklistRowProbed();
 		/* C3: an ambassador never stores a globally opted-out email */
 		if (email_changed && (reasons & (1u << BL_GLOBAL_OPTOUT)) &&
 			path == PATH_AMBASSADOR)
@@ -1377,4 +1386,80 @@ contacts_before_row(PG_FUNCTION_ARGS)
 		deform(td->tg_newtuple, desc, &r);
 		return PointerGetDatum(contact_update(td, &o, &r));
 	}
+}
+
+/*
+ * popsell.contacts_optout_recheck(): AFTER INSERT OR UPDATE row trigger
+ * popsell_80_optout_recheck, queued only for a row during whose writing
+ * an opt-out started (WHEN popsell._optout_raced(); blacklist.c explains
+ * the protocol).  The row is in the index by now: an opt-out that scans
+ * the email's rows from here on finds it and waits for us.  One that
+ * scanned before may have missed it; its entry is in the blacklist, so
+ * probe again (waiting for an entry still being written).  A row that
+ * does not carry what the blacklist now imposes was decided without that
+ * entry: it cannot be stored as it is, and the writer retries (40001), when
+ * its probe sees the entry and decides the row with it.  (A contact
+ * collected with a consent still to confirm keeps its pending state when
+ * its email is globally opted out: no check for it.)
+ */
+Datum
+contacts_optout_recheck(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	Row			r;
+	ReasonSet	reasons;
+	char	   *norm;
+	int64		id;
+	ContactSource src;
+	int			amb;
+	int			es;
+	bool		pending_insert;
+
+	CheckPopsellTrigger(fcinfo, "popsell.contacts_optout_recheck", "contacts", false, true);
+	if (RestoringData() || TRIGGER_FIRED_BY_DELETE(td->tg_event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		return PointerGetDatum(NULL);
+	tup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	desc = RelationGetDescr(td->tg_relation);
+	resolve_cols(td->tg_relation);
+	deform(tup, desc, &r);
+	/*
+	 * Only a new row or a new address is decided by the probe: a row that
+	 * keeps its email is an existing row, which the opt-out's UPDATE
+	 * reaches through its row lock (and which may legitimately differ
+	 * from the blacklist, e.g. a confirmed consent lifting a global
+	 * opt-out for that row).
+	 */
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		Row			o;
+
+		deform(td->tg_trigtuple, desc, &o);
+		if (!datum_changed(&o, &r, cols.email, desc))
+			return PointerGetDatum(NULL);
+	}
+	if (ISNULL(&r, cols.email) || ISNULL(&r, cols.id) || ISNULL(&r, cols.source) ||
+		ISNULL(&r, cols.ambassador_optin) || ISNULL(&r, cols.email_status))
+		return PointerGetDatum(NULL);
+	norm = text_to_cstring(DatumGetTextPP(VAL(&r, cols.email)));
+	reasons = probe_email(norm, strlen(norm));
+	if (reasons == 0)
+		return PointerGetDatum(NULL);
+
+	id = DatumGetInt64(VAL(&r, cols.id));
+	src = (ContactSource) EnumIndex(ENUM_SOURCE, DatumGetObjectId(VAL(&r, cols.source)));
+	amb = EnumIndex(ENUM_AMB, DatumGetObjectId(VAL(&r, cols.ambassador_optin)));
+	es = EnumIndex(ENUM_EMAIL_STATUS, DatumGetObjectId(VAL(&r, cols.email_status)));
+	pending_insert = TRIGGER_FIRED_BY_INSERT(td->tg_event) && SourceIsPendingKind(src);
+	if (((reasons & (1u << BL_GLOBAL_OPTOUT)) && amb != AO_GLOBAL_OPTOUT && !pending_insert) ||
+		(definitive_status(reasons) >= 0 &&
+		 es != ES_SPAM && es != ES_HARD_BOUNCE && es != ES_BLOCKED))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize contact %lld with a concurrent blacklisting of its email", (long long) id),
+				 errdetail("The email was put on the blacklist while the row was being written, after its blacklist check."),
+				 errhint("Retry the transaction.")));
+	return PointerGetDatum(NULL);
 }

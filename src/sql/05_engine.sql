@@ -163,6 +163,41 @@ CREATE FUNCTION popsell._email_rows_unseen(email text) RETURNS boolean
 COMMENT ON FUNCTION popsell._email_rows_unseen(text) IS
     'Internal: whether contact rows with this email were committed after the transaction snapshot (REPEATABLE READ).';
 
+-- Per-email serialization of opt-outs and contact writers (src/blacklist.c
+-- explains the protocol).  The generation is bumped by every global
+-- opt-out after its blacklist entry is in the index; not transactional,
+-- so every backend sees the bump at once.
+CREATE SEQUENCE popsell.optout_generation NO CYCLE CACHE 1;
+COMMENT ON SEQUENCE popsell.optout_generation IS
+    'Internal: bumped by every blacklist entry popsell._blacklist_add writes; a contact row written while it moved is checked again (popsell_80_optout_recheck).';
+
+CREATE FUNCTION popsell._await_email_writers(email text) RETURNS void
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'await_email_writers';
+COMMENT ON FUNCTION popsell._await_email_writers(text) IS
+    'Internal: wait for every transaction still writing a contact row with this email (dirty index scan), none other.';
+
+CREATE FUNCTION popsell._optout_raced() RETURNS boolean
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'optout_raced';
+COMMENT ON FUNCTION popsell._optout_raced() IS
+    'Internal: WHEN of popsell_80_optout_recheck: whether an opt-out started while the row just stored was being written.';
+-- evaluated as the role writing contacts (a trigger''s WHEN is an expression)
+GRANT EXECUTE ON FUNCTION popsell._optout_raced()
+    TO popsell_ambassador, popsell_brand, popsell_app, popsell_account_team, popsell_technical;
+
+CREATE FUNCTION popsell.contacts_optout_recheck() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'contacts_optout_recheck';
+COMMENT ON FUNCTION popsell.contacts_optout_recheck() IS
+    'Trigger: a contact row written while an opt-out of its email started must carry it (else 40001, retry).';
+
+-- No event is queued unless the WHEN says an opt-out started meanwhile.
+CREATE TRIGGER popsell_80_optout_recheck
+    AFTER INSERT OR UPDATE ON popsell.contacts
+    FOR EACH ROW WHEN (popsell._optout_raced())
+    EXECUTE FUNCTION popsell.contacts_optout_recheck();
+
 CREATE FUNCTION popsell.outbox_before_row() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'outbox_before_row';

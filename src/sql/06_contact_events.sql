@@ -110,11 +110,16 @@ COMMENT ON FUNCTION popsell._ambassador_for_caller(bigint) IS
     'Internal: the ambassador id if the calling role may act for it, else PS200; PS300 when it is not active.';
 
 -- Put an email on the blacklist and apply it to every contact row with
--- that email at once.  SHARE ROW EXCLUSIVE waits for every transaction
--- writing contacts and holds new writers until we commit; writers probe
--- the blacklist with the latest snapshot, so they see our entry.  Under
--- REPEATABLE READ our own snapshot may predate a writer we waited for:
--- then we fail with a serialization error rather than miss its row.
+-- that email at once, serialized per email, never per table (a table
+-- lock stalled every writer and deadlocked applications and
+-- run_maintenance; src/blacklist.c explains the protocol): the entry
+-- first, then the generation bump, then wait for the transactions still
+-- writing rows of this email (only those), then the UPDATE, in a statement
+-- that sees their rows.  A writer that probed before the entry existed and
+-- stored its row after our wait finds the generation moved and checks
+-- again (popsell_80_optout_recheck).  Under REPEATABLE READ our own
+-- snapshot may predate a writer we waited for: then we fail with a
+-- serialization error rather than miss its row.
 CREATE FUNCTION popsell._blacklist_add(p_email text, p_reason popsell.blacklist_reason)
     RETURNS bigint
     LANGUAGE plpgsql
@@ -124,17 +129,22 @@ DECLARE
     e text := popsell.normalize_email(p_email);
     n bigint;
 BEGIN
-    LOCK TABLE popsell.contacts IN SHARE ROW EXCLUSIVE MODE;
+    -- (a concurrent opt-out of the same email: its entry holds the key,
+    -- ON CONFLICT waits for it and keeps it)
+    INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)
+        SELECT popsell.hash_email(e), popsell.hash_key_id(), p_reason, now()
+         WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b
+                            WHERE b.email_hash = ANY (popsell.email_hashes(e))
+                              AND b.reason = p_reason)
+        ON CONFLICT (email_hash, reason) DO NOTHING;
+    -- after the entry is in the index, never before
+    PERFORM pg_catalog.nextval('popsell.optout_generation'::pg_catalog.regclass);
+    PERFORM popsell._await_email_writers(e);
     IF popsell._email_rows_unseen(e) THEN
         RAISE EXCEPTION 'could not serialize access due to a concurrent insert of the same email'
             USING ERRCODE = '40001',
                   HINT = 'Retry the transaction.';
     END IF;
-    INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)
-        SELECT popsell.hash_email(e), popsell.hash_key_id(), p_reason, now()
-         WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b
-                            WHERE b.email_hash = ANY (popsell.email_hashes(e))
-                              AND b.reason = p_reason);
     IF p_reason = 'global_optout' THEN
         UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
          WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND ambassador_optin <> 'global_optout';
