@@ -670,8 +670,9 @@ AmbassadorExists(int64 id)
  * this transaction (this statement included)?  An INSERT of such an id
  * is not going to store its row: it fails, or INSERT ... ON CONFLICT
  * skips it or updates the existing row instead, so it gets no "initial"
- * ledger row.  (A row another transaction is inserting at the same moment
- * is not seen: at worst an extra row, never a lost one.)
+ * ledger row.  A row another transaction is inserting at the same moment
+ * is not seen here; the ledger checks again when it writes the entry that
+ * this transaction really inserted the row (ledger.c).
  */
 bool
 ContactIdExists(int64 id)
