@@ -9,10 +9,11 @@
  * nobody can impersonate an ambassador or forge the actor of a consent
  * change: popsell.actor and popsell.as_of are PGC_SUSET, granted SET to
  * popsell_owner; popsell.ambassador_id is checked by its check hook (members
- * of popsell_app; see may_set_ambassador_id for why not PGC_SUSET).
+ * of popsell_app; see may_set_trusted_setting for why not PGC_SUSET).
  *
  * popsell.consent_text (PGC_USERSET: what the contact was shown, recorded
- * in the ledger) follows the same rule.
+ * in the ledger, SPEC S13) follows the same rule: the same check hook lets
+ * only superusers and members of popsell_app set it.
  *
  * They also live in one transaction (SPEC section 2, v2): each value
  * carries, as its GUC "extra", the local transaction id in which it was
@@ -221,8 +222,8 @@ fresh(const GucStamp *stamp)
 }
 
 /*
- * Whether the role setting popsell.ambassador_id may: a superuser or a
- * role with the privileges of popsell_app.  The setting is PGC_USERSET and
+ * Whether the role setting popsell.ambassador_id or popsell.consent_text
+ * may: a superuser or a role with the privileges of popsell_app.  The setting is PGC_USERSET and
  * checked here rather than PGC_SUSET with GRANT SET: a parallel worker
  * restores the leader's settings in a start-up transaction of its own,
  * before it joins the leader's, and PostgreSQL's own check there does not
@@ -234,7 +235,7 @@ fresh(const GucStamp *stamp)
  * that set it (the placeholder's), not the one loading the library.
  */
 static bool
-may_set_ambassador_id(void)
+may_set_trusted_setting(void)
 {
 	Oid			setter;
 	Oid			app;
@@ -264,7 +265,7 @@ check_ambassador_id(char **newval, void **extra, GucSource source)
 	 */
 	if (*newval != NULL && (*newval)[0] != '\0' &&
 		!(stored_source(source) || source == PGC_S_TEST) &&
-		source != PGC_S_DEFAULT && !may_set_ambassador_id())
+		source != PGC_S_DEFAULT && !may_set_trusted_setting())
 	{
 		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
 		GUC_check_errmsg("permission denied to set parameter \"popsell.ambassador_id\"");
@@ -309,7 +310,21 @@ assign_as_of(const char *newval, void *extra)
 static bool
 check_consent_text(char **newval, void **extra, GucSource source)
 {
-	/* recorded in the ledger: no stored default (PGC_S_TEST refused too) */
+	/*
+	 * Recorded in the ledger as the text the contact was shown: set by the
+	 * product, never by the caller (SPEC S13).  Checked like
+	 * popsell.ambassador_id; no stored default (PGC_S_TEST refused too).
+	 */
+	if (*newval != NULL && (*newval)[0] != '\0' &&
+		!(stored_source(source) || source == PGC_S_TEST) &&
+		source != PGC_S_DEFAULT && !may_set_trusted_setting())
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("permission denied to set parameter \"popsell.consent_text\"");
+		GUC_check_errdetail("Only trusted applications (members of popsell_app) say which consent text the contact was shown.");
+		GUC_check_errhint("Set it from the application's role, or GRANT popsell_app to it.");
+		return false;
+	}
 	return stamp_value("popsell.consent_text", newval, extra, source, true);
 }
 
@@ -347,7 +362,7 @@ IdentityInit(void)
 	note_placeholder("popsell.consent_text");
 	DefineCustomStringVariable("popsell.consent_text",
 							   "Version or hash of the consent text shown to the contact, recorded in the consent ledger.",
-							   "Set with SET LOCAL or set_config(..., true): it counts only in the transaction that set it.",
+							   "Set with SET LOCAL or set_config(..., true) by popsell_app members only; it counts only in the transaction that set it.",
 							   &consent_text_guc, "",
 							   PGC_USERSET, GUC_NOT_IN_SAMPLE,
 							   check_consent_text, assign_consent_text, NULL);
