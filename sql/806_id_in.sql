@@ -35,6 +35,21 @@ SELECT count(*) FILTER (WHERE popsell._id_in(i, a) IS DISTINCT FROM coalesce(i =
 SELECT count(*) FILTER (WHERE popsell._id_in(i, ARRAY[n, n * 2, NULL, n % 5]::bigint[])
                               IS DISTINCT FROM coalesce(i = ANY (ARRAY[n, n * 2, NULL, n % 5]::bigint[]), false)) AS disagreements
   FROM generate_series(1, 40) n, generate_series(-1, 41) i;
+-- A PL/pgSQL variable: the expression (and the function's cache) lives
+-- across the loop while the variable takes new arrays, the same content
+-- twice in a row, then another one, often at the same address.
+CREATE FUNCTION pg_temp.id_in_loop() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    a bigint[];
+    r text := '';
+BEGIN
+    FOR i IN 1..8 LOOP
+        a := ARRAY[(i + 1) / 2]::bigint[];
+        r := r || popsell._id_in((i + 1) / 2, a)::text || ' ';
+    END LOOP;
+    RETURN r;
+END $$;
+SELECT pg_temp.id_in_loop();
 -- A constant array (cached by address) and a parameter.
 SELECT popsell._id_in(3, '{5,4,3}'), popsell._id_in(6, '{5,4,3}'), popsell._id_in(-1, '{NULL}');
 PREPARE p(bigint[]) AS SELECT count(*) FILTER (WHERE popsell._id_in(g, $1)) FROM generate_series(1, 100) g;

@@ -37,6 +37,7 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/primnodes.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -727,9 +728,9 @@ popsell_caller_in(PG_FUNCTION_ARGS)
  * When the same array comes twice in a row, it is sorted once and kept
  * (with a copy of the array it came from) in fn_extra, then searched by
  * bisection.  "The same" is decided by content, never by address: a
- * per-row array may be freed and another built at the same address.  A
- * Const or external Param argument is the same datum for the whole query,
- * so its address suffices.  Any other array is searched linearly, in the
+ * per-row array (or a PL/pgSQL variable) may be freed and another built at
+ * the same address.  Only a Const argument is the same datum as long as
+ * the expression lives, so its address suffices.  Any other array is searched linearly, in the
  * caller's memory context (a detoasted copy is freed at once), so a query
  * passing a new array on every row keeps one array at most.  Every loop
  * over the array checks for interrupts (SPEC section 8).
@@ -846,6 +847,24 @@ id_set_contains(const IdSet *set, int64 id)
 	return false;
 }
 
+/*
+ * Whether argument ARGNUM of the call is a Const.  Not
+ * get_fn_expr_arg_stable: an external Param (a PL/pgSQL variable in a
+ * simple expression) takes new values while the expression, and its
+ * fn_extra, live on.
+ */
+static bool
+arg_is_const(FmgrInfo *flinfo, int argnum)
+{
+	Node	   *expr = flinfo->fn_expr;
+	List	   *args;
+
+	if (expr == NULL || !IsA(expr, FuncExpr))
+		return false;
+	args = ((FuncExpr *) expr)->args;
+	return argnum < list_length(args) && IsA(list_nth(args, argnum), Const);
+}
+
 PG_FUNCTION_INFO_V1(popsell_id_in);
 Datum
 popsell_id_in(PG_FUNCTION_ARGS)
@@ -865,9 +884,9 @@ popsell_id_in(PG_FUNCTION_ARGS)
 		flinfo->fn_extra = set;
 	}
 
-	/* A Const or external Param: the same datum all query long. */
+	/* A constant: the same datum as long as the expression lives. */
 	if (set->raw != NULL && set->source == DatumGetPointer(arrd) &&
-		get_fn_expr_arg_stable(flinfo, 1))
+		arg_is_const(flinfo, 1))
 		PG_RETURN_BOOL(id_set_contains(set, id));
 
 	/* Detoasted in the caller's context; a copy is freed below. */
