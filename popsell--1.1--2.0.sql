@@ -5074,7 +5074,7 @@ CREATE OR REPLACE FUNCTION popsell._id_in(id bigint, ids bigint[]) RETURNS boole
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 0.0001
     AS 'MODULE_PATHNAME', 'popsell_id_in';
 COMMENT ON FUNCTION popsell._id_in(bigint, bigint[]) IS
-    'Policy helper: whether id is in ids (sorted once per query, then searched by bisection). Every role with a policy using it.';
+    'Policy helper: whether id is in ids, as id = ANY (ids) but false for NULL (an array passed again with the same content is sorted once and searched by bisection). Every role with a policy using it.';
 GRANT EXECUTE ON FUNCTION popsell._id_in(bigint, bigint[])
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
@@ -6116,6 +6116,18 @@ END
 $$;
 COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
     'The brand''s compliance report as of AT (default now): one self-contained HTML document (inline CSS and SVG, no script, no external asset, no personal data) with the consent funnel per source over the last 12 months, the retention outlook of every run_maintenance rule in 30/90/365 days (maintenance_preview), the last 30 runs, data-subject requests per month with the longest time to completion, blacklist and tombstones by reason, key rotations and the records-of-processing summary. Every figure carries data-figure="key". For the brand (popsell_brand, popsell_brand_bi) and vendor staff; psql -Atc "SELECT popsell.compliance_report()" > report.html.';
+
+-- src/updates/1.1--2.0/45_security_review.sql
+-- Security review of issue 12 (F3 to F7).
+-- popsell.consent_text and popsell._id_in changed in the library only:
+-- only superusers and popsell_app members set popsell.consent_text (SPEC
+-- S13), and _id_in caches its sorted array by content, frees detoasted
+-- copies and checks for interrupts.  Its comment says so.
+CREATE OR REPLACE FUNCTION popsell._id_in(id bigint, ids bigint[]) RETURNS boolean
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 0.0001
+    AS 'MODULE_PATHNAME', 'popsell_id_in';
+COMMENT ON FUNCTION popsell._id_in(bigint, bigint[]) IS
+    'Policy helper: whether id is in ids, as id = ANY (ids) but false for NULL (an array passed again with the same content is sorted once and searched by bisection). Every role with a policy using it.';
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

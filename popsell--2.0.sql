@@ -2374,7 +2374,7 @@ CREATE FUNCTION popsell._id_in(id bigint, ids bigint[]) RETURNS boolean
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 0.0001
     AS 'MODULE_PATHNAME', 'popsell_id_in';
 COMMENT ON FUNCTION popsell._id_in(bigint, bigint[]) IS
-    'Policy helper: whether id is in ids (sorted once per query, then searched by bisection). Every role with a policy using it.';
+    'Policy helper: whether id is in ids, as id = ANY (ids) but false for NULL (an array passed again with the same content is sorted once and searched by bisection). Every role with a policy using it.';
 CREATE FUNCTION popsell._app_sees_contact(contact_id bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE COST 0.0001
     SET search_path = pg_catalog, pg_temp

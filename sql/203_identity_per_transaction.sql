@@ -168,6 +168,65 @@ SELECT count(*) AS stored_defaults FROM pg_db_role_setting WHERE array_to_string
 ALTER ROLE ps_t_web1 RESET ALL;
 ALTER DATABASE popsell_idtx_test RESET ALL;
 
+-- Only popsell (its trusted applications and superusers) says which
+-- consent text was shown (SPEC S13): an ambassador logging in with its
+-- own role, or the brand, may not write a text of its choosing into the
+-- proof ledger, neither in its transaction nor by a value set before the
+-- library was loaded.
+CREATE ROLE ps_t_amb4 LOGIN;
+GRANT popsell_ambassador TO ps_t_amb4;
+INSERT INTO popsell.ambassadors (id, status, terms_accepted_at, first_name, last_name, email, login_role)
+VALUES (4, 'active', now(), 'Dora', 'D', 'dora@amb.example.test', 'ps_t_amb4');
+INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+VALUES (4, 'crm_manual', 'D-one', 'd-one@c.example.test'),
+       (4, 'crm_manual', 'D-two', 'd-two@c.example.test'),
+       (4, 'crm_manual', 'D-three', 'd-three@c.example.test');
+SELECT current_user AS regress_user \gset
+SET ROLE ps_t_amb4;
+BEGIN;
+SET LOCAL popsell.consent_text = 'contact-signed-terms-v9';
+SELECT popsell.send_invitation(c.id) IS NOT NULL AS invited FROM popsell.contacts c WHERE c.first_name = 'D-one';
+COMMIT;
+SELECT popsell.send_invitation(c.id) IS NOT NULL AS invited_without FROM popsell.contacts c WHERE c.first_name = 'D-one';
+BEGIN;
+SELECT set_config('popsell.consent_text', 'contact-signed-terms-v9', true);
+ROLLBACK;
+RESET ROLE;
+BEGIN;
+SET LOCAL ROLE popsell_brand;
+SET LOCAL popsell.consent_text = 'brand-terms-v9';
+ROLLBACK;
+-- Anybody may clear it.
+SET ROLE ps_t_amb4;
+BEGIN;
+SET LOCAL popsell.consent_text = '';
+COMMIT;
+RESET ROLE;
+-- Set by the ambassador before the library was loaded in its backend:
+-- dropped when it loads.
+\c popsell_idtx_test ps_t_amb4
+BEGIN;
+SET LOCAL popsell.consent_text = 'contact-signed-terms-v9';
+SELECT popsell.send_invitation(c.id) IS NOT NULL AS invited FROM popsell.contacts c WHERE c.first_name = 'D-two';
+SELECT current_setting('popsell.consent_text') AS after_load;
+COMMIT;
+\c popsell_idtx_test :regress_user
+SET client_min_messages = warning;
+SELECT c.first_name, e.new_ambassador_optin, coalesce(e.consent_text, '(none)') AS consent_text
+  FROM popsell.consent_events e JOIN popsell.contacts c ON c.id = e.contact_id
+ WHERE c.ambassador_id = 4 ORDER BY e.id;
+-- A trusted application still records the text it showed.
+BEGIN;
+SET LOCAL ROLE ps_t_web1;
+SET LOCAL popsell.consent_text = 'terms-2226.2';
+SET LOCAL popsell.ambassador_id = '4';
+SET LOCAL ROLE popsell_ambassador;
+SELECT popsell.send_invitation(c.id) IS NOT NULL AS invited FROM popsell.contacts c WHERE c.first_name = 'D-three';
+COMMIT;
+SELECT coalesce(e.consent_text, '(none)') AS recorded_by_app
+  FROM popsell.consent_events e JOIN popsell.contacts c ON c.id = e.contact_id
+ WHERE c.first_name = 'D-three' ORDER BY e.id DESC LIMIT 1;
+
 -- popsell's own checks read the identity through the same rule: a stale
 -- value naming an inactive ambassador tells the next client nothing
 -- about it (PS200 "not you", not PS300 "not active (status ...)").
@@ -194,3 +253,4 @@ SELECT proparallel FROM pg_proc WHERE oid = 'popsell.current_ambassador_id()'::r
 DROP DATABASE popsell_idtx_test;
 DROP ROLE ps_t_web1;
 DROP ROLE ps_t_web2;
+DROP ROLE ps_t_amb4;

@@ -9,10 +9,11 @@
  * nobody can impersonate an ambassador or forge the actor of a consent
  * change: popsell.actor and popsell.as_of are PGC_SUSET, granted SET to
  * popsell_owner; popsell.ambassador_id is checked by its check hook (members
- * of popsell_app; see may_set_ambassador_id for why not PGC_SUSET).
+ * of popsell_app; see may_set_trusted_setting for why not PGC_SUSET).
  *
  * popsell.consent_text (PGC_USERSET: what the contact was shown, recorded
- * in the ledger) follows the same rule.
+ * in the ledger, SPEC S13) follows the same rule: the same check hook lets
+ * only superusers and members of popsell_app set it.
  *
  * They also live in one transaction (SPEC section 2, v2): each value
  * carries, as its GUC "extra", the local transaction id in which it was
@@ -33,8 +34,10 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/primnodes.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -220,8 +223,8 @@ fresh(const GucStamp *stamp)
 }
 
 /*
- * Whether the role setting popsell.ambassador_id may: a superuser or a
- * role with the privileges of popsell_app.  The setting is PGC_USERSET and
+ * Whether the role setting popsell.ambassador_id or popsell.consent_text
+ * may: a superuser or a role with the privileges of popsell_app.  The setting is PGC_USERSET and
  * checked here rather than PGC_SUSET with GRANT SET: a parallel worker
  * restores the leader's settings in a start-up transaction of its own,
  * before it joins the leader's, and PostgreSQL's own check there does not
@@ -233,7 +236,7 @@ fresh(const GucStamp *stamp)
  * that set it (the placeholder's), not the one loading the library.
  */
 static bool
-may_set_ambassador_id(void)
+may_set_trusted_setting(void)
 {
 	Oid			setter;
 	Oid			app;
@@ -263,7 +266,7 @@ check_ambassador_id(char **newval, void **extra, GucSource source)
 	 */
 	if (*newval != NULL && (*newval)[0] != '\0' &&
 		!(stored_source(source) || source == PGC_S_TEST) &&
-		source != PGC_S_DEFAULT && !may_set_ambassador_id())
+		source != PGC_S_DEFAULT && !may_set_trusted_setting())
 	{
 		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
 		GUC_check_errmsg("permission denied to set parameter \"popsell.ambassador_id\"");
@@ -308,7 +311,21 @@ assign_as_of(const char *newval, void *extra)
 static bool
 check_consent_text(char **newval, void **extra, GucSource source)
 {
-	/* recorded in the ledger: no stored default (PGC_S_TEST refused too) */
+	/*
+	 * Recorded in the ledger as the text the contact was shown: set by the
+	 * product, never by the caller (SPEC S13).  Checked like
+	 * popsell.ambassador_id; no stored default (PGC_S_TEST refused too).
+	 */
+	if (*newval != NULL && (*newval)[0] != '\0' &&
+		!(stored_source(source) || source == PGC_S_TEST) &&
+		source != PGC_S_DEFAULT && !may_set_trusted_setting())
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("permission denied to set parameter \"popsell.consent_text\"");
+		GUC_check_errdetail("Only trusted applications (members of popsell_app) say which consent text the contact was shown.");
+		GUC_check_errhint("Set it from the application's role, or GRANT popsell_app to it.");
+		return false;
+	}
 	return stamp_value("popsell.consent_text", newval, extra, source, true);
 }
 
@@ -346,7 +363,7 @@ IdentityInit(void)
 	note_placeholder("popsell.consent_text");
 	DefineCustomStringVariable("popsell.consent_text",
 							   "Version or hash of the consent text shown to the contact, recorded in the consent ledger.",
-							   "Set with SET LOCAL or set_config(..., true): it counts only in the transaction that set it.",
+							   "Set with SET LOCAL or set_config(..., true) by popsell_app members only; it counts only in the transaction that set it.",
 							   &consent_text_guc, "",
 							   PGC_USERSET, GUC_NOT_IN_SAMPLE,
 							   check_consent_text, assign_consent_text, NULL);
@@ -706,23 +723,146 @@ popsell_caller_in(PG_FUNCTION_ARGS)
  * rows the query keeps, and the function is costed below any operator, so
  * it runs first on every row the scan reads and the caller's own
  * conditions never decide which rows make popsell read contacts (what a
- * correlated EXISTS did).  The array is sorted once per query (kept in
- * fn_extra while the same array is passed) and searched by bisection.
+ * correlated EXISTS did).
+ *
+ * When the same array comes twice in a row, it is sorted once and kept
+ * (with a copy of the array it came from) in fn_extra, then searched by
+ * bisection.  "The same" is decided by content, never by address: a
+ * per-row array (or a PL/pgSQL variable) may be freed and another built at
+ * the same address.  Only a Const argument is the same datum as long as
+ * the expression lives, so its address suffices.  Any other array is searched linearly, in the
+ * caller's memory context (a detoasted copy is freed at once), so a query
+ * passing a new array on every row keeps one array at most.  Every loop
+ * over the array checks for interrupts (SPEC section 8).
  */
 typedef struct IdSet
 {
-	Pointer		source;			/* the array datum it was built from */
+	Pointer		source;			/* the datum the cache was built from */
+	Size		len;			/* the cached array's size ... */
+	char	   *raw;			/* ... and a copy of it (NULL: no cache) */
 	int			n;
-	int64	   *ids;
+	int64	   *ids;			/* its non-NULL elements, sorted */
+	bool		seen;			/* whether an array was seen before ... */
+	Size		last_len;		/* ... of this size */
+	uint32		last_hash;		/* ... and hash */
 } IdSet;
 
-static int
-int64_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
+#define ST_SORT sort_ids
+#define ST_ELEMENT_TYPE int64
+#define ST_COMPARE(a, b) (*(a) < *(b) ? -1 : *(a) > *(b) ? 1 : 0)
+#define ST_CHECK_FOR_INTERRUPTS
+#define ST_SCOPE static
+#define ST_DECLARE
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
-	return x < y ? -1 : x > y ? 1 : 0;
+/* Interrupts are checked every ID_IN_CHUNK elements of a loop. */
+#define ID_IN_CHUNK 65536
+
+/*
+ * Call FN(value) on each non-NULL element of the bigint array ARR.
+ * Returns true as soon as FN does.
+ */
+static bool
+id_array_scan(ArrayType *arr, bool (*fn) (int64 v, void *arg), void *arg)
+{
+	int			nitems = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	bits8	   *bits = ARR_NULLBITMAP(arr);
+	const char *p = ARR_DATA_PTR(arr);
+
+	for (int i = 0; i < nitems; i++)
+	{
+		int64		v;
+
+		if (i % ID_IN_CHUNK == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (bits != NULL && (bits[i / 8] & (1 << (i % 8))) == 0)
+			continue;
+		memcpy(&v, p, sizeof(int64));
+		p += sizeof(int64);
+		if (fn(v, arg))
+			return true;
+	}
+	return false;
+}
+
+static bool
+id_equals(int64 v, void *arg)
+{
+	return v == *(int64 *) arg;
+}
+
+static bool
+id_collect(int64 v, void *arg)
+{
+	IdSet	   *set = (IdSet *) arg;
+
+	set->ids[set->n++] = v;
+	return false;
+}
+
+/* Replace SET's cache by the sorted elements of ARR (a copy in fn_mcxt). */
+static void
+id_set_build(IdSet *set, ArrayType *arr, Datum source, MemoryContext mcxt)
+{
+	MemoryContext old;
+	Size		len = VARSIZE(arr);
+	int			nitems = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+
+	if (set->raw != NULL)
+		pfree(set->raw);
+	if (set->ids != NULL)
+		pfree(set->ids);
+	set->raw = NULL;
+	set->ids = NULL;
+	set->n = 0;
+	old = MemoryContextSwitchTo(mcxt);
+	set->ids = (int64 *) palloc(Max(nitems, 1) * sizeof(int64));
+	set->raw = (char *) palloc(len);
+	MemoryContextSwitchTo(old);
+	memcpy(set->raw, arr, len);
+	(void) id_array_scan(arr, id_collect, set);
+	sort_ids(set->ids, set->n);
+	set->len = len;
+	set->source = DatumGetPointer(source);
+}
+
+static bool
+id_set_contains(const IdSet *set, int64 id)
+{
+	int			lo = 0;
+	int			hi = set->n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (set->ids[mid] == id)
+			return true;
+		if (set->ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return false;
+}
+
+/*
+ * Whether argument ARGNUM of the call is a Const.  Not
+ * get_fn_expr_arg_stable: an external Param (a PL/pgSQL variable in a
+ * simple expression) takes new values while the expression, and its
+ * fn_extra, live on.
+ */
+static bool
+arg_is_const(FmgrInfo *flinfo, int argnum)
+{
+	Node	   *expr = flinfo->fn_expr;
+	List	   *args;
+
+	if (expr == NULL || !IsA(expr, FuncExpr))
+		return false;
+	args = ((FuncExpr *) expr)->args;
+	return argnum < list_length(args) && IsA(list_nth(args, argnum), Const);
 }
 
 PG_FUNCTION_INFO_V1(popsell_id_in);
@@ -731,57 +871,56 @@ popsell_id_in(PG_FUNCTION_ARGS)
 {
 	int64		id = PG_GETARG_INT64(0);
 	Datum		arrd = PG_GETARG_DATUM(1);
-	IdSet	   *set = (IdSet *) fcinfo->flinfo->fn_extra;
-	int			lo,
-				hi;
+	FmgrInfo   *flinfo = fcinfo->flinfo;
+	IdSet	   *set = (IdSet *) flinfo->fn_extra;
+	ArrayType  *arr;
+	Size		len;
+	uint32		h;
+	bool		result;
 
-	if (set == NULL || set->source != DatumGetPointer(arrd))
+	if (set == NULL)
 	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-		ArrayType  *arr = DatumGetArrayTypeP(arrd);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			nelems;
+		set = (IdSet *) MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(IdSet));
+		flinfo->fn_extra = set;
+	}
 
-		if (ARR_ELEMTYPE(arr) != INT8OID)
-			ereport(ERROR,
-					(errcode(ERRCODE_POPSELL_MISUSE),
-					 errmsg("popsell._id_in takes a bigint[] array")));
-		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-						  &elems, &nulls, &nelems);
-		if (set == NULL)
-			set = (IdSet *) palloc0(sizeof(IdSet));
-		else if (set->ids != NULL)
-			pfree(set->ids);
-		set->ids = (int64 *) palloc(Max(nelems, 1) * sizeof(int64));
-		set->n = 0;
-		for (int i = 0; i < nelems; i++)
-		{
-			CHECK_FOR_INTERRUPTS();
-			if (!nulls[i])
-				set->ids[set->n++] = DatumGetInt64(elems[i]);
-		}
-		qsort(set->ids, set->n, sizeof(int64), int64_cmp);
+	/* A constant: the same datum as long as the expression lives. */
+	if (set->raw != NULL && set->source == DatumGetPointer(arrd) &&
+		arg_is_const(flinfo, 1))
+		PG_RETURN_BOOL(id_set_contains(set, id));
+
+	/* Detoasted in the caller's context; a copy is freed below. */
+	arr = DatumGetArrayTypeP(arrd);
+	if (ARR_ELEMTYPE(arr) != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_MISUSE),
+				 errmsg("popsell._id_in takes a bigint[] array, not %s",
+						format_type_be(ARR_ELEMTYPE(arr)))));
+	len = VARSIZE(arr);
+
+	if (set->raw != NULL && set->len == len && memcmp(set->raw, arr, len) == 0)
+	{
 		set->source = DatumGetPointer(arrd);
-		pfree(elems);
-		pfree(nulls);
-		fcinfo->flinfo->fn_extra = set;
-		MemoryContextSwitchTo(old);
+		result = id_set_contains(set, id);
 	}
-	lo = 0;
-	hi = set->n - 1;
-	while (lo <= hi)
+	else
 	{
-		int			mid = lo + (hi - lo) / 2;
-
-		if (set->ids[mid] == id)
-			PG_RETURN_BOOL(true);
-		if (set->ids[mid] < id)
-			lo = mid + 1;
+		h = hash_bytes((const unsigned char *) arr, (int) len);
+		if (set->seen && set->last_len == len && set->last_hash == h)
+		{
+			/* the same array twice in a row: sort it once and keep it */
+			id_set_build(set, arr, arrd, flinfo->fn_mcxt);
+			result = id_set_contains(set, id);
+		}
 		else
-			hi = mid - 1;
+			result = id_array_scan(arr, id_equals, &id);
+		set->seen = true;
+		set->last_len = len;
+		set->last_hash = h;
 	}
-	PG_RETURN_BOOL(false);
+	if ((Pointer) arr != DatumGetPointer(arrd))
+		pfree(arr);
+	PG_RETURN_BOOL(result);
 }
 
 /*

@@ -372,32 +372,46 @@ SELECT is((SELECT count(*) FROM pg_statistic s JOIN pg_attribute a ON a.attrelid
           0::bigint, 'ANALYZE keeps no statistics on personal columns');
 
 -- A merge join against the lookup-key index reads hidden index entries up
--- to the first visible key past the caller's own key, so "Rows Removed by
--- Filter" of such a join changes when a hidden row holds the caller's key.
--- The lookup key is an HMAC under a secret no popsell role reads: a key the
--- caller computes (here the plain SHA-256 the key used to be) lands
--- nowhere near a stored one, and the real key cannot be computed through
--- the function by the caller except on its own conditions, evaluated after
--- row security.
+-- to the first visible key past the caller's own keys, so "Rows Removed by
+-- Filter" of such a join counts the hidden rows whose key lies below.  The
+-- lookup key is an HMAC under a secret no popsell role reads, and
+-- popsell._lookup_key answers a restricted role only for the values of
+-- the row it is writing in the same command.  The probe the brand can run
+-- all the same: write one of its rows in the command (UPDATE ... SET notes
+-- = notes puts that row's email on the allowed list) and join on the
+-- lowest key; the scan stops at the first visible row, whose key is then
+-- allowed, and counts the hidden rows before it.  (The brand finds which
+-- of its rows comes first by trying them: any other one's key is
+-- refused.)  The test, which computes keys, chooses the hidden value with
+-- a key below every brand-visible one, so that the channel shows when it
+-- is open.
 -- 500 brand-visible rows make the key gaps narrow.
 SELECT count(popsell.collect_contact(2, 'order', jsonb_build_object('first_name', 'V', 'email', 'v' || g || '@mj.example.test'), NULL, true))
   FROM generate_series(1, 500) g;
+CREATE TEMP TABLE brand_visible (id bigint);
+GRANT ALL ON brand_visible TO PUBLIC;
+SELECT pg_temp.become('popsell_brand');
+INSERT INTO brand_visible SELECT id FROM popsell.contacts;
+SELECT pg_temp.become('');
+CREATE TEMP TABLE mj_target AS
+SELECT (SELECT c.id FROM popsell.contacts c JOIN brand_visible b USING (id)
+         WHERE c.email IS NOT NULL ORDER BY popsell._lookup_key(c.email) LIMIT 1) AS first_visible,
+       (SELECT e FROM (SELECT 'hidden-mj-' || n || '@c.example.test' AS e FROM generate_series(1, 100000) n) s
+         WHERE popsell._lookup_key(e) < (SELECT popsell._lookup_key(c.email) FROM popsell.contacts c
+                                          JOIN brand_visible b USING (id)
+                                          WHERE c.email IS NOT NULL ORDER BY 1 LIMIT 1)
+         LIMIT 1) AS hidden;
+GRANT SELECT ON mj_target TO PUBLIC;
 INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
-VALUES (2, 'crm_manual', 'H', 'hidden-mj@c.example.test');
+SELECT 2, 'crm_manual', 'H', hidden FROM mj_target;
 CREATE TEMP TABLE mj_probe (phase text, removed bigint);
 GRANT ALL ON mj_probe TO PUBLIC;
 CREATE FUNCTION pg_temp.mj_probe(phase text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    k bytea;
+    t mj_target;
 BEGIN
+    SELECT * INTO t FROM mj_target;
     PERFORM pg_temp.become('popsell_brand');
-    -- The best key the brand can compute for its guess: the lookup key
-    -- itself if popsell computes it, else the plain SHA-256.
-    BEGIN
-        k := popsell._lookup_key('hidden-mj@c.example.test');
-    EXCEPTION WHEN insufficient_privilege THEN
-        k := sha256(convert_to('hidden-mj@c.example.test', 'UTF8'));
-    END;
     PERFORM set_config('enable_hashjoin', 'off', true);
     PERFORM set_config('enable_nestloop', 'off', true);
     PERFORM set_config('enable_seqscan', 'off', true);
@@ -405,9 +419,11 @@ BEGIN
     -- (-1: the join itself is refused, whatever the hidden rows)
     BEGIN
         INSERT INTO mj_probe
-        SELECT phase, (pg_temp.signals(format($q$SELECT 1 FROM popsell.contacts c
-                         JOIN (SELECT DISTINCT x AS k FROM unnest(ARRAY[%L::bytea]) x ORDER BY 1) v
-                           ON popsell._lookup_key(c.email) = v.k$q$, k))).removed;
+        SELECT phase, (pg_temp.signals(format($q$WITH u AS (UPDATE popsell.contacts SET notes = notes WHERE id = %s RETURNING 1)
+                         SELECT 1 FROM popsell.contacts c
+                         JOIN (SELECT DISTINCT x AS k FROM unnest(ARRAY['\x00'::bytea]) x ORDER BY 1) v
+                           ON popsell._lookup_key(c.email) = v.k
+                        WHERE (SELECT count(*) FROM u) = 1$q$, t.first_visible))).removed;
     EXCEPTION WHEN insufficient_privilege THEN
         INSERT INTO mj_probe VALUES (phase, -1);
     END;
@@ -420,18 +436,26 @@ END $$;
 SELECT pg_temp.mj_probe('with');
 SAVEPOINT mj;
 SET LOCAL session_replication_role = replica;
-DELETE FROM popsell.contacts WHERE email = 'hidden-mj@c.example.test';
+DELETE FROM popsell.contacts WHERE email = (SELECT hidden FROM mj_target);
 RESET session_replication_role;
 SELECT pg_temp.mj_probe('without');
 SELECT removed AS mj_without FROM mj_probe WHERE phase = 'without' \gset
 ROLLBACK TO SAVEPOINT mj;
 INSERT INTO mj_probe VALUES ('without', :mj_without);
+SELECT diag(format('merge join probe as the brand: %s rows removed with the hidden row, %s without',
+                   (SELECT removed FROM mj_probe WHERE phase = 'with'), (SELECT removed FROM mj_probe WHERE phase = 'without')));
+SELECT todo_start('S11: a writer can obtain the key of a value it writes; needs keys stored where restricted roles cannot read them');
 SELECT is((SELECT removed FROM mj_probe WHERE phase = 'with'), (SELECT removed FROM mj_probe WHERE phase = 'without'),
           'a merge join on a caller-computed lookup key counts no hidden row');
+SELECT todo_end();
 
 -- The lookup key is keyed, the secret exists once, no popsell role reads
 -- it, nobody changes it, and no restricted role computes a key for a value
--- it is not writing.
+-- of its choosing: neither by a plain call (with an argument known only at
+-- run time, so that the planner does not fold it into a constant computed
+-- as the planner's user) nor by writing the value in the same command (an
+-- inserted row, or one of its rows updated) and computing the key of that
+-- value in the command's other part.
 SELECT isnt(popsell._lookup_key('x@c.example.test'), sha256(convert_to('x@c.example.test', 'UTF8')),
             'the lookup key is not the plain SHA-256');
 SELECT is((SELECT count(*) FROM popsell.lookup_secret WHERE octet_length(secret) = 32), 1::bigint,
@@ -446,30 +470,51 @@ SELECT throws_ok($$UPDATE popsell.lookup_secret SET secret = popsell._random_byt
                  'the lookup secret is never updated');
 SELECT throws_ok($$DELETE FROM popsell.lookup_secret$$, 'PS105', NULL, 'the lookup secret is never deleted');
 SELECT throws_ok($$TRUNCATE popsell.lookup_secret$$, 'PS105', NULL, 'the lookup secret is never truncated');
-CREATE TEMP TABLE key_oracle (who text, computed boolean);
+CREATE TEMP TABLE key_oracle (who text, how text, fn text, got bytea);
 GRANT ALL ON key_oracle TO PUBLIC;
 CREATE FUNCTION pg_temp.key_oracle(who text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v text := (SELECT hidden FROM mj_target);
+    fn text;
+    how text;
+    q text;
+    got bytea;
 BEGIN
     PERFORM pg_temp.become(who);
-    BEGIN
-        PERFORM popsell._lookup_key('hidden-mj@c.example.test');
-        INSERT INTO key_oracle VALUES (who, true);
-    EXCEPTION WHEN insufficient_privilege THEN
-        INSERT INTO key_oracle VALUES (who, false);
-    END;
-    BEGIN
-        PERFORM popsell._brand_lookup_key('hidden-mj@c.example.test');
-        INSERT INTO key_oracle VALUES (who, true);
-    EXCEPTION WHEN insufficient_privilege THEN
-        INSERT INTO key_oracle VALUES (who, false);
-    END;
+    FOREACH fn IN ARRAY ARRAY['_lookup_key', '_brand_lookup_key'] LOOP
+        FOREACH how IN ARRAY ARRAY['call', 'insert', 'update'] LOOP
+            q := CASE how
+                WHEN 'call' THEN format('SELECT popsell.%s(CASE WHEN random() < 2 THEN %L END)', fn, v)
+                WHEN 'insert' THEN format($q$WITH w AS (INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                                                        VALUES (coalesce(popsell.current_ambassador_id(), 2), 'crm_manual', 'x', %L)
+                                                        RETURNING 1)
+                                              SELECT popsell.%s(CASE WHEN random() < 2 THEN %L END) FROM w$q$, v, fn, v)
+                ELSE format($q$WITH w AS (UPDATE popsell.contacts SET email = %L
+                                           WHERE id = (SELECT min(id) FROM popsell.contacts) RETURNING 1)
+                                 SELECT popsell.%s(CASE WHEN random() < 2 THEN %L END) FROM w$q$, v, fn, v)
+                END;
+            got := NULL;
+            BEGIN
+                EXECUTE q INTO got;
+                -- undo the write, keep what it answered
+                RAISE SQLSTATE 'U0001';
+            EXCEPTION WHEN OTHERS THEN
+                NULL;
+            END;
+            INSERT INTO key_oracle VALUES (who, how, fn, got);
+        END LOOP;
+    END LOOP;
     PERFORM pg_temp.become('');
 END $$;
 SELECT pg_temp.key_oracle(w)
   FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
                     'popsell_account_team', 'popsell_technical']) AS w;
-SELECT is_empty($$SELECT who FROM key_oracle WHERE computed$$,
+SELECT diag(format('as %s: %s computes the lookup key of the hidden value (%s)', who, fn, how))
+  FROM key_oracle WHERE got = popsell._lookup_key((SELECT hidden FROM mj_target)) ORDER BY who, fn, how;
+SELECT todo_start('S11: a writer can obtain the key of a value it writes; needs keys stored where restricted roles cannot read them');
+SELECT is_empty($$SELECT who, how, fn FROM key_oracle WHERE got = popsell._lookup_key((SELECT hidden FROM mj_target))$$,
                 'no restricted role computes the lookup key of a value of its choosing');
+SELECT todo_end();
 -- ...while their own writes still maintain the indexes.
 SELECT pg_temp.become('ps_sc_alice');
 INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)

@@ -1,0 +1,6 @@
+-- Security review of issue 12 (F3 to F7).
+-- popsell.consent_text and popsell._id_in changed in the library only:
+-- only superusers and popsell_app members set popsell.consent_text (SPEC
+-- S13), and _id_in caches its sorted array by content, frees detoasted
+-- copies and checks for interrupts.  Its comment says so.
+-- @restate function:_id_in
