@@ -86,6 +86,12 @@ BEGIN
     END LOOP;
     REVOKE ALL ON SCHEMA popsell FROM PUBLIC;
     GRANT USAGE ON SCHEMA popsell TO popsell_owner;
+    -- The lookup-key functions' schema: USAGE for popsell_owner alone
+    -- (its functions look contacts up by key); the writing roles hold
+    -- EXECUTE for index maintenance, which does not check USAGE, and
+    -- cannot name the functions in a query (03_tables.sql).
+    REVOKE ALL ON SCHEMA popsell_internal FROM PUBLIC;
+    GRANT USAGE ON SCHEMA popsell_internal TO popsell_owner;
 
     -- Types are usable by PUBLIC by default: only popsell's roles get
     -- them (enums, domains, composite types).
