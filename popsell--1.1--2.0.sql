@@ -487,10 +487,10 @@ BEGIN
     END IF;
     IF p_reason = 'global_optout' THEN
         UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
-         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND ambassador_optin <> 'global_optout';
+         WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key(e) AND ambassador_optin <> 'global_optout';
     ELSE
         UPDATE popsell.contacts SET email_status = p_reason::text::popsell.email_status
-         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
+         WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -522,7 +522,7 @@ BEGIN
     e := popsell.normalize_email(email);
     IF status = 'soft_bounce' THEN
         UPDATE popsell.contacts SET email_status = 'soft_bounce'
-         WHERE popsell._lookup_key(contacts.email) = popsell._lookup_key(e) AND email_status IN ('ok', 'unverified');
+         WHERE popsell_internal._lookup_key(contacts.email) = popsell_internal._lookup_key(e) AND email_status IN ('ok', 'unverified');
         GET DIAGNOSTICS n = ROW_COUNT;
         RETURN n;
     END IF;
@@ -557,7 +557,7 @@ BEGIN
     IF d ? 'email' THEN
         e := popsell.normalize_email(NULLIF(pg_catalog.btrim(d ->> 'email'), ''));
     END IF;
-    SELECT * INTO a FROM popsell.ambassadors WHERE popsell._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell._lookup_key(subject) FOR UPDATE;
+    SELECT * INTO a FROM popsell.ambassadors WHERE popsell_internal._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(subject) FOR UPDATE;
     IF NOT FOUND THEN
         -- provisioning on first login: the brand's identity provider vouches
         -- for the person (no whitelist), the terms must still be accepted
@@ -606,7 +606,7 @@ DECLARE
     a popsell.ambassadors;
 BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.sso_delete_ambassador');
-    SELECT * INTO a FROM popsell.ambassadors WHERE popsell._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell._lookup_key(subject) FOR UPDATE;
+    SELECT * INTO a FROM popsell.ambassadors WHERE popsell_internal._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(subject) FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no ambassador has this SSO subject'
             USING ERRCODE = 'PS200', HINT = 'Check the subject the identity provider sent.';
@@ -659,7 +659,7 @@ BEGIN
                            WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.contact_id IS NULL))
       INTO amb
       FROM popsell.ambassadors a
-     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
+     WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
 
     SELECT coalesce(pg_catalog.jsonb_agg(
                pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) 'created_by' OPERATOR(pg_catalog.-) 'modified_by'
@@ -680,7 +680,7 @@ BEGIN
                ORDER BY c.id), '[]')
       INTO contacts
       FROM popsell.contacts c
-     WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
+     WHERE popsell_internal._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
 
     SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'ambassador_id', t.ambassador_id,
@@ -740,9 +740,9 @@ DECLARE
     n_ambassadors bigint;
     result jsonb;
 BEGIN
-    DELETE FROM popsell.contacts c WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
+    DELETE FROM popsell.contacts c WHERE popsell_internal._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
     GET DIAGNOSTICS n_contacts = ROW_COUNT;
-    DELETE FROM popsell.ambassadors a WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
+    DELETE FROM popsell.ambassadors a WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
     GET DIAGNOSTICS n_ambassadors = ROW_COUNT;
     result := pg_catalog.jsonb_build_object('format', 'popsell.erase_subject/1',
                                             'contacts', n_contacts, 'ambassadors', n_ambassadors);
@@ -767,7 +767,7 @@ BEGIN
             USING ERRCODE = 'PS106', HINT = 'true restricts processing, false lifts the restriction.';
     END IF;
     UPDATE popsell.contacts c SET restricted = restrict_subject."on"
-     WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e)
+     WHERE popsell_internal._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e)
        AND c.restricted OPERATOR(pg_catalog.<>) restrict_subject."on";
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM popsell._record_rights_request(
@@ -1098,7 +1098,7 @@ BEGIN
            AND c.source = 'brand_sync'
            AND CASE WHEN nullif(btrim(r.customer_id), '') IS NOT NULL THEN c.customer_id = r.customer_id
                     ELSE nullif(btrim(r.email), '') IS NOT NULL
-                         AND popsell._lookup_key(c.email) = popsell._lookup_key(popsell.normalize_email(r.email))
+                         AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(popsell.normalize_email(r.email))
                          AND c.email = popsell.normalize_email(r.email) END
          ORDER BY c.id
          LIMIT 1
@@ -1191,7 +1191,7 @@ BEGIN
     -- tombstone of one (under any live key), counts as that invitation.
     IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
        AND (EXISTS (SELECT 1 FROM popsell.contacts o
-                     WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
+                     WHERE popsell_internal._lookup_key(o.email) = popsell_internal._lookup_key(c.email)
                        AND o.email = c.email AND o.ambassador_id = c.ambassador_id
                        AND o.id <> c.id AND o.invitations_sent > 0)
             OR EXISTS (SELECT 1 FROM popsell.contact_tombstones t
@@ -1351,7 +1351,7 @@ BEGIN
                r.nemail IS NOT NULL
                AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
                                          WHERE c.ambassador_id = p_amb
-                                           AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)
+                                           AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(r.nemail)
                                            AND c.email = r.nemail))
                AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
           FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
@@ -1718,7 +1718,7 @@ BEGIN
        AND (c.partners_optin
             OR c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin);
     UPDATE popsell.ambassadors a SET newsletter_optin = false
-     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
+     WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e) AND a.newsletter_optin;
     GET DIAGNOSTICS m = ROW_COUNT;
     PERFORM popsell._record_rights_request('objection', 21,
         pg_catalog.jsonb_build_object('contacts', n, 'ambassadors', m));
@@ -2829,7 +2829,7 @@ DECLARE
     t timestamptz := popsell._lifecycle_now();
     new_id bigint;
 BEGIN
-    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(p_email)) THEN
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(p_email)) THEN
         RAISE EXCEPTION 'an ambassador with this email already exists'
             USING ERRCODE = 'PS304',
                   HINT = 'Log in, or reset the password of the existing account.';
@@ -4758,10 +4758,8 @@ COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
 -- Security fixes after review (SPEC S11, section 8).
 
 -- The brand's email index has the policy's own predicate, so the brand's
--- lookup by email uses it.
-DROP INDEX popsell.contacts_brand_email_idx;
-CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
-    WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+-- lookup by email uses it.  (Restated in 46_lookup_key_schema.sql, once
+-- its key function has moved to schema popsell_internal.)
 
 -- The contact helper depends on the identity (parallel restricted).
 ALTER FUNCTION popsell._sees_contact(bigint) PARALLEL RESTRICTED;
@@ -4971,10 +4969,10 @@ BEGIN
     END IF;
     IF p_reason = 'global_optout' THEN
         UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
-         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND ambassador_optin <> 'global_optout';
+         WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key(e) AND ambassador_optin <> 'global_optout';
     ELSE
         UPDATE popsell.contacts SET email_status = p_reason::text::popsell.email_status
-         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
+         WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -4987,31 +4985,8 @@ COMMENT ON FUNCTION popsell._blacklist_add(text, popsell.blacklist_reason) IS
 -- Security leftovers of issue 12 (SPEC S11, section 2).
 
 -- Lookup keys are an HMAC under popsell.lookup_secret (00_lookup_secret.sql
--- created it before any lookup-key index), computed for a restricted role
--- only for the row it writes (the last BEFORE row trigger records it).
-CREATE OR REPLACE FUNCTION popsell._lookup_key(value text) RETURNS bytea
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
-    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
-COMMENT ON FUNCTION popsell._lookup_key(text) IS
-    'Internal: the key popsell indexes a personal column by (HMAC-SHA-256 of the stored value under popsell.lookup_secret); computed for the owner, and for other roles only for the row they write; not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
-
-CREATE OR REPLACE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
-    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
-COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
-    'Internal: popsell._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); not leakproof.';
-
-CREATE OR REPLACE FUNCTION popsell._lookup_key_row() RETURNS trigger
-    LANGUAGE C
-    AS 'MODULE_PATHNAME', 'popsell_lookup_key_row';
-COMMENT ON FUNCTION popsell._lookup_key_row() IS
-    'Trigger (last BEFORE INSERT OR UPDATE row trigger of a table with lookup-key indexes; arguments: the indexed columns): lets the writer''s index maintenance compute the keys of this row''s values, and nothing else.';
-CREATE TRIGGER popsell_99_lookup_keys
-    BEFORE INSERT OR UPDATE ON popsell.ambassadors
-    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email', 'sso_subject');
-CREATE TRIGGER popsell_99_lookup_keys
-    BEFORE INSERT OR UPDATE ON popsell.contacts
-    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email');
+-- created it before any lookup-key index); 46_lookup_key_schema.sql moves
+-- the key functions where no restricted role can name them.
 -- A restore replaces the install's secret with the backed-up one and
 -- rebuilds the lookup-key indexes with it.
 CREATE OR REPLACE FUNCTION popsell._restore_singletons() RETURNS trigger
@@ -5052,8 +5027,8 @@ BEGIN
                                      AND c.relkind OPERATOR(pg_catalog.=) 'i'
          WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
            AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-           AND d.refobjid OPERATOR(pg_catalog.=) ANY (ARRAY['popsell._lookup_key(text)'::pg_catalog.regprocedure,
-                                                         'popsell._brand_lookup_key(text)'::pg_catalog.regprocedure]::pg_catalog.oid[])
+           AND d.refobjid OPERATOR(pg_catalog.=) ANY (ARRAY['popsell_internal._lookup_key(text)'::pg_catalog.regprocedure,
+                                                         'popsell_internal._brand_lookup_key(text)'::pg_catalog.regprocedure]::pg_catalog.oid[])
          ORDER BY 1
     LOOP
         EXECUTE pg_catalog.format('REINDEX INDEX %s', r.idx);
@@ -5392,7 +5367,7 @@ BEGIN
            AND c.source = 'brand_sync'
            AND CASE WHEN nullif(btrim(r.customer_id), '') IS NOT NULL THEN c.customer_id = r.customer_id
                     ELSE nullif(btrim(r.email), '') IS NOT NULL
-                         AND popsell._lookup_key(c.email) = popsell._lookup_key(popsell.normalize_email(r.email))
+                         AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(popsell.normalize_email(r.email))
                          AND c.email = popsell.normalize_email(r.email) END
          ORDER BY c.id
          LIMIT 1
@@ -5552,7 +5527,7 @@ BEGIN
     -- tombstone of one (under any live key), counts as that invitation.
     IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
        AND (EXISTS (SELECT 1 FROM popsell.contacts o
-                     WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
+                     WHERE popsell_internal._lookup_key(o.email) = popsell_internal._lookup_key(c.email)
                        AND o.email = c.email AND o.ambassador_id = c.ambassador_id
                        AND o.id <> c.id AND o.invitations_sent > 0)
             OR EXISTS (SELECT 1 FROM popsell.contact_tombstones t
@@ -6129,6 +6104,701 @@ CREATE OR REPLACE FUNCTION popsell._id_in(id bigint, ids bigint[]) RETURNS boole
 COMMENT ON FUNCTION popsell._id_in(bigint, bigint[]) IS
     'Policy helper: whether id is in ids, as id = ANY (ids) but false for NULL (an array passed again with the same content is sorted once and searched by bisection). Every role with a policy using it.';
 
+-- src/updates/1.1--2.0/46_lookup_key_schema.sql
+-- Lookup keys out of every restricted role's reach (issue 12, SPEC S11).
+-- The key functions move to schema popsell_internal, where only the owner
+-- has USAGE (99_finalize grants it): the writing roles keep EXECUTE, which
+-- index maintenance checks, but can no longer name them in a query, which
+-- needs USAGE.  ALTER FUNCTION ... SET SCHEMA keeps their OIDs (and their
+-- grants), so the lookup-key indexes stay valid and are not rebuilt;
+-- pg_get_indexdef shows the new schema.  The allow-list trigger of the
+-- 2.0 development line (popsell._lookup_key_row) is not created by this
+-- upgrade any more.  The functions whose PL/pgSQL bodies name the keys
+-- (text, resolved when they run) are restated with the new name.
+CREATE SCHEMA popsell_internal;
+COMMENT ON SCHEMA popsell_internal IS
+    'popsell''s lookup-key functions, which index expressions call: USAGE for popsell_owner only, so no other role can name them in a query (see popsell_internal._lookup_key).';
+ALTER FUNCTION popsell._lookup_key(text) SET SCHEMA popsell_internal;
+ALTER FUNCTION popsell._brand_lookup_key(text) SET SCHEMA popsell_internal;
+-- The brand's email index gets the policy's own predicate (issue 12 review,
+-- formerly in 20_security_fixes.sql), so the brand's lookup by email uses
+-- it; its definition names the moved function.
+DROP INDEX popsell.contacts_brand_email_idx;
+CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell_internal._brand_lookup_key(email))
+    WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+CREATE OR REPLACE FUNCTION popsell_internal._lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell_internal._lookup_key(text) IS
+    'Internal: the key popsell indexes a personal column by (HMAC-SHA-256 of the stored value under popsell.lookup_secret). Writing roles hold EXECUTE for index maintenance only: no role but the owner has USAGE on schema popsell_internal, so none can name it in a query; not leakproof.';
+
+CREATE OR REPLACE FUNCTION popsell_internal._brand_lookup_key(value text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'popsell_lookup_key';
+COMMENT ON FUNCTION popsell_internal._brand_lookup_key(text) IS
+    'Internal: popsell_internal._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); owner-only schema, not leakproof.';
+CREATE OR REPLACE FUNCTION popsell._blacklist_add(p_email text, p_reason popsell.blacklist_reason)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell.normalize_email(p_email);
+    n bigint;
+BEGIN
+    -- (a concurrent opt-out of the same email: its entry holds the key,
+    -- ON CONFLICT waits for it and keeps it)
+    INSERT INTO popsell.blacklist (email_hash, key_id, reason, created_at)
+        SELECT popsell.hash_email(e), popsell.hash_key_id(), p_reason, now()
+         WHERE NOT EXISTS (SELECT 1 FROM popsell.blacklist b
+                            WHERE b.email_hash = ANY (popsell.email_hashes(e))
+                              AND b.reason = p_reason)
+        ON CONFLICT (email_hash, reason) DO NOTHING;
+    -- after the entry is in the index, never before
+    PERFORM pg_catalog.nextval('popsell.optout_generation'::pg_catalog.regclass);
+    PERFORM popsell._await_email_writers(e);
+    IF popsell._email_rows_unseen(e) THEN
+        RAISE EXCEPTION 'could not serialize access due to a concurrent insert of the same email'
+            USING ERRCODE = '40001',
+                  HINT = 'Retry the transaction.';
+    END IF;
+    IF p_reason = 'global_optout' THEN
+        UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
+         WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key(e) AND ambassador_optin <> 'global_optout';
+    ELSE
+        UPDATE popsell.contacts SET email_status = p_reason::text::popsell.email_status
+         WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell._blacklist_add(text, popsell.blacklist_reason) IS
+    'Internal: blacklist an email (hashed) and apply it to every contact row with that email.';
+
+CREATE OR REPLACE FUNCTION popsell._import_rows(p_amb bigint, p_contacts jsonb, p_ords bigint[])
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH input AS (
+        SELECT coalesce(p_ords[x.ord], x.ord) AS ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+          FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)
+          CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
+    classified AS (
+        SELECT r.*,
+               r.nemail IS NOT NULL
+               AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
+                                         WHERE c.ambassador_id = p_amb
+                                           AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(r.nemail)
+                                           AND c.email = r.nemail))
+               AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
+          FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
+                  FROM input i) r),
+    keyed AS MATERIALIZED (
+        SELECT k.*, CASE WHEN NOT k.duplicate THEN nextval('popsell.contacts_id_seq') END AS new_id
+          FROM classified k),
+    ins AS (
+        INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, last_name, email, facebook_id,
+                                      twitter_id, instagram_id, public_photo_url, customer_id,
+                                      contact_type, notes, address, city, postal_code, country,
+                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                      ambassador_optin, brand_optin)
+        SELECT k.new_id, p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
+               k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+               coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+               k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+               k.ambassador_optin, k.brand_optin
+          FROM keyed k
+         WHERE NOT k.duplicate
+         ORDER BY k.ord
+        RETURNING id)
+    SELECT k.ord, i.id,
+           CASE WHEN k.duplicate THEN 'skipped_duplicate'
+                WHEN i.id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+           CASE WHEN k.duplicate THEN 'email already held by this ambassador'
+                WHEN i.id IS NULL THEN 'email globally opted out' END
+      FROM keyed k
+      LEFT JOIN ins i ON i.id = k.new_id
+     ORDER BY k.ord;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint[]) IS
+    'Internal: import a JSON array of contacts in one statement, one outcome per row at the given positions (raises on an invalid row).';
+
+CREATE OR REPLACE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
+                                        ambassador_optin_checked boolean DEFAULT NULL,
+                                        brand_optin_checked boolean DEFAULT NULL,
+                                        partners_optin_checked boolean DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    init record;
+    r popsell.contacts;
+    new_id bigint;
+    bad text;
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'a contact source is required'
+            USING ERRCODE = 'PS102', HINT = 'Pass one of the popsell.contact_source values.';
+    END IF;
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'data must be a JSON object of contact fields'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''{"email": "a@example.test", "first_name": "A"}''.';
+    END IF;
+    PERFORM popsell._ambassador_for_caller(collect_contact.ambassador_id);
+    SELECT string_agg(k, ', ') INTO bad
+      FROM jsonb_object_keys(data) AS k
+     WHERE k NOT IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin_at',
+                     'brand_optin_at', 'partners_optin_at', 'email_confirmed_at');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+
+    -- The path: the brand's sync, an ambassador's own entry, else the contact.
+    PERFORM set_config('popsell.actor',
+                       CASE WHEN source = 'brand_sync' THEN 'brand_sync'
+                            WHEN source IN ('crm_manual', 'private_import') THEN 'ambassador'
+                            ELSE 'contact' END, true);
+
+    init := popsell.initial_optins(source, ambassador_optin_checked, brand_optin_checked,
+                                   partners_optin_checked);
+    r := jsonb_populate_record(NULL::popsell.contacts, data);
+
+    -- (v2) A brand sync of a person this ambassador already holds from the
+    -- brand (same customer_id, else same email) updates that row: the
+    -- fields sent, and the opt-ins through the brand-sync transitions.
+    IF source = 'brand_sync' THEN
+        SELECT c.id INTO new_id
+          FROM popsell.contacts c
+         WHERE c.ambassador_id = collect_contact.ambassador_id
+           AND c.source = 'brand_sync'
+           AND CASE WHEN nullif(btrim(r.customer_id), '') IS NOT NULL THEN c.customer_id = r.customer_id
+                    ELSE nullif(btrim(r.email), '') IS NOT NULL
+                         AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(popsell.normalize_email(r.email))
+                         AND c.email = popsell.normalize_email(r.email) END
+         ORDER BY c.id
+         LIMIT 1
+           FOR UPDATE;
+        IF FOUND THEN
+            UPDATE popsell.contacts c
+               SET first_name = CASE WHEN data ? 'first_name' THEN r.first_name ELSE c.first_name END,
+                   last_name = CASE WHEN data ? 'last_name' THEN r.last_name ELSE c.last_name END,
+                   email = CASE WHEN data ? 'email' THEN r.email ELSE c.email END,
+                   facebook_id = CASE WHEN data ? 'facebook_id' THEN r.facebook_id ELSE c.facebook_id END,
+                   twitter_id = CASE WHEN data ? 'twitter_id' THEN r.twitter_id ELSE c.twitter_id END,
+                   instagram_id = CASE WHEN data ? 'instagram_id' THEN r.instagram_id ELSE c.instagram_id END,
+                   public_photo_url = CASE WHEN data ? 'public_photo_url' THEN r.public_photo_url ELSE c.public_photo_url END,
+                   customer_id = CASE WHEN data ? 'customer_id' THEN r.customer_id ELSE c.customer_id END,
+                   contact_type = CASE WHEN data ? 'contact_type' THEN coalesce(r.contact_type, c.contact_type) ELSE c.contact_type END,
+                   notes = CASE WHEN data ? 'notes' THEN r.notes ELSE c.notes END,
+                   address = CASE WHEN data ? 'address' THEN r.address ELSE c.address END,
+                   city = CASE WHEN data ? 'city' THEN r.city ELSE c.city END,
+                   postal_code = CASE WHEN data ? 'postal_code' THEN r.postal_code ELSE c.postal_code END,
+                   country = CASE WHEN data ? 'country' THEN r.country ELSE c.country END,
+                   mobile_phone = CASE WHEN data ? 'mobile_phone' THEN r.mobile_phone ELSE c.mobile_phone END,
+                   home_phone = CASE WHEN data ? 'home_phone' THEN r.home_phone ELSE c.home_phone END,
+                   tags = CASE WHEN data ? 'tags' THEN coalesce(r.tags, '{}') ELSE c.tags END,
+                   ambassador_optin = CASE WHEN brand_optin_checked AND c.ambassador_optin = 'new'
+                                           THEN 'optin_brand_imported' ELSE c.ambassador_optin END,
+                   brand_optin = CASE WHEN brand_optin_checked AND c.brand_optin IN ('no_optin', 'storage_only')
+                                      THEN 'optin_brand_database'
+                                      WHEN NOT brand_optin_checked AND c.brand_optin NOT IN ('no_optin', 'storage_only')
+                                      THEN 'storage_only'
+                                      ELSE c.brand_optin END
+             WHERE c.id = new_id;
+            RETURN new_id;
+        END IF;
+    END IF;
+    INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                  twitter_id, instagram_id, public_photo_url, customer_id,
+                                  contact_type, notes, address, city, postal_code, country,
+                                  mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                  ambassador_optin, brand_optin, partners_optin,
+                                  ambassador_optin_at, brand_optin_at, partners_optin_at,
+                                  email_confirmed_at)
+    VALUES (collect_contact.ambassador_id, source, r.first_name, r.last_name, r.email, r.facebook_id,
+            r.twitter_id, r.instagram_id, r.public_photo_url, r.customer_id,
+            coalesce(r.contact_type, 'prospect'), r.notes, r.address, r.city, r.postal_code, r.country,
+            r.mobile_phone, r.home_phone, coalesce(r.tags, '{}'), r.created_at, r.last_activity_at,
+            init.ambassador_optin, init.brand_optin, init.partners_optin,
+            r.ambassador_optin_at, r.brand_optin_at, r.partners_optin_at,
+            r.email_confirmed_at)
+    RETURNING id INTO new_id;
+
+    IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
+        PERFORM popsell._issue_contact_token(c.id)
+           FROM popsell.contacts c
+          WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
+    'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1); a brand sync of a person the ambassador already holds from the brand (same customer_id, else email) updates that row. Returns the id, or NULL when a globally opted-out email was skipped. App only; PS200 unknown ambassador, PS300 ambassador not active, PS102 source, PS106 data.';
+
+CREATE OR REPLACE FUNCTION popsell.send_invitation(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'send_invitation'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
+    st popsell.ambassador_status;
+BEGIN
+    PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
+    SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
+    SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = c.ambassador_id;
+    IF st IS DISTINCT FROM 'active' THEN
+        RAISE EXCEPTION 'ambassador % is not active (status %): nothing is sent for it',
+                        c.ambassador_id, coalesce(st::text, 'none')
+            USING ERRCODE = 'PS300',
+                  HINT = 'Only active ambassadors send invitations.';
+    END IF;
+    IF c.invitations_sent > 0 AND c.ambassador_optin = 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": contact % was invited once already', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = 'A contact receives one invitation, ever.',
+                  HINT = 'Wait for the person to come back through a form or an order.';
+    END IF;
+    -- One invitation per person per ambassador, also across a second row
+    -- (a form's) and an erasure and re-entry: another row of the
+    -- ambassador with this email that was invited, or the ambassador's
+    -- tombstone of one (under any live key), counts as that invitation.
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+                     WHERE popsell_internal._lookup_key(o.email) = popsell_internal._lookup_key(c.email)
+                       AND o.email = c.email AND o.ambassador_id = c.ambassador_id
+                       AND o.id <> c.id AND o.invitations_sent > 0)
+            OR EXISTS (SELECT 1 FROM popsell.contact_tombstones t
+                        WHERE t.email_hash = ANY (popsell.email_hashes(c.email))
+                          AND t.ambassador_id = c.ambassador_id
+                          AND t.ambassador_optin IN ('invitation_sent', 'invitation_accepted',
+                                                     'invitation_declined', 'optout_no_response'))) THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": ambassador % invited this person once already', c.ambassador_id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Another contact of the same ambassador with the email of contact %s, present or erased, was invited.', c.id),
+                  HINT = 'A person receives one invitation per ambassador, ever; wait for the person to come back through a form or an order.';
+    END IF;
+    IF c.ambassador_optin <> 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "%" to "invitation_sent": only new contacts are invited', c.ambassador_optin
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Contact %s has already been invited or has another consent state.', c.id),
+                  HINT = 'Invitations go to new contacts, once.';
+    END IF;
+    -- queue first: the sending guard checks the contact is still new
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    UPDATE popsell.contacts
+       SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
+           invitations_sent = invitations_sent + 1
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.send_invitation(bigint) IS
+    'Queue the invitation email of a new contact (once, ever) and mark it invitation_sent. By the ambassador itself, app, account team, technical (not the brand); PS200 unknown or foreign contact, PS100 not new or invited before, PS300 ambassador not active, PS120 sending refused.';
+CREATE OR REPLACE FUNCTION popsell.email_callback(email text, status popsell.email_status)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'email_callback'
+AS $$
+DECLARE
+    e text;
+    n bigint;
+BEGIN
+    IF status IS NULL OR status NOT IN ('spam', 'hard_bounce', 'soft_bounce', 'blocked') THEN
+        RAISE EXCEPTION 'email_callback does not accept status %', coalesce(status::text, 'NULL')
+            USING ERRCODE = 'PS106',
+                  HINT = 'Report spam, hard_bounce, soft_bounce or blocked.';
+    END IF;
+    IF email IS NULL THEN
+        RAISE EXCEPTION 'email must not be NULL'
+            USING ERRCODE = 'PS202', HINT = 'Pass the address the provider reported.';
+    END IF;
+    e := popsell.normalize_email(email);
+    IF status = 'soft_bounce' THEN
+        UPDATE popsell.contacts SET email_status = 'soft_bounce'
+         WHERE popsell_internal._lookup_key(contacts.email) = popsell_internal._lookup_key(e) AND email_status IN ('ok', 'unverified');
+        GET DIAGNOSTICS n = ROW_COUNT;
+        RETURN n;
+    END IF;
+    RETURN popsell._blacklist_add(e, status::text::popsell.blacklist_reason);
+END
+$$;
+COMMENT ON FUNCTION popsell.email_callback(text, popsell.email_status) IS
+    'The email provider reports a complaint or bounce: definitive ones blacklist the email (hashed) for every row and every future insert. Returns rows changed.';
+
+CREATE OR REPLACE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell.normalize_email(brand_contacts_by_email.email);
+BEGIN
+    RETURN QUERY
+        SELECT b.* FROM popsell.brand_contacts b
+         WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
+END
+$$;
+COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
+    'The brand-visible contacts (the rows of popsell.brand_contacts) with this email, normalized first, found through an index of brand-visible rows only. Brand and vendor staff. Errors: a malformed address as popsell.normalize_email.';
+
+CREATE OR REPLACE FUNCTION popsell._insert_ambassador(p_email text, p_data jsonb, p_terms boolean, p_sso_subject text)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r popsell.ambassadors := pg_catalog.jsonb_populate_record(NULL::popsell.ambassadors, p_data);
+    t timestamptz := popsell._lifecycle_now();
+    new_id bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(p_email)) THEN
+        RAISE EXCEPTION 'an ambassador with this email already exists'
+            USING ERRCODE = 'PS304',
+                  HINT = 'Log in, or reset the password of the existing account.';
+    END IF;
+    INSERT INTO popsell.ambassadors (kind, status, created_at, first_name, last_name, customer_id, facebook_id,
+                                     email, address, city, postal_code, country, preferred_language,
+                                     birth_date, terms_accepted_at, photo_path, description, position, iban,
+                                     hide_events, hide_from_community, newsletter_optin, event_notifications,
+                                     challenge_notifications, comment_notifications, sso_subject)
+    VALUES (coalesce(r.kind, 'customer'),
+            CASE WHEN p_terms AND p_sso_subject IS NOT NULL THEN 'active'
+                 ELSE 'signup_incomplete' END::popsell.ambassador_status,
+            t, r.first_name, r.last_name, r.customer_id, r.facebook_id,
+            p_email, r.address, r.city, r.postal_code, r.country, r.preferred_language,
+            r.birth_date, CASE WHEN p_terms THEN t END, r.photo_path, r.description, r.position, r.iban,
+            coalesce(r.hide_events, false), coalesce(r.hide_from_community, false),
+            coalesce(r.newsletter_optin, false), coalesce(r.event_notifications, true),
+            coalesce(r.challenge_notifications, true), coalesce(r.comment_notifications, true),
+            p_sso_subject)
+    RETURNING id INTO new_id;
+    RETURN new_id;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'an ambassador with this email, SSO subject or login role already exists'
+        USING ERRCODE = 'PS304', HINT = 'Log in, or update the existing account.';
+END
+$$;
+COMMENT ON FUNCTION popsell._insert_ambassador(text, jsonb, boolean, text) IS
+    'Internal: insert a new ambassador, signup_incomplete, or active when provisioned by SSO with the terms accepted.';
+CREATE OR REPLACE FUNCTION popsell.sso_upsert_ambassador(subject text, data jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors;
+    r popsell.ambassadors;
+    d jsonb := sso_upsert_ambassador.data;
+    e text;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.sso_upsert_ambassador');
+    IF subject IS NULL OR pg_catalog.btrim(subject) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'an SSO subject is required'
+            USING ERRCODE = 'PS200', HINT = 'Pass the subject (user id) the brand''s identity provider sent.';
+    END IF;
+    IF pg_catalog.octet_length(subject) OPERATOR(pg_catalog.>) 1024 THEN
+        RAISE EXCEPTION 'an SSO subject is at most 1024 bytes, not %', pg_catalog.octet_length(subject)
+            USING ERRCODE = 'PS106', HINT = 'Pass the identity provider''s user id, not a token.';
+    END IF;
+    PERFORM popsell._check_ambassador_data(coalesce(d, '{}'), ARRAY['email', 'terms_accepted']);
+    d := coalesce(d, '{}');
+    IF d ? 'email' THEN
+        e := popsell.normalize_email(NULLIF(pg_catalog.btrim(d ->> 'email'), ''));
+    END IF;
+    SELECT * INTO a FROM popsell.ambassadors WHERE popsell_internal._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(subject) FOR UPDATE;
+    IF NOT FOUND THEN
+        -- provisioning on first login: the brand's identity provider vouches
+        -- for the person (no whitelist), the terms must still be accepted
+        IF e IS NULL THEN
+            RAISE EXCEPTION 'an email is required to provision an SSO ambassador'
+                USING ERRCODE = 'PS202', HINT = 'Send the email claim with the first login.';
+        END IF;
+        RETURN popsell._insert_ambassador(e, d - 'email' - 'terms_accepted',
+                                          coalesce((d ->> 'terms_accepted')::boolean, false), subject);
+    END IF;
+    PERFORM popsell._refuse_leaving(a);
+    -- later logins: the brand's data wins for the fields it sends
+    r := pg_catalog.jsonb_populate_record(a, d - 'email' - 'terms_accepted');
+    UPDATE popsell.ambassadors
+       SET kind = r.kind, first_name = r.first_name, last_name = r.last_name, customer_id = r.customer_id,
+           facebook_id = r.facebook_id, email = coalesce(e, email), address = r.address, city = r.city,
+           postal_code = r.postal_code, country = r.country, preferred_language = r.preferred_language,
+           birth_date = r.birth_date, photo_path = r.photo_path, description = r.description,
+           position = r.position, iban = r.iban, hide_events = r.hide_events,
+           hide_from_community = r.hide_from_community, newsletter_optin = r.newsletter_optin,
+           event_notifications = r.event_notifications, challenge_notifications = r.challenge_notifications,
+           comment_notifications = r.comment_notifications,
+           terms_accepted_at = CASE WHEN (d ->> 'terms_accepted')::boolean
+                                    THEN coalesce(terms_accepted_at, popsell._lifecycle_now())
+                                    ELSE terms_accepted_at END,
+           status = CASE WHEN (d ->> 'terms_accepted')::boolean OR terms_accepted_at IS NOT NULL
+                         THEN 'active' ELSE 'signup_incomplete' END::popsell.ambassador_status,
+           last_login_at = CASE WHEN (d ->> 'terms_accepted')::boolean OR terms_accepted_at IS NOT NULL
+                                THEN popsell._lifecycle_now() ELSE last_login_at END,
+           inactivity_warnings_sent = 0, last_inactivity_warning_at = NULL
+     WHERE id OPERATOR(pg_catalog.=) a.id;
+    RETURN a.id;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'another ambassador already has this email'
+        USING ERRCODE = 'PS304', HINT = 'Merge or delete the other account first.';
+END
+$$;
+COMMENT ON FUNCTION popsell.sso_upsert_ambassador(text, jsonb) IS
+    'SSO login: provision the ambassador on first login (active once data.terms_accepted is true), update the fields the brand sends after (and record the login). Returns the id.';
+
+CREATE OR REPLACE FUNCTION popsell.sso_delete_ambassador(subject text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a popsell.ambassadors;
+BEGIN
+    PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.sso_delete_ambassador');
+    SELECT * INTO a FROM popsell.ambassadors WHERE popsell_internal._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(subject) FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no ambassador has this SSO subject'
+            USING ERRCODE = 'PS200', HINT = 'Check the subject the identity provider sent.';
+    END IF;
+    -- the brand's deletion sync may repeat itself: already leaving is done
+    IF a.status OPERATOR(pg_catalog.<>) 'leaving' THEN
+        PERFORM popsell._start_leaving(a, 'sso_deleted');
+    END IF;
+    RETURN a.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.sso_delete_ambassador(text) IS
+    'The brand deleted the account in its identity provider: access blocked at once, deleted after settings.deletion_grace (idempotent). Returns the id.';
+
+CREATE OR REPLACE FUNCTION popsell.subject_access(email text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell._rights_email(subject_access.email, 'popsell.subject_access');
+    h bytea[] := popsell.email_hashes(e);
+    amb jsonb;
+    contacts jsonb;
+    erased jsonb;
+    bl jsonb;
+    doc jsonb;
+BEGIN
+    SELECT pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.-) 'password_hash'
+           OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+               'has_password', a.password_hash IS NOT NULL,
+               'social_grants', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(g) ORDER BY g.id), '[]')
+                                   FROM popsell.social_grants g WHERE g.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'gamification', (SELECT pg_catalog.to_jsonb(x) OPERATOR(pg_catalog.-) 'ambassador_id'
+                                  FROM popsell.gamification x WHERE x.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'publications', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(p) ORDER BY p.id), '[]')
+                                  FROM popsell.publications p WHERE p.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'ugc', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(u) ORDER BY u.id), '[]')
+                         FROM popsell.ugc u WHERE u.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'community_reactions', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r) ORDER BY r.id), '[]')
+                                         FROM popsell.community_reactions r
+                                        WHERE r.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'activity_log', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(l) ORDER BY l.id), '[]')
+                                  FROM popsell.activity_log l WHERE l.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'sales', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                     'id', s.id, 'sold_at', s.sold_at, 'amount', s.amount, 'currency', s.currency,
+                                     'channel', s.channel, 'publication_id', s.publication_id) ORDER BY s.id), '[]')
+                           FROM popsell.sales s WHERE s.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'outbox', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(o) ORDER BY o.id), '[]')
+                            FROM popsell.outbox o
+                           WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.contact_id IS NULL))
+      INTO amb
+      FROM popsell.ambassadors a
+     WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
+
+    SELECT coalesce(pg_catalog.jsonb_agg(
+               pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) 'created_by' OPERATOR(pg_catalog.-) 'modified_by'
+               OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                   'consent_events',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ce) OPERATOR(pg_catalog.-) 'actor_role'
+                                                         ORDER BY ce.id), '[]')
+                      FROM popsell.consent_events ce WHERE ce.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'interactions',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(i) ORDER BY i.id), '[]')
+                      FROM popsell.interactions i WHERE i.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'sales',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s) ORDER BY s.id), '[]')
+                      FROM popsell.sales s WHERE s.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'outbox',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(o) ORDER BY o.id), '[]')
+                      FROM popsell.outbox o WHERE o.contact_id OPERATOR(pg_catalog.=) c.id))
+               ORDER BY c.id), '[]')
+      INTO contacts
+      FROM popsell.contacts c
+     WHERE popsell_internal._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
+
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'ambassador_id', t.ambassador_id,
+               'source', t.source, 'ambassador_optin', t.ambassador_optin, 'brand_optin', t.brand_optin,
+               'partners_optin', t.partners_optin, 'city', t.city, 'postal_code', t.postal_code,
+               'consent_events',
+               (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ce) OPERATOR(pg_catalog.-) 'actor_role'
+                                                     ORDER BY ce.id), '[]')
+                  FROM popsell.consent_events ce WHERE ce.contact_tombstone_id OPERATOR(pg_catalog.=) t.id))
+               ORDER BY t.id), '[]')
+      INTO erased
+      FROM popsell.contact_tombstones t
+     WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h);
+
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('reason', b.reason, 'since', b.created_at)
+                                         ORDER BY b.created_at, b.reason), '[]')
+      INTO bl
+      FROM popsell.blacklist b
+     WHERE b.email_hash OPERATOR(pg_catalog.=) ANY (h);
+
+    doc := pg_catalog.jsonb_build_object(
+        'format', 'popsell.subject_access/1',
+        'generated_at', pg_catalog.now(),
+        'email', e,
+        'ambassador', amb,
+        'contacts', contacts,
+        'erased_contacts', erased,
+        'erased_ambassadors',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'created_at', t.created_at,
+                        'city', t.city, 'postal_code', t.postal_code, 'birth_year', t.birth_year)
+                        ORDER BY t.id), '[]')
+               FROM popsell.ambassador_tombstones t WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h)),
+        'blacklisted', bl OPERATOR(pg_catalog.<>) '[]'::jsonb,
+        'blacklist', bl,
+        'whitelisted', EXISTS (SELECT 1 FROM popsell.registration_whitelist w
+                                WHERE w.email_hash OPERATOR(pg_catalog.=) ANY (h)));
+
+    PERFORM popsell._record_rights_request('access', 15, pg_catalog.jsonb_build_object(
+        'ambassadors', (amb IS NOT NULL)::integer,
+        'contacts', pg_catalog.jsonb_array_length(contacts),
+        'erased_contacts', pg_catalog.jsonb_array_length(erased)));
+    RETURN doc;
+END
+$$;
+COMMENT ON FUNCTION popsell.subject_access(text) IS
+    'GDPR art. 15 and 20: everything popsell holds on the person with this email, as one machine-readable document (format popsell.subject_access/1, see the README).';
+CREATE OR REPLACE FUNCTION popsell.erase_subject(email text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'rights'
+AS $$
+DECLARE
+    e text := popsell._rights_email(erase_subject.email, 'popsell.erase_subject');
+    n_contacts bigint;
+    n_ambassadors bigint;
+    result jsonb;
+BEGIN
+    DELETE FROM popsell.contacts c WHERE popsell_internal._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
+    GET DIAGNOSTICS n_contacts = ROW_COUNT;
+    DELETE FROM popsell.ambassadors a WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
+    GET DIAGNOSTICS n_ambassadors = ROW_COUNT;
+    result := pg_catalog.jsonb_build_object('format', 'popsell.erase_subject/1',
+                                            'contacts', n_contacts, 'ambassadors', n_ambassadors);
+    PERFORM popsell._record_rights_request('erasure', 17, result OPERATOR(pg_catalog.-) 'format');
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION popsell.erase_subject(text) IS
+    'GDPR art. 17: erase at once every contact row and the ambassador account with this email (tombstones keep hashes only). Returns counts.';
+
+CREATE OR REPLACE FUNCTION popsell.restrict_subject(email text, "on" boolean) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'rights'
+AS $$
+DECLARE
+    e text := popsell._rights_email(restrict_subject.email, 'popsell.restrict_subject');
+    n bigint;
+BEGIN
+    IF restrict_subject."on" IS NULL THEN
+        RAISE EXCEPTION 'restrict_subject needs on => true or false'
+            USING ERRCODE = 'PS106', HINT = 'true restricts processing, false lifts the restriction.';
+    END IF;
+    UPDATE popsell.contacts c SET restricted = restrict_subject."on"
+     WHERE popsell_internal._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e)
+       AND c.restricted OPERATOR(pg_catalog.<>) restrict_subject."on";
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM popsell._record_rights_request(
+        CASE WHEN restrict_subject."on" THEN 'restriction' ELSE 'restriction_lifted' END, 18,
+        pg_catalog.jsonb_build_object('contacts', n));
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell.restrict_subject(text, boolean) IS
+    'GDPR art. 18: restrict (on => true) or lift the restriction of every contact row with this email: kept, hidden from the brand, nothing sent. Returns rows changed.';
+
+CREATE OR REPLACE FUNCTION popsell.object_subject(email text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    e text := popsell._rights_email(object_subject.email, 'popsell.object_subject');
+    n bigint;
+    m bigint;
+BEGIN
+    n := popsell._blacklist_add(e, 'global_optout');
+    -- (v2) the end of all direct marketing: brand and partners opt-ins
+    -- too (the partners are told by popsell_60_partners_ended).
+    UPDATE popsell.contacts c
+       SET brand_optin = 'no_optin'::popsell.brand_optin,
+           partners_optin = false
+     WHERE c.email OPERATOR(pg_catalog.=) e
+       AND (c.partners_optin
+            OR c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin);
+    UPDATE popsell.ambassadors a SET newsletter_optin = false
+     WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e) AND a.newsletter_optin;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    PERFORM popsell._record_rights_request('objection', 21,
+        pg_catalog.jsonb_build_object('contacts', n, 'ambassadors', m));
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION popsell.object_subject(text) IS
+    'GDPR art. 21: the end of all direct marketing to the email: global opt-out (blacklisted by keyed hash, every contact row opted out), brand and partners opt-ins withdrawn (partners told by a partner_optout outbox row), ambassador newsletter off. Returns contact rows opted out.';
+CREATE OR REPLACE FUNCTION popsell._lookup_secret_restored() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    IF NOT popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    FOR r IN
+        SELECT DISTINCT d.objid::pg_catalog.regclass AS idx
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+                                     AND c.relkind OPERATOR(pg_catalog.=) 'i'
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ANY (ARRAY['popsell_internal._lookup_key(text)'::pg_catalog.regprocedure,
+                                                         'popsell_internal._brand_lookup_key(text)'::pg_catalog.regprocedure]::pg_catalog.oid[])
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('REINDEX INDEX %s', r.idx);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._lookup_secret_restored() IS
+    'Trigger: after a restore replaced the lookup secret, rebuild every lookup-key index with it.';
+
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every
 -- object of the schema.  One idempotent step that the install script and
@@ -6217,6 +6887,23 @@ BEGIN
     END LOOP;
     REVOKE ALL ON SCHEMA popsell FROM PUBLIC;
     GRANT USAGE ON SCHEMA popsell TO popsell_owner;
+    -- The lookup-key functions' schema: USAGE for popsell_owner alone
+    -- (its functions look contacts up by key); the writing roles hold
+    -- EXECUTE for index maintenance, which does not check USAGE, and
+    -- cannot name the functions in a query (03_tables.sql).
+    -- A grant someone added since is taken back by the next upgrade.
+    FOR r IN
+        SELECT DISTINCT a.grantee
+          FROM pg_catalog.pg_namespace n, LATERAL pg_catalog.aclexplode(n.nspacl) a
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'popsell_internal'
+           AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 'popsell_owner'::pg_catalog.regrole
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA popsell_internal FROM %s CASCADE',
+                                  CASE WHEN r.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                       ELSE r.grantee::pg_catalog.regrole::pg_catalog.text END);
+    END LOOP;
+    GRANT USAGE ON SCHEMA popsell_internal TO popsell_owner;
 
     -- Types are usable by PUBLIC by default: only popsell's roles get
     -- them (enums, domains, composite types).

@@ -151,7 +151,7 @@ INSERT INTO pg_temp.figures VALUES
   ('rls_brand_email_lookup', 'popsell_brand',
    $q$SELECT id, first_name, email FROM popsell.brand_contacts_by_email('c424246@example.test')$q$,
    $q$SELECT id, first_name, email FROM popsell.contacts
-       WHERE popsell._lookup_key(email) = popsell._lookup_key('c424246@example.test')$q$, 1000, 1.50);
+       WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key('c424246@example.test')$q$, 1000, 1.50);
 
 SELECT set_config('bench.reps', :'reps', false) \g /dev/null
 -- Warm up, then alternate baseline and popsell runs.

@@ -72,6 +72,19 @@ SELECT r.rolname
 SELECT polname, polroles::regrole[] FROM pg_policy
  WHERE polrelid = 'popsell.hash_keys'::regclass ORDER BY 1;
 
+-- The lookup-key functions' schema: only popsell_owner may name what it
+-- holds (USAGE), although the writing roles hold EXECUTE on both
+-- functions for index maintenance (expected: popsell_owner, and the
+-- functions with their EXECUTE holders).
+SELECT r.rolname FROM pg_roles r
+ WHERE r.rolname LIKE 'popsell%' AND has_schema_privilege(r.oid, 'popsell_internal', 'USAGE')
+UNION ALL
+SELECT 'PUBLIC' FROM pg_namespace n, aclexplode(n.nspacl) a
+ WHERE n.nspname = 'popsell_internal' AND a.grantee = 0
+ ORDER BY 1;
+SELECT p.oid::regprocedure, p.proacl FROM pg_proc p
+ WHERE p.pronamespace = 'popsell_internal'::regnamespace ORDER BY 1;
+
 -- Every SECURITY DEFINER function of popsell pins search_path (expected
 -- none listed) ...
 SELECT p.oid::regprocedure

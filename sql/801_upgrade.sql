@@ -3,7 +3,8 @@
 -- fresh CREATE EXTENSION popsell (2.0).  Both must hold the same objects
 -- (a catalog fingerprint: functions, relations, columns, ACLs, row
 -- security, policies, triggers, indexes, constraints, types, comments,
--- extension members and pg_dump configuration) and behave the same: the
+-- extension members and pg_dump configuration; schemas popsell and
+-- popsell_internal) and behave the same: the
 -- 1.1 view works in both, and the 1.0 data still obeys the consent rules.
 \set VERBOSITY terse
 SELECT current_database() AS regress_db \gset
@@ -14,7 +15,7 @@ SET check_function_bodies = off;
 CREATE FUNCTION public.popsell_fingerprint() RETURNS SETOF text
 LANGUAGE sql STABLE AS $fp$
 WITH ext AS (SELECT e.oid, e.extconfig, e.extcondition FROM pg_extension e WHERE e.extname = 'popsell'),
-ns AS (SELECT n.oid FROM pg_namespace n WHERE n.nspname = 'popsell')
+ns AS (SELECT n.oid FROM pg_namespace n WHERE n.nspname IN ('popsell', 'popsell_internal'))
 -- (whitespace runs, newlines included, collapse: one fact per line)
 SELECT regexp_replace(fact, '\s+', ' ', 'g') FROM (
 SELECT 'function ' || p.oid::regprocedure::text
@@ -94,7 +95,7 @@ UNION ALL
 SELECT 'dump ' || cfg::regclass::text || ' where=' || coalesce(ext.extcondition[ord], '-')
   FROM ext, unnest(ext.extconfig) WITH ORDINALITY AS u(cfg, ord)
 UNION ALL
-SELECT 'schema popsell owner=' || pg_get_userbyid(n.nspowner) || ' acl=' || coalesce(n.nspacl::text, '-')
+SELECT 'schema ' || n.nspname || ' owner=' || pg_get_userbyid(n.nspowner) || ' acl=' || coalesce(n.nspacl::text, '-')
   FROM pg_namespace n, ns WHERE n.oid = ns.oid
 ) AS facts(fact)
 $fp$;

@@ -30,6 +30,12 @@ ROLLBACK;
 BEGIN;
 SELECT pg_temp.install_after('ALTER ROLE popsell_app SUPERUSER') AS app_is_superuser;
 ROLLBACK;
+-- A schema popsell_internal planted beforehand (where popsell puts the
+-- functions its indexes call) is never reused.
+BEGIN;
+CREATE ROLE popsell_t804_planter NOLOGIN;
+SELECT pg_temp.install_after('CREATE SCHEMA popsell_internal AUTHORIZATION popsell_t804_planter') AS internal_schema_planted;
+ROLLBACK;
 -- Untouched roles install (the statement above rolled everything back).
 SELECT pg_temp.install_after('SELECT 1') AS untouched;
 \c :regdb

@@ -13,27 +13,30 @@
  * secret (popsell.lookup_secret, one row, created at install and never
  * changed: the indexes depend on it).
  *
- * popsell._lookup_key() is deliberately NOT leakproof: a condition of a
- * restricted role that calls it is evaluated after the row security
- * filter, never as an index condition, while popsell's own lookups (run
- * as the owner, whose policy is "true") use the index.
- * popsell._brand_lookup_key() computes the same key under another name for
- * the one index that holds only rows the brand sees (a partial index whose
- * predicate is the brand's policy), read by the owner-run
- * popsell.brand_contacts_by_email().
+ * popsell_internal._lookup_key() and popsell_internal._brand_lookup_key()
+ * (the same key under another name, for the one index that holds only
+ * rows the brand sees, read by the owner-run
+ * popsell.brand_contacts_by_email()) live in a schema on which no popsell
+ * role but the owner has USAGE.  Restricted roles hold EXECUTE: index
+ * maintenance of their INSERT and UPDATE evaluates the index expressions
+ * with their rights, and PostgreSQL checks EXECUTE there but not USAGE
+ * on the function's schema, while naming a function in a query
+ * (qualified, through search_path, or as a regproc/regprocedure literal)
+ * requires USAGE.  So no restricted role computes a key for a value of
+ * its choosing (else a merge join of its own sorted keys against a
+ * lookup-key index would read hidden entries in key order, and "Rows
+ * Removed by Filter" would tell whether a hidden row holds a guessed
+ * address), and the planner never matches a lookup-key index to a
+ * condition of theirs.  The functions are not leakproof either.
  *
- * The key is keyed, and no restricted role can compute it for a value of
- * its choosing: otherwise a merge join of the caller's own sorted keys
- * against a lookup-key index reads hidden index entries in key order up
- * to the first visible one, and "Rows Removed by Filter" tells whether a
- * hidden row holds a guessed address.  Restricted roles still execute the
- * functions (index maintenance of their INSERT and UPDATE runs with their
- * rights), so the functions answer them only for the values of the row
- * being written: a BEFORE ROW trigger (popsell._lookup_key_row, the last
- * BEFORE trigger of the indexed tables) records digests of the row's
- * indexed values just before PostgreSQL maintains the indexes.  Superusers
- * and popsell_owner (popsell's SECURITY DEFINER functions) are always
- * answered.
+ * The function itself therefore refuses nobody.  An earlier allow-list (a
+ * BEFORE ROW trigger recording the row being written, and a check here
+ * answering non-owners only for those values) cost a trigger call per
+ * written row and still leaked: a writer could name the function in
+ * another part of the same command.  With the schema barrier the only
+ * callers left are index maintenance (the row's own values), popsell's
+ * owner-run functions and superusers, all of which the allow-list
+ * admitted anyway.
  *
  * The secret is read once per backend, directly from the table (no
  * privilege of the caller, no row security), and read again after a
@@ -56,24 +59,21 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "nodes/value.h"
-#include "parser/parse_func.h"
 #include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "access/htup_details.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
-#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(popsell_lookup_key);
-PG_FUNCTION_INFO_V1(popsell_lookup_key_row);
 PG_FUNCTION_INFO_V1(popsell_lookup_secret_guard);
 PG_FUNCTION_INFO_V1(popsell_lookup_secret_changed);
 
@@ -87,14 +87,29 @@ static Oid	secret_relid = InvalidOid;
 static bool callback_registered = false;
 static bool legacy_schema = false;
 
-/* Whether popsell._lookup_key(text) exists (a 2.0 schema). */
+/*
+ * Whether the lookup-key function exists (a 2.0 schema): in
+ * popsell_internal, or in popsell while the 1.1 -> 2.0 upgrade has not yet
+ * moved it.  Looked up by namespace OID, so no USAGE of the caller is
+ * needed.
+ */
 static bool
 lookup_key_function_exists(void)
 {
+	static const char *const schemas[] = {"popsell_internal", "popsell"};
 	Oid			argtypes[1] = {TEXTOID};
+	oidvector  *args = buildoidvector(argtypes, 1);
 
-	return OidIsValid(LookupFuncName(list_make2(makeString("popsell"), makeString("_lookup_key")),
-									 1, argtypes, true));
+	for (int i = 0; i < lengthof(schemas); i++)
+	{
+		Oid			nsp = get_namespace_oid(schemas[i], true);
+
+		if (OidIsValid(nsp) &&
+			SearchSysCacheExists3(PROCNAMEARGSNSP, CStringGetDatum("_lookup_key"),
+								  PointerGetDatum(args), ObjectIdGetDatum(nsp)))
+			return true;
+	}
+	return false;
 }
 
 static void plain_digest(const char *data, int len, uint8 *out);
@@ -245,23 +260,6 @@ LookupKeyBytea(text *t)
 	return result;
 }
 
-/*
- * The values of the row being written, as plain SHA-256 digests (no copy
- * of personal data kept), stamped with the transaction, the command and
- * the user writing it: PostgreSQL maintains the row's indexes right after
- * its BEFORE triggers, in that command, as that user.
- */
-#define ALLOWED_MAX 4
-static struct
-{
-	LocalTransactionId lxid;
-	TimestampTz xact_start;
-	CommandId	cid;
-	Oid			user;
-	int			n;
-	uint8		digest[ALLOWED_MAX][POPSELL_HASH_LEN];
-}			allowed;
-
 static void
 plain_digest(const char *data, int len, uint8 *out)
 {
@@ -278,103 +276,15 @@ plain_digest(const char *data, int len, uint8 *out)
 	pg_cryptohash_free(ctx);
 }
 
-static bool
-caller_privileged(void)
-{
-	Oid			user = GetUserId();
-	Oid			owner;
-
-	if (superuser_arg(user))
-		return true;
-	owner = get_role_oid("popsell_owner", true);
-	return OidIsValid(owner) && has_privs_of_role(user, owner);
-}
-
-static bool
-value_allowed(const char *data, int len)
-{
-	uint8		d[POPSELL_HASH_LEN];
-
-	if (MyProc == NULL || allowed.lxid != MyProcLocalTransactionId() ||
-		allowed.xact_start != GetCurrentTransactionStartTimestamp() ||
-		allowed.cid != GetCurrentCommandId(false) || allowed.user != GetUserId())
-		return false;
-	plain_digest(data, len, d);
-	for (int i = 0; i < allowed.n; i++)
-		if (memcmp(allowed.digest[i], d, POPSELL_HASH_LEN) == 0)
-			return true;
-	return false;
-}
-
 /*
- * popsell._lookup_key(text) and popsell._brand_lookup_key(text): the
- * lookup key of a stored value (STRICT: NULL gives NULL).  Answers a
- * restricted role only for a value of the row it is writing.
+ * popsell_internal._lookup_key(text) and _brand_lookup_key(text): the
+ * lookup key of a stored value (STRICT: NULL gives NULL).  Who may call
+ * it is decided by the schema's USAGE (see the head of this file).
  */
 Datum
 popsell_lookup_key(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-
-	if (!caller_privileged() &&
-		!value_allowed(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to compute a lookup key"),
-				 errdetail("Lookup keys are computed for popsell's own lookups and for the row being written only."),
-				 errhint("Look contacts up by email with popsell.brand_contacts_by_email() or a plain WHERE email = ... condition.")));
-	PG_RETURN_BYTEA_P(LookupKeyBytea(t));
-}
-
-/*
- * Trigger popsell._lookup_key_row(column...): BEFORE INSERT OR UPDATE FOR
- * EACH ROW, the last BEFORE trigger of a table with lookup-key indexes;
- * records the row's values of the named columns, which PostgreSQL's index
- * maintenance then computes keys of with the writer's rights.
- */
-Datum
-popsell_lookup_key_row(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	int			n = 0;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event) ||
-		strcmp(get_namespace_name(RelationGetNamespace(td->tg_relation)), "popsell") != 0 ||
-		td->tg_trigger->tgnargs > ALLOWED_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_POPSELL_MISUSE),
-				 errmsg("popsell._lookup_key_row must be a BEFORE INSERT OR UPDATE FOR EACH ROW trigger on a popsell table, with at most %d column names", ALLOWED_MAX),
-				 errhint("Drop this trigger; popsell attaches its triggers itself.")));
-	tup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
-	desc = RelationGetDescr(td->tg_relation);
-	for (int i = 0; i < td->tg_trigger->tgnargs; i++)
-	{
-		int			att = SPI_fnumber(desc, td->tg_trigger->tgargs[i]);
-		bool		isnull;
-		Datum		d;
-		text	   *t;
-
-		if (att <= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_POPSELL_MISUSE),
-					 errmsg("popsell.%s has no column \"%s\"",
-							RelationGetRelationName(td->tg_relation), td->tg_trigger->tgargs[i])));
-		d = heap_getattr(tup, att, desc, &isnull);
-		if (isnull)
-			continue;
-		t = DatumGetTextPP(d);
-		plain_digest(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), allowed.digest[n]);
-		n++;
-	}
-	allowed.n = n;
-	allowed.lxid = MyProc != NULL ? MyProcLocalTransactionId() : InvalidLocalTransactionId;
-	allowed.xact_start = GetCurrentTransactionStartTimestamp();
-	allowed.cid = GetCurrentCommandId(false);
-	allowed.user = GetUserId();
-	return PointerGetDatum(tup);
+	PG_RETURN_BYTEA_P(LookupKeyBytea(PG_GETARG_TEXT_PP(0)));
 }
 
 /*

@@ -51,3 +51,20 @@ SELECT '## Internal functions' || E'\n\n'
     || 'Run only by the owner (triggers, policy helpers, install steps); listed so nothing is hidden: '
     || pg_catalog.string_agg('`' || proname || '`', ', ' ORDER BY proname) || '.' || E'\n'
   FROM (SELECT DISTINCT proname FROM fn WHERE pg_catalog.cardinality(callers) = 0) x;
+SELECT E'\n' || '## Schema popsell_internal' || E'\n\n'
+    || 'Lookup-key functions that index expressions call. Only the owner has USAGE on the schema, '
+    || 'so no other role can name them in a query; the roles listed hold EXECUTE because index maintenance '
+    || 'of their writes evaluates them with their rights (and checks EXECUTE, not USAGE).' || E'\n\n'
+    || pg_catalog.string_agg('- `popsell_internal.' || p.proname || '('
+                             || pg_catalog.pg_get_function_arguments(p.oid) || ')`: EXECUTE for '
+                             || pg_catalog.array_to_string(ARRAY(SELECT '`' || g.r || '`'
+                                                                   FROM (SELECT DISTINCT pg_catalog.pg_get_userbyid(a.grantee) AS r
+                                                                           FROM pg_catalog.aclexplode(p.proacl) a
+                                                                          WHERE a.grantee <> p.proowner) g
+                                                                  WHERE g.r <> 'popsell_owner'
+                                                                  ORDER BY g.r), ', ')
+                             || '. ' || coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '(no comment)'),
+                             E'\n' ORDER BY p.proname) || E'\n'
+  FROM pg_catalog.pg_proc p
+  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'popsell_internal';

@@ -75,18 +75,25 @@ COMMENT ON TABLE popsell.hash_keys IS
 
 -- Lookup keys (SPEC S11): personal columns are indexed through the
 -- HMAC-SHA-256 of their stored value under the lookup secret, never
--- plainly.  The key functions are not leakproof, so a restricted role's
--- condition on them is evaluated after row security, never as an index
--- condition; popsell's own lookups run as the owner and use the indexes.
+-- plainly.  The key functions live in schema popsell_internal, on which
+-- no popsell role but the owner has USAGE.  PostgreSQL checks USAGE on a
+-- function's schema whenever a query names the function (qualified, via
+-- search_path, or as a regproc/regprocedure literal), but not when index
+-- maintenance evaluates an index expression: the roles writing the
+-- indexed tables hold EXECUTE (index maintenance runs with the writer's
+-- rights) and still cannot write either function in a query.  So no
+-- restricted role computes a key for a value of its choosing, and the
+-- planner never matches a lookup-key index to a condition or a merge-join
+-- key of theirs (a merge join of caller-computed keys against the index
+-- would count hidden rows in key order).  popsell's own lookups run as the
+-- owner and use the indexes.  The functions are not leakproof either.
 -- _brand_lookup_key is the same key under another name, so that the index
 -- holding only brand-visible rows (contacts_brand_email_idx) is the only
--- one a lookup through it can use.  Every role writing the indexed tables
--- executes them (index maintenance runs with the writer's rights), but
--- they answer a restricted role only for the values of the row it is
--- writing (recorded by popsell._lookup_key_row, the last BEFORE trigger):
--- a key computed for a guessed address would let a merge join against
--- the index count hidden rows.
---
+-- one a lookup through it can use.
+CREATE SCHEMA popsell_internal;
+COMMENT ON SCHEMA popsell_internal IS
+    'popsell''s lookup-key functions, which index expressions call: USAGE for popsell_owner only, so no other role can name them in a query (see popsell_internal._lookup_key).';
+
 -- The secret: one row, created at install (and by the 1.1 -> 2.0
 -- upgrade), kept by pg_dump (extension configuration table), readable by
 -- popsell_owner only (and by roles reading all data, such as a backup
@@ -122,21 +129,16 @@ CREATE TRIGGER popsell_90_secret_changed
 ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_20_never_changes;
 ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_20_never_truncated;
 ALTER TABLE popsell.lookup_secret ENABLE ALWAYS TRIGGER popsell_90_secret_changed;
-CREATE FUNCTION popsell._lookup_key(value text) RETURNS bytea
+CREATE FUNCTION popsell_internal._lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
-COMMENT ON FUNCTION popsell._lookup_key(text) IS
-    'Internal: the key popsell indexes a personal column by (HMAC-SHA-256 of the stored value under popsell.lookup_secret); computed for the owner, and for other roles only for the row they write; not leakproof on purpose, so no caller''s condition on it becomes an index condition.';
-CREATE FUNCTION popsell._brand_lookup_key(value text) RETURNS bytea
+COMMENT ON FUNCTION popsell_internal._lookup_key(text) IS
+    'Internal: the key popsell indexes a personal column by (HMAC-SHA-256 of the stored value under popsell.lookup_secret). Writing roles hold EXECUTE for index maintenance only: no role but the owner has USAGE on schema popsell_internal, so none can name it in a query; not leakproof.';
+CREATE FUNCTION popsell_internal._brand_lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
-COMMENT ON FUNCTION popsell._brand_lookup_key(text) IS
-    'Internal: popsell._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); not leakproof.';
-CREATE FUNCTION popsell._lookup_key_row() RETURNS trigger
-    LANGUAGE C
-    AS 'MODULE_PATHNAME', 'popsell_lookup_key_row';
-COMMENT ON FUNCTION popsell._lookup_key_row() IS
-    'Trigger (last BEFORE INSERT OR UPDATE row trigger of a table with lookup-key indexes; arguments: the indexed columns): lets the writer''s index maintenance compute the keys of this row''s values, and nothing else.';
+COMMENT ON FUNCTION popsell_internal._brand_lookup_key(text) IS
+    'Internal: popsell_internal._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); owner-only schema, not leakproof.';
 
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,
@@ -192,11 +194,8 @@ CREATE TABLE popsell.ambassadors (
 );
 COMMENT ON TABLE popsell.ambassadors IS
     'Ambassadors (micro-influencers, sales reps, employees). DELETE is the erasure: a tombstone keeps only hashes, city, postal code and birth year.';
-CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (popsell._lookup_key(email));
-CREATE UNIQUE INDEX ambassadors_sso_subject_key ON popsell.ambassadors (popsell._lookup_key(sso_subject));
-CREATE TRIGGER popsell_99_lookup_keys
-    BEFORE INSERT OR UPDATE ON popsell.ambassadors
-    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email', 'sso_subject');
+CREATE UNIQUE INDEX ambassadors_email_key ON popsell.ambassadors (popsell_internal._lookup_key(email));
+CREATE UNIQUE INDEX ambassadors_sso_subject_key ON popsell.ambassadors (popsell_internal._lookup_key(sso_subject));
 CREATE INDEX ambassadors_deletion_due_idx ON popsell.ambassadors (deletion_due_at)
     WHERE deletion_due_at IS NOT NULL;
 CREATE INDEX ambassadors_inactivity_idx ON popsell.ambassadors ((coalesce(last_login_at, created_at)));
@@ -289,15 +288,12 @@ COMMENT ON TABLE popsell.contacts IS
 CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
 -- Emails are indexed by lookup key (SPEC S11); the brand's index holds
 -- only the rows its policy shows (the predicate is that policy).
-CREATE INDEX contacts_email_idx ON popsell.contacts (popsell._lookup_key(email)) WHERE email IS NOT NULL;
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email)) WHERE email IS NOT NULL;
 -- The predicate is the policy's own call (popsell.brand_sees), spelled as
 -- the view and popsell.brand_contacts_by_email spell it, so the planner
 -- matches the index to their queries.
-CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell._brand_lookup_key(email))
+CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell_internal._brand_lookup_key(email))
     WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
-CREATE TRIGGER popsell_99_lookup_keys
-    BEFORE INSERT OR UPDATE ON popsell.contacts
-    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email');
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.  The INCLUDE columns are
 -- the rest of the rule's predicate (brand visibility, restriction): its

@@ -147,10 +147,10 @@ BEGIN
     END IF;
     IF p_reason = 'global_optout' THEN
         UPDATE popsell.contacts SET ambassador_optin = 'global_optout'
-         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND ambassador_optin <> 'global_optout';
+         WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key(e) AND ambassador_optin <> 'global_optout';
     ELSE
         UPDATE popsell.contacts SET email_status = p_reason::text::popsell.email_status
-         WHERE popsell._lookup_key(email) = popsell._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
+         WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key(e) AND email_status NOT IN ('spam', 'hard_bounce', 'blocked');
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -191,7 +191,7 @@ BEGIN
                r.nemail IS NOT NULL
                AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
                                          WHERE c.ambassador_id = p_amb
-                                           AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)
+                                           AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(r.nemail)
                                            AND c.email = r.nemail))
                AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
           FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
@@ -523,7 +523,7 @@ BEGIN
            AND c.source = 'brand_sync'
            AND CASE WHEN nullif(btrim(r.customer_id), '') IS NOT NULL THEN c.customer_id = r.customer_id
                     ELSE nullif(btrim(r.email), '') IS NOT NULL
-                         AND popsell._lookup_key(c.email) = popsell._lookup_key(popsell.normalize_email(r.email))
+                         AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(popsell.normalize_email(r.email))
                          AND c.email = popsell.normalize_email(r.email) END
          ORDER BY c.id
          LIMIT 1
@@ -616,7 +616,7 @@ BEGIN
     -- tombstone of one (under any live key), counts as that invitation.
     IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
        AND (EXISTS (SELECT 1 FROM popsell.contacts o
-                     WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
+                     WHERE popsell_internal._lookup_key(o.email) = popsell_internal._lookup_key(c.email)
                        AND o.email = c.email AND o.ambassador_id = c.ambassador_id
                        AND o.id <> c.id AND o.invitations_sent > 0)
             OR EXISTS (SELECT 1 FROM popsell.contact_tombstones t
@@ -868,7 +868,7 @@ BEGIN
     e := popsell.normalize_email(email);
     IF status = 'soft_bounce' THEN
         UPDATE popsell.contacts SET email_status = 'soft_bounce'
-         WHERE popsell._lookup_key(contacts.email) = popsell._lookup_key(e) AND email_status IN ('ok', 'unverified');
+         WHERE popsell_internal._lookup_key(contacts.email) = popsell_internal._lookup_key(e) AND email_status IN ('ok', 'unverified');
         GET DIAGNOSTICS n = ROW_COUNT;
         RETURN n;
     END IF;

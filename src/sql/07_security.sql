@@ -93,8 +93,10 @@ GRANT EXECUTE ON FUNCTION popsell.current_ambassador_id(), popsell.normalize_ema
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
--- Index maintenance evaluates the lookup keys with the writer's rights.
-GRANT EXECUTE ON FUNCTION popsell._lookup_key(text), popsell._brand_lookup_key(text)
+-- Index maintenance evaluates the lookup keys with the writer's rights,
+-- which needs EXECUTE but not USAGE on schema popsell_internal: these
+-- roles get no USAGE there, so none of them can name the functions.
+GRANT EXECUTE ON FUNCTION popsell_internal._lookup_key(text), popsell_internal._brand_lookup_key(text)
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 
@@ -518,7 +520,7 @@ DECLARE
 BEGIN
     RETURN QUERY
         SELECT b.* FROM popsell.brand_contacts b
-         WHERE popsell._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell._brand_lookup_key(e);
+         WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
 END
 $$;
 COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS

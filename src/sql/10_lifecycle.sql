@@ -355,7 +355,7 @@ DECLARE
     t timestamptz := popsell._lifecycle_now();
     new_id bigint;
 BEGIN
-    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(p_email)) THEN
+    IF EXISTS (SELECT 1 FROM popsell.ambassadors a WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(p_email)) THEN
         RAISE EXCEPTION 'an ambassador with this email already exists'
             USING ERRCODE = 'PS304',
                   HINT = 'Log in, or reset the password of the existing account.';
@@ -756,7 +756,7 @@ BEGIN
     IF d ? 'email' THEN
         e := popsell.normalize_email(NULLIF(pg_catalog.btrim(d ->> 'email'), ''));
     END IF;
-    SELECT * INTO a FROM popsell.ambassadors WHERE popsell._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell._lookup_key(subject) FOR UPDATE;
+    SELECT * INTO a FROM popsell.ambassadors WHERE popsell_internal._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(subject) FOR UPDATE;
     IF NOT FOUND THEN
         -- provisioning on first login: the brand's identity provider vouches
         -- for the person (no whitelist), the terms must still be accepted
@@ -805,7 +805,7 @@ DECLARE
     a popsell.ambassadors;
 BEGIN
     PERFORM popsell._require_caller(ARRAY['popsell_app', 'popsell_technical'], 'popsell.sso_delete_ambassador');
-    SELECT * INTO a FROM popsell.ambassadors WHERE popsell._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell._lookup_key(subject) FOR UPDATE;
+    SELECT * INTO a FROM popsell.ambassadors WHERE popsell_internal._lookup_key(sso_subject) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(subject) FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no ambassador has this SSO subject'
             USING ERRCODE = 'PS200', HINT = 'Check the subject the identity provider sent.';

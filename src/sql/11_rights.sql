@@ -102,7 +102,7 @@ BEGIN
                            WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.contact_id IS NULL))
       INTO amb
       FROM popsell.ambassadors a
-     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
+     WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
 
     SELECT coalesce(pg_catalog.jsonb_agg(
                pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) 'created_by' OPERATOR(pg_catalog.-) 'modified_by'
@@ -123,7 +123,7 @@ BEGIN
                ORDER BY c.id), '[]')
       INTO contacts
       FROM popsell.contacts c
-     WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
+     WHERE popsell_internal._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
 
     SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'ambassador_id', t.ambassador_id,
@@ -185,9 +185,9 @@ DECLARE
     n_ambassadors bigint;
     result jsonb;
 BEGIN
-    DELETE FROM popsell.contacts c WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
+    DELETE FROM popsell.contacts c WHERE popsell_internal._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
     GET DIAGNOSTICS n_contacts = ROW_COUNT;
-    DELETE FROM popsell.ambassadors a WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
+    DELETE FROM popsell.ambassadors a WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
     GET DIAGNOSTICS n_ambassadors = ROW_COUNT;
     result := pg_catalog.jsonb_build_object('format', 'popsell.erase_subject/1',
                                             'contacts', n_contacts, 'ambassadors', n_ambassadors);
@@ -214,7 +214,7 @@ BEGIN
             USING ERRCODE = 'PS106', HINT = 'true restricts processing, false lifts the restriction.';
     END IF;
     UPDATE popsell.contacts c SET restricted = restrict_subject."on"
-     WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e)
+     WHERE popsell_internal._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e)
        AND c.restricted OPERATOR(pg_catalog.<>) restrict_subject."on";
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM popsell._record_rights_request(
@@ -249,7 +249,7 @@ BEGIN
        AND (c.partners_optin
             OR c.brand_optin OPERATOR(pg_catalog.<>) 'no_optin'::popsell.brand_optin);
     UPDATE popsell.ambassadors a SET newsletter_optin = false
-     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e) AND a.newsletter_optin;
+     WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e) AND a.newsletter_optin;
     GET DIAGNOSTICS m = ROW_COUNT;
     PERFORM popsell._record_rights_request('objection', 21,
         pg_catalog.jsonb_build_object('contacts', n, 'ambassadors', m));

@@ -62,8 +62,8 @@ BEGIN
                                      AND c.relkind OPERATOR(pg_catalog.=) 'i'
          WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
            AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-           AND d.refobjid OPERATOR(pg_catalog.=) ANY (ARRAY['popsell._lookup_key(text)'::pg_catalog.regprocedure,
-                                                         'popsell._brand_lookup_key(text)'::pg_catalog.regprocedure]::pg_catalog.oid[])
+           AND d.refobjid OPERATOR(pg_catalog.=) ANY (ARRAY['popsell_internal._lookup_key(text)'::pg_catalog.regprocedure,
+                                                         'popsell_internal._brand_lookup_key(text)'::pg_catalog.regprocedure]::pg_catalog.oid[])
          ORDER BY 1
     LOOP
         EXECUTE pg_catalog.format('REINDEX INDEX %s', r.idx);

@@ -15,7 +15,7 @@
 -- same range on a value no row holds.  Each failure prints the SQL that
 -- reproduces it.
 BEGIN;
-SELECT plan(21);
+SELECT plan(24);
 -- Disabled scans cost 1e10, which would start JIT compilation per probe.
 SET LOCAL jit = off;
 
@@ -250,12 +250,12 @@ SELECT pg_temp.become('');
 SET LOCAL enable_seqscan = off;
 SELECT ok(EXISTS (SELECT 1 FROM (SELECT pg_temp.plan_lines(
               $$SELECT b.* FROM popsell.brand_contacts b
-                 WHERE popsell._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell._brand_lookup_key('b-order@c.example.test')$$) AS l) p
+                 WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key('b-order@c.example.test')$$) AS l) p
                    WHERE l ~ 'Index Scan using contacts_brand_email_idx'),
           'the brand''s lookup query uses contacts_brand_email_idx');
 RESET enable_seqscan;
 SELECT ok((SELECT prosrc FROM pg_proc WHERE oid = 'popsell.brand_contacts_by_email(text)'::regprocedure)
-              LIKE '%FROM popsell.brand_contacts b%WHERE popsell._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell._brand_lookup_key(e)%',
+              LIKE '%FROM popsell.brand_contacts b%WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e)%',
           'brand_contacts_by_email runs the query checked above');
 
 -- A parallel worker restores the leader's settings, the identity set by a
@@ -350,8 +350,8 @@ BEGIN
         END LOOP;
     END LOOP;
     PERFORM pg_temp.become(who);
-    qh := $q$SELECT 1 FROM popsell.contacts WHERE popsell._lookup_key(email) = popsell._lookup_key('hidden1@c.example.test')$q$;
-    qa := $q$SELECT 1 FROM popsell.contacts WHERE popsell._lookup_key(email) = popsell._lookup_key('nobody@c.example.test')$q$;
+    qh := $q$SELECT 1 FROM popsell.contacts WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key('hidden1@c.example.test')$q$;
+    qa := $q$SELECT 1 FROM popsell.contacts WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key('nobody@c.example.test')$q$;
     BEGIN
         INSERT INTO estimate_findings
         SELECT who, qh, h, a FROM (SELECT pg_temp.estimate(qh) h, pg_temp.estimate(qa) a) e WHERE h <> a;
@@ -374,17 +374,16 @@ SELECT is((SELECT count(*) FROM pg_statistic s JOIN pg_attribute a ON a.attrelid
 -- A merge join against the lookup-key index reads hidden index entries up
 -- to the first visible key past the caller's own keys, so "Rows Removed by
 -- Filter" of such a join counts the hidden rows whose key lies below.  The
--- lookup key is an HMAC under a secret no popsell role reads, and
--- popsell._lookup_key answers a restricted role only for the values of
--- the row it is writing in the same command.  The probe the brand can run
--- all the same: write one of its rows in the command (UPDATE ... SET notes
--- = notes puts that row's email on the allowed list) and join on the
--- lowest key; the scan stops at the first visible row, whose key is then
--- allowed, and counts the hidden rows before it.  (The brand finds which
--- of its rows comes first by trying them: any other one's key is
--- refused.)  The test, which computes keys, chooses the hidden value with
--- a key below every brand-visible one, so that the channel shows when it
--- is open.
+-- lookup key is an HMAC under a secret no popsell role reads, and its
+-- functions live in schema popsell_internal, where no restricted role has
+-- USAGE: none can write them in a query, so none can compute a key or
+-- have the planner join on the key index.  The probe the brand could run
+-- under the former allow-list (a row written in the same command was
+-- answered): write one of its rows in the command (UPDATE ... SET notes =
+-- notes) and join on the lowest key; the scan stopped at the first
+-- visible row and counted the hidden rows before it.  The test, which
+-- computes keys, chooses the hidden value with a key below every
+-- brand-visible one, so that the channel shows when it is open.
 -- 500 brand-visible rows make the key gaps narrow.
 SELECT count(popsell.collect_contact(2, 'order', jsonb_build_object('first_name', 'V', 'email', 'v' || g || '@mj.example.test'), NULL, true))
   FROM generate_series(1, 500) g;
@@ -395,9 +394,9 @@ INSERT INTO brand_visible SELECT id FROM popsell.contacts;
 SELECT pg_temp.become('');
 CREATE TEMP TABLE mj_target AS
 SELECT (SELECT c.id FROM popsell.contacts c JOIN brand_visible b USING (id)
-         WHERE c.email IS NOT NULL ORDER BY popsell._lookup_key(c.email) LIMIT 1) AS first_visible,
+         WHERE c.email IS NOT NULL ORDER BY popsell_internal._lookup_key(c.email) LIMIT 1) AS first_visible,
        (SELECT e FROM (SELECT 'hidden-mj-' || n || '@c.example.test' AS e FROM generate_series(1, 100000) n) s
-         WHERE popsell._lookup_key(e) < (SELECT popsell._lookup_key(c.email) FROM popsell.contacts c
+         WHERE popsell_internal._lookup_key(e) < (SELECT popsell_internal._lookup_key(c.email) FROM popsell.contacts c
                                           JOIN brand_visible b USING (id)
                                           WHERE c.email IS NOT NULL ORDER BY 1 LIMIT 1)
          LIMIT 1) AS hidden;
@@ -422,7 +421,7 @@ BEGIN
         SELECT phase, (pg_temp.signals(format($q$WITH u AS (UPDATE popsell.contacts SET notes = notes WHERE id = %s RETURNING 1)
                          SELECT 1 FROM popsell.contacts c
                          JOIN (SELECT DISTINCT x AS k FROM unnest(ARRAY['\x00'::bytea]) x ORDER BY 1) v
-                           ON popsell._lookup_key(c.email) = v.k
+                           ON popsell_internal._lookup_key(c.email) = v.k
                         WHERE (SELECT count(*) FROM u) = 1$q$, t.first_visible))).removed;
     EXCEPTION WHEN insufficient_privilege THEN
         INSERT INTO mj_probe VALUES (phase, -1);
@@ -444,10 +443,8 @@ ROLLBACK TO SAVEPOINT mj;
 INSERT INTO mj_probe VALUES ('without', :mj_without);
 SELECT diag(format('merge join probe as the brand: %s rows removed with the hidden row, %s without',
                    (SELECT removed FROM mj_probe WHERE phase = 'with'), (SELECT removed FROM mj_probe WHERE phase = 'without')));
-SELECT todo_start('S11: a writer can obtain the key of a value it writes; needs keys stored where restricted roles cannot read them');
 SELECT is((SELECT removed FROM mj_probe WHERE phase = 'with'), (SELECT removed FROM mj_probe WHERE phase = 'without'),
           'a merge join on a caller-computed lookup key counts no hidden row');
-SELECT todo_end();
 
 -- The lookup key is keyed, the secret exists once, no popsell role reads
 -- it, nobody changes it, and no restricted role computes a key for a value
@@ -456,7 +453,7 @@ SELECT todo_end();
 -- as the planner's user) nor by writing the value in the same command (an
 -- inserted row, or one of its rows updated) and computing the key of that
 -- value in the command's other part.
-SELECT isnt(popsell._lookup_key('x@c.example.test'), sha256(convert_to('x@c.example.test', 'UTF8')),
+SELECT isnt(popsell_internal._lookup_key('x@c.example.test'), sha256(convert_to('x@c.example.test', 'UTF8')),
             'the lookup key is not the plain SHA-256');
 SELECT is((SELECT count(*) FROM popsell.lookup_secret WHERE octet_length(secret) = 32), 1::bigint,
           'one 32-byte lookup secret exists after install');
@@ -475,23 +472,28 @@ GRANT ALL ON key_oracle TO PUBLIC;
 CREATE FUNCTION pg_temp.key_oracle(who text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v text := (SELECT hidden FROM mj_target);
+    path text := current_setting('search_path');
     fn text;
     how text;
     q text;
     got bytea;
 BEGIN
     PERFORM pg_temp.become(who);
-    FOREACH fn IN ARRAY ARRAY['_lookup_key', '_brand_lookup_key'] LOOP
+    -- qualified (the old schema and the new one), and through search_path
+    PERFORM set_config('search_path', 'popsell_internal, popsell, public', true);
+    FOREACH fn IN ARRAY ARRAY['popsell._lookup_key', 'popsell._brand_lookup_key',
+                              'popsell_internal._lookup_key', 'popsell_internal._brand_lookup_key',
+                              '_lookup_key', '_brand_lookup_key'] LOOP
         FOREACH how IN ARRAY ARRAY['call', 'insert', 'update'] LOOP
             q := CASE how
-                WHEN 'call' THEN format('SELECT popsell.%s(CASE WHEN random() < 2 THEN %L END)', fn, v)
+                WHEN 'call' THEN format('SELECT %s(CASE WHEN random() < 2 THEN %L END)', fn, v)
                 WHEN 'insert' THEN format($q$WITH w AS (INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
                                                         VALUES (coalesce(popsell.current_ambassador_id(), 2), 'crm_manual', 'x', %L)
                                                         RETURNING 1)
-                                              SELECT popsell.%s(CASE WHEN random() < 2 THEN %L END) FROM w$q$, v, fn, v)
+                                              SELECT %s(CASE WHEN random() < 2 THEN %L END) FROM w$q$, v, fn, v)
                 ELSE format($q$WITH w AS (UPDATE popsell.contacts SET email = %L
                                            WHERE id = (SELECT min(id) FROM popsell.contacts) RETURNING 1)
-                                 SELECT popsell.%s(CASE WHEN random() < 2 THEN %L END) FROM w$q$, v, fn, v)
+                                 SELECT %s(CASE WHEN random() < 2 THEN %L END) FROM w$q$, v, fn, v)
                 END;
             got := NULL;
             BEGIN
@@ -504,17 +506,102 @@ BEGIN
             INSERT INTO key_oracle VALUES (who, how, fn, got);
         END LOOP;
     END LOOP;
+    PERFORM set_config('search_path', path, true);
     PERFORM pg_temp.become('');
 END $$;
 SELECT pg_temp.key_oracle(w)
   FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
                     'popsell_account_team', 'popsell_technical']) AS w;
 SELECT diag(format('as %s: %s computes the lookup key of the hidden value (%s)', who, fn, how))
-  FROM key_oracle WHERE got = popsell._lookup_key((SELECT hidden FROM mj_target)) ORDER BY who, fn, how;
-SELECT todo_start('S11: a writer can obtain the key of a value it writes; needs keys stored where restricted roles cannot read them');
-SELECT is_empty($$SELECT who, how, fn FROM key_oracle WHERE got = popsell._lookup_key((SELECT hidden FROM mj_target))$$,
+  FROM key_oracle WHERE got = popsell_internal._lookup_key((SELECT hidden FROM mj_target)) ORDER BY who, fn, how;
+SELECT is_empty($$SELECT who, how, fn FROM key_oracle WHERE got = popsell_internal._lookup_key((SELECT hidden FROM mj_target))$$,
                 'no restricted role computes the lookup key of a value of its choosing');
-SELECT todo_end();
+-- Why: no restricted role may name either key function.  Every way of
+-- writing one in a query, as every restricted role, is refused with
+-- "permission denied for schema popsell_internal" (qualified call,
+-- regproc and regprocedure literals, the name read from pg_proc as
+-- oid::regprocedure, the CREATE statement from pg_get_functiondef run as
+-- is), and search_path skips the schema (unqualified: no such function).
+-- Index maintenance, which checks EXECUTE but not USAGE, is the only way
+-- their rights evaluate the keys.
+CREATE TEMP TABLE name_findings (who text, how text, fn text, outcome text);
+GRANT ALL ON name_findings TO PUBLIC;
+CREATE FUNCTION pg_temp.name_probe(who text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    path text := current_setting('search_path');
+    fn text;
+    how text;
+    q text;
+    st text;
+    msg text;
+BEGIN
+    PERFORM pg_temp.become(who);
+    FOREACH fn IN ARRAY ARRAY['_lookup_key', '_brand_lookup_key'] LOOP
+        FOREACH how IN ARRAY ARRAY['qualified', 'regproc', 'regprocedure', 'catalog name', 'functiondef', 'search_path'] LOOP
+            q := CASE how
+                WHEN 'qualified' THEN format('SELECT popsell_internal.%s(%L)', fn, 'x@c.example.test')
+                WHEN 'regproc' THEN format('SELECT %L::regproc', 'popsell_internal.' || fn)
+                WHEN 'regprocedure' THEN format('SELECT %L::regprocedure', 'popsell_internal.' || fn || '(text)')
+                WHEN 'catalog name' THEN format('SELECT %s(%L)',
+                                                (SELECT regexp_replace(p.oid::regprocedure::text, '\(.*\)$', '') FROM pg_proc p
+                                                  WHERE p.proname = fn AND p.pronamespace = 'popsell_internal'::regnamespace),
+                                                'x@c.example.test')
+                -- (a caller's own copy of the C function: refused as well)
+                WHEN 'functiondef' THEN (SELECT pg_get_functiondef(p.oid) FROM pg_proc p
+                                          WHERE p.proname = fn AND p.pronamespace = 'popsell_internal'::regnamespace)
+                ELSE format('SELECT %s(%L)', fn, 'x@c.example.test')
+                END;
+            IF how = 'search_path' THEN
+                PERFORM set_config('search_path', 'popsell_internal, popsell', true);
+            END IF;
+            BEGIN
+                EXECUTE q;
+                INSERT INTO name_findings VALUES (who, how, fn, 'answered');
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+                IF NOT (st = '42501' AND msg = 'permission denied for schema popsell_internal'
+                        OR how = 'search_path' AND st = '42883') THEN
+                    INSERT INTO name_findings VALUES (who, how, fn, st || ': ' || msg);
+                END IF;
+            END;
+            PERFORM set_config('search_path', path, true);
+        END LOOP;
+    END LOOP;
+    PERFORM pg_temp.become('');
+END $$;
+SELECT pg_temp.name_probe(w)
+  FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
+                    'popsell_account_team', 'popsell_technical', 'popsell_maintenance']) AS w;
+SELECT diag(format('as %s: %s of %s: %s', who, how, fn, outcome)) FROM name_findings ORDER BY who, how, fn;
+SELECT is_empty($$SELECT * FROM name_findings$$,
+                'no restricted role can name a lookup-key function (permission denied for schema popsell_internal)');
+SELECT is((SELECT array_agg(r ORDER BY r) FROM unnest(ARRAY['popsell_ambassador', 'popsell_brand', 'popsell_brand_bi',
+                                                           'popsell_account_team', 'popsell_technical', 'popsell_app',
+                                                           'popsell_maintenance', 'public']) r
+            WHERE has_schema_privilege(CASE WHEN r = 'public' THEN 0::oid ELSE r::regrole::oid END,
+                                       'popsell_internal', 'USAGE')), NULL,
+          'no popsell role but the owner has USAGE on schema popsell_internal');
+-- The one answer a writer gets from a lookup-key index, a unique
+-- violation (README: exact match through a unique key), names no key:
+-- PostgreSQL leaves the key out of the message's detail for a table with
+-- row security.
+CREATE FUNCTION pg_temp.unique_detail() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    d text;
+BEGIN
+    PERFORM pg_temp.become('popsell_technical');
+    BEGIN
+        UPDATE popsell.ambassadors SET email = 'alice@amb.example.test' WHERE id = 2;
+        d := 'no violation';
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+        d := 'detail: ' || coalesce(nullif(d, ''), '(none)');
+    END;
+    PERFORM pg_temp.become('');
+    RETURN d;
+END $$;
+SELECT is(pg_temp.unique_detail(), 'detail: (none)',
+          'a unique violation on a lookup-key index shows the writer no key');
 -- ...while their own writes still maintain the indexes.
 SELECT pg_temp.become('ps_sc_alice');
 INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
@@ -523,7 +610,7 @@ UPDATE popsell.contacts SET first_name = 'A-rewritten' WHERE first_name = 'A-wri
 UPDATE popsell.ambassadors SET first_name = 'Alicia' WHERE id = 1;
 SELECT pg_temp.become('');
 SELECT is((SELECT count(*) FROM popsell.contacts
-            WHERE popsell._lookup_key(email) = popsell._lookup_key('a-written@c.example.test')), 1::bigint,
+            WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key('a-written@c.example.test')), 1::bigint,
           'a restricted role''s insert and update are found by their lookup key');
 
 SELECT * FROM finish();

@@ -214,7 +214,7 @@ for db in "$custom" "$plain"; do
 		  WHERE i.indrelid IN ('popsell.contacts'::regclass, 'popsell.ambassadors'::regclass)
 		    AND pg_get_indexdef(i.indexrelid) LIKE '%lookup_key%'" \
 		"SET enable_seqscan = off" "SET enable_bitmapscan = off" \
-		"SELECT count(*) FROM popsell.contacts WHERE popsell._lookup_key(email) = popsell._lookup_key('contact00001@example.test')" \
+		"SELECT count(*) FROM popsell.contacts WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key('contact00001@example.test')" \
 		"DROP EXTENSION amcheck" 2>&1) || true
 	if [ "$got" != "$(printf '4\n1')" ]; then
 		echo "$db: the lookup-key indexes do not match the restored rows: $got"

@@ -1,8 +1,8 @@
 -- Security fixes after review (SPEC S11, section 8).
 
 -- The brand's email index has the policy's own predicate, so the brand's
--- lookup by email uses it.
--- @restate index:contacts_brand_email_idx
+-- lookup by email uses it.  (Restated in 46_lookup_key_schema.sql, once
+-- its key function has moved to schema popsell_internal.)
 
 -- The contact helper depends on the identity (parallel restricted).
 ALTER FUNCTION popsell._sees_contact(bigint) PARALLEL RESTRICTED;

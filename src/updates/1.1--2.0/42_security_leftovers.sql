@@ -1,15 +1,8 @@
 -- Security leftovers of issue 12 (SPEC S11, section 2).
 
 -- Lookup keys are an HMAC under popsell.lookup_secret (00_lookup_secret.sql
--- created it before any lookup-key index), computed for a restricted role
--- only for the row it writes (the last BEFORE row trigger records it).
--- @restate function:_lookup_key function:_brand_lookup_key function:_lookup_key_row
-CREATE TRIGGER popsell_99_lookup_keys
-    BEFORE INSERT OR UPDATE ON popsell.ambassadors
-    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email', 'sso_subject');
-CREATE TRIGGER popsell_99_lookup_keys
-    BEFORE INSERT OR UPDATE ON popsell.contacts
-    FOR EACH ROW EXECUTE FUNCTION popsell._lookup_key_row('email');
+-- created it before any lookup-key index); 46_lookup_key_schema.sql moves
+-- the key functions where no restricted role can name them.
 -- A restore replaces the install's secret with the backed-up one and
 -- rebuilds the lookup-key indexes with it.
 -- @restate function:_restore_singletons function:_lookup_secret_restored
