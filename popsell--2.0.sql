@@ -6128,6 +6128,8 @@ CREATE FUNCTION popsell.compliance_report(at timestamptz DEFAULT pg_catalog.now(
     -- planned for the given time at every call (the rules' counts too): a
     -- generic plan cannot tell how much of a table a time window holds
     SET plan_cache_mode = force_custom_plan
+    -- a caller with row_security = off would get an error, not a report
+    SET row_security = on
 AS $$
 DECLARE
     p_at timestamptz := compliance_report.at;
@@ -6163,8 +6165,12 @@ DECLARE
     cnt bigint[];
     tot bigint[] := ARRAY[0, 0, 0, 0, 0, 0, 0]::bigint[];
 BEGIN
-    IF p_at IS NULL OR NOT pg_catalog.isfinite(p_at) THEN
-        RAISE EXCEPTION 'compliance_report needs a finite time, not %', coalesce(p_at::text, 'NULL')
+    -- the window (12 months back) and the outlook (365 days on) must fit
+    -- in timestamptz's range
+    IF p_at IS NULL OR NOT pg_catalog.isfinite(p_at)
+       OR p_at OPERATOR(pg_catalog.<) '0001-01-01 00:00+00'::timestamptz
+       OR p_at OPERATOR(pg_catalog.>) '100000-01-01 00:00+00'::timestamptz THEN
+        RAISE EXCEPTION 'compliance_report needs a finite time between the years 1 and 100000, not %', coalesce(p_at::text, 'NULL')
             USING ERRCODE = 'PS106', HINT = 'Call popsell.compliance_report() (now) or pass a timestamptz.';
     END IF;
     since := p_at - interval '12 months';

@@ -260,3 +260,11 @@ RESET ROLE;
 SELECT popsell.compliance_report(NULL);
 SELECT popsell.compliance_report('infinity');
 SELECT popsell.compliance_report('-infinity');
+SELECT popsell.compliance_report('294276-06-01 00:00+00');
+SELECT popsell.compliance_report('4714-11-24 00:00+00 BC');
+-- a caller who turned row security off still gets the report
+SET ROLE popsell_account_team;
+SET row_security = off;
+SELECT length(popsell.compliance_report(:'at')) > 0 AS reads_with_row_security_off;
+RESET row_security;
+RESET ROLE;

@@ -1,0 +1,3 @@
+-- The report runs with row security on whatever the caller set, and
+-- refuses a time whose window or outlook would leave timestamptz's range.
+-- @restate function:compliance_report
