@@ -204,7 +204,10 @@ COMMIT;
 RESET ROLE;
 -- Set by the ambassador before the library was loaded in its backend:
 -- dropped when it loads.
-\c popsell_idtx_test ps_t_amb4
+-- (A fresh backend, then the ambassador's role: a test cluster may not
+-- let a new login role connect without a password.)
+\c popsell_idtx_test :regress_user
+SET ROLE ps_t_amb4;
 BEGIN;
 SET LOCAL popsell.consent_text = 'contact-signed-terms-v9';
 SELECT popsell.send_invitation(c.id) IS NOT NULL AS invited FROM popsell.contacts c WHERE c.first_name = 'D-two';
