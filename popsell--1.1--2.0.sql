@@ -7299,6 +7299,14 @@ $$;
 COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
     'The brand''s compliance report as of AT (default now): one self-contained HTML document (inline CSS and SVG, no script, no external asset, no personal data) with the consent funnel per source over the last 12 months, the retention outlook of every run_maintenance rule in 30/90/365 days (maintenance_preview), the last 30 runs, data-subject requests per month with the longest time to completion, blacklist and tombstones by reason, key rotations and the records-of-processing summary. Every figure carries data-figure="key". For the brand (popsell_brand, popsell_brand_bi) and vendor staff; psql -Atc "SELECT popsell.compliance_report()" > report.html.';
 
+-- src/updates/1.1--2.0/49_key_index_reach.sql
+-- Lookup-key indexes out of reach of a restricted role's own query (issue
+-- 12d review).  contacts_email_idx loses its predicate (email IS NOT NULL):
+-- a query implying it was planned as a full scan of the index in key order,
+-- and EXPLAIN ANALYZE counted the hidden rows sorting below a visible one.
+DROP INDEX popsell.contacts_email_idx;
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email));
+
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every
 -- object of the schema.  One idempotent step that the install script and

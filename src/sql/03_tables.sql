@@ -288,7 +288,13 @@ COMMENT ON TABLE popsell.contacts IS
 CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
 -- Emails are indexed by lookup key (SPEC S11); the brand's index holds
 -- only the rows its policy shows (the predicate is that policy).
-CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email)) WHERE email IS NOT NULL;
+-- contacts_email_idx has no predicate: a partial index is planned as a full
+-- scan, in key order, for any query whose own condition implies its
+-- predicate (such as "email IS NOT NULL" with sequential and bitmap scans
+-- off), and "Rows Removed by Filter" then counts the hidden rows whose key
+-- sorts below the first visible one.  The key function is STRICT, so a
+-- NULL email gets a NULL key.
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email));
 -- The predicate is the policy's own call (popsell.brand_sees), spelled as
 -- the view and popsell.brand_contacts_by_email spell it, so the planner
 -- matches the index to their queries.

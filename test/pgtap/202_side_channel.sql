@@ -15,7 +15,7 @@
 -- same range on a value no row holds.  Each failure prints the SQL that
 -- reproduces it.
 BEGIN;
-SELECT plan(24);
+SELECT plan(26);
 -- Disabled scans cost 1e10, which would start JIT compilation per probe.
 SET LOCAL jit = off;
 
@@ -612,6 +612,72 @@ SELECT pg_temp.become('');
 SELECT is((SELECT count(*) FROM popsell.contacts
             WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key('a-written@c.example.test')), 1::bigint,
           'a restricted role''s insert and update are found by their lookup key');
+
+-- A full scan of a partial lookup-key index, which the planner picks for a
+-- query whose own condition implies the index predicate (with sequential
+-- and bitmap scans off), reads the rows in key order and counts the hidden
+-- rows whose key sorts below a visible one ("Rows Removed by Filter"):
+-- with rows of its own choosing, a writer turns that into an exact-match
+-- oracle.  No restricted role's query on anything it may read is planned
+-- on a lookup-key index: not with "col IS NOT NULL" on any column it may
+-- read, nor with the predicate of any partial index of popsell written out.
+CREATE TEMP TABLE key_indexes AS
+SELECT ic.relname::text AS idx
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
+ WHERE c.relnamespace = 'popsell'::regnamespace
+   AND pg_get_indexdef(i.indexrelid) ~ 'popsell_internal\.'
+   AND ic.relname <> 'contacts_brand_email_idx';   -- its predicate: next change
+CREATE TEMP TABLE partial_preds AS
+SELECT ic.relname::text AS idx, pg_get_expr(i.indpred, i.indrelid) AS pred
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
+ WHERE c.relnamespace = 'popsell'::regnamespace AND i.indpred IS NOT NULL;
+CREATE TEMP TABLE key_plan_findings (who text, q text, line text);
+GRANT ALL ON key_indexes, partial_preds, key_plan_findings TO PUBLIC;
+CREATE FUNCTION pg_temp.key_plan_probe(who text, with_preds boolean) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    q text;
+    l text;
+    probes integer := 0;
+BEGIN
+    PERFORM pg_temp.become(who);
+    PERFORM set_config('enable_seqscan', 'off', true);
+    PERFORM set_config('enable_bitmapscan', 'off', true);
+    FOR r IN
+        SELECT DISTINCT format('%I.%I', n.nspname, c.relname) AS rel,
+               CASE WHEN with_preds THEN NULL ELSE a.attname END AS attname, p.pred
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          LEFT JOIN partial_preds p ON with_preds
+         WHERE n.nspname = 'popsell' AND c.relkind IN ('r', 'v', 'm', 'p')
+           AND has_column_privilege(c.oid, a.attnum, 'SELECT')
+           AND (with_preds = (p.pred IS NOT NULL))
+    LOOP
+        q := CASE WHEN with_preds THEN format('SELECT 1 FROM %s WHERE (%s)', r.rel, r.pred)
+                  ELSE format('SELECT 1 FROM %s WHERE %I IS NOT NULL', r.rel, r.attname) END;
+        BEGIN
+            FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+                IF EXISTS (SELECT 1 FROM key_indexes k WHERE l ~ ('\m' || k.idx || '\M')) THEN
+                    INSERT INTO key_plan_findings VALUES (who, q, l);
+                END IF;
+            END LOOP;
+            probes := probes + 1;
+        EXCEPTION WHEN undefined_column OR insufficient_privilege OR undefined_function THEN
+            NULL;   -- a predicate naming a column the relation lacks, or one the role may not read
+        END;
+    END LOOP;
+    PERFORM set_config('enable_seqscan', 'on', true);
+    PERFORM set_config('enable_bitmapscan', 'on', true);
+    PERFORM pg_temp.become('');
+    RETURN probes;
+END $$;
+SELECT ok(sum(pg_temp.key_plan_probe(w, false)) > 100,
+          'the "col IS NOT NULL" probes ran')
+  FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
+                    'popsell_account_team', 'popsell_technical']) AS w;
+SELECT diag(format('as %s: %s -- planned on %s', who, q, line)) FROM key_plan_findings ORDER BY who, q;
+SELECT is_empty($$SELECT * FROM key_plan_findings$$,
+                'no restricted role''s "col IS NOT NULL" query is planned on a lookup-key index');
 
 SELECT * FROM finish();
 ROLLBACK;

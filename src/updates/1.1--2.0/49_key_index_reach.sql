@@ -1,0 +1,5 @@
+-- Lookup-key indexes out of reach of a restricted role's own query (issue
+-- 12d review).  contacts_email_idx loses its predicate (email IS NOT NULL):
+-- a query implying it was planned as a full scan of the index in key order,
+-- and EXPLAIN ANALYZE counted the hidden rows sorting below a visible one.
+-- @restate index:contacts_email_idx
