@@ -6138,12 +6138,8 @@ COMMENT ON SCHEMA popsell_internal IS
     'popsell''s lookup-key functions, which index expressions call: USAGE for popsell_owner only, so no other role can name them in a query (see popsell_internal._lookup_key).';
 ALTER FUNCTION popsell._lookup_key(text) SET SCHEMA popsell_internal;
 ALTER FUNCTION popsell._brand_lookup_key(text) SET SCHEMA popsell_internal;
--- The brand's email index gets the policy's own predicate (issue 12 review,
--- formerly in 20_security_fixes.sql), so the brand's lookup by email uses
--- it; its definition names the moved function.
-DROP INDEX popsell.contacts_brand_email_idx;
-CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell_internal._brand_lookup_key(email))
-    WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+-- The brand's email index is restated by 49_key_index_reach.sql, after the
+-- function its predicate names exists (it keeps its OIDs until then).
 CREATE OR REPLACE FUNCTION popsell_internal._lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
@@ -6469,7 +6465,8 @@ DECLARE
 BEGIN
     RETURN QUERY
         SELECT b.* FROM popsell.brand_contacts b
-         WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
+         WHERE popsell_internal._brand_sees(b.restricted, b.source, b.email_confirmed_at, b.brand_optin, b.partners_optin)
+           AND popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
 END
 $$;
 COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
@@ -7306,6 +7303,39 @@ COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
 -- and EXPLAIN ANALYZE counted the hidden rows sorting below a visible one.
 DROP INDEX popsell.contacts_email_idx;
 CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email));
+-- contacts_brand_email_idx's predicate was popsell.brand_sees(...), which
+-- every popsell role may call: writing it walked the brand's index.  The
+-- predicate becomes the same C function under an owner-only name, which
+-- popsell.brand_contacts_by_email writes so its lookup keeps the index.
+CREATE OR REPLACE FUNCTION popsell_internal._brand_sees(restricted boolean, source popsell.contact_source,
+                                             email_confirmed_at timestamptz, brand_optin popsell.brand_optin,
+                                             partners_optin boolean) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'brand_sees';
+COMMENT ON FUNCTION popsell_internal._brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean) IS
+    'Internal: popsell.brand_sees under the name of the predicate of contacts_brand_email_idx, which only popsell''s own lookup (popsell.brand_contacts_by_email) writes; owner-only schema. Writing roles hold EXECUTE for index maintenance.';
+GRANT EXECUTE ON FUNCTION
+    popsell_internal._brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean)
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
+       popsell_technical, popsell_app;
+DROP INDEX popsell.contacts_brand_email_idx;
+CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell_internal._brand_lookup_key(email))
+    WHERE popsell_internal._brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+CREATE OR REPLACE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell.normalize_email(brand_contacts_by_email.email);
+BEGIN
+    RETURN QUERY
+        SELECT b.* FROM popsell.brand_contacts b
+         WHERE popsell_internal._brand_sees(b.restricted, b.source, b.email_confirmed_at, b.brand_optin, b.partners_optin)
+           AND popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
+END
+$$;
+COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
+    'The brand-visible contacts (the rows of popsell.brand_contacts) with this email, normalized first, found through an index of brand-visible rows only. Brand and vendor staff. Errors: a malformed address as popsell.normalize_email.';
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

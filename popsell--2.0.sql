@@ -401,6 +401,20 @@ CREATE FUNCTION popsell_internal._brand_lookup_key(value text) RETURNS bytea
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
 COMMENT ON FUNCTION popsell_internal._brand_lookup_key(text) IS
     'Internal: popsell_internal._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); owner-only schema, not leakproof.';
+-- The predicate of the brand's email index: popsell.brand_sees (the same C
+-- function, so the rule is defined once) under a name no restricted role
+-- can write.  Every role may call popsell.brand_sees, so an index whose
+-- predicate is spelled with it is matched to any query that writes it, and
+-- planned as a full scan in key order counting the hidden rows below a
+-- visible one.  A C function, not an SQL wrapper: the planner would inline
+-- an SQL body back into popsell.brand_sees(...).
+CREATE FUNCTION popsell_internal._brand_sees(restricted boolean, source popsell.contact_source,
+                                             email_confirmed_at timestamptz, brand_optin popsell.brand_optin,
+                                             partners_optin boolean) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'brand_sees';
+COMMENT ON FUNCTION popsell_internal._brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean) IS
+    'Internal: popsell.brand_sees under the name of the predicate of contacts_brand_email_idx, which only popsell''s own lookup (popsell.brand_contacts_by_email) writes; owner-only schema. Writing roles hold EXECUTE for index maintenance.';
 
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,
@@ -557,11 +571,12 @@ CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
 -- sorts below the first visible one.  The key function is STRICT, so a
 -- NULL email gets a NULL key.
 CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email));
--- The predicate is the policy's own call (popsell.brand_sees), spelled as
--- the view and popsell.brand_contacts_by_email spell it, so the planner
--- matches the index to their queries.
+-- The predicate is the policy's rule (popsell.brand_sees) under the name
+-- popsell_internal._brand_sees, which popsell.brand_contacts_by_email
+-- writes (so the planner matches the index to its query) and no
+-- restricted role can (so none of their queries is planned on it).
 CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell_internal._brand_lookup_key(email))
-    WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+    WHERE popsell_internal._brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.  The INCLUDE columns are
 -- the rest of the rule's predicate (brand visibility, restriction): its
@@ -2315,8 +2330,10 @@ CREATE TRIGGER popsell_60_leaving
 -- function in an initplan, evaluated once per query, so the row predicate
 -- left is plain column comparisons an index can serve.  Brand visibility
 -- is one call of the C function popsell.brand_sees(...), spelled the same
--- in the policies, the views and the predicate of contacts_brand_email_idx,
--- so the planner matches that partial index to the brand's queries.
+-- in the policies and the views; the predicate of contacts_brand_email_idx
+-- is the same C function under a name only the owner can write
+-- (popsell_internal._brand_sees), so only popsell.brand_contacts_by_email
+-- is planned on that partial index.
 --
 -- Views: RLS-filtered views are security_invoker; a view that masks a
 -- column its reader may not read in the table (my_contacts, community,
@@ -2402,7 +2419,8 @@ GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
 -- Index maintenance evaluates the lookup keys with the writer's rights,
 -- which needs EXECUTE but not USAGE on schema popsell_internal: these
 -- roles get no USAGE there, so none of them can name the functions.
-GRANT EXECUTE ON FUNCTION popsell_internal._lookup_key(text), popsell_internal._brand_lookup_key(text)
+GRANT EXECUTE ON FUNCTION popsell_internal._lookup_key(text), popsell_internal._brand_lookup_key(text),
+    popsell_internal._brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean)
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 
@@ -2816,7 +2834,9 @@ GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, p
 -- The brand's search by email (SPEC S11): contacts.email has no index a
 -- caller's own condition can use.  This lookup runs as the owner through
 -- the index holding only brand-visible rows (contacts_brand_email_idx), so
--- it is fast and its index fetches count nothing the brand may not see.
+-- it is fast and its index fetches count nothing the brand may not see: it
+-- writes the index's predicate (popsell_internal._brand_sees, the view's
+-- rule under the owner-only name) so the planner matches the index.
 CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -2826,7 +2846,8 @@ DECLARE
 BEGIN
     RETURN QUERY
         SELECT b.* FROM popsell.brand_contacts b
-         WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
+         WHERE popsell_internal._brand_sees(b.restricted, b.source, b.email_confirmed_at, b.brand_optin, b.partners_optin)
+           AND popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
 END
 $$;
 COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS

@@ -9,8 +9,10 @@
 -- function in an initplan, evaluated once per query, so the row predicate
 -- left is plain column comparisons an index can serve.  Brand visibility
 -- is one call of the C function popsell.brand_sees(...), spelled the same
--- in the policies, the views and the predicate of contacts_brand_email_idx,
--- so the planner matches that partial index to the brand's queries.
+-- in the policies and the views; the predicate of contacts_brand_email_idx
+-- is the same C function under a name only the owner can write
+-- (popsell_internal._brand_sees), so only popsell.brand_contacts_by_email
+-- is planned on that partial index.
 --
 -- Views: RLS-filtered views are security_invoker; a view that masks a
 -- column its reader may not read in the table (my_contacts, community,
@@ -96,7 +98,8 @@ GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
 -- Index maintenance evaluates the lookup keys with the writer's rights,
 -- which needs EXECUTE but not USAGE on schema popsell_internal: these
 -- roles get no USAGE there, so none of them can name the functions.
-GRANT EXECUTE ON FUNCTION popsell_internal._lookup_key(text), popsell_internal._brand_lookup_key(text)
+GRANT EXECUTE ON FUNCTION popsell_internal._lookup_key(text), popsell_internal._brand_lookup_key(text),
+    popsell_internal._brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean)
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 
@@ -510,7 +513,9 @@ GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, p
 -- The brand's search by email (SPEC S11): contacts.email has no index a
 -- caller's own condition can use.  This lookup runs as the owner through
 -- the index holding only brand-visible rows (contacts_brand_email_idx), so
--- it is fast and its index fetches count nothing the brand may not see.
+-- it is fast and its index fetches count nothing the brand may not see: it
+-- writes the index's predicate (popsell_internal._brand_sees, the view's
+-- rule under the owner-only name) so the planner matches the index.
 CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -520,7 +525,8 @@ DECLARE
 BEGIN
     RETURN QUERY
         SELECT b.* FROM popsell.brand_contacts b
-         WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
+         WHERE popsell_internal._brand_sees(b.restricted, b.source, b.email_confirmed_at, b.brand_optin, b.partners_optin)
+           AND popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
 END
 $$;
 COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
