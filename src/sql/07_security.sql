@@ -132,6 +132,12 @@ GRANT EXECUTE ON FUNCTION popsell.rotate_hash_key(boolean) TO popsell_technical;
 -- no secrets (hash_keys), no TRUNCATE, and the append-only or
 -- function-written tables read-only.
 -- -------------------------------------------------------------------
+-- A table-level SELECT on popsell.ambassadors or popsell.contacts (the
+-- tables with lookup-key indexes) granted here becomes SELECT on every
+-- column in popsell._finalize_extension(): with table-level SELECT, a role
+-- could copy the key index expressions with CREATE TABLE ... (LIKE ...
+-- INCLUDING INDEXES) and read the key of any value in its copy's unique
+-- violations.  Columns an upgrade adds go to the same roles there.
 GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.ambassadors, popsell.contacts,
     popsell.social_grants, popsell.publications, popsell.ugc, popsell.community_reactions,
     popsell.gamification, popsell.contests, popsell.interactions, popsell.sales,

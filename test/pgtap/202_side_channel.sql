@@ -15,7 +15,7 @@
 -- same range on a value no row holds.  Each failure prints the SQL that
 -- reproduces it.
 BEGIN;
-SELECT plan(28);
+SELECT plan(30);
 -- Disabled scans cost 1e10, which would start JIT compilation per probe.
 SET LOCAL jit = off;
 
@@ -688,6 +688,60 @@ SELECT ok(sum(pg_temp.key_plan_probe(w, true)) > 20,
 SELECT diag(format('as %s: %s -- planned on %s', who, q, line)) FROM key_plan_findings ORDER BY who, q;
 SELECT is_empty($$SELECT * FROM key_plan_findings$$,
                 'no restricted role writing a partial index''s predicate gets a plan on a lookup-key index');
+
+-- CREATE TABLE ... (LIKE t INCLUDING INDEXES) copies t's index
+-- expressions by OID, lookup-key functions included: a role inserting a
+-- value twice into its copy read the key in the unique violation's detail
+-- (or in pg_stats of the copied index).  LIKE checks the table-level SELECT
+-- privilege only; every role reads the tables with lookup-key indexes
+-- through column grants, so every role's LIKE of them is refused.
+CREATE TEMP TABLE like_findings (who text, rel text, outcome text);
+GRANT ALL ON like_findings TO PUBLIC;
+CREATE FUNCTION pg_temp.like_probe(who text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    rel text;
+    st text;
+    msg text;
+BEGIN
+    FOR rel IN SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_class ic ON ic.oid = i.indexrelid
+                WHERE ic.relname IN (SELECT idx FROM key_indexes)
+    LOOP
+        PERFORM pg_temp.become(who);
+        BEGIN
+            EXECUTE format('CREATE TEMP TABLE ps_like_probe (LIKE %s INCLUDING INDEXES)', rel);
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'created';
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+            IF st <> '42501' THEN
+                INSERT INTO like_findings VALUES (who, rel, st || ': ' || msg);
+            END IF;
+        END;
+        PERFORM pg_temp.become('');
+    END LOOP;
+END $$;
+SELECT pg_temp.like_probe(w)
+  FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
+                    'popsell_account_team', 'popsell_technical', 'popsell_maintenance']) AS w;
+SELECT diag(format('as %s: CREATE TEMP TABLE y (LIKE %s INCLUDING INDEXES): %s', who, rel, outcome))
+  FROM like_findings ORDER BY who, rel;
+SELECT is_empty($$SELECT * FROM like_findings$$,
+                'no restricted role copies a table with lookup-key indexes (LIKE ... INCLUDING INDEXES refused)');
+-- ...while every column stays readable to the roles reading the whole table.
+SELECT is((SELECT array_agg(format('%s %s', r, t) ORDER BY r, t)
+             FROM unnest(ARRAY['popsell_brand', 'popsell_app', 'popsell_account_team', 'popsell_technical']) r,
+                  unnest(ARRAY['contacts', 'ambassadors']) t
+            WHERE NOT has_table_privilege(r, 'popsell.' || t, 'SELECT')
+              AND has_any_column_privilege(r, 'popsell.' || t, 'SELECT')
+              AND NOT (t = 'ambassadors' AND r IN ('popsell_brand', 'popsell_app'))
+              AND EXISTS (SELECT 1 FROM pg_attribute a
+                           WHERE a.attrelid = ('popsell.' || t)::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                          HAVING bool_and(has_column_privilege(r, a.attrelid, a.attnum, 'SELECT')))),
+          ARRAY['popsell_account_team ambassadors', 'popsell_account_team contacts', 'popsell_app contacts',
+                'popsell_brand contacts', 'popsell_technical ambassadors', 'popsell_technical contacts'],
+          'the roles reading all of contacts or ambassadors read every column through column grants, not the table');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -14,3 +14,8 @@ GRANT EXECUTE ON FUNCTION
        popsell_technical, popsell_app;
 -- @restate index:contacts_brand_email_idx
 -- @restate function:brand_contacts_by_email
+-- Table-level SELECT on popsell.contacts and popsell.ambassadors (the
+-- tables with lookup-key indexes) let a role copy the key index
+-- expressions with CREATE TABLE ... (LIKE ... INCLUDING INDEXES).
+-- popsell._finalize_extension(), which ends this script, turns it into
+-- SELECT on every column (99_finalize.sql).
