@@ -132,14 +132,28 @@ GRANT EXECUTE ON FUNCTION popsell.rotate_hash_key(boolean) TO popsell_technical;
 -- no secrets (hash_keys), no TRUNCATE, and the append-only or
 -- function-written tables read-only.
 -- -------------------------------------------------------------------
--- A table-level SELECT on popsell.ambassadors or popsell.contacts (the
--- tables with lookup-key indexes) granted here becomes SELECT on every
--- column in popsell._finalize_extension(): with table-level SELECT, a role
--- could copy the key index expressions with CREATE TABLE ... (LIKE ...
--- INCLUDING INDEXES) and read the key of any value in its copy's unique
--- violations.  Columns an upgrade adds go to the same roles there.
-GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.ambassadors, popsell.contacts,
-    popsell.social_grants, popsell.publications, popsell.ugc, popsell.community_reactions,
+-- The tables with lookup-key indexes (popsell.ambassadors,
+-- popsell.contacts) are read through column grants only: with table-level
+-- SELECT, a role could copy the key index expressions with CREATE TABLE
+-- ... (LIKE ... INCLUDING INDEXES), which checks the table-level privilege
+-- only, and read the key of any value in its copy's unique violations.
+-- The roles reading every column of them are listed here;
+-- popsell._finalize_extension() grants them SELECT on every column, at
+-- install and at every upgrade (so a column an upgrade adds too), and
+-- turns any other table-level SELECT on these tables into column grants.
+CREATE FUNCTION popsell._column_readers() RETURNS TABLE (rel text, reader text)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    VALUES ('popsell.contacts', 'popsell_brand'), ('popsell.contacts', 'popsell_app'),
+           ('popsell.contacts', 'popsell_account_team'), ('popsell.contacts', 'popsell_technical'),
+           ('popsell.ambassadors', 'popsell_account_team'), ('popsell.ambassadors', 'popsell_technical')
+$$;
+COMMENT ON FUNCTION popsell._column_readers() IS
+    'Install and upgrade step: the roles reading every column of a table with lookup-key indexes, which popsell._finalize_extension() grants SELECT on each column (never table-level SELECT, which would let them copy the key index expressions with LIKE ... INCLUDING INDEXES). Owner only.';
+GRANT INSERT, UPDATE, DELETE ON popsell.ambassadors, popsell.contacts
+    TO popsell_account_team, popsell_technical;
+GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.social_grants, popsell.publications, popsell.ugc, popsell.community_reactions,
     popsell.gamification, popsell.contests, popsell.interactions, popsell.sales,
     popsell.activity_log, popsell.outbox, popsell.registration_whitelist
     TO popsell_account_team, popsell_technical;
@@ -306,7 +320,8 @@ COMMENT ON POLICY popsell_ambassador_delete ON popsell.contacts IS
 -- The brand: brand-visible contacts (brand or partners opt-in), not
 -- pending confirmation, not restricted (GDPR art. 18).  Brand records come
 -- in through collect_contact (brand_sync), not plain INSERT.
-GRANT SELECT, DELETE ON popsell.contacts TO popsell_brand;
+-- (SELECT on every column: popsell._column_readers)
+GRANT DELETE ON popsell.contacts TO popsell_brand;
 GRANT UPDATE (first_name, last_name, email, email_status, facebook_id, twitter_id,
               instagram_id, public_photo_url, customer_id, ambassador_optin, brand_optin,
               partners_optin, contact_type, notes, address, city, postal_code, country,
@@ -334,8 +349,8 @@ COMMENT ON POLICY popsell_brand_delete ON popsell.contacts IS 'The brand erases 
 
 -- Trusted applications insert contacts of any source (forms, webhooks)
 -- and read the contacts their outbox tells them to write to.
+-- (SELECT on every column: popsell._column_readers)
 GRANT INSERT ON popsell.contacts TO popsell_app;
-GRANT SELECT ON popsell.contacts TO popsell_app;
 CREATE POLICY popsell_app_insert ON popsell.contacts FOR INSERT TO popsell_app WITH CHECK (true);
 COMMENT ON POLICY popsell_app_insert ON popsell.contacts IS
     'Trusted applications record contacts of any source; the consent trigger checks the values.';

@@ -207,19 +207,14 @@ BEGIN
     -- by OID, lookup-key functions included: the copy's unique violations
     -- (or pg_stats) then print the key of any value its creator inserts.
     -- LIKE checks the table-level privilege only, so column grants on
-    -- every column (SELECT * and count(*) keep working) refuse it.  Step
-    -- 1: a table-level SELECT (07_security.sql grants the whole-table
-    -- readers that way, and so may a later upgrade) becomes SELECT on
-    -- every column.  Step 2: a column no grant covers yet (added by an
-    -- upgrade, after the last granted column) is granted to every role that
-    -- reads every column before it, as the table-level SELECT it replaces
-    -- would have.
+    -- every column (SELECT * and count(*) keep working) refuse it.  The
+    -- roles reading every column (popsell._column_readers, 07_security.sql)
+    -- get SELECT on each column, including the columns an upgrade added;
+    -- any other table-level SELECT on these tables (a DBA's grant, a later
+    -- script's) becomes SELECT on every column too.  Revoking a table-level
+    -- privilege takes the column ones with it, so the revoke comes first.
     FOR r IN
-        SELECT c.oid::pg_catalog.regclass AS obj, a.grantee::pg_catalog.regrole AS grantee,
-               (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum)
-                  FROM pg_catalog.pg_attribute att
-                 WHERE att.attrelid OPERATOR(pg_catalog.=) c.oid AND att.attnum OPERATOR(pg_catalog.>) 0
-                   AND NOT att.attisdropped) AS cols
+        SELECT c.oid::pg_catalog.regclass AS obj, a.grantee::pg_catalog.regrole AS grantee
           FROM pg_catalog.pg_class c
           JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
                                       AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
@@ -235,56 +230,23 @@ BEGIN
                          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.refobjid
                         WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid
                           AND p.pronamespace OPERATOR(pg_catalog.=) 'popsell_internal'::pg_catalog.regnamespace)
+        UNION
+        SELECT w.rel::pg_catalog.regclass, w.reader::pg_catalog.regrole
+          FROM popsell._column_readers() w
+         ORDER BY 1, 2   -- the same order of ACL entries after an install and an upgrade
     LOOP
-        -- (revoking the table-level SELECT revokes the column ones too)
-        EXECUTE pg_catalog.format('REVOKE SELECT ON TABLE %s FROM %s', r.obj, r.grantee);
-        EXECUTE pg_catalog.format('GRANT SELECT (%s) ON TABLE %s TO %s', r.cols, r.obj, r.grantee);
-    END LOOP;
-    FOR r IN
-        WITH keyed AS (
-            SELECT c.oid
-              FROM pg_catalog.pg_class c
-              JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                                          AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
-                                          AND m.refobjid OPERATOR(pg_catalog.=) ext
-             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                             JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                                                         AND d.objid OPERATOR(pg_catalog.=) i.indexrelid
-                                                         AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-                             JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.refobjid
-                            WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid
-                              AND p.pronamespace OPERATOR(pg_catalog.=) 'popsell_internal'::pg_catalog.regnamespace)
-        ), last_granted AS (
-            SELECT k.oid, pg_catalog.max(att.attnum) AS g
-              FROM keyed k
-              JOIN pg_catalog.pg_attribute att ON att.attrelid OPERATOR(pg_catalog.=) k.oid
-                                               AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
-             WHERE att.attacl IS NOT NULL
-             GROUP BY k.oid
-        ), readers AS (
-            -- the roles reading every column up to the last granted one
-            SELECT lg.oid, g.grantee
-              FROM last_granted lg
-              JOIN pg_catalog.pg_attribute att ON att.attrelid OPERATOR(pg_catalog.=) lg.oid
-                                               AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
-                                               AND att.attnum OPERATOR(pg_catalog.<=) lg.g
-              CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) g
-             WHERE g.privilege_type OPERATOR(pg_catalog.=) 'SELECT' AND g.grantee OPERATOR(pg_catalog.<>) 0
-             GROUP BY lg.oid, lg.g, g.grantee
-            HAVING pg_catalog.count(DISTINCT att.attnum) OPERATOR(pg_catalog.=)
-                   (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute o
-                     WHERE o.attrelid OPERATOR(pg_catalog.=) lg.oid AND o.attnum OPERATOR(pg_catalog.>) 0
-                       AND NOT o.attisdropped AND o.attnum OPERATOR(pg_catalog.<=) lg.g)
-        )
-        -- columns added after the last granted one (ADD COLUMN appends)
-        SELECT lg.oid::pg_catalog.regclass AS obj, pg_catalog.quote_ident(att.attname) AS col,
-               rd.grantee::pg_catalog.regrole AS grantee
-          FROM last_granted lg
-          JOIN pg_catalog.pg_attribute att ON att.attrelid OPERATOR(pg_catalog.=) lg.oid
-                                           AND att.attnum OPERATOR(pg_catalog.>) lg.g AND NOT att.attisdropped
-          JOIN readers rd ON rd.oid OPERATOR(pg_catalog.=) lg.oid
-    LOOP
-        EXECUTE pg_catalog.format('GRANT SELECT (%s) ON TABLE %s TO %s', r.col, r.obj, r.grantee);
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a
+                    WHERE c.oid OPERATOR(pg_catalog.=) r.obj
+                      AND a.grantee OPERATOR(pg_catalog.=) r.grantee
+                      AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT') THEN
+            EXECUTE pg_catalog.format('REVOKE SELECT ON TABLE %s FROM %s', r.obj, r.grantee);
+        END IF;
+        EXECUTE pg_catalog.format('GRANT SELECT (%s) ON TABLE %s TO %s',
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum)
+               FROM pg_catalog.pg_attribute att
+              WHERE att.attrelid OPERATOR(pg_catalog.=) r.obj AND att.attnum OPERATOR(pg_catalog.>) 0
+                AND NOT att.attisdropped),
+            r.obj, r.grantee);
     END LOOP;
 
     -- pg_dump keeps what users filled (SPEC section 3, S9): every table
@@ -305,6 +267,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION popsell._finalize_extension() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._finalize_extension() IS
-    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, tables with a lookup-key index read through column grants only (a table-level SELECT becomes SELECT on every column; a column added after the last granted one goes to the roles reading every column before it), every table and sequence registered for pg_dump. Idempotent.';
+    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, tables with a lookup-key index read through column grants only (the roles of popsell._column_readers() get SELECT on every column, any other table-level SELECT becomes SELECT on every column), every table and sequence registered for pg_dump. Idempotent.';
 
 SELECT popsell._finalize_extension();

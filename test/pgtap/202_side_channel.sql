@@ -15,7 +15,7 @@
 -- same range on a value no row holds.  Each failure prints the SQL that
 -- reproduces it.
 BEGIN;
-SELECT plan(30);
+SELECT plan(31);
 -- Disabled scans cost 1e10, which would start JIT compilation per probe.
 SET LOCAL jit = off;
 
@@ -742,6 +742,26 @@ SELECT is((SELECT array_agg(format('%s %s', r, t) ORDER BY r, t)
           ARRAY['popsell_account_team ambassadors', 'popsell_account_team contacts', 'popsell_app contacts',
                 'popsell_brand contacts', 'popsell_technical ambassadors', 'popsell_technical contacts'],
           'the roles reading all of contacts or ambassadors read every column through column grants, not the table');
+
+-- A column an upgrade adds to those tables goes to the same roles: the
+-- upgrade ends with popsell._finalize_extension(), which grants the roles
+-- of popsell._column_readers() every column, and turns any table-level
+-- SELECT on them (here a DBA's grant) into column grants.  The ambassador
+-- and the brand keep their own column lists.
+ALTER TABLE popsell.contacts ADD COLUMN ps_sc_added integer;
+ALTER TABLE popsell.ambassadors ADD COLUMN ps_sc_added integer;
+GRANT SELECT ON popsell.ambassadors TO popsell_maintenance;
+SELECT popsell._finalize_extension();
+SELECT is((SELECT array_agg(format('%s %s', r, t) ORDER BY r, t)
+             FROM unnest(ARRAY['popsell_ambassador', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
+                               'popsell_account_team', 'popsell_technical', 'popsell_maintenance']) r,
+                  unnest(ARRAY['contacts', 'ambassadors']) t
+            WHERE has_column_privilege(r, 'popsell.' || t, 'ps_sc_added', 'SELECT')
+              AND NOT has_table_privilege(r, 'popsell.' || t, 'SELECT')),
+          ARRAY['popsell_account_team ambassadors', 'popsell_account_team contacts', 'popsell_app contacts',
+                'popsell_brand contacts', 'popsell_maintenance ambassadors',
+                'popsell_technical ambassadors', 'popsell_technical contacts'],
+          'a column added later is read by the whole-table readers through a column grant, by no one else');
 
 SELECT * FROM finish();
 ROLLBACK;

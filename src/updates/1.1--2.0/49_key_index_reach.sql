@@ -17,5 +17,7 @@ GRANT EXECUTE ON FUNCTION
 -- Table-level SELECT on popsell.contacts and popsell.ambassadors (the
 -- tables with lookup-key indexes) let a role copy the key index
 -- expressions with CREATE TABLE ... (LIKE ... INCLUDING INDEXES).
--- popsell._finalize_extension(), which ends this script, turns it into
--- SELECT on every column (99_finalize.sql).
+-- popsell._finalize_extension(), which ends this script, grants the roles
+-- of popsell._column_readers() SELECT on every column instead and turns
+-- any other table-level SELECT on them into column grants (99_finalize.sql).
+-- @restate function:_column_readers
