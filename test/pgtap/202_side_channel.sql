@@ -675,7 +675,7 @@ END $$;
 SELECT ok(sum(pg_temp.key_plan_probe(w, false)) > 100,
           'the "col IS NOT NULL" probes ran')
   FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
-                    'popsell_account_team', 'popsell_technical']) AS w;
+                    'popsell_account_team', 'popsell_technical', 'popsell_maintenance']) AS w;
 SELECT diag(format('as %s: %s -- planned on %s', who, q, line)) FROM key_plan_findings ORDER BY who, q;
 SELECT is_empty($$SELECT * FROM key_plan_findings$$,
                 'no restricted role''s "col IS NOT NULL" query is planned on a lookup-key index');
@@ -684,7 +684,7 @@ TRUNCATE key_plan_findings;
 SELECT ok(sum(pg_temp.key_plan_probe(w, true)) > 20,
           'the partial index predicate probes ran')
   FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
-                    'popsell_account_team', 'popsell_technical']) AS w;
+                    'popsell_account_team', 'popsell_technical', 'popsell_maintenance']) AS w;
 SELECT diag(format('as %s: %s -- planned on %s', who, q, line)) FROM key_plan_findings ORDER BY who, q;
 SELECT is_empty($$SELECT * FROM key_plan_findings$$,
                 'no restricted role writing a partial index''s predicate gets a plan on a lookup-key index');
