@@ -6138,12 +6138,8 @@ COMMENT ON SCHEMA popsell_internal IS
     'popsell''s lookup-key functions, which index expressions call: USAGE for popsell_owner only, so no other role can name them in a query (see popsell_internal._lookup_key).';
 ALTER FUNCTION popsell._lookup_key(text) SET SCHEMA popsell_internal;
 ALTER FUNCTION popsell._brand_lookup_key(text) SET SCHEMA popsell_internal;
--- The brand's email index gets the policy's own predicate (issue 12 review,
--- formerly in 20_security_fixes.sql), so the brand's lookup by email uses
--- it; its definition names the moved function.
-DROP INDEX popsell.contacts_brand_email_idx;
-CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell_internal._brand_lookup_key(email))
-    WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+-- The brand's email index is restated by 49_key_index_reach.sql, after the
+-- function its predicate names exists (it keeps its OIDs until then).
 CREATE OR REPLACE FUNCTION popsell_internal._lookup_key(value text) RETURNS bytea
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
@@ -6469,7 +6465,8 @@ DECLARE
 BEGIN
     RETURN QUERY
         SELECT b.* FROM popsell.brand_contacts b
-         WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
+         WHERE popsell_internal._brand_sees(b.restricted, b.source, b.email_confirmed_at, b.brand_optin, b.partners_optin)
+           AND popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
 END
 $$;
 COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
@@ -7299,6 +7296,63 @@ $$;
 COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
     'The brand''s compliance report as of AT (default now): one self-contained HTML document (inline CSS and SVG, no script, no external asset, no personal data) with the consent funnel per source over the last 12 months, the retention outlook of every run_maintenance rule in 30/90/365 days (maintenance_preview), the last 30 runs, data-subject requests per month with the longest time to completion, blacklist and tombstones by reason, key rotations and the records-of-processing summary. Every figure carries data-figure="key". For the brand (popsell_brand, popsell_brand_bi) and vendor staff; psql -Atc "SELECT popsell.compliance_report()" > report.html.';
 
+-- src/updates/1.1--2.0/49_key_index_reach.sql
+-- Lookup-key indexes out of reach of a restricted role's own query (issue
+-- 12d review).  contacts_email_idx loses its predicate (email IS NOT NULL):
+-- a query implying it was planned as a full scan of the index in key order,
+-- and EXPLAIN ANALYZE counted the hidden rows sorting below a visible one.
+DROP INDEX popsell.contacts_email_idx;
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email));
+-- contacts_brand_email_idx's predicate was popsell.brand_sees(...), which
+-- every popsell role may call: writing it walked the brand's index.  The
+-- predicate becomes the same C function under an owner-only name, which
+-- popsell.brand_contacts_by_email writes so its lookup keeps the index.
+CREATE OR REPLACE FUNCTION popsell_internal._brand_sees(restricted boolean, source popsell.contact_source,
+                                             email_confirmed_at timestamptz, brand_optin popsell.brand_optin,
+                                             partners_optin boolean) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'brand_sees';
+COMMENT ON FUNCTION popsell_internal._brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean) IS
+    'Internal: popsell.brand_sees under the name of the predicate of contacts_brand_email_idx, which only popsell''s own lookup (popsell.brand_contacts_by_email) writes; owner-only schema. Writing roles hold EXECUTE for index maintenance.';
+GRANT EXECUTE ON FUNCTION
+    popsell_internal._brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean)
+    TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
+       popsell_technical, popsell_app;
+DROP INDEX popsell.contacts_brand_email_idx;
+CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell_internal._brand_lookup_key(email))
+    WHERE popsell_internal._brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+CREATE OR REPLACE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell.normalize_email(brand_contacts_by_email.email);
+BEGIN
+    RETURN QUERY
+        SELECT b.* FROM popsell.brand_contacts b
+         WHERE popsell_internal._brand_sees(b.restricted, b.source, b.email_confirmed_at, b.brand_optin, b.partners_optin)
+           AND popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
+END
+$$;
+COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
+    'The brand-visible contacts (the rows of popsell.brand_contacts) with this email, normalized first, found through an index of brand-visible rows only. Brand and vendor staff. Errors: a malformed address as popsell.normalize_email.';
+-- Table-level SELECT on popsell.contacts and popsell.ambassadors (the
+-- tables with lookup-key indexes) let a role copy the key index
+-- expressions with CREATE TABLE ... (LIKE ... INCLUDING INDEXES).
+-- popsell._finalize_extension(), which ends this script, grants the roles
+-- of popsell._column_readers() SELECT on every column instead and turns
+-- any other table-level SELECT on them into column grants (99_finalize.sql).
+CREATE OR REPLACE FUNCTION popsell._column_readers() RETURNS TABLE (rel text, reader text)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    VALUES ('popsell.contacts', 'popsell_brand'), ('popsell.contacts', 'popsell_app'),
+           ('popsell.contacts', 'popsell_account_team'), ('popsell.contacts', 'popsell_technical'),
+           ('popsell.ambassadors', 'popsell_account_team'), ('popsell.ambassadors', 'popsell_technical')
+$$;
+COMMENT ON FUNCTION popsell._column_readers() IS
+    'Install and upgrade step: the roles reading every column of a table with lookup-key indexes, which popsell._finalize_extension() grants SELECT on each column (never table-level SELECT, which would let them copy the key index expressions with LIKE ... INCLUDING INDEXES). Owner only.';
+
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every
 -- object of the schema.  One idempotent step that the install script and
@@ -7501,6 +7555,55 @@ BEGIN
          WHERE starelid OPERATOR(pg_catalog.=) r.oid AND staattnum OPERATOR(pg_catalog.=) r.attnum;
     END LOOP;
 
+    -- Tables with a lookup-key index (an index expression calling a
+    -- function of popsell_internal: contacts, ambassadors) are read through
+    -- column grants only.  CREATE TABLE ... (LIKE t INCLUDING INDEXES)
+    -- needs only table-level SELECT on t and copies its index expressions
+    -- by OID, lookup-key functions included: the copy's unique violations
+    -- (or pg_stats) then print the key of any value its creator inserts.
+    -- LIKE checks the table-level privilege only, so column grants on
+    -- every column (SELECT * and count(*) keep working) refuse it.  The
+    -- roles reading every column (popsell._column_readers, 07_security.sql)
+    -- get SELECT on each column, including the columns an upgrade added;
+    -- any other table-level SELECT on these tables (a DBA's grant, a later
+    -- script's) becomes SELECT on every column too.  Revoking a table-level
+    -- privilege takes the column ones with it, so the revoke comes first.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj, a.grantee::pg_catalog.regrole AS grantee
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 0
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                         JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                                     AND d.objid OPERATOR(pg_catalog.=) i.indexrelid
+                                                     AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                         JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.refobjid
+                        WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid
+                          AND p.pronamespace OPERATOR(pg_catalog.=) 'popsell_internal'::pg_catalog.regnamespace)
+        UNION
+        SELECT w.rel::pg_catalog.regclass, w.reader::pg_catalog.regrole
+          FROM popsell._column_readers() w
+         ORDER BY 1, 2   -- the same order of ACL entries after an install and an upgrade
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a
+                    WHERE c.oid OPERATOR(pg_catalog.=) r.obj
+                      AND a.grantee OPERATOR(pg_catalog.=) r.grantee
+                      AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT') THEN
+            EXECUTE pg_catalog.format('REVOKE SELECT ON TABLE %s FROM %s', r.obj, r.grantee);
+        END IF;
+        EXECUTE pg_catalog.format('GRANT SELECT (%s) ON TABLE %s TO %s',
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum)
+               FROM pg_catalog.pg_attribute att
+              WHERE att.attrelid OPERATOR(pg_catalog.=) r.obj AND att.attnum OPERATOR(pg_catalog.>) 0
+                AND NOT att.attisdropped),
+            r.obj, r.grantee);
+    END LOOP;
+
     -- pg_dump keeps what users filled (SPEC section 3, S9): every table
     -- and sequence, registered once.
     FOR r IN
@@ -7519,6 +7622,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION popsell._finalize_extension() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._finalize_extension() IS
-    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, every table and sequence registered for pg_dump. Idempotent.';
+    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, tables with a lookup-key index read through column grants only (the roles of popsell._column_readers() get SELECT on every column, any other table-level SELECT becomes SELECT on every column), every table and sequence registered for pg_dump. Idempotent.';
 
 SELECT popsell._finalize_extension();

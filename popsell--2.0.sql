@@ -401,6 +401,20 @@ CREATE FUNCTION popsell_internal._brand_lookup_key(value text) RETURNS bytea
     AS 'MODULE_PATHNAME', 'popsell_lookup_key';
 COMMENT ON FUNCTION popsell_internal._brand_lookup_key(text) IS
     'Internal: popsell_internal._lookup_key under the name of the index of brand-visible contacts (see popsell.brand_contacts_by_email); owner-only schema, not leakproof.';
+-- The predicate of the brand's email index: popsell.brand_sees (the same C
+-- function, so the rule is defined once) under a name no restricted role
+-- can write.  Every role may call popsell.brand_sees, so an index whose
+-- predicate is spelled with it is matched to any query that writes it, and
+-- planned as a full scan in key order counting the hidden rows below a
+-- visible one.  A C function, not an SQL wrapper: the planner would inline
+-- an SQL body back into popsell.brand_sees(...).
+CREATE FUNCTION popsell_internal._brand_sees(restricted boolean, source popsell.contact_source,
+                                             email_confirmed_at timestamptz, brand_optin popsell.brand_optin,
+                                             partners_optin boolean) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'brand_sees';
+COMMENT ON FUNCTION popsell_internal._brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean) IS
+    'Internal: popsell.brand_sees under the name of the predicate of contacts_brand_email_idx, which only popsell''s own lookup (popsell.brand_contacts_by_email) writes; owner-only schema. Writing roles hold EXECUTE for index maintenance.';
 
 CREATE TABLE popsell.ambassadors (
     id                       bigserial PRIMARY KEY,
@@ -550,12 +564,19 @@ COMMENT ON TABLE popsell.contacts IS
 CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
 -- Emails are indexed by lookup key (SPEC S11); the brand's index holds
 -- only the rows its policy shows (the predicate is that policy).
-CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email)) WHERE email IS NOT NULL;
--- The predicate is the policy's own call (popsell.brand_sees), spelled as
--- the view and popsell.brand_contacts_by_email spell it, so the planner
--- matches the index to their queries.
+-- contacts_email_idx has no predicate: a partial index is planned as a full
+-- scan, in key order, for any query whose own condition implies its
+-- predicate (such as "email IS NOT NULL" with sequential and bitmap scans
+-- off), and "Rows Removed by Filter" then counts the hidden rows whose key
+-- sorts below the first visible one.  The key function is STRICT, so a
+-- NULL email gets a NULL key.
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email));
+-- The predicate is the policy's rule (popsell.brand_sees) under the name
+-- popsell_internal._brand_sees, which popsell.brand_contacts_by_email
+-- writes (so the planner matches the index to its query) and no
+-- restricted role can (so none of their queries is planned on it).
 CREATE INDEX contacts_brand_email_idx ON popsell.contacts (popsell_internal._brand_lookup_key(email))
-    WHERE popsell.brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
+    WHERE popsell_internal._brand_sees(restricted, source, email_confirmed_at, brand_optin, partners_optin);
 -- One index per retention rule, matching its predicate (SPEC section 7),
 -- so a rule's cost follows the rows it acts on.  The INCLUDE columns are
 -- the rest of the rule's predicate (brand visibility, restriction): its
@@ -2309,8 +2330,10 @@ CREATE TRIGGER popsell_60_leaving
 -- function in an initplan, evaluated once per query, so the row predicate
 -- left is plain column comparisons an index can serve.  Brand visibility
 -- is one call of the C function popsell.brand_sees(...), spelled the same
--- in the policies, the views and the predicate of contacts_brand_email_idx,
--- so the planner matches that partial index to the brand's queries.
+-- in the policies and the views; the predicate of contacts_brand_email_idx
+-- is the same C function under a name only the owner can write
+-- (popsell_internal._brand_sees), so only popsell.brand_contacts_by_email
+-- is planned on that partial index.
 --
 -- Views: RLS-filtered views are security_invoker; a view that masks a
 -- column its reader may not read in the table (my_contacts, community,
@@ -2396,7 +2419,8 @@ GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
 -- Index maintenance evaluates the lookup keys with the writer's rights,
 -- which needs EXECUTE but not USAGE on schema popsell_internal: these
 -- roles get no USAGE there, so none of them can name the functions.
-GRANT EXECUTE ON FUNCTION popsell_internal._lookup_key(text), popsell_internal._brand_lookup_key(text)
+GRANT EXECUTE ON FUNCTION popsell_internal._lookup_key(text), popsell_internal._brand_lookup_key(text),
+    popsell_internal._brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean)
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 
@@ -2429,8 +2453,28 @@ GRANT EXECUTE ON FUNCTION popsell.rotate_hash_key(boolean) TO popsell_technical;
 -- no secrets (hash_keys), no TRUNCATE, and the append-only or
 -- function-written tables read-only.
 -- -------------------------------------------------------------------
-GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.ambassadors, popsell.contacts,
-    popsell.social_grants, popsell.publications, popsell.ugc, popsell.community_reactions,
+-- The tables with lookup-key indexes (popsell.ambassadors,
+-- popsell.contacts) are read through column grants only: with table-level
+-- SELECT, a role could copy the key index expressions with CREATE TABLE
+-- ... (LIKE ... INCLUDING INDEXES), which checks the table-level privilege
+-- only, and read the key of any value in its copy's unique violations.
+-- The roles reading every column of them are listed here;
+-- popsell._finalize_extension() grants them SELECT on every column, at
+-- install and at every upgrade (so a column an upgrade adds too), and
+-- turns any other table-level SELECT on these tables into column grants.
+CREATE FUNCTION popsell._column_readers() RETURNS TABLE (rel text, reader text)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    VALUES ('popsell.contacts', 'popsell_brand'), ('popsell.contacts', 'popsell_app'),
+           ('popsell.contacts', 'popsell_account_team'), ('popsell.contacts', 'popsell_technical'),
+           ('popsell.ambassadors', 'popsell_account_team'), ('popsell.ambassadors', 'popsell_technical')
+$$;
+COMMENT ON FUNCTION popsell._column_readers() IS
+    'Install and upgrade step: the roles reading every column of a table with lookup-key indexes, which popsell._finalize_extension() grants SELECT on each column (never table-level SELECT, which would let them copy the key index expressions with LIKE ... INCLUDING INDEXES). Owner only.';
+GRANT INSERT, UPDATE, DELETE ON popsell.ambassadors, popsell.contacts
+    TO popsell_account_team, popsell_technical;
+GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.social_grants, popsell.publications, popsell.ugc, popsell.community_reactions,
     popsell.gamification, popsell.contests, popsell.interactions, popsell.sales,
     popsell.activity_log, popsell.outbox, popsell.registration_whitelist
     TO popsell_account_team, popsell_technical;
@@ -2597,7 +2641,8 @@ COMMENT ON POLICY popsell_ambassador_delete ON popsell.contacts IS
 -- The brand: brand-visible contacts (brand or partners opt-in), not
 -- pending confirmation, not restricted (GDPR art. 18).  Brand records come
 -- in through collect_contact (brand_sync), not plain INSERT.
-GRANT SELECT, DELETE ON popsell.contacts TO popsell_brand;
+-- (SELECT on every column: popsell._column_readers)
+GRANT DELETE ON popsell.contacts TO popsell_brand;
 GRANT UPDATE (first_name, last_name, email, email_status, facebook_id, twitter_id,
               instagram_id, public_photo_url, customer_id, ambassador_optin, brand_optin,
               partners_optin, contact_type, notes, address, city, postal_code, country,
@@ -2625,8 +2670,8 @@ COMMENT ON POLICY popsell_brand_delete ON popsell.contacts IS 'The brand erases 
 
 -- Trusted applications insert contacts of any source (forms, webhooks)
 -- and read the contacts their outbox tells them to write to.
+-- (SELECT on every column: popsell._column_readers)
 GRANT INSERT ON popsell.contacts TO popsell_app;
-GRANT SELECT ON popsell.contacts TO popsell_app;
 CREATE POLICY popsell_app_insert ON popsell.contacts FOR INSERT TO popsell_app WITH CHECK (true);
 COMMENT ON POLICY popsell_app_insert ON popsell.contacts IS
     'Trusted applications record contacts of any source; the consent trigger checks the values.';
@@ -2810,7 +2855,9 @@ GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, p
 -- The brand's search by email (SPEC S11): contacts.email has no index a
 -- caller's own condition can use.  This lookup runs as the owner through
 -- the index holding only brand-visible rows (contacts_brand_email_idx), so
--- it is fast and its index fetches count nothing the brand may not see.
+-- it is fast and its index fetches count nothing the brand may not see: it
+-- writes the index's predicate (popsell_internal._brand_sees, the view's
+-- rule under the owner-only name) so the planner matches the index.
 CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -2820,7 +2867,8 @@ DECLARE
 BEGIN
     RETURN QUERY
         SELECT b.* FROM popsell.brand_contacts b
-         WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
+         WHERE popsell_internal._brand_sees(b.restricted, b.source, b.email_confirmed_at, b.brand_optin, b.partners_optin)
+           AND popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
 END
 $$;
 COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS
@@ -6798,6 +6846,55 @@ BEGIN
          WHERE starelid OPERATOR(pg_catalog.=) r.oid AND staattnum OPERATOR(pg_catalog.=) r.attnum;
     END LOOP;
 
+    -- Tables with a lookup-key index (an index expression calling a
+    -- function of popsell_internal: contacts, ambassadors) are read through
+    -- column grants only.  CREATE TABLE ... (LIKE t INCLUDING INDEXES)
+    -- needs only table-level SELECT on t and copies its index expressions
+    -- by OID, lookup-key functions included: the copy's unique violations
+    -- (or pg_stats) then print the key of any value its creator inserts.
+    -- LIKE checks the table-level privilege only, so column grants on
+    -- every column (SELECT * and count(*) keep working) refuse it.  The
+    -- roles reading every column (popsell._column_readers, 07_security.sql)
+    -- get SELECT on each column, including the columns an upgrade added;
+    -- any other table-level SELECT on these tables (a DBA's grant, a later
+    -- script's) becomes SELECT on every column too.  Revoking a table-level
+    -- privilege takes the column ones with it, so the revoke comes first.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj, a.grantee::pg_catalog.regrole AS grantee
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 0
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                         JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                                     AND d.objid OPERATOR(pg_catalog.=) i.indexrelid
+                                                     AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                         JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.refobjid
+                        WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid
+                          AND p.pronamespace OPERATOR(pg_catalog.=) 'popsell_internal'::pg_catalog.regnamespace)
+        UNION
+        SELECT w.rel::pg_catalog.regclass, w.reader::pg_catalog.regrole
+          FROM popsell._column_readers() w
+         ORDER BY 1, 2   -- the same order of ACL entries after an install and an upgrade
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a
+                    WHERE c.oid OPERATOR(pg_catalog.=) r.obj
+                      AND a.grantee OPERATOR(pg_catalog.=) r.grantee
+                      AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT') THEN
+            EXECUTE pg_catalog.format('REVOKE SELECT ON TABLE %s FROM %s', r.obj, r.grantee);
+        END IF;
+        EXECUTE pg_catalog.format('GRANT SELECT (%s) ON TABLE %s TO %s',
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum)
+               FROM pg_catalog.pg_attribute att
+              WHERE att.attrelid OPERATOR(pg_catalog.=) r.obj AND att.attnum OPERATOR(pg_catalog.>) 0
+                AND NOT att.attisdropped),
+            r.obj, r.grantee);
+    END LOOP;
+
     -- pg_dump keeps what users filled (SPEC section 3, S9): every table
     -- and sequence, registered once.
     FOR r IN
@@ -6816,6 +6913,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION popsell._finalize_extension() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._finalize_extension() IS
-    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, every table and sequence registered for pg_dump. Idempotent.';
+    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, tables with a lookup-key index read through column grants only (the roles of popsell._column_readers() get SELECT on every column, any other table-level SELECT becomes SELECT on every column), every table and sequence registered for pg_dump. Idempotent.';
 
 SELECT popsell._finalize_extension();

@@ -9,8 +9,10 @@
 -- function in an initplan, evaluated once per query, so the row predicate
 -- left is plain column comparisons an index can serve.  Brand visibility
 -- is one call of the C function popsell.brand_sees(...), spelled the same
--- in the policies, the views and the predicate of contacts_brand_email_idx,
--- so the planner matches that partial index to the brand's queries.
+-- in the policies and the views; the predicate of contacts_brand_email_idx
+-- is the same C function under a name only the owner can write
+-- (popsell_internal._brand_sees), so only popsell.brand_contacts_by_email
+-- is planned on that partial index.
 --
 -- Views: RLS-filtered views are security_invoker; a view that masks a
 -- column its reader may not read in the table (my_contacts, community,
@@ -96,7 +98,8 @@ GRANT EXECUTE ON FUNCTION popsell._app_sees_contact(bigint) TO popsell_app;
 -- Index maintenance evaluates the lookup keys with the writer's rights,
 -- which needs EXECUTE but not USAGE on schema popsell_internal: these
 -- roles get no USAGE there, so none of them can name the functions.
-GRANT EXECUTE ON FUNCTION popsell_internal._lookup_key(text), popsell_internal._brand_lookup_key(text)
+GRANT EXECUTE ON FUNCTION popsell_internal._lookup_key(text), popsell_internal._brand_lookup_key(text),
+    popsell_internal._brand_sees(boolean, popsell.contact_source, timestamptz, popsell.brand_optin, boolean)
     TO popsell_ambassador, popsell_brand, popsell_brand_bi, popsell_account_team,
        popsell_technical, popsell_app;
 
@@ -129,8 +132,28 @@ GRANT EXECUTE ON FUNCTION popsell.rotate_hash_key(boolean) TO popsell_technical;
 -- no secrets (hash_keys), no TRUNCATE, and the append-only or
 -- function-written tables read-only.
 -- -------------------------------------------------------------------
-GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.ambassadors, popsell.contacts,
-    popsell.social_grants, popsell.publications, popsell.ugc, popsell.community_reactions,
+-- The tables with lookup-key indexes (popsell.ambassadors,
+-- popsell.contacts) are read through column grants only: with table-level
+-- SELECT, a role could copy the key index expressions with CREATE TABLE
+-- ... (LIKE ... INCLUDING INDEXES), which checks the table-level privilege
+-- only, and read the key of any value in its copy's unique violations.
+-- The roles reading every column of them are listed here;
+-- popsell._finalize_extension() grants them SELECT on every column, at
+-- install and at every upgrade (so a column an upgrade adds too), and
+-- turns any other table-level SELECT on these tables into column grants.
+CREATE FUNCTION popsell._column_readers() RETURNS TABLE (rel text, reader text)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    VALUES ('popsell.contacts', 'popsell_brand'), ('popsell.contacts', 'popsell_app'),
+           ('popsell.contacts', 'popsell_account_team'), ('popsell.contacts', 'popsell_technical'),
+           ('popsell.ambassadors', 'popsell_account_team'), ('popsell.ambassadors', 'popsell_technical')
+$$;
+COMMENT ON FUNCTION popsell._column_readers() IS
+    'Install and upgrade step: the roles reading every column of a table with lookup-key indexes, which popsell._finalize_extension() grants SELECT on each column (never table-level SELECT, which would let them copy the key index expressions with LIKE ... INCLUDING INDEXES). Owner only.';
+GRANT INSERT, UPDATE, DELETE ON popsell.ambassadors, popsell.contacts
+    TO popsell_account_team, popsell_technical;
+GRANT SELECT, INSERT, UPDATE, DELETE ON popsell.social_grants, popsell.publications, popsell.ugc, popsell.community_reactions,
     popsell.gamification, popsell.contests, popsell.interactions, popsell.sales,
     popsell.activity_log, popsell.outbox, popsell.registration_whitelist
     TO popsell_account_team, popsell_technical;
@@ -297,7 +320,8 @@ COMMENT ON POLICY popsell_ambassador_delete ON popsell.contacts IS
 -- The brand: brand-visible contacts (brand or partners opt-in), not
 -- pending confirmation, not restricted (GDPR art. 18).  Brand records come
 -- in through collect_contact (brand_sync), not plain INSERT.
-GRANT SELECT, DELETE ON popsell.contacts TO popsell_brand;
+-- (SELECT on every column: popsell._column_readers)
+GRANT DELETE ON popsell.contacts TO popsell_brand;
 GRANT UPDATE (first_name, last_name, email, email_status, facebook_id, twitter_id,
               instagram_id, public_photo_url, customer_id, ambassador_optin, brand_optin,
               partners_optin, contact_type, notes, address, city, postal_code, country,
@@ -325,8 +349,8 @@ COMMENT ON POLICY popsell_brand_delete ON popsell.contacts IS 'The brand erases 
 
 -- Trusted applications insert contacts of any source (forms, webhooks)
 -- and read the contacts their outbox tells them to write to.
+-- (SELECT on every column: popsell._column_readers)
 GRANT INSERT ON popsell.contacts TO popsell_app;
-GRANT SELECT ON popsell.contacts TO popsell_app;
 CREATE POLICY popsell_app_insert ON popsell.contacts FOR INSERT TO popsell_app WITH CHECK (true);
 COMMENT ON POLICY popsell_app_insert ON popsell.contacts IS
     'Trusted applications record contacts of any source; the consent trigger checks the values.';
@@ -510,7 +534,9 @@ GRANT SELECT ON popsell.brand_contacts TO popsell_brand, popsell_account_team, p
 -- The brand's search by email (SPEC S11): contacts.email has no index a
 -- caller's own condition can use.  This lookup runs as the owner through
 -- the index holding only brand-visible rows (contacts_brand_email_idx), so
--- it is fast and its index fetches count nothing the brand may not see.
+-- it is fast and its index fetches count nothing the brand may not see: it
+-- writes the index's predicate (popsell_internal._brand_sees, the view's
+-- rule under the owner-only name) so the planner matches the index.
 CREATE FUNCTION popsell.brand_contacts_by_email(email text) RETURNS SETOF popsell.brand_contacts
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -520,7 +546,8 @@ DECLARE
 BEGIN
     RETURN QUERY
         SELECT b.* FROM popsell.brand_contacts b
-         WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
+         WHERE popsell_internal._brand_sees(b.restricted, b.source, b.email_confirmed_at, b.brand_optin, b.partners_optin)
+           AND popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e);
 END
 $$;
 COMMENT ON FUNCTION popsell.brand_contacts_by_email(text) IS

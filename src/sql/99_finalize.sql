@@ -200,6 +200,55 @@ BEGIN
          WHERE starelid OPERATOR(pg_catalog.=) r.oid AND staattnum OPERATOR(pg_catalog.=) r.attnum;
     END LOOP;
 
+    -- Tables with a lookup-key index (an index expression calling a
+    -- function of popsell_internal: contacts, ambassadors) are read through
+    -- column grants only.  CREATE TABLE ... (LIKE t INCLUDING INDEXES)
+    -- needs only table-level SELECT on t and copies its index expressions
+    -- by OID, lookup-key functions included: the copy's unique violations
+    -- (or pg_stats) then print the key of any value its creator inserts.
+    -- LIKE checks the table-level privilege only, so column grants on
+    -- every column (SELECT * and count(*) keep working) refuse it.  The
+    -- roles reading every column (popsell._column_readers, 07_security.sql)
+    -- get SELECT on each column, including the columns an upgrade added;
+    -- any other table-level SELECT on these tables (a DBA's grant, a later
+    -- script's) becomes SELECT on every column too.  Revoking a table-level
+    -- privilege takes the column ones with it, so the revoke comes first.
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass AS obj, a.grantee::pg_catalog.regrole AS grantee
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND m.objid OPERATOR(pg_catalog.=) c.oid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+                                      AND m.refobjid OPERATOR(pg_catalog.=) ext
+          CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 0
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                         JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                                     AND d.objid OPERATOR(pg_catalog.=) i.indexrelid
+                                                     AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                         JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.refobjid
+                        WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid
+                          AND p.pronamespace OPERATOR(pg_catalog.=) 'popsell_internal'::pg_catalog.regnamespace)
+        UNION
+        SELECT w.rel::pg_catalog.regclass, w.reader::pg_catalog.regrole
+          FROM popsell._column_readers() w
+         ORDER BY 1, 2   -- the same order of ACL entries after an install and an upgrade
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a
+                    WHERE c.oid OPERATOR(pg_catalog.=) r.obj
+                      AND a.grantee OPERATOR(pg_catalog.=) r.grantee
+                      AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT') THEN
+            EXECUTE pg_catalog.format('REVOKE SELECT ON TABLE %s FROM %s', r.obj, r.grantee);
+        END IF;
+        EXECUTE pg_catalog.format('GRANT SELECT (%s) ON TABLE %s TO %s',
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum)
+               FROM pg_catalog.pg_attribute att
+              WHERE att.attrelid OPERATOR(pg_catalog.=) r.obj AND att.attnum OPERATOR(pg_catalog.>) 0
+                AND NOT att.attisdropped),
+            r.obj, r.grantee);
+    END LOOP;
+
     -- pg_dump keeps what users filled (SPEC section 3, S9): every table
     -- and sequence, registered once.
     FOR r IN
@@ -218,6 +267,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION popsell._finalize_extension() FROM PUBLIC;
 COMMENT ON FUNCTION popsell._finalize_extension() IS
-    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, every table and sequence registered for pg_dump. Idempotent.';
+    'Install and upgrade step (superuser only; the last statement of every install and upgrade script): every member table, view, sequence and non-C function owned by popsell_owner, nothing granted to PUBLIC, row security enabled and forced with the owner policy, no statistics on columns and index expressions that can hold personal data, tables with a lookup-key index read through column grants only (the roles of popsell._column_readers() get SELECT on every column, any other table-level SELECT becomes SELECT on every column), every table and sequence registered for pg_dump. Idempotent.';
 
 SELECT popsell._finalize_extension();

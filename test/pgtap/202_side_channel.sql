@@ -15,7 +15,7 @@
 -- same range on a value no row holds.  Each failure prints the SQL that
 -- reproduces it.
 BEGIN;
-SELECT plan(24);
+SELECT plan(31);
 -- Disabled scans cost 1e10, which would start JIT compilation per probe.
 SET LOCAL jit = off;
 
@@ -245,17 +245,19 @@ SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
 SELECT pg_temp.become('');
 
 -- The brand's lookup by email is served by the index of brand-visible rows:
--- its predicate must be the one the view filters with (popsell.brand_sees),
--- or the planner cannot match it and the lookup scans the whole table.
+-- it writes the index's predicate (popsell_internal._brand_sees, which no
+-- restricted role can write), or the planner cannot match it and the
+-- lookup scans the whole table.
 SET LOCAL enable_seqscan = off;
 SELECT ok(EXISTS (SELECT 1 FROM (SELECT pg_temp.plan_lines(
               $$SELECT b.* FROM popsell.brand_contacts b
-                 WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key('b-order@c.example.test')$$) AS l) p
+                 WHERE popsell_internal._brand_sees(b.restricted, b.source, b.email_confirmed_at, b.brand_optin, b.partners_optin)
+                   AND popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key('b-order@c.example.test')$$) AS l) p
                    WHERE l ~ 'Index Scan using contacts_brand_email_idx'),
           'the brand''s lookup query uses contacts_brand_email_idx');
 RESET enable_seqscan;
 SELECT ok((SELECT prosrc FROM pg_proc WHERE oid = 'popsell.brand_contacts_by_email(text)'::regprocedure)
-              LIKE '%FROM popsell.brand_contacts b%WHERE popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e)%',
+              LIKE '%FROM popsell.brand_contacts b%WHERE popsell_internal._brand_sees(b.restricted, b.source, b.email_confirmed_at, b.brand_optin, b.partners_optin)%AND popsell_internal._brand_lookup_key(b.email) OPERATOR(pg_catalog.=) popsell_internal._brand_lookup_key(e)%',
           'brand_contacts_by_email runs the query checked above');
 
 -- A parallel worker restores the leader's settings, the identity set by a
@@ -612,6 +614,154 @@ SELECT pg_temp.become('');
 SELECT is((SELECT count(*) FROM popsell.contacts
             WHERE popsell_internal._lookup_key(email) = popsell_internal._lookup_key('a-written@c.example.test')), 1::bigint,
           'a restricted role''s insert and update are found by their lookup key');
+
+-- A full scan of a partial lookup-key index, which the planner picks for a
+-- query whose own condition implies the index predicate (with sequential
+-- and bitmap scans off), reads the rows in key order and counts the hidden
+-- rows whose key sorts below a visible one ("Rows Removed by Filter"):
+-- with rows of its own choosing, a writer turns that into an exact-match
+-- oracle.  No restricted role's query on anything it may read is planned
+-- on a lookup-key index: not with "col IS NOT NULL" on any column it may
+-- read, nor with the predicate of any partial index of popsell written out.
+CREATE TEMP TABLE key_indexes AS
+SELECT ic.relname::text AS idx
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
+ WHERE c.relnamespace = 'popsell'::regnamespace
+   AND pg_get_indexdef(i.indexrelid) ~ 'popsell_internal\.';
+CREATE TEMP TABLE partial_preds AS
+SELECT ic.relname::text AS idx, pg_get_expr(i.indpred, i.indrelid) AS pred
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
+ WHERE c.relnamespace = 'popsell'::regnamespace AND i.indpred IS NOT NULL;
+CREATE TEMP TABLE key_plan_findings (who text, q text, line text);
+GRANT ALL ON key_indexes, partial_preds, key_plan_findings TO PUBLIC;
+CREATE FUNCTION pg_temp.key_plan_probe(who text, with_preds boolean) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    q text;
+    l text;
+    probes integer := 0;
+BEGIN
+    PERFORM pg_temp.become(who);
+    PERFORM set_config('enable_seqscan', 'off', true);
+    PERFORM set_config('enable_bitmapscan', 'off', true);
+    FOR r IN
+        SELECT DISTINCT format('%I.%I', n.nspname, c.relname) AS rel,
+               CASE WHEN with_preds THEN NULL ELSE a.attname END AS attname, p.pred
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          LEFT JOIN partial_preds p ON with_preds
+         WHERE n.nspname = 'popsell' AND c.relkind IN ('r', 'v', 'm', 'p')
+           AND has_column_privilege(c.oid, a.attnum, 'SELECT')
+           AND (with_preds = (p.pred IS NOT NULL))
+    LOOP
+        q := CASE WHEN with_preds THEN format('SELECT 1 FROM %s WHERE (%s)', r.rel, r.pred)
+                  ELSE format('SELECT 1 FROM %s WHERE %I IS NOT NULL', r.rel, r.attname) END;
+        BEGIN
+            FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+                IF EXISTS (SELECT 1 FROM key_indexes k WHERE l ~ ('\m' || k.idx || '\M')) THEN
+                    INSERT INTO key_plan_findings VALUES (who, q, l);
+                END IF;
+            END LOOP;
+            probes := probes + 1;
+        EXCEPTION WHEN undefined_column OR insufficient_privilege OR undefined_function THEN
+            NULL;   -- a predicate naming a column the relation lacks, or one the role may not read
+        END;
+    END LOOP;
+    PERFORM set_config('enable_seqscan', 'on', true);
+    PERFORM set_config('enable_bitmapscan', 'on', true);
+    PERFORM pg_temp.become('');
+    RETURN probes;
+END $$;
+SELECT ok(sum(pg_temp.key_plan_probe(w, false)) > 100,
+          'the "col IS NOT NULL" probes ran')
+  FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
+                    'popsell_account_team', 'popsell_technical', 'popsell_maintenance']) AS w;
+SELECT diag(format('as %s: %s -- planned on %s', who, q, line)) FROM key_plan_findings ORDER BY who, q;
+SELECT is_empty($$SELECT * FROM key_plan_findings$$,
+                'no restricted role''s "col IS NOT NULL" query is planned on a lookup-key index');
+
+TRUNCATE key_plan_findings;
+SELECT ok(sum(pg_temp.key_plan_probe(w, true)) > 20,
+          'the partial index predicate probes ran')
+  FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
+                    'popsell_account_team', 'popsell_technical', 'popsell_maintenance']) AS w;
+SELECT diag(format('as %s: %s -- planned on %s', who, q, line)) FROM key_plan_findings ORDER BY who, q;
+SELECT is_empty($$SELECT * FROM key_plan_findings$$,
+                'no restricted role writing a partial index''s predicate gets a plan on a lookup-key index');
+
+-- CREATE TABLE ... (LIKE t INCLUDING INDEXES) copies t's index
+-- expressions by OID, lookup-key functions included: a role inserting a
+-- value twice into its copy read the key in the unique violation's detail
+-- (or in pg_stats of the copied index).  LIKE checks the table-level SELECT
+-- privilege only; every role reads the tables with lookup-key indexes
+-- through column grants, so every role's LIKE of them is refused.
+CREATE TEMP TABLE like_findings (who text, rel text, outcome text);
+GRANT ALL ON like_findings TO PUBLIC;
+CREATE FUNCTION pg_temp.like_probe(who text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    rel text;
+    st text;
+    msg text;
+BEGIN
+    FOR rel IN SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_class ic ON ic.oid = i.indexrelid
+                WHERE ic.relname IN (SELECT idx FROM key_indexes)
+    LOOP
+        PERFORM pg_temp.become(who);
+        BEGIN
+            EXECUTE format('CREATE TEMP TABLE ps_like_probe (LIKE %s INCLUDING INDEXES)', rel);
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'created';
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+            IF st <> '42501' THEN
+                INSERT INTO like_findings VALUES (who, rel, st || ': ' || msg);
+            END IF;
+        END;
+        PERFORM pg_temp.become('');
+    END LOOP;
+END $$;
+SELECT pg_temp.like_probe(w)
+  FROM unnest(ARRAY['ps_sc_alice', 'guc:2', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
+                    'popsell_account_team', 'popsell_technical', 'popsell_maintenance']) AS w;
+SELECT diag(format('as %s: CREATE TEMP TABLE y (LIKE %s INCLUDING INDEXES): %s', who, rel, outcome))
+  FROM like_findings ORDER BY who, rel;
+SELECT is_empty($$SELECT * FROM like_findings$$,
+                'no restricted role copies a table with lookup-key indexes (LIKE ... INCLUDING INDEXES refused)');
+-- ...while every column stays readable to the roles reading the whole table.
+SELECT is((SELECT array_agg(format('%s %s', r, t) ORDER BY r, t)
+             FROM unnest(ARRAY['popsell_brand', 'popsell_app', 'popsell_account_team', 'popsell_technical']) r,
+                  unnest(ARRAY['contacts', 'ambassadors']) t
+            WHERE NOT has_table_privilege(r, 'popsell.' || t, 'SELECT')
+              AND has_any_column_privilege(r, 'popsell.' || t, 'SELECT')
+              AND NOT (t = 'ambassadors' AND r IN ('popsell_brand', 'popsell_app'))
+              AND EXISTS (SELECT 1 FROM pg_attribute a
+                           WHERE a.attrelid = ('popsell.' || t)::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                          HAVING bool_and(has_column_privilege(r, a.attrelid, a.attnum, 'SELECT')))),
+          ARRAY['popsell_account_team ambassadors', 'popsell_account_team contacts', 'popsell_app contacts',
+                'popsell_brand contacts', 'popsell_technical ambassadors', 'popsell_technical contacts'],
+          'the roles reading all of contacts or ambassadors read every column through column grants, not the table');
+
+-- A column an upgrade adds to those tables goes to the same roles: the
+-- upgrade ends with popsell._finalize_extension(), which grants the roles
+-- of popsell._column_readers() every column, and turns any table-level
+-- SELECT on them (here a DBA's grant) into column grants.  The ambassador
+-- and the brand keep their own column lists.
+ALTER TABLE popsell.contacts ADD COLUMN ps_sc_added integer;
+ALTER TABLE popsell.ambassadors ADD COLUMN ps_sc_added integer;
+GRANT SELECT ON popsell.ambassadors TO popsell_maintenance;
+SELECT popsell._finalize_extension();
+SELECT is((SELECT array_agg(format('%s %s', r, t) ORDER BY r, t)
+             FROM unnest(ARRAY['popsell_ambassador', 'popsell_brand', 'popsell_brand_bi', 'popsell_app',
+                               'popsell_account_team', 'popsell_technical', 'popsell_maintenance']) r,
+                  unnest(ARRAY['contacts', 'ambassadors']) t
+            WHERE has_column_privilege(r, 'popsell.' || t, 'ps_sc_added', 'SELECT')
+              AND NOT has_table_privilege(r, 'popsell.' || t, 'SELECT')),
+          ARRAY['popsell_account_team ambassadors', 'popsell_account_team contacts', 'popsell_app contacts',
+                'popsell_brand contacts', 'popsell_maintenance ambassadors',
+                'popsell_technical ambassadors', 'popsell_technical contacts'],
+          'a column added later is read by the whole-table readers through a column grant, by no one else');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -13,10 +13,8 @@ COMMENT ON SCHEMA popsell_internal IS
     'popsell''s lookup-key functions, which index expressions call: USAGE for popsell_owner only, so no other role can name them in a query (see popsell_internal._lookup_key).';
 ALTER FUNCTION popsell._lookup_key(text) SET SCHEMA popsell_internal;
 ALTER FUNCTION popsell._brand_lookup_key(text) SET SCHEMA popsell_internal;
--- The brand's email index gets the policy's own predicate (issue 12 review,
--- formerly in 20_security_fixes.sql), so the brand's lookup by email uses
--- it; its definition names the moved function.
--- @restate index:contacts_brand_email_idx
+-- The brand's email index is restated by 49_key_index_reach.sql, after the
+-- function its predicate names exists (it keeps its OIDs until then).
 -- @restate function:popsell_internal._lookup_key function:popsell_internal._brand_lookup_key
 -- @restate function:_blacklist_add function:_import_rows function:collect_contact function:send_invitation
 -- @restate function:email_callback function:brand_contacts_by_email function:_insert_ambassador
