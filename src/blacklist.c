@@ -667,12 +667,14 @@ AmbassadorExists(int64 id)
 
 /*
  * Is there already a contact row with this id, committed or written by
- * this transaction (this statement included)?  An INSERT of such an id
- * is not going to store its row: it fails, or INSERT ... ON CONFLICT
- * skips it or updates the existing row instead, so it gets no "initial"
- * ledger row.  A row another transaction is inserting at the same moment
- * is not seen here; the ledger checks again when it writes the entry that
- * this transaction really inserted the row (ledger.c).
+ * this transaction (this statement included), that no other transaction
+ * is deleting?  An INSERT of such an id is not going to store its row: it
+ * fails, or INSERT ... ON CONFLICT skips it or updates the existing row
+ * instead, so it gets no "initial" ledger row.  A row another transaction
+ * is inserting, deleting or updating at the same moment does not count:
+ * the INSERT waits for that transaction, and whether it then stores its
+ * row is settled by the ledger when it writes the entry, by checking that
+ * this transaction really inserted the row (ledger.c; specs/107 and 110).
  */
 bool
 ContactIdExists(int64 id)
@@ -682,16 +684,26 @@ ContactIdExists(int64 id)
 	TupleTableSlot *tslot;
 	IndexScanDesc scan;
 	ScanKeyData sk;
+	SnapshotData dirty;
 	bool		found;
 
 	resolve_ids();
 	heap = table_open(ids.contacts, AccessShareLock);
 	idx = index_open(ids.contacts_pkey, AccessShareLock);
 	tslot = table_slot_create(heap, NULL);
-	scan = index_beginscan_compat(heap, idx, SnapshotSelf, 1, 0);
+	/*
+	 * A dirty snapshot: it tells (xmin, xmax) which version is still being
+	 * written by another transaction.  Under SnapshotSelf a row whose
+	 * deletion is in progress looked present, and an INSERT that waited
+	 * for that deletion and then stored its row got no ledger row.
+	 */
+	InitDirtySnapshot(dirty);
+	scan = index_beginscan_compat(heap, idx, &dirty, 1, 0);
 	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
 	index_rescan(scan, &sk, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, tslot);
+	found = false;
+	while (!found && index_getnext_slot(scan, ForwardScanDirection, tslot))
+		found = !TransactionIdIsValid(dirty.xmin) && !TransactionIdIsValid(dirty.xmax);
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(tslot);
 	index_close(idx, AccessShareLock);
