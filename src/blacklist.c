@@ -29,6 +29,12 @@
  *	                                      waiting); an entry the row does not
  *	                                      reflect is a serialization failure
  *
+ * A writer is a row getting a new index entry for the email (an INSERT,
+ * a new address).  An UPDATE that keeps the row's email does not wait at
+ * P: it holds the row's lock, which the opt-out's UPDATE needs, so waiting
+ * deadlocked (specs/111); it reads the committed state, and the row lock
+ * orders it against the opt-out's UPDATE, which sets the entry's effect.
+ *
  * Why no interleaving escapes: if S comes after I, the opt-out sees the
  * row and waits for its transaction before its UPDATE.  Otherwise S < I.
  * If P came after B, the dirty probe saw the entry (and waited for it).
@@ -380,13 +386,20 @@ digest_equals(Datum d, const uint8 *digest)
 
 /*
  * Blacklist reasons recorded for any of the hashes (one per live key),
- * as one bit per BlacklistReason.  Both structures consulted are lossy
+ * as one bit per BlacklistReason.  WAIT: wait for an entry another
+ * transaction is still writing (step P: a row that gets a new index entry
+ * for the email, an INSERT or a new address); without it such an entry
+ * does not count, as under the latest committed state.  An UPDATE that
+ * keeps the row's email must not wait: it holds the row's lock, which the
+ * opt-out's own UPDATE of that row needs (a deadlock, specs/111); the row
+ * lock orders the two, and the opt-out's UPDATE, after ours, sets what
+ * the entry imposes.  Both structures consulted are lossy
  * (the Bloom filter answers "maybe", the hash index returns every entry
  * sharing a 32-bit code): a reason counts only for an entry whose stored
  * digest is byte for byte one of HASHES, as the SQL-side checks compare.
  */
 uint32
-BlacklistReasons(const PopsellHash *h, int n)
+BlacklistReasons(const PopsellHash *h, int n, bool wait)
 {
 	Relation	heap;
 	Relation	idx;
@@ -484,7 +497,7 @@ retry:
 				 * as it is (specs/131_refusal_race); uncommitted, it does
 				 * not count, as under the latest snapshot.
 				 */
-				if (reason == BL_INVITATION_REFUSED)
+				if (reason == BL_INVITATION_REFUSED || !wait)
 				{
 					if (TransactionIdIsValid(dirty.xmin))
 						continue;

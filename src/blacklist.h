@@ -11,7 +11,7 @@
 
 #include "hashing.h"
 
-extern uint32 BlacklistReasons(const PopsellHash *h, int n);
+extern uint32 BlacklistReasons(const PopsellHash *h, int n, bool wait);
 extern void BlacklistRowProbed(void);
 extern void BlacklistRowSkipped(void);
 extern bool AmbassadorExists(int64 id);
