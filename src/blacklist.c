@@ -49,8 +49,9 @@
  * entry made alongside it is an earlier row (specs/131).  Sequences
  * are not transactional: the bump is visible to every backend at once,
  * and reading it is one shared buffer read.  Only writers of the same
- * email ever wait for each other (a deadlock between the two sides of one
- * email is possible, and resolved by the deadlock detector); a writer of
+ * email ever wait for each other (a writer that already has a row of the
+ * email in progress, which the opt-out waits for, fails with 40001 rather
+ * than wait for the opt-out's entry: specs/112); a writer of
  * another email never waits for an opt-out, and an opt-out never waits for
  * writers of other emails.  Under REPEATABLE READ the opt-out, after
  * waiting, refuses to go on when rows of the email were committed after
@@ -385,6 +386,48 @@ digest_equals(Datum d, const uint8 *digest)
 }
 
 /*
+ * Does this transaction have a contact row of this (normalized) email in
+ * progress: a version it inserted, or one it is deleting or updating?
+ * That is what an opt-out of the email waits for (await_email_writers).
+ */
+static bool
+own_email_row(const char *norm, int len)
+{
+	Relation	heap;
+	Relation	idx;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData sk;
+	bool		mine = false;
+
+	heap = table_open(ids.contacts, AccessShareLock);
+	idx = index_open(ids.contacts_email_idx, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+	scan = index_beginscan_compat(heap, idx, SnapshotAny, 1, 0);
+	/* contacts_email_idx holds lookup keys, not emails (SPEC S11) */
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_BYTEAEQ,
+				PointerGetDatum(LookupKeyBytea(cstring_to_text_with_len(norm, len))));
+	index_rescan(scan, &sk, 1, NULL, 0);
+	while (!mine && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		should_free;
+		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		HeapTupleHeader h = tup->t_data;
+
+		mine = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(h)) ||
+			(!(h->t_infomask & HEAP_XMAX_INVALID) && !HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask) &&
+			 TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetUpdateXid(h)));
+		if (should_free)
+			heap_freetuple(tup);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	return mine;
+}
+
+/*
  * Blacklist reasons recorded for any of the hashes (one per live key),
  * as one bit per BlacklistReason.  WAIT: wait for an entry another
  * transaction is still writing (step P: a row that gets a new index entry
@@ -399,7 +442,7 @@ digest_equals(Datum d, const uint8 *digest)
  * digest is byte for byte one of HASHES, as the SQL-side checks compare.
  */
 uint32
-BlacklistReasons(const PopsellHash *h, int n, bool wait)
+BlacklistReasons(const PopsellHash *h, int n, const char *norm, int len, bool wait)
 {
 	Relation	heap;
 	Relation	idx;
@@ -514,6 +557,19 @@ retry:
 	index_endscan(scan);
 	if (TransactionIdIsValid(xwait))
 	{
+		/*
+		 * This transaction already writes a row of the email (an earlier
+		 * row, or in the recheck the row itself): the opt-out waits for us,
+		 * so waiting for it would deadlock, and the deadlock detector might
+		 * well pick the opt-out.  Fail here instead, so that it goes on
+		 * (specs/112).
+		 */
+		if (norm != NULL && own_email_row(norm, len))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize a contact write with a concurrent opt-out of its email"),
+					 errdetail("The email is being blacklisted (opt-out or bounce), which waits for this transaction's earlier write of the same email."),
+					 errhint("Retry the transaction.")));
 		CHECK_FOR_INTERRUPTS();
 		/* (no tuple to name in the wait's context: XLTW_None) */
 		XactLockTableWait(xwait, NULL, NULL, XLTW_None);

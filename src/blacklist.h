@@ -11,7 +11,8 @@
 
 #include "hashing.h"
 
-extern uint32 BlacklistReasons(const PopsellHash *h, int n, bool wait);
+extern uint32 BlacklistReasons(const PopsellHash *h, int n, const char *norm,
+							   int len, bool wait);
 extern void BlacklistRowProbed(void);
 extern void BlacklistRowSkipped(void);
 extern bool AmbassadorExists(int64 id);

@@ -496,7 +496,7 @@ probe_email(const char *norm, int len, bool wait)
 	PopsellHash *h;
 	int			n = HashUnderAllKeys(norm, len, &h);
 
-	return BlacklistReasons(h, n, wait);
+	return BlacklistReasons(h, n, norm, len, wait);
 }
 
 /* The definitive email status a blacklist entry imposes, or -1. */
