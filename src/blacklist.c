@@ -201,27 +201,61 @@ optout_generation(void)
 
 /*
  * Rows probed and not yet past their WHEN (popsell._optout_raced), and the
- * generation read before the oldest of those probes.  Usually one row: a
- * row is probed in the BEFORE trigger and reaches its WHEN right after its
- * index entries.  A row probed but never stored (skipped, failed, or a
- * nested statement of another trigger in between) leaves the count up and
- * the generation old: more rechecks, never fewer.
+ * generation read before the oldest of those probes.  A row is probed in
+ * the BEFORE trigger and reaches its WHEN right after its index entries,
+ * with no statement on contacts in between: at one subtransaction level at
+ * most one row is pending.  A row probed but never stored leaves the count
+ * up: skipped by INSERT ... ON CONFLICT (no hook tells us), or failing
+ * after its probe.  Such a row is dropped at the next probe at its level,
+ * at the end of the statement (BlacklistStatementEnd) and when its
+ * subtransaction aborts, so that it neither makes every later row of the
+ * transaction recheck nor lets popsell._optout_raced() answer, outside the
+ * statement that probed, whether anyone opted out since (review F4/F5,
+ * sql/111_optout_recheck_state).  A row at a deeper level is counted on
+ * top of one pending outside it, with the older generation (more
+ * rechecks, never fewer).
  */
 static uint64 probe_gen = 0;	/* read before the last BlacklistReasons */
 static int	rows_pending = 0;
 static uint64 rows_gen = 0;
+static int	rows_level = 0;		/* subtransaction level of the oldest */
 static LocalTransactionId rows_lxid = InvalidLocalTransactionId;
+static TimestampTz rows_stmt = 0;
+static bool rows_callback = false;
+
+static void
+rows_subxact(SubXactEvent event, SubTransactionId mySubid,
+			 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && rows_pending > 0 &&
+		rows_level >= GetCurrentTransactionNestLevel())
+		rows_pending = 0;
+}
 
 void
 BlacklistRowProbed(void)
 {
-	if (rows_lxid != MyProcLocalTransactionId())
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (!rows_callback)
 	{
+		RegisterSubXactCallback(rows_subxact, NULL);
+		rows_callback = true;
+	}
+	if (rows_lxid != MyProcLocalTransactionId() ||
+		rows_stmt != GetCurrentStatementStartTimestamp() ||
+		rows_level >= level)
+	{
+		/* another statement's, or an earlier row's that never got its WHEN */
 		rows_lxid = MyProcLocalTransactionId();
+		rows_stmt = GetCurrentStatementStartTimestamp();
 		rows_pending = 0;
 	}
 	if (rows_pending == 0)
+	{
 		rows_gen = probe_gen;
+		rows_level = level;
+	}
 	rows_pending++;
 }
 
@@ -232,18 +266,28 @@ BlacklistRowSkipped(void)
 		rows_pending--;
 }
 
+/* The end of a statement on contacts (its AFTER STATEMENT trigger). */
+void
+BlacklistStatementEnd(void)
+{
+	if (rows_pending > 0 && rows_level >= GetCurrentTransactionNestLevel())
+		rows_pending = 0;
+}
+
 /*
  * popsell._optout_raced(): the WHEN of the AFTER ROW trigger
  * popsell_80_optout_recheck, evaluated right after the row's index
  * entries are in: did an opt-out start since the row's blacklist probe?
- * When not (nearly always), no trigger event is queued at all.
+ * When not (nearly always), no trigger event is queued at all.  Outside
+ * the statement that probed, always false.
  */
 Datum
 optout_raced(PG_FUNCTION_ARGS)
 {
 	bool		changed;
 
-	if (rows_lxid != MyProcLocalTransactionId() || rows_pending == 0)
+	if (rows_lxid != MyProcLocalTransactionId() ||
+		rows_stmt != GetCurrentStatementStartTimestamp() || rows_pending == 0)
 		PG_RETURN_BOOL(false);
 	changed = optout_generation() != rows_gen;
 	rows_pending--;
