@@ -650,15 +650,15 @@ any_row_unseen(Relation heap, Relation idx, Snapshot latest, Snapshot mine, text
 /*
  * popsell._await_email_writers(email): step S of an opt-out (see the top
  * of this file).  Waits for every transaction still writing a contact row
- * with this (normalized) email, found with a dirty snapshot in
- * contacts_email_idx, so that the opt-out's UPDATE, in a statement that
- * starts afterwards, sees their rows.  Rows of other emails are never
- * waited for.
+ * with this email, found with a dirty snapshot in contacts_email_idx, so
+ * that the opt-out's UPDATE, in a statement that starts afterwards, sees
+ * their rows.  Rows of other emails are never waited for.  The argument
+ * is normalized as the rows' emails are (more than 1024 bytes: PS107).
  */
 Datum
 await_email_writers(PG_FUNCTION_ARGS)
 {
-	text	   *email = PG_GETARG_TEXT_PP(0);
+	text	   *arg = PG_GETARG_TEXT_PP(0);
 	Relation	heap;
 	Relation	idx;
 	TupleTableSlot *slot;
@@ -666,7 +666,12 @@ await_email_writers(PG_FUNCTION_ARGS)
 	ScanKeyData sk;
 	Datum		lookup;
 	TransactionId xwait;
+	char	   *norm;
+	int			len;
+	text	   *email;
 
+	norm = NormalizeIdentifier(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg), &len);
+	email = cstring_to_text_with_len(norm, len);
 	resolve_ids();
 	heap = table_open(ids.contacts, AccessShareLock);
 	idx = index_open(ids.contacts_email_idx, AccessShareLock);
