@@ -29,6 +29,12 @@
  *	                                      waiting); an entry the row does not
  *	                                      reflect is a serialization failure
  *
+ * A writer is a row getting a new index entry for the email (an INSERT,
+ * a new address).  An UPDATE that keeps the row's email does not wait at
+ * P: it holds the row's lock, which the opt-out's UPDATE needs, so waiting
+ * deadlocked (specs/111); it reads the committed state, and the row lock
+ * orders it against the opt-out's UPDATE, which sets the entry's effect.
+ *
  * Why no interleaving escapes: if S comes after I, the opt-out sees the
  * row and waits for its transaction before its UPDATE.  Otherwise S < I.
  * If P came after B, the dirty probe saw the entry (and waited for it).
@@ -43,8 +49,9 @@
  * entry made alongside it is an earlier row (specs/131).  Sequences
  * are not transactional: the bump is visible to every backend at once,
  * and reading it is one shared buffer read.  Only writers of the same
- * email ever wait for each other (a deadlock between the two sides of one
- * email is possible, and resolved by the deadlock detector); a writer of
+ * email ever wait for each other (a writer that already has a row of the
+ * email in progress, which the opt-out waits for, fails with 40001 rather
+ * than wait for the opt-out's entry: specs/112); a writer of
  * another email never waits for an opt-out, and an opt-out never waits for
  * writers of other emails.  Under REPEATABLE READ the opt-out, after
  * waiting, refuses to go on when rows of the email were committed after
@@ -194,27 +201,61 @@ optout_generation(void)
 
 /*
  * Rows probed and not yet past their WHEN (popsell._optout_raced), and the
- * generation read before the oldest of those probes.  Usually one row: a
- * row is probed in the BEFORE trigger and reaches its WHEN right after its
- * index entries.  A row probed but never stored (skipped, failed, or a
- * nested statement of another trigger in between) leaves the count up and
- * the generation old: more rechecks, never fewer.
+ * generation read before the oldest of those probes.  A row is probed in
+ * the BEFORE trigger and reaches its WHEN right after its index entries,
+ * with no statement on contacts in between: at one subtransaction level at
+ * most one row is pending.  A row probed but never stored leaves the count
+ * up: skipped by INSERT ... ON CONFLICT (no hook tells us), or failing
+ * after its probe.  Such a row is dropped at the next probe at its level,
+ * at the end of the statement (BlacklistStatementEnd) and when its
+ * subtransaction aborts, so that it neither makes every later row of the
+ * transaction recheck nor lets popsell._optout_raced() answer, outside the
+ * statement that probed, whether anyone opted out since (review F4/F5,
+ * sql/111_optout_recheck_state).  A row at a deeper level is counted on
+ * top of one pending outside it, with the older generation (more
+ * rechecks, never fewer).
  */
 static uint64 probe_gen = 0;	/* read before the last BlacklistReasons */
 static int	rows_pending = 0;
 static uint64 rows_gen = 0;
+static int	rows_level = 0;		/* subtransaction level of the oldest */
 static LocalTransactionId rows_lxid = InvalidLocalTransactionId;
+static TimestampTz rows_stmt = 0;
+static bool rows_callback = false;
+
+static void
+rows_subxact(SubXactEvent event, SubTransactionId mySubid,
+			 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && rows_pending > 0 &&
+		rows_level >= GetCurrentTransactionNestLevel())
+		rows_pending = 0;
+}
 
 void
 BlacklistRowProbed(void)
 {
-	if (rows_lxid != MyProcLocalTransactionId())
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (!rows_callback)
 	{
+		RegisterSubXactCallback(rows_subxact, NULL);
+		rows_callback = true;
+	}
+	if (rows_lxid != MyProcLocalTransactionId() ||
+		rows_stmt != GetCurrentStatementStartTimestamp() ||
+		rows_level >= level)
+	{
+		/* another statement's, or an earlier row's that never got its WHEN */
 		rows_lxid = MyProcLocalTransactionId();
+		rows_stmt = GetCurrentStatementStartTimestamp();
 		rows_pending = 0;
 	}
 	if (rows_pending == 0)
+	{
 		rows_gen = probe_gen;
+		rows_level = level;
+	}
 	rows_pending++;
 }
 
@@ -225,18 +266,28 @@ BlacklistRowSkipped(void)
 		rows_pending--;
 }
 
+/* The end of a statement on contacts (its AFTER STATEMENT trigger). */
+void
+BlacklistStatementEnd(void)
+{
+	if (rows_pending > 0 && rows_level >= GetCurrentTransactionNestLevel())
+		rows_pending = 0;
+}
+
 /*
  * popsell._optout_raced(): the WHEN of the AFTER ROW trigger
  * popsell_80_optout_recheck, evaluated right after the row's index
  * entries are in: did an opt-out start since the row's blacklist probe?
- * When not (nearly always), no trigger event is queued at all.
+ * When not (nearly always), no trigger event is queued at all.  Outside
+ * the statement that probed, always false.
  */
 Datum
 optout_raced(PG_FUNCTION_ARGS)
 {
 	bool		changed;
 
-	if (rows_lxid != MyProcLocalTransactionId() || rows_pending == 0)
+	if (rows_lxid != MyProcLocalTransactionId() ||
+		rows_stmt != GetCurrentStatementStartTimestamp() || rows_pending == 0)
 		PG_RETURN_BOOL(false);
 	changed = optout_generation() != rows_gen;
 	rows_pending--;
@@ -379,14 +430,63 @@ digest_equals(Datum d, const uint8 *digest)
 }
 
 /*
+ * Does this transaction have a contact row of this (normalized) email in
+ * progress: a version it inserted, or one it is deleting or updating?
+ * That is what an opt-out of the email waits for (await_email_writers).
+ */
+static bool
+own_email_row(const char *norm, int len)
+{
+	Relation	heap;
+	Relation	idx;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData sk;
+	bool		mine = false;
+
+	heap = table_open(ids.contacts, AccessShareLock);
+	idx = index_open(ids.contacts_email_idx, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+	scan = index_beginscan_compat(heap, idx, SnapshotAny, 1, 0);
+	/* contacts_email_idx holds lookup keys, not emails (SPEC S11) */
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_BYTEAEQ,
+				PointerGetDatum(LookupKeyBytea(cstring_to_text_with_len(norm, len))));
+	index_rescan(scan, &sk, 1, NULL, 0);
+	while (!mine && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		should_free;
+		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		HeapTupleHeader h = tup->t_data;
+
+		mine = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(h)) ||
+			(!(h->t_infomask & HEAP_XMAX_INVALID) && !HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask) &&
+			 TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetUpdateXid(h)));
+		if (should_free)
+			heap_freetuple(tup);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	return mine;
+}
+
+/*
  * Blacklist reasons recorded for any of the hashes (one per live key),
- * as one bit per BlacklistReason.  Both structures consulted are lossy
+ * as one bit per BlacklistReason.  WAIT: wait for an entry another
+ * transaction is still writing (step P: a row that gets a new index entry
+ * for the email, an INSERT or a new address); without it such an entry
+ * does not count, as under the latest committed state.  An UPDATE that
+ * keeps the row's email must not wait: it holds the row's lock, which the
+ * opt-out's own UPDATE of that row needs (a deadlock, specs/111); the row
+ * lock orders the two, and the opt-out's UPDATE, after ours, sets what
+ * the entry imposes.  Both structures consulted are lossy
  * (the Bloom filter answers "maybe", the hash index returns every entry
  * sharing a 32-bit code): a reason counts only for an entry whose stored
  * digest is byte for byte one of HASHES, as the SQL-side checks compare.
  */
 uint32
-BlacklistReasons(const PopsellHash *h, int n)
+BlacklistReasons(const PopsellHash *h, int n, const char *norm, int len, bool wait)
 {
 	Relation	heap;
 	Relation	idx;
@@ -484,7 +584,7 @@ retry:
 				 * as it is (specs/131_refusal_race); uncommitted, it does
 				 * not count, as under the latest snapshot.
 				 */
-				if (reason == BL_INVITATION_REFUSED)
+				if (reason == BL_INVITATION_REFUSED || !wait)
 				{
 					if (TransactionIdIsValid(dirty.xmin))
 						continue;
@@ -501,6 +601,19 @@ retry:
 	index_endscan(scan);
 	if (TransactionIdIsValid(xwait))
 	{
+		/*
+		 * This transaction already writes a row of the email (an earlier
+		 * row, or in the recheck the row itself): the opt-out waits for us,
+		 * so waiting for it would deadlock, and the deadlock detector might
+		 * well pick the opt-out.  Fail here instead, so that it goes on
+		 * (specs/112).
+		 */
+		if (norm != NULL && own_email_row(norm, len))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize a contact write with a concurrent opt-out of its email"),
+					 errdetail("The email is being blacklisted (opt-out or bounce), which waits for this transaction's earlier write of the same email."),
+					 errhint("Retry the transaction.")));
 		CHECK_FOR_INTERRUPTS();
 		/* (no tuple to name in the wait's context: XLTW_None) */
 		XactLockTableWait(xwait, NULL, NULL, XLTW_None);
@@ -537,15 +650,15 @@ any_row_unseen(Relation heap, Relation idx, Snapshot latest, Snapshot mine, text
 /*
  * popsell._await_email_writers(email): step S of an opt-out (see the top
  * of this file).  Waits for every transaction still writing a contact row
- * with this (normalized) email, found with a dirty snapshot in
- * contacts_email_idx, so that the opt-out's UPDATE, in a statement that
- * starts afterwards, sees their rows.  Rows of other emails are never
- * waited for.
+ * with this email, found with a dirty snapshot in contacts_email_idx, so
+ * that the opt-out's UPDATE, in a statement that starts afterwards, sees
+ * their rows.  Rows of other emails are never waited for.  The argument
+ * is normalized as the rows' emails are (more than 1024 bytes: PS107).
  */
 Datum
 await_email_writers(PG_FUNCTION_ARGS)
 {
-	text	   *email = PG_GETARG_TEXT_PP(0);
+	text	   *arg = PG_GETARG_TEXT_PP(0);
 	Relation	heap;
 	Relation	idx;
 	TupleTableSlot *slot;
@@ -553,7 +666,12 @@ await_email_writers(PG_FUNCTION_ARGS)
 	ScanKeyData sk;
 	Datum		lookup;
 	TransactionId xwait;
+	char	   *norm;
+	int			len;
+	text	   *email;
 
+	norm = NormalizeIdentifier(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg), &len);
+	email = cstring_to_text_with_len(norm, len);
 	resolve_ids();
 	heap = table_open(ids.contacts, AccessShareLock);
 	idx = index_open(ids.contacts_email_idx, AccessShareLock);
@@ -667,12 +785,14 @@ AmbassadorExists(int64 id)
 
 /*
  * Is there already a contact row with this id, committed or written by
- * this transaction (this statement included)?  An INSERT of such an id
- * is not going to store its row: it fails, or INSERT ... ON CONFLICT
- * skips it or updates the existing row instead, so it gets no "initial"
- * ledger row.  A row another transaction is inserting at the same moment
- * is not seen here; the ledger checks again when it writes the entry that
- * this transaction really inserted the row (ledger.c).
+ * this transaction (this statement included), that no other transaction
+ * is deleting?  An INSERT of such an id is not going to store its row: it
+ * fails, or INSERT ... ON CONFLICT skips it or updates the existing row
+ * instead, so it gets no "initial" ledger row.  A row another transaction
+ * is inserting, deleting or updating at the same moment does not count:
+ * the INSERT waits for that transaction, and whether it then stores its
+ * row is settled by the ledger when it writes the entry, by checking that
+ * this transaction really inserted the row (ledger.c; specs/107 and 110).
  */
 bool
 ContactIdExists(int64 id)
@@ -682,16 +802,26 @@ ContactIdExists(int64 id)
 	TupleTableSlot *tslot;
 	IndexScanDesc scan;
 	ScanKeyData sk;
+	SnapshotData dirty;
 	bool		found;
 
 	resolve_ids();
 	heap = table_open(ids.contacts, AccessShareLock);
 	idx = index_open(ids.contacts_pkey, AccessShareLock);
 	tslot = table_slot_create(heap, NULL);
-	scan = index_beginscan_compat(heap, idx, SnapshotSelf, 1, 0);
+	/*
+	 * A dirty snapshot: it tells (xmin, xmax) which version is still being
+	 * written by another transaction.  Under SnapshotSelf a row whose
+	 * deletion is in progress looked present, and an INSERT that waited
+	 * for that deletion and then stored its row got no ledger row.
+	 */
+	InitDirtySnapshot(dirty);
+	scan = index_beginscan_compat(heap, idx, &dirty, 1, 0);
 	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
 	index_rescan(scan, &sk, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, tslot);
+	found = false;
+	while (!found && index_getnext_slot(scan, ForwardScanDirection, tslot))
+		found = !TransactionIdIsValid(dirty.xmin) && !TransactionIdIsValid(dirty.xmax);
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(tslot);
 	index_close(idx, AccessShareLock);

@@ -485,14 +485,18 @@ normalize_email_column(Row *r, int *len)
 /* Blacklist reasons found for an email, one bit per BlacklistReason. */
 typedef uint32 ReasonSet;
 
-/* Blacklist reasons of an email, under every live key. */
+/*
+ * Blacklist reasons of an email, under every live key.  WAIT for an entry
+ * still being written only for a row that gets a new index entry for the
+ * email (an INSERT, a new address): see BlacklistReasons.
+ */
 static ReasonSet
-probe_email(const char *norm, int len)
+probe_email(const char *norm, int len, bool wait)
 {
 	PopsellHash *h;
 	int			n = HashUnderAllKeys(norm, len, &h);
 
-	return BlacklistReasons(h, n);
+	return BlacklistReasons(h, n, norm, len, wait);
 }
 
 /* The definitive email status a blacklist entry imposes, or -1. */
@@ -800,7 +804,7 @@ contact_insert(TriggerData *td, Row *r)
 
 	if (norm != NULL)
 	{
-		reasons = probe_email(norm, normlen);
+		reasons = probe_email(norm, normlen, true);
 		/* an opt-out starting before the row is indexed: popsell_80_optout_recheck */
 		BlacklistRowProbed();
 	}
@@ -1142,7 +1146,7 @@ contact_update(TriggerData *td, Row *o, Row *r)
 
 	if (norm != NULL)
 	{
-		reasons = probe_email(norm, normlen);
+		reasons = probe_email(norm, normlen, email_changed);
 		/* a new address gets a new index entry: popsell_80_optout_recheck */
 		if (email_changed)
 			BlacklistRowProbed();
@@ -1196,7 +1200,7 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		{
 			norm = text_to_cstring(DatumGetTextPP(VAL(r, cols.email)));
 			normlen = strlen(norm);
-			reasons = probe_email(norm, normlen);
+			reasons = probe_email(norm, normlen, false);
 		}
 		if (reasons & (1u << BL_INVITATION_REFUSED))
 			ereport(ERROR,
@@ -1219,7 +1223,7 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		{
 			norm = text_to_cstring(DatumGetTextPP(VAL(r, cols.email)));
 			normlen = strlen(norm);
-			reasons = probe_email(norm, normlen);
+			reasons = probe_email(norm, normlen, false);
 		}
 		if (reasons & (1u << BL_INVITATION_REFUSED))
 		{
@@ -1242,7 +1246,7 @@ contact_update(TriggerData *td, Row *o, Row *r)
 		{
 			norm = text_to_cstring(DatumGetTextPP(VAL(r, cols.email)));
 			normlen = strlen(norm);
-			reasons = probe_email(norm, normlen);
+			reasons = probe_email(norm, normlen, false);
 		}
 		if (!(reasons & (1u << BL_GLOBAL_OPTOUT)))
 			QueueGlobalOptout(norm, path);
@@ -1444,7 +1448,7 @@ contacts_optout_recheck(PG_FUNCTION_ARGS)
 		ISNULL(&r, cols.ambassador_optin) || ISNULL(&r, cols.email_status))
 		return PointerGetDatum(NULL);
 	norm = text_to_cstring(DatumGetTextPP(VAL(&r, cols.email)));
-	reasons = probe_email(norm, strlen(norm));
+	reasons = probe_email(norm, strlen(norm), true);
 	if (reasons == 0)
 		return PointerGetDatum(NULL);
 

@@ -960,6 +960,7 @@ Datum
 contacts_after_statement(PG_FUNCTION_ARGS)
 {
 	CheckPopsellTrigger(fcinfo, "popsell.contacts_after_statement", "contacts", false, false);
+	BlacklistStatementEnd();
 	LedgerFlush();
 	process_pending_optouts();
 	process_outbox_recheck();
