@@ -250,6 +250,7 @@ BEGIN
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
                   HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
     END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
     DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = c.id;
     UPDATE popsell.contacts
        SET email_confirmed_at = now(),
@@ -262,7 +263,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
-    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending; prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
+    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending, PS120 while restricted (art. 18); prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
 
 CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint, token text)
     RETURNS void
@@ -283,6 +284,7 @@ BEGIN
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
                   HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
     END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
     -- (v2) the token confirms the address it was sent to: an address
     -- change replaces it, a confirmation uses it up.
     IF NOT EXISTS (SELECT 1 FROM popsell.contact_email_tokens t
@@ -297,7 +299,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint, text) IS
-    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS106 NULL or over 256 bytes).';
+    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS120 while restricted, art. 18; PS106 NULL or over 256 bytes).';
 
 -- src/updates/1.1--2.0/12_security.sql
 -- Security v2 (SPEC S11, section 2): no side channel through the planner.
@@ -5325,6 +5327,17 @@ DECLARE
     tok text := encode(popsell._random_bytes(32), 'hex');
 BEGIN
     DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = p_contact_id;
+    -- A token exists only where a mail carries it: to a pending contact
+    -- that may be mailed now.  Not while restricted (art. 18: lifting
+    -- issues one), nor to an address whose status blocks sending (SPEC
+    -- section 3: spam, hard_bounce, blocked; only an unverified address
+    -- is confirmed).
+    IF NOT EXISTS (SELECT 1 FROM popsell.contacts c
+                    WHERE c.id = p_contact_id AND c.email IS NOT NULL AND NOT c.restricted
+                      AND c.email_status = 'unverified'
+                      AND popsell.is_pending_confirmation(c.source, c.email_confirmed_at)) THEN
+        RETURN;
+    END IF;
     INSERT INTO popsell.contact_email_tokens (contact_id, token_hash)
     VALUES (p_contact_id, sha256(convert_to(tok, 'UTF8')));
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
@@ -5333,7 +5346,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._issue_contact_token(bigint) IS
-    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one.';
+    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one; only when the contact may be mailed (an email with status unverified, not restricted), else the earlier token is just removed.';
 CREATE OR REPLACE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
                                         ambassador_optin_checked boolean DEFAULT NULL,
                                         brand_optin_checked boolean DEFAULT NULL,
@@ -5482,14 +5495,21 @@ COMMENT ON FUNCTION popsell.contacts_email_changed() IS
 GRANT EXECUTE ON FUNCTION popsell.confirm_email(bigint), popsell.confirm_email(bigint, text) TO popsell_app;
 
 -- Contacts pending confirmation at the upgrade got a link without a
--- token: the unsent ones are cancelled and each contact gets a new
--- confirmation email with one.
+-- token: the unsent ones are cancelled and each such contact gets a new
+-- confirmation email with one.  A contact whose link was sent already
+-- gets no second mail (the application confirms that link with
+-- confirm_email(contact_id)); _issue_contact_token issues nothing to a
+-- restricted contact (lifting the restriction does) nor to an address
+-- whose status blocks sending.
 DELETE FROM popsell.outbox o
  WHERE o.kind = 'email_confirmation' AND o.contact_id IS NOT NULL AND o.sent_at IS NULL
    AND NOT o.payload ? 'token';
 SELECT popsell._issue_contact_token(c.id)
   FROM popsell.contacts c
  WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at) AND c.email IS NOT NULL
+   AND NOT c.restricted AND c.email_status = 'unverified'
+   AND NOT EXISTS (SELECT 1 FROM popsell.outbox o
+                    WHERE o.contact_id = c.id AND o.kind = 'email_confirmation' AND o.sent_at IS NOT NULL)
  ORDER BY c.id;
 
 -- F9: the brand does not change a contact's email.
@@ -6128,6 +6148,147 @@ CREATE OR REPLACE FUNCTION popsell._id_in(id bigint, ids bigint[]) RETURNS boole
     AS 'MODULE_PATHNAME', 'popsell_id_in';
 COMMENT ON FUNCTION popsell._id_in(bigint, bigint[]) IS
     'Policy helper: whether id is in ids, as id = ANY (ids) but false for NULL (an array passed again with the same content is sorted once and searched by bisection). Every role with a policy using it.';
+
+-- src/updates/1.1--2.0/47_consent_review.sql
+-- Consent review of issue 13.
+-- H2/M3/L1: a confirmation token (and its mail) exists only while the
+-- contact may be mailed: not restricted (art. 18), an unverified address
+-- (not spam, hard_bounce, blocked).  Restricting a contact removes its
+-- token, lifting the restriction sends a new one; a restricted contact
+-- confirms nothing (PS120).  (43's data step follows the same rule.)
+CREATE OR REPLACE FUNCTION popsell._issue_contact_token(p_contact_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok text := encode(popsell._random_bytes(32), 'hex');
+BEGIN
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = p_contact_id;
+    -- A token exists only where a mail carries it: to a pending contact
+    -- that may be mailed now.  Not while restricted (art. 18: lifting
+    -- issues one), nor to an address whose status blocks sending (SPEC
+    -- section 3: spam, hard_bounce, blocked; only an unverified address
+    -- is confirmed).
+    IF NOT EXISTS (SELECT 1 FROM popsell.contacts c
+                    WHERE c.id = p_contact_id AND c.email IS NOT NULL AND NOT c.restricted
+                      AND c.email_status = 'unverified'
+                      AND popsell.is_pending_confirmation(c.source, c.email_confirmed_at)) THEN
+        RETURN;
+    END IF;
+    INSERT INTO popsell.contact_email_tokens (contact_id, token_hash)
+    VALUES (p_contact_id, sha256(convert_to(tok, 'UTF8')));
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    SELECT 'email_confirmation', c.ambassador_id, c.id, jsonb_build_object('source', c.source, 'token', tok)
+      FROM popsell.contacts c WHERE c.id = p_contact_id;
+END
+$$;
+COMMENT ON FUNCTION popsell._issue_contact_token(bigint) IS
+    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one; only when the contact may be mailed (an email with status unverified, not restricted), else the earlier token is just removed.';
+CREATE OR REPLACE FUNCTION popsell._refuse_restricted_confirmation(p_contact_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id = p_contact_id AND c.restricted) THEN
+        RAISE EXCEPTION 'contact % cannot confirm its email: its processing is restricted (GDPR art. 18)', p_contact_id
+            USING ERRCODE = 'PS120',
+                  DETAIL = 'A restricted contact is sent nothing and its consent does not change.',
+                  HINT = 'Lift the restriction with popsell.restrict_subject(email, false) first: the contact then receives a new confirmation email.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell._refuse_restricted_confirmation(bigint) IS
+    'Internal: PS120 when the contact''s processing is restricted (GDPR art. 18); confirm_email calls it.';
+CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'confirm_email'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
+BEGIN
+    IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
+        RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
+                  HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
+    END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = c.id;
+    UPDATE popsell.contacts
+       SET email_confirmed_at = now(),
+           email_status = CASE WHEN email_status = 'unverified' THEN 'ok' ELSE email_status END,
+           ambassador_optin = CASE
+               WHEN ambassador_optin <> 'optin_blog_pending' THEN ambassador_optin
+               WHEN source = 'blog_internal_form' THEN 'optin_internal_form'
+               ELSE 'optin_blog_verified' END
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
+    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending, PS120 while restricted (art. 18); prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
+
+CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint, token text)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'confirm_email'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
+BEGIN
+    IF confirm_email.token IS NULL OR octet_length(confirm_email.token) > 256 THEN
+        RAISE EXCEPTION 'a confirmation token is a string of at most 256 bytes'
+            USING ERRCODE = 'PS106', HINT = 'Pass the token of the confirmation link as received.';
+    END IF;
+    IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
+        RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
+                  HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
+    END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
+    -- (v2) the token confirms the address it was sent to: an address
+    -- change replaces it, a confirmation uses it up.
+    IF NOT EXISTS (SELECT 1 FROM popsell.contact_email_tokens t
+                    WHERE t.contact_id = c.id
+                      AND t.token_hash = sha256(convert_to(btrim(confirm_email.token), 'UTF8'))) THEN
+        RAISE EXCEPTION 'contact % has no pending confirmation with this token', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = 'A token confirms the address it was sent to; a changed address got a new one.',
+                  HINT = 'Use the link of the latest confirmation email.';
+    END IF;
+    PERFORM popsell.confirm_email(c.id);
+END
+$$;
+COMMENT ON FUNCTION popsell.confirm_email(bigint, text) IS
+    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS120 while restricted, art. 18; PS106 NULL or over 256 bytes).';
+CREATE OR REPLACE FUNCTION popsell.contacts_restriction_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    IF NEW.restricted THEN
+        DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = NEW.id;
+        DELETE FROM popsell.outbox o
+         WHERE o.contact_id = NEW.id AND o.sent_at IS NULL AND o.kind = 'email_confirmation';
+    ELSE
+        PERFORM popsell._issue_contact_token(NEW.id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_restriction_changed() IS
+    'Trigger: restricting a contact (art. 18) removes its confirmation token and unsent confirmation; lifting the restriction of a contact still pending confirmation queues a new confirmation with a new token.';
+CREATE TRIGGER popsell_60_restriction_changed
+    AFTER UPDATE OF restricted ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.restricted IS DISTINCT FROM NEW.restricted)
+    EXECUTE FUNCTION popsell.contacts_restriction_changed();
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

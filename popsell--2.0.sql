@@ -1542,6 +1542,17 @@ DECLARE
     tok text := encode(popsell._random_bytes(32), 'hex');
 BEGIN
     DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = p_contact_id;
+    -- A token exists only where a mail carries it: to a pending contact
+    -- that may be mailed now.  Not while restricted (art. 18: lifting
+    -- issues one), nor to an address whose status blocks sending (SPEC
+    -- section 3: spam, hard_bounce, blocked; only an unverified address
+    -- is confirmed).
+    IF NOT EXISTS (SELECT 1 FROM popsell.contacts c
+                    WHERE c.id = p_contact_id AND c.email IS NOT NULL AND NOT c.restricted
+                      AND c.email_status = 'unverified'
+                      AND popsell.is_pending_confirmation(c.source, c.email_confirmed_at)) THEN
+        RETURN;
+    END IF;
     INSERT INTO popsell.contact_email_tokens (contact_id, token_hash)
     VALUES (p_contact_id, sha256(convert_to(tok, 'UTF8')));
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
@@ -1550,7 +1561,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._issue_contact_token(bigint) IS
-    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one.';
+    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one; only when the contact may be mailed (an email with status unverified, not restricted), else the earlier token is just removed.';
 
 CREATE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
                                         ambassador_optin_checked boolean DEFAULT NULL,
@@ -1814,6 +1825,24 @@ COMMENT ON FUNCTION popsell.decline_invitation(bigint) IS
 -- the person confirmed the current address.  confirm_email(contact_id,
 -- token) binds the link to the address it was sent to.  Both end in the
 -- same confirmation, which uses up the pending token.
+-- (v2) Art. 18: a restricted contact confirms nothing (its token was
+-- removed with the restriction; lifting it sends a new one).
+CREATE FUNCTION popsell._refuse_restricted_confirmation(p_contact_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id = p_contact_id AND c.restricted) THEN
+        RAISE EXCEPTION 'contact % cannot confirm its email: its processing is restricted (GDPR art. 18)', p_contact_id
+            USING ERRCODE = 'PS120',
+                  DETAIL = 'A restricted contact is sent nothing and its consent does not change.',
+                  HINT = 'Lift the restriction with popsell.restrict_subject(email, false) first: the contact then receives a new confirmation email.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell._refuse_restricted_confirmation(bigint) IS
+    'Internal: PS120 when the contact''s processing is restricted (GDPR art. 18); confirm_email calls it.';
+
 CREATE FUNCTION popsell.confirm_email(contact_id bigint)
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1829,6 +1858,7 @@ BEGIN
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
                   HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
     END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
     DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = c.id;
     UPDATE popsell.contacts
        SET email_confirmed_at = now(),
@@ -1841,7 +1871,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
-    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending; prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
+    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending, PS120 while restricted (art. 18); prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
 
 CREATE FUNCTION popsell.confirm_email(contact_id bigint, token text)
     RETURNS void
@@ -1862,6 +1892,7 @@ BEGIN
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
                   HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
     END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
     -- (v2) the token confirms the address it was sent to: an address
     -- change replaces it, a confirmation uses it up.
     IF NOT EXISTS (SELECT 1 FROM popsell.contact_email_tokens t
@@ -1876,7 +1907,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint, text) IS
-    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS106 NULL or over 256 bytes).';
+    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS120 while restricted, art. 18; PS106 NULL or over 256 bytes).';
 
 CREATE FUNCTION popsell.opt_out(contact_id bigint, global boolean DEFAULT false)
     RETURNS void
@@ -2247,6 +2278,37 @@ CREATE TRIGGER popsell_60_email_changed
     AFTER UPDATE OF email ON popsell.contacts
     FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)
     EXECUTE FUNCTION popsell.contacts_email_changed();
+
+-- (v2) Art. 18 and the confirmation token: a restricted contact is sent
+-- nothing and confirms nothing, so its token goes (the outbox recheck
+-- cancels the unsent mail); lifting the restriction of a contact still
+-- pending sends it a confirmation with a new token.
+CREATE FUNCTION popsell.contacts_restriction_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    IF NEW.restricted THEN
+        DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = NEW.id;
+        DELETE FROM popsell.outbox o
+         WHERE o.contact_id = NEW.id AND o.sent_at IS NULL AND o.kind = 'email_confirmation';
+    ELSE
+        PERFORM popsell._issue_contact_token(NEW.id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_restriction_changed() IS
+    'Trigger: restricting a contact (art. 18) removes its confirmation token and unsent confirmation; lifting the restriction of a contact still pending confirmation queues a new confirmation with a new token.';
+
+CREATE TRIGGER popsell_60_restriction_changed
+    AFTER UPDATE OF restricted ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.restricted IS DISTINCT FROM NEW.restricted)
+    EXECUTE FUNCTION popsell.contacts_restriction_changed();
 
 -- (v2) Partners are told whenever a partners opt-in ends, whatever the
 -- path (withdrawal, objection, staff UPDATE, an email change): once per

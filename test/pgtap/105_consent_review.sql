@@ -1,0 +1,107 @@
+-- 105_consent_review: the review of issue 13's consent change, each
+-- finding watched failing first.  H2: a restricted pending contact got a
+-- confirmation queued (the outbox guard refused it, so rectifying its
+-- address failed, and so did the upgrade); M3: a confirmation was queued
+-- to a blacklisted (spam) address; L1: a restricted contact could confirm.
+-- act() as in 104_consent_leftovers.
+BEGIN;
+SELECT plan(21);
+
+CREATE ROLE ps_c_app LOGIN;
+GRANT popsell_app TO ps_c_app;
+
+INSERT INTO popsell.ambassadors (id, kind, status, terms_accepted_at, first_name, email, deletion_due_at) VALUES
+    (1, 'customer',  'active',  now(), 'Ann', 'ann@amb.test', NULL),
+    (2, 'sales_rep', 'active',  now(), 'Bob', 'bob@amb.test', NULL),
+    (3, 'customer',  'leaving', now(), 'Cid', 'cid@amb.test', now() + interval '7 days');
+SELECT setval('popsell.ambassadors_id_seq', 10);
+
+CREATE FUNCTION public.act(who text, q text) RETURNS text
+    LANGUAGE plpgsql AS $f$
+DECLARE
+    res text;
+    n bigint;
+    st text; msg text;
+BEGIN
+    BEGIN
+        IF who LIKE 'amb:%' THEN
+            PERFORM set_config('role', 'ps_c_app', true);
+            PERFORM set_config('popsell.ambassador_id', substr(who, 5), true);
+            PERFORM set_config('role', 'popsell_ambassador', true);
+        ELSIF who = 'app' THEN
+            PERFORM set_config('role', 'ps_c_app', true);
+        ELSE
+            PERFORM set_config('role', who, true);
+        END IF;
+        IF q ~* '^\s*(select|with|values|table)' THEN
+            EXECUTE q INTO res;
+        ELSE
+            EXECUTE q;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            res := 'rows=' || n;
+        END IF;
+        PERFORM set_config('role', 'none', true);
+        PERFORM set_config('popsell.ambassador_id', '', true);
+        RETURN coalesce(res, '<null>');
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+        RETURN 'ERROR ' || st || ': ' || msg;
+    END;
+END
+$f$;
+
+CREATE FUNCTION public.state(p_id bigint) RETURNS text LANGUAGE sql AS $f$
+    SELECT concat_ws(',', ambassador_optin, brand_optin, partners_optin::text, email_status)
+      FROM popsell.contacts WHERE id = p_id $f$;
+
+CREATE FUNCTION public.token(p_id bigint) RETURNS text LANGUAGE sql AS $f$
+    SELECT o.payload->>'token' FROM popsell.outbox o
+     WHERE o.contact_id = p_id AND o.kind = 'email_confirmation' AND o.sent_at IS NULL
+     ORDER BY o.id DESC LIMIT 1 $f$;
+CREATE FUNCTION public.confirmations(p_id bigint) RETURNS bigint LANGUAGE sql AS $f$
+    SELECT count(*) FROM popsell.outbox o
+     WHERE o.contact_id = p_id AND o.kind = 'email_confirmation' AND o.sent_at IS NULL $f$;
+CREATE FUNCTION public.has_token(p_id bigint) RETURNS boolean LANGUAGE sql AS $f$
+    SELECT EXISTS (SELECT 1 FROM popsell.contact_email_tokens t WHERE t.contact_id = p_id) $f$;
+
+-- ---- H2 / L1: restriction (art. 18) and the confirmation token
+CREATE TEMP TABLE r1 AS
+SELECT popsell.collect_contact(1, 'store_purchase', '{"first_name":"R1","email":"u2@up.test"}', true, true) AS id;
+CREATE TEMP TABLE old_tok AS SELECT token(id) AS t FROM r1;
+SELECT is(confirmations((SELECT id FROM r1)), 1::bigint, 'a pending contact gets one confirmation');
+SELECT is(act('popsell_account_team', $$SELECT popsell.restrict_subject('u2@up.test', true)$$), '1', 'the contact is restricted');
+SELECT is(confirmations((SELECT id FROM r1)), 0::bigint, 'restricting cancels the unsent confirmation');
+SELECT ok(NOT has_token((SELECT id FROM r1)), 'restricting removes the token');
+SELECT is(act('popsell_account_team', $$UPDATE popsell.contacts SET email = 'u2b@up.test' WHERE first_name = 'R1'$$),
+          'rows=1', 'staff rectify the address of a restricted pending contact');
+SELECT is(confirmations((SELECT id FROM r1)), 0::bigint, 'nothing is queued to the restricted contact''s new address');
+SELECT ok(NOT has_token((SELECT id FROM r1)), 'and no token is stored for it');
+SELECT is(act('app', format('SELECT popsell.confirm_email(%s, %L)', (SELECT id FROM r1), (SELECT t FROM old_tok))),
+          'ERROR PS120: contact ' || (SELECT id FROM r1) || ' cannot confirm its email: its processing is restricted (GDPR art. 18)',
+          'a restricted contact does not confirm with a token');
+SELECT is(act('app', format('SELECT popsell.confirm_email(%s)', (SELECT id FROM r1))),
+          'ERROR PS120: contact ' || (SELECT id FROM r1) || ' cannot confirm its email: its processing is restricted (GDPR art. 18)',
+          'nor on the application''s word');
+SELECT is(state((SELECT id FROM r1)), 'optin_blog_pending,optin_blog,false,unverified', 'still pending');
+SELECT is(act('popsell_account_team', $$SELECT popsell.restrict_subject('u2b@up.test', false)$$), '1', 'the restriction is lifted');
+SELECT is(confirmations((SELECT id FROM r1)), 1::bigint, 'lifting queues a new confirmation');
+SELECT ok(has_token((SELECT id FROM r1)), 'with a token');
+SELECT is(act('app', format('SELECT popsell.confirm_email(%s, %L)', (SELECT id FROM r1), token((SELECT id FROM r1)))),
+          '', 'the new token confirms');
+SELECT is(state((SELECT id FROM r1)), 'optin_blog_verified,optin_blog,false,ok', 'confirmed');
+SELECT is(act('popsell_account_team', $$SELECT popsell.restrict_subject('u2b@up.test', true)$$)
+          || act('popsell_account_team', $$SELECT popsell.restrict_subject('u2b@up.test', false)$$)
+          || confirmations((SELECT id FROM r1)), '110', 'a confirmed contact gets nothing when a restriction is lifted');
+
+-- ---- M3: no confirmation to an address whose status blocks sending
+SELECT is(act('app', $$SELECT popsell.email_callback('spam@y.test', 'spam')$$), '0', 'spam@y.test is blacklisted as spam');
+CREATE TEMP TABLE s1 AS
+SELECT popsell.collect_contact(2, 'blog', '{"first_name":"S1","email":"spam@y.test"}', true, true) AS id;
+SELECT is(state((SELECT id FROM s1)), 'optin_blog_pending,optin_blog,false,spam', 'the row takes the spam status');
+SELECT is(confirmations((SELECT id FROM s1)), 0::bigint, 'no confirmation is queued to a spam address');
+SELECT ok(NOT has_token((SELECT id FROM s1)), 'and no token stored');
+SELECT is(act('popsell_account_team', $$UPDATE popsell.contacts SET email = 'SPAM@y.test ' WHERE first_name = 'S1'$$)
+          || confirmations((SELECT id FROM s1)), 'rows=10', 'nor after a rectification to the same blocked address');
+
+SELECT * FROM finish();
+ROLLBACK;
