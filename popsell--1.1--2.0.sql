@@ -1171,6 +1171,7 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
     st popsell.ambassador_status;
+    h bytea;
 BEGIN
     PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
     SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
@@ -1188,11 +1189,22 @@ BEGIN
                   HINT = 'Wait for the person to come back through a form or an order.';
     END IF;
     -- One invitation per person per ambassador, also across a second row
-    -- (a form's) and an erasure and re-entry: another row of the
-    -- ambassador with this email that was invited, or the ambassador's
-    -- tombstone of one (under any live key), counts as that invitation.
+    -- (a form's), an address change and an erasure and re-entry: the
+    -- ambassador's record of an invitation to this address (under any
+    -- live key), another row of the ambassador with this email that was
+    -- invited, or the ambassador's tombstone of one, counts as that
+    -- invitation.  Two sessions inviting the same person for the same
+    -- ambassador take turns (a transaction lock on the pair; its key is
+    -- derived from the keyed hash, so pg_locks shows nothing reversible).
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL THEN
+        h := popsell.hash_email(c.email);
+        PERFORM pg_advisory_xact_lock(hashtextextended(encode(h, 'hex'), c.ambassador_id));
+    END IF;
     IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
-       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+       AND (EXISTS (SELECT 1 FROM popsell.invitation_records i
+                     WHERE i.ambassador_id = c.ambassador_id
+                       AND i.email_hash = ANY (popsell.email_hashes(c.email)))
+            OR EXISTS (SELECT 1 FROM popsell.contacts o
                      WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
                        AND o.email = c.email AND o.ambassador_id = c.ambassador_id
                        AND o.id <> c.id AND o.invitations_sent > 0)
@@ -1215,6 +1227,13 @@ BEGIN
     -- queue first: the sending guard checks the contact is still new
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
     VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    IF h IS NOT NULL THEN
+        -- (under REPEATABLE READ a concurrent record this snapshot does
+        -- not see makes this a serialization failure)
+        INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id)
+        VALUES (c.ambassador_id, h, popsell.hash_key_id())
+        ON CONFLICT DO NOTHING;
+    END IF;
     UPDATE popsell.contacts
        SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
            invitations_sent = invitations_sent + 1
@@ -5550,6 +5569,7 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
     st popsell.ambassador_status;
+    h bytea;
 BEGIN
     PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
     SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
@@ -5567,11 +5587,22 @@ BEGIN
                   HINT = 'Wait for the person to come back through a form or an order.';
     END IF;
     -- One invitation per person per ambassador, also across a second row
-    -- (a form's) and an erasure and re-entry: another row of the
-    -- ambassador with this email that was invited, or the ambassador's
-    -- tombstone of one (under any live key), counts as that invitation.
+    -- (a form's), an address change and an erasure and re-entry: the
+    -- ambassador's record of an invitation to this address (under any
+    -- live key), another row of the ambassador with this email that was
+    -- invited, or the ambassador's tombstone of one, counts as that
+    -- invitation.  Two sessions inviting the same person for the same
+    -- ambassador take turns (a transaction lock on the pair; its key is
+    -- derived from the keyed hash, so pg_locks shows nothing reversible).
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL THEN
+        h := popsell.hash_email(c.email);
+        PERFORM pg_advisory_xact_lock(hashtextextended(encode(h, 'hex'), c.ambassador_id));
+    END IF;
     IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
-       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+       AND (EXISTS (SELECT 1 FROM popsell.invitation_records i
+                     WHERE i.ambassador_id = c.ambassador_id
+                       AND i.email_hash = ANY (popsell.email_hashes(c.email)))
+            OR EXISTS (SELECT 1 FROM popsell.contacts o
                      WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
                        AND o.email = c.email AND o.ambassador_id = c.ambassador_id
                        AND o.id <> c.id AND o.invitations_sent > 0)
@@ -5594,6 +5625,13 @@ BEGIN
     -- queue first: the sending guard checks the contact is still new
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
     VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    IF h IS NOT NULL THEN
+        -- (under REPEATABLE READ a concurrent record this snapshot does
+        -- not see makes this a serialization failure)
+        INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id)
+        VALUES (c.ambassador_id, h, popsell.hash_key_id())
+        ON CONFLICT DO NOTHING;
+    END IF;
     UPDATE popsell.contacts
        SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
            invitations_sent = invitations_sent + 1
@@ -6289,6 +6327,116 @@ CREATE TRIGGER popsell_60_restriction_changed
     AFTER UPDATE OF restricted ON popsell.contacts
     FOR EACH ROW WHEN (OLD.restricted IS DISTINCT FROM NEW.restricted)
     EXECUTE FUNCTION popsell.contacts_restriction_changed();
+
+-- H1/M1: one invitation per person per ambassador, ever: a record of the
+-- keyed hash of each invited address per ambassador, written and checked
+-- by send_invitation under a transaction lock on the pair.  Filled from
+-- the rows invited before the upgrade (their current address) and the
+-- ambassadors' tombstones of invited rows.
+CREATE TABLE popsell.invitation_records (
+    ambassador_id bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    email_hash    bytea NOT NULL,
+    key_id        integer NOT NULL,
+    invited_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (ambassador_id, email_hash)
+);
+COMMENT ON TABLE popsell.invitation_records IS
+    'Internal (owner only), append-only: the keyed hash of each address an ambassador invited (send_invitation), so it invites the person once, ever, whatever becomes of the row; erased with the ambassador.';
+INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id, invited_at)
+SELECT c.ambassador_id, popsell.hash_email(c.email), popsell.hash_key_id(),
+       coalesce(max(c.invitation_sent_at), now())
+  FROM popsell.contacts c
+ WHERE c.invitations_sent > 0 AND c.email IS NOT NULL AND c.ambassador_id IS NOT NULL
+ GROUP BY 1, 2
+ON CONFLICT DO NOTHING;
+INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id, invited_at)
+SELECT t.ambassador_id, t.email_hash, min(t.key_id), min(t.deleted_at)
+  FROM popsell.contact_tombstones t
+  JOIN popsell.ambassadors a ON a.id = t.ambassador_id
+ WHERE t.email_hash IS NOT NULL AND t.key_id IS NOT NULL
+   AND t.ambassador_optin IN ('invitation_sent', 'invitation_accepted', 'invitation_declined', 'optout_no_response')
+ GROUP BY 1, 2
+ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION popsell.send_invitation(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'send_invitation'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
+    st popsell.ambassador_status;
+    h bytea;
+BEGIN
+    PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
+    SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
+    SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = c.ambassador_id;
+    IF st IS DISTINCT FROM 'active' THEN
+        RAISE EXCEPTION 'ambassador % is not active (status %): nothing is sent for it',
+                        c.ambassador_id, coalesce(st::text, 'none')
+            USING ERRCODE = 'PS300',
+                  HINT = 'Only active ambassadors send invitations.';
+    END IF;
+    IF c.invitations_sent > 0 AND c.ambassador_optin = 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": contact % was invited once already', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = 'A contact receives one invitation, ever.',
+                  HINT = 'Wait for the person to come back through a form or an order.';
+    END IF;
+    -- One invitation per person per ambassador, also across a second row
+    -- (a form's), an address change and an erasure and re-entry: the
+    -- ambassador's record of an invitation to this address (under any
+    -- live key), another row of the ambassador with this email that was
+    -- invited, or the ambassador's tombstone of one, counts as that
+    -- invitation.  Two sessions inviting the same person for the same
+    -- ambassador take turns (a transaction lock on the pair; its key is
+    -- derived from the keyed hash, so pg_locks shows nothing reversible).
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL THEN
+        h := popsell.hash_email(c.email);
+        PERFORM pg_advisory_xact_lock(hashtextextended(encode(h, 'hex'), c.ambassador_id));
+    END IF;
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM popsell.invitation_records i
+                     WHERE i.ambassador_id = c.ambassador_id
+                       AND i.email_hash = ANY (popsell.email_hashes(c.email)))
+            OR EXISTS (SELECT 1 FROM popsell.contacts o
+                     WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
+                       AND o.email = c.email AND o.ambassador_id = c.ambassador_id
+                       AND o.id <> c.id AND o.invitations_sent > 0)
+            OR EXISTS (SELECT 1 FROM popsell.contact_tombstones t
+                        WHERE t.email_hash = ANY (popsell.email_hashes(c.email))
+                          AND t.ambassador_id = c.ambassador_id
+                          AND t.ambassador_optin IN ('invitation_sent', 'invitation_accepted',
+                                                     'invitation_declined', 'optout_no_response'))) THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": ambassador % invited this person once already', c.ambassador_id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Another contact of the same ambassador with the email of contact %s, present or erased, was invited.', c.id),
+                  HINT = 'A person receives one invitation per ambassador, ever; wait for the person to come back through a form or an order.';
+    END IF;
+    IF c.ambassador_optin <> 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "%" to "invitation_sent": only new contacts are invited', c.ambassador_optin
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Contact %s has already been invited or has another consent state.', c.id),
+                  HINT = 'Invitations go to new contacts, once.';
+    END IF;
+    -- queue first: the sending guard checks the contact is still new
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    IF h IS NOT NULL THEN
+        -- (under REPEATABLE READ a concurrent record this snapshot does
+        -- not see makes this a serialization failure)
+        INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id)
+        VALUES (c.ambassador_id, h, popsell.hash_key_id())
+        ON CONFLICT DO NOTHING;
+    END IF;
+    UPDATE popsell.contacts
+       SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
+           invitations_sent = invitations_sent + 1
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.send_invitation(bigint) IS
+    'Queue the invitation email of a new contact (once, ever) and mark it invitation_sent. By the ambassador itself, app, account team, technical (not the brand); PS200 unknown or foreign contact, PS100 not new or invited before, PS300 ambassador not active, PS120 sending refused.';
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

@@ -1683,6 +1683,23 @@ $$;
 COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
     'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1); a brand sync of a person the ambassador already holds from the brand (same customer_id, else email) updates that row. Returns the id, or NULL when a globally opted-out email was skipped. App only; PS200 unknown ambassador, PS300 ambassador not active, PS102 source, PS106 data.';
 
+-- (v2) One invitation per person per ambassador, ever: the keyed hash of
+-- the address each invitation went to, per ambassador, written by
+-- send_invitation and never changed.  A later address change, a second
+-- row or an erasure of the invited row does not hide it.  Kept like the
+-- contact tombstones (keyed hashes, the ambassador id; checked under
+-- every live key), and erased with the ambassador: it only stops that
+-- ambassador from inviting the address again.
+CREATE TABLE popsell.invitation_records (
+    ambassador_id bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    email_hash    bytea NOT NULL,
+    key_id        integer NOT NULL,
+    invited_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (ambassador_id, email_hash)
+);
+COMMENT ON TABLE popsell.invitation_records IS
+    'Internal (owner only), append-only: the keyed hash of each address an ambassador invited (send_invitation), so it invites the person once, ever, whatever becomes of the row; erased with the ambassador.';
+
 CREATE FUNCTION popsell.send_invitation(contact_id bigint)
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1692,6 +1709,7 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
     st popsell.ambassador_status;
+    h bytea;
 BEGIN
     PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
     SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
@@ -1709,11 +1727,22 @@ BEGIN
                   HINT = 'Wait for the person to come back through a form or an order.';
     END IF;
     -- One invitation per person per ambassador, also across a second row
-    -- (a form's) and an erasure and re-entry: another row of the
-    -- ambassador with this email that was invited, or the ambassador's
-    -- tombstone of one (under any live key), counts as that invitation.
+    -- (a form's), an address change and an erasure and re-entry: the
+    -- ambassador's record of an invitation to this address (under any
+    -- live key), another row of the ambassador with this email that was
+    -- invited, or the ambassador's tombstone of one, counts as that
+    -- invitation.  Two sessions inviting the same person for the same
+    -- ambassador take turns (a transaction lock on the pair; its key is
+    -- derived from the keyed hash, so pg_locks shows nothing reversible).
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL THEN
+        h := popsell.hash_email(c.email);
+        PERFORM pg_advisory_xact_lock(hashtextextended(encode(h, 'hex'), c.ambassador_id));
+    END IF;
     IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
-       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+       AND (EXISTS (SELECT 1 FROM popsell.invitation_records i
+                     WHERE i.ambassador_id = c.ambassador_id
+                       AND i.email_hash = ANY (popsell.email_hashes(c.email)))
+            OR EXISTS (SELECT 1 FROM popsell.contacts o
                      WHERE popsell._lookup_key(o.email) = popsell._lookup_key(c.email)
                        AND o.email = c.email AND o.ambassador_id = c.ambassador_id
                        AND o.id <> c.id AND o.invitations_sent > 0)
@@ -1736,6 +1765,13 @@ BEGIN
     -- queue first: the sending guard checks the contact is still new
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
     VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    IF h IS NOT NULL THEN
+        -- (under REPEATABLE READ a concurrent record this snapshot does
+        -- not see makes this a serialization failure)
+        INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id)
+        VALUES (c.ambassador_id, h, popsell.hash_key_id())
+        ON CONFLICT DO NOTHING;
+    END IF;
     UPDATE popsell.contacts
        SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
            invitations_sent = invitations_sent + 1

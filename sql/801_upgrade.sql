@@ -176,6 +176,10 @@ SELECT c.email, c.restricted, c.email_status,
        EXISTS (SELECT 1 FROM popsell.contact_email_tokens t WHERE t.contact_id = c.id) AS has_token
   FROM popsell.contacts c WHERE c.id IN (:restricted_pending, :spam_pending, :mailed_pending, :plain_pending)
  ORDER BY c.id;
+-- The invitation of 1.0 is on record: the ambassador does not invite the
+-- address again through another row.
+SELECT count(*) AS invitation_records FROM popsell.invitation_records
+ WHERE ambassador_id = 1 AND email_hash = ANY (popsell.email_hashes('declined@example.test'));
 -- Lifting the restriction sends the restricted one its confirmation now.
 SELECT popsell.restrict_subject('u2@up.test', false);
 SELECT count(*) AS lifted_confirmations FROM popsell.outbox o

@@ -2,10 +2,11 @@
 -- finding watched failing first.  H2: a restricted pending contact got a
 -- confirmation queued (the outbox guard refused it, so rectifying its
 -- address failed, and so did the upgrade); M3: a confirmation was queued
--- to a blacklisted (spam) address; L1: a restricted contact could confirm.
+-- to a blacklisted (spam) address; L1: a restricted contact could confirm;
+-- H1: an ambassador invited a person twice after an address change.
 -- act() as in 104_consent_leftovers.
 BEGIN;
-SELECT plan(21);
+SELECT plan(32);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -102,6 +103,47 @@ SELECT is(confirmations((SELECT id FROM s1)), 0::bigint, 'no confirmation is que
 SELECT ok(NOT has_token((SELECT id FROM s1)), 'and no token stored');
 SELECT is(act('popsell_account_team', $$UPDATE popsell.contacts SET email = 'SPAM@y.test ' WHERE first_name = 'S1'$$)
           || confirmations((SELECT id FROM s1)), 'rows=10', 'nor after a rectification to the same blocked address');
+
+-- ---- H1: one invitation per person per ambassador, also after an address change
+CREATE TEMP TABLE i1 AS
+SELECT d.contact_id AS id, d.ordinality AS k
+  FROM popsell.import_contacts_detail(1, '[{"first_name":"C","email":"c@inv.test"},{"first_name":"D","email":"d@inv.test"}]') d;
+SELECT is(act('amb:1', format('SELECT string_agg(outcome, '','' ORDER BY contact_id) FROM popsell.send_invitations(%L)',
+                              (SELECT array_agg(id ORDER BY k) FROM i1))),
+          'sent,sent', 'both imported contacts are invited');
+UPDATE popsell.outbox SET sent_at = now() WHERE kind = 'invitation' AND contact_id IN (SELECT id FROM i1);
+SELECT is(act('amb:1', format($$UPDATE popsell.contacts SET email = 'c2@inv.test' WHERE id = %s$$, (SELECT id FROM i1 WHERE k = 1)))
+          || act('amb:1', format($$UPDATE popsell.contacts SET email = 'd2@inv.test' WHERE id = %s$$, (SELECT id FROM i1 WHERE k = 2)))
+          || act('amb:1', format($$UPDATE popsell.contacts SET email = 'd@inv.test' WHERE id = %s$$, (SELECT id FROM i1 WHERE k = 2)))
+          || act('amb:1', format($$DELETE FROM popsell.contacts WHERE id = %s$$, (SELECT id FROM i1 WHERE k = 2))),
+          'rows=1rows=1rows=1rows=1', 'the ambassador changes both addresses (d and back) and deletes d');
+CREATE TEMP TABLE i2 AS
+SELECT d.contact_id AS id, d.ordinality AS k
+  FROM popsell.import_contacts_detail(1, '[{"first_name":"C","email":"c@inv.test"},{"first_name":"D","email":"d@inv.test"}]') d;
+SELECT is((SELECT count(*) FROM i2 WHERE id IS NOT NULL AND id NOT IN (SELECT id FROM i1)), 2::bigint,
+          'c@ and d@ are imported again as new rows');
+SELECT is(act('amb:1', format('SELECT popsell.send_invitation(%s)', (SELECT id FROM i2 WHERE k = 1))),
+          'ERROR PS100: ambassador_optin cannot change from "new" to "invitation_sent": ambassador 1 invited this person once already',
+          'c@ is not invited twice after the invited row moved to c2@');
+SELECT is(act('amb:1', format('SELECT popsell.send_invitation(%s)', (SELECT id FROM i2 WHERE k = 2))),
+          'ERROR PS100: ambassador_optin cannot change from "new" to "invitation_sent": ambassador 1 invited this person once already',
+          'd@ is not invited twice after its row went d2@, back to d@ and was deleted');
+SELECT is(act('amb:1', format('SELECT string_agg(outcome, '','') FROM popsell.send_invitations(%L)',
+                              (SELECT array_agg(id ORDER BY k) FROM i2))),
+          'skipped_state,skipped_state', 'nor through the batch');
+SELECT is(act('amb:1', format('SELECT popsell.send_invitation(%s)', (SELECT id FROM i1 WHERE k = 1))),
+          'ERROR PS100: ambassador_optin cannot change from "new" to "invitation_sent": contact ' || (SELECT id FROM i1 WHERE k = 1) || ' was invited once already',
+          'the moved row itself is not invited at its new address either');
+SELECT is(act('amb:2', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                         VALUES (2, 'crm_manual', 'C', 'c@inv.test')$$)
+          || act('amb:2', $$SELECT popsell.send_invitation(max(id)) FROM popsell.contacts WHERE ambassador_id = 2 AND first_name = 'C'$$),
+          'rows=1', 'another ambassador still invites the person once');
+SELECT is(act('ps_c_app', 'SELECT count(*) FROM popsell.invitation_records'),
+          'ERROR 42501: permission denied for table invitation_records', 'the records are the owner''s only');
+SELECT is((SELECT count(*) FROM popsell.invitation_records WHERE ambassador_id = 2), 1::bigint, 'one record per invitation');
+DELETE FROM popsell.ambassadors WHERE id = 2;
+SELECT is((SELECT count(*) FROM popsell.invitation_records WHERE ambassador_id = 2), 0::bigint,
+          'the records go with the ambassador');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -12,3 +12,34 @@ CREATE TRIGGER popsell_60_restriction_changed
     AFTER UPDATE OF restricted ON popsell.contacts
     FOR EACH ROW WHEN (OLD.restricted IS DISTINCT FROM NEW.restricted)
     EXECUTE FUNCTION popsell.contacts_restriction_changed();
+
+-- H1/M1: one invitation per person per ambassador, ever: a record of the
+-- keyed hash of each invited address per ambassador, written and checked
+-- by send_invitation under a transaction lock on the pair.  Filled from
+-- the rows invited before the upgrade (their current address) and the
+-- ambassadors' tombstones of invited rows.
+CREATE TABLE popsell.invitation_records (
+    ambassador_id bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    email_hash    bytea NOT NULL,
+    key_id        integer NOT NULL,
+    invited_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (ambassador_id, email_hash)
+);
+COMMENT ON TABLE popsell.invitation_records IS
+    'Internal (owner only), append-only: the keyed hash of each address an ambassador invited (send_invitation), so it invites the person once, ever, whatever becomes of the row; erased with the ambassador.';
+INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id, invited_at)
+SELECT c.ambassador_id, popsell.hash_email(c.email), popsell.hash_key_id(),
+       coalesce(max(c.invitation_sent_at), now())
+  FROM popsell.contacts c
+ WHERE c.invitations_sent > 0 AND c.email IS NOT NULL AND c.ambassador_id IS NOT NULL
+ GROUP BY 1, 2
+ON CONFLICT DO NOTHING;
+INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id, invited_at)
+SELECT t.ambassador_id, t.email_hash, min(t.key_id), min(t.deleted_at)
+  FROM popsell.contact_tombstones t
+  JOIN popsell.ambassadors a ON a.id = t.ambassador_id
+ WHERE t.email_hash IS NOT NULL AND t.key_id IS NOT NULL
+   AND t.ambassador_optin IN ('invitation_sent', 'invitation_accepted', 'invitation_declined', 'optout_no_response')
+ GROUP BY 1, 2
+ON CONFLICT DO NOTHING;
+-- @restate function:send_invitation
