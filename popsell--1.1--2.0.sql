@@ -1373,7 +1373,9 @@ BEGIN
                AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
                                          WHERE c.ambassador_id = p_amb
                                            AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)
-                                           AND c.email = r.nemail))
+                                           AND c.email = r.nemail
+                                           -- (hidden from the ambassador: holds nothing yet)
+                                           AND NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at)))
                AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
           FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
                   FROM input i) r),
@@ -6437,6 +6439,63 @@ END
 $$;
 COMMENT ON FUNCTION popsell.send_invitation(bigint) IS
     'Queue the invitation email of a new contact (once, ever) and mark it invitation_sent. By the ambassador itself, app, account team, technical (not the brand); PS200 unknown or foreign contact, PS100 not new or invited before, PS300 ambassador not active, PS120 sending refused.';
+
+-- M2: rows pending email confirmation, hidden from the ambassador, do not
+-- count as an email it holds (the C check of the contacts trigger too).
+CREATE OR REPLACE FUNCTION popsell._import_rows(p_amb bigint, p_contacts jsonb, p_ords bigint[])
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH input AS (
+        SELECT coalesce(p_ords[x.ord], x.ord) AS ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+          FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)
+          CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
+    classified AS (
+        SELECT r.*,
+               r.nemail IS NOT NULL
+               AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
+                                         WHERE c.ambassador_id = p_amb
+                                           AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)
+                                           AND c.email = r.nemail
+                                           -- (hidden from the ambassador: holds nothing yet)
+                                           AND NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at)))
+               AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
+          FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
+                  FROM input i) r),
+    keyed AS MATERIALIZED (
+        SELECT k.*, CASE WHEN NOT k.duplicate THEN nextval('popsell.contacts_id_seq') END AS new_id
+          FROM classified k),
+    ins AS (
+        INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, last_name, email, facebook_id,
+                                      twitter_id, instagram_id, public_photo_url, customer_id,
+                                      contact_type, notes, address, city, postal_code, country,
+                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                      ambassador_optin, brand_optin)
+        SELECT k.new_id, p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
+               k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+               coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+               k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+               k.ambassador_optin, k.brand_optin
+          FROM keyed k
+         WHERE NOT k.duplicate
+         ORDER BY k.ord
+        RETURNING id)
+    SELECT k.ord, i.id,
+           CASE WHEN k.duplicate THEN 'skipped_duplicate'
+                WHEN i.id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+           CASE WHEN k.duplicate THEN 'email already held by this ambassador'
+                WHEN i.id IS NULL THEN 'email globally opted out' END
+      FROM keyed k
+      LEFT JOIN ins i ON i.id = k.new_id
+     ORDER BY k.ord;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint[]) IS
+    'Internal: import a JSON array of contacts in one statement, one outcome per row at the given positions (raises on an invalid row).';
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

@@ -1257,7 +1257,8 @@ COMMENT ON FUNCTION popsell._globally_opted_out(text) IS
     'Internal: whether an email is on the blacklist for a global opt-out (under any live key).';
 
 -- One set-based pass over an import: a row is a duplicate when its email is
--- already in this CRM or earlier in the list; globally opted-out rows go
+-- already in this CRM (not counting rows pending confirmation, which the
+-- ambassador does not see) or earlier in the list; globally opted-out rows go
 -- on to the trigger, which skips them.  Ids are drawn first so each input
 -- row is matched to the contact it became.  p_ords gives each element's
 -- position in the caller's list (NULL: 1..n).  Raises on an invalid row.
@@ -1279,7 +1280,9 @@ BEGIN
                AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
                                          WHERE c.ambassador_id = p_amb
                                            AND popsell._lookup_key(c.email) = popsell._lookup_key(r.nemail)
-                                           AND c.email = r.nemail))
+                                           AND c.email = r.nemail
+                                           -- (hidden from the ambassador: holds nothing yet)
+                                           AND NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at)))
                AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
           FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
                   FROM input i) r),

@@ -335,7 +335,8 @@ check_ambassador_active(int64 amb)
 /*
  * SPEC C3 (v2): an ambassador cannot enter an email it already holds.  One
  * probe of contacts_email_idx under the statement's snapshot (the rows
- * with that email are few), comparing their ambassador.
+ * with that email are few), comparing their ambassador; rows pending
+ * email confirmation, which the ambassador does not see, do not count.
  */
 static void
 check_not_held(Relation heap, int64 amb, const char *norm, int64 self_id, bool has_self)
@@ -383,6 +384,22 @@ retry:
 		/* an UPDATE's own row (its old version) is not another holder */
 		if (has_self && !inull && DatumGetInt64(rid) == self_id)
 			continue;
+		/*
+		 * A row pending email confirmation is hidden from the ambassador:
+		 * it holds nothing yet, or the refusal would tell the ambassador
+		 * the hidden row exists (a form's row may stand next to an entered
+		 * one, SPEC C3).
+		 */
+		{
+			bool		snull;
+			bool		cnull;
+			Datum		src = slot_getattr(slot, cols.source, &snull);
+
+			(void) slot_getattr(slot, cols.email_confirmed_at, &cnull);
+			if (!snull &&
+				ContactIsPending((ContactSource) EnumIndex(ENUM_SOURCE, DatumGetObjectId(src)), cnull))
+				continue;
+		}
 		/* the key is a digest: compare the stored email itself */
 		if (!isnull && DatumGetInt64(a) == amb && !enull &&
 			strcmp(TextDatumGetCString(e), norm) == 0)

@@ -3,10 +3,11 @@
 -- confirmation queued (the outbox guard refused it, so rectifying its
 -- address failed, and so did the upgrade); M3: a confirmation was queued
 -- to a blacklisted (spam) address; L1: a restricted contact could confirm;
--- H1: an ambassador invited a person twice after an address change.
+-- H1: an ambassador invited a person twice after an address change; M2:
+-- an import or INSERT told the ambassador its hidden pending rows exist.
 -- act() as in 104_consent_leftovers.
 BEGIN;
-SELECT plan(32);
+SELECT plan(40);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -144,6 +145,33 @@ SELECT is((SELECT count(*) FROM popsell.invitation_records WHERE ambassador_id =
 DELETE FROM popsell.ambassadors WHERE id = 2;
 SELECT is((SELECT count(*) FROM popsell.invitation_records WHERE ambassador_id = 2), 0::bigint,
           'the records go with the ambassador');
+
+-- ---- M2: an ambassador's entry does not reveal its hidden pending contacts
+CREATE TEMP TABLE sp AS
+SELECT popsell.collect_contact(1, 'blog', '{"first_name":"Secret","email":"secret@pend.test"}', true, true) AS id;
+SELECT is(act('amb:1', format('SELECT count(*) FROM popsell.contacts WHERE id = %s', (SELECT id FROM sp))), '0',
+          'the pending contact is hidden from its ambassador');
+SELECT is(act('amb:1', $$SELECT d.outcome || ':' || coalesce(d.reason, '-')
+                         FROM popsell.import_contacts_detail(1, '[{"first_name":"S","email":"secret@pend.test"}]') d$$),
+          'imported:-', 'an import of the address is not told the hidden row exists');
+SELECT is(act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                         VALUES (1, 'crm_manual', 'S2', 'secret2@pend.test')$$)
+          || act('amb:1', $$UPDATE popsell.contacts SET first_name = 'S2b' WHERE first_name = 'S2'$$),
+          'rows=1rows=1', 'an entered address next to no pending row');
+CREATE TEMP TABLE sp2 AS
+SELECT popsell.collect_contact(1, 'store_purchase', '{"first_name":"Secret3","email":"secret3@pend.test"}', true, true) AS id;
+SELECT is(act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
+                         VALUES (1, 'crm_manual', 'S3', 'SECRET3@pend.test')$$),
+          'rows=1', 'nor a plain INSERT (no PS109)');
+SELECT is(act('amb:1', $$UPDATE popsell.contacts SET email = 'secret3@pend.test' WHERE first_name = 'S2b'$$),
+          'ERROR PS109: ambassador 1 already holds a contact with this email',
+          'the entered row it sees still counts');
+SELECT is(act('amb:1', $$UPDATE popsell.contacts SET email = 'secret@pend.test' WHERE first_name = 'S2b'$$),
+          'ERROR PS109: ambassador 1 already holds a contact with this email',
+          'as does the imported one');
+SELECT is(act('app', format('SELECT popsell.confirm_email(%s)', (SELECT id FROM sp))), '', 'the form row is confirmed');
+SELECT is(act('amb:1', format('SELECT count(*) FROM popsell.contacts WHERE email_confirmed_at IS NOT NULL AND id = %s', (SELECT id FROM sp))), '1',
+          'and now seen next to the entered row (SPEC C3 allows a form row next to an entered one)');
 
 SELECT * FROM finish();
 ROLLBACK;

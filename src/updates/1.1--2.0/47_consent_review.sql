@@ -43,3 +43,7 @@ SELECT t.ambassador_id, t.email_hash, min(t.key_id), min(t.deleted_at)
  GROUP BY 1, 2
 ON CONFLICT DO NOTHING;
 -- @restate function:send_invitation
+
+-- M2: rows pending email confirmation, hidden from the ambassador, do not
+-- count as an email it holds (the C check of the contacts trigger too).
+-- @restate function:_import_rows
