@@ -1377,8 +1377,135 @@ COMMENT ON FUNCTION popsell._import_check(jsonb) IS
 
 -- Import the elements that passed _import_check in one statement; should
 -- the trigger still refuse one (a check it does that _import_check does
--- not, a race), halve the list until the refused rows stand alone, so a
--- few bad rows cost a logarithmic number of passes, not one per row.
+-- not, a race), halve the list, so a few bad rows cost a logarithmic
+-- number of passes, not one per row; a part of at most 64 rows that is
+-- still refused goes row by row (a subtransaction each), so many refused
+-- rows cost about one pass per row, not a pass per row per halving.
+-- One checked element, alone, in a subtransaction: its outcome (the
+-- trigger's refusal named by reason), as _import_rows reports it.  A
+-- plain INSERT: a tenth of the cost of _import_rows for one row.
+CREATE FUNCTION popsell._import_one(p_amb bigint, o jsonb, p_ord bigint)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k popsell.contacts;
+    new_id bigint;
+    st text;
+    cn text;
+BEGIN
+    BEGIN
+        k := jsonb_populate_record(NULL::popsell.contacts, o);
+        INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                      twitter_id, instagram_id, public_photo_url, customer_id,
+                                      contact_type, notes, address, city, postal_code, country,
+                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                      ambassador_optin, brand_optin)
+        VALUES (p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name,
+                popsell.normalize_email(nullif(btrim(k.email), '')), k.facebook_id,
+                k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+                coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+                k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+                k.ambassador_optin, k.brand_optin)
+        RETURNING id INTO new_id;
+    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, cn = CONSTRAINT_NAME;
+        RETURN jsonb_build_array(jsonb_build_object(
+            'ordinality', p_ord, 'contact_id', NULL,
+            'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
+            'reason', CASE
+                WHEN st = 'PS202' THEN 'malformed email'
+                WHEN st = 'PS109' THEN 'email already held by this ambassador'
+                WHEN st IN ('PS107', '22001') OR cn = 'contacts_bounded_text' THEN 'value too long'
+                WHEN st = 'PS101' THEN 'consent value not allowed for the source'
+                WHEN st = 'PS102' THEN 'source not allowed'
+                WHEN st = 'PS103' THEN 'personal field not allowed for the source'
+                WHEN st = 'PS104' OR cn = 'contacts_has_personal_field' THEN 'no personal field'
+                ELSE format('invalid value (SQLSTATE %s)', st) END));
+    END;
+    -- the trigger skips a globally opted-out email: no row, no error
+    RETURN jsonb_build_array(jsonb_build_object(
+        'ordinality', p_ord, 'contact_id', new_id,
+        'outcome', CASE WHEN new_id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+        'reason', CASE WHEN new_id IS NULL THEN 'email globally opted out' END));
+END
+$$;
+COMMENT ON FUNCTION popsell._import_one(bigint, jsonb, bigint) IS
+    'Internal: import one checked element alone (a subtransaction), reporting its outcome and reason like _import_rows; never raises for the element''s own refusal.';
+
+-- (H3) The parts of a refused import: each half in one plain INSERT (the
+-- trigger refuses a duplicate, PS109, and skips a globally opted-out
+-- email), halved again while refused; a refused part of at most 64 rows
+-- goes row by row (_import_one), since halving further costs more passes
+-- than it saves.  p_try: try the list whole first.
+CREATE FUNCTION popsell._import_halves(p_amb bigint, p_contacts jsonb, p_ords bigint[], p_try boolean)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := coalesce(jsonb_array_length(p_contacts), 0);
+    h integer := n / 2;
+    res jsonb;
+BEGIN
+    IF n = 0 THEN
+        RETURN '[]';
+    END IF;
+    IF p_try THEN
+        BEGIN
+            WITH input AS (
+                SELECT coalesce(p_ords[x.ord], x.ord) AS ord, p.*,
+                       popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+                  FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)
+                  CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
+            keyed AS MATERIALIZED (
+                SELECT i.*, nextval('popsell.contacts_id_seq') AS new_id FROM input i),
+            ins AS (
+                INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, last_name, email, facebook_id,
+                                              twitter_id, instagram_id, public_photo_url, customer_id,
+                                              contact_type, notes, address, city, postal_code, country,
+                                              mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                              ambassador_optin, brand_optin)
+                SELECT k.new_id, p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
+                       k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+                       coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+                       k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+                       k.ambassador_optin, k.brand_optin
+                  FROM keyed k
+                 ORDER BY k.ord
+                RETURNING id)
+            SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'ordinality', k.ord, 'contact_id', i.id,
+                       'outcome', CASE WHEN i.id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+                       'reason', CASE WHEN i.id IS NULL THEN 'email globally opted out' END) ORDER BY k.ord), '[]')
+              INTO res
+              FROM keyed k LEFT JOIN ins i ON i.id = k.new_id;
+            RETURN res;
+        EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                       OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                       OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+            NULL;       -- split below
+        END;
+    END IF;
+    IF n <= 64 THEN
+        res := '[]';
+        FOR i IN 1 .. n LOOP
+            res := res || popsell._import_one(p_amb, p_contacts -> (i - 1), p_ords[i]);
+        END LOOP;
+        RETURN res;
+    END IF;
+    RETURN popsell._import_halves(p_amb, jsonb_path_query_array(p_contacts, format('$[0 to %s]', h - 1)::jsonpath),
+                                  p_ords[1:h], true)
+        || popsell._import_halves(p_amb, jsonb_path_query_array(p_contacts, format('$[%s to last]', h)::jsonpath),
+                                  p_ords[h + 1:n], true);
+END
+$$;
+COMMENT ON FUNCTION popsell._import_halves(bigint, jsonb, bigint[], boolean) IS
+    'Internal: import the parts of a refused import (at the given positions): halves in one plain INSERT each, halved while refused, a refused part of at most 64 rows row by row; outcomes like _import_rows.';
+
 CREATE FUNCTION popsell._import_split(p_amb bigint, p_contacts jsonb, p_ords bigint[])
     RETURNS jsonb
     LANGUAGE plpgsql
@@ -1388,8 +1515,6 @@ DECLARE
     n integer := coalesce(jsonb_array_length(p_contacts), 0);
     h integer := n / 2;
     res jsonb;
-    st text;
-    cn text;
 BEGIN
     IF n = 0 THEN
         RETURN '[]';
@@ -1401,34 +1526,13 @@ BEGIN
     EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
                    OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
                    OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
-        IF n > 1 THEN
-            NULL;       -- halve below
-        ELSE
-            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, cn = CONSTRAINT_NAME;
-            RETURN jsonb_build_array(jsonb_build_object(
-                'ordinality', p_ords[1], 'contact_id', NULL,
-                'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
-                'reason', CASE
-                    WHEN st = 'PS202' THEN 'malformed email'
-                    WHEN st = 'PS109' THEN 'email already held by this ambassador'
-                    WHEN st IN ('PS107', '22001') OR cn = 'contacts_bounded_text' THEN 'value too long'
-                    WHEN st = 'PS101' THEN 'consent value not allowed for the source'
-                    WHEN st = 'PS102' THEN 'source not allowed'
-                    WHEN st = 'PS103' THEN 'personal field not allowed for the source'
-                    WHEN st = 'PS104' OR cn = 'contacts_has_personal_field' THEN 'no personal field'
-                    ELSE format('invalid value (SQLSTATE %s)', st) END));
-        END IF;
+        NULL;       -- split below
     END;
-    RETURN popsell._import_split(p_amb,
-                                 (SELECT jsonb_agg(x.o ORDER BY x.i) FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, i) WHERE x.i <= h),
-                                 p_ords[1:h])
-        || popsell._import_split(p_amb,
-                                 (SELECT jsonb_agg(x.o ORDER BY x.i) FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, i) WHERE x.i > h),
-                                 p_ords[h + 1:n]);
+    RETURN popsell._import_halves(p_amb, p_contacts, p_ords, false);
 END
 $$;
 COMMENT ON FUNCTION popsell._import_split(bigint, jsonb, bigint[]) IS
-    'Internal: import checked elements (at the given positions) in one statement; a refused statement is halved until each refused row is reported alone.';
+    'Internal: import checked elements (at the given positions) in one statement; a refused statement is halved, and a refused part of at most 64 rows goes row by row, until each refused row is reported alone.';
 
 -- An import: one statement when every row is valid; else the elements
 -- are sorted in one statement (_import_check), the valid ones inserted in

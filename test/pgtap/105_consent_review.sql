@@ -7,7 +7,7 @@
 -- an import or INSERT told the ambassador its hidden pending rows exist.
 -- act() as in 104_consent_leftovers.
 BEGIN;
-SELECT plan(40);
+SELECT plan(46);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -172,6 +172,33 @@ SELECT is(act('amb:1', $$UPDATE popsell.contacts SET email = 'secret@pend.test' 
 SELECT is(act('app', format('SELECT popsell.confirm_email(%s)', (SELECT id FROM sp))), '', 'the form row is confirmed');
 SELECT is(act('amb:1', format('SELECT count(*) FROM popsell.contacts WHERE email_confirmed_at IS NOT NULL AND id = %s', (SELECT id FROM sp))), '1',
           'and now seen next to the entered row (SPEC C3 allows a form row next to an entered one)');
+
+-- ---- H3: rows the INSERT refuses although _import_check let them through
+-- (a NOT VALID CHECK here) are reported one by one, next to a duplicate,
+-- a blacklisted and a list-internal duplicate row, through the split
+ALTER TABLE popsell.contacts ADD CONSTRAINT t105_refused CHECK (first_name NOT LIKE 'Refused%') NOT VALID;
+SELECT is(act('popsell_account_team', $$SELECT popsell.object_subject('gone@split.test')$$), '0', 'gone@split.test opted out globally');
+SELECT is(act('amb:1', $$INSERT INTO popsell.contacts (ambassador_id, source, first_name, email) VALUES (1, 'crm_manual', 'Held', 'held@split.test')$$),
+          'rows=1', 'held@split.test is held');
+CREATE TEMP TABLE split_list AS
+SELECT jsonb_agg(CASE WHEN g = 7 THEN jsonb_build_object('first_name', 'H', 'email', 'held@split.test')
+                      WHEN g = 8 THEN jsonb_build_object('first_name', 'G', 'email', 'gone@split.test')
+                      WHEN g = 150 THEN jsonb_build_object('first_name', 'Twice', 'email', 's149@split.test')
+                      ELSE jsonb_build_object('first_name', CASE WHEN g % 10 = 5 THEN 'Refused' ELSE 'S' END || g,
+                                              'email', 's' || g || '@split.test') END ORDER BY g) AS a
+  FROM generate_series(1, 300) g;
+GRANT SELECT ON split_list TO PUBLIC;
+CREATE TEMP TABLE split_out AS SELECT * FROM popsell.import_contacts_detail(1, (SELECT a FROM split_list));
+SELECT is((SELECT string_agg(outcome || ':' || n, ',' ORDER BY outcome)
+             FROM (SELECT outcome, count(*) AS n FROM split_out GROUP BY outcome) x),
+          'imported:267,skipped_blacklisted:1,skipped_duplicate:2,skipped_invalid:30', 'every row has its outcome');
+SELECT is((SELECT string_agg(ordinality::text, ',' ORDER BY ordinality) FROM split_out WHERE outcome <> 'imported' AND outcome <> 'skipped_invalid'),
+          '7,8,150', 'the duplicate, blacklisted and repeated rows at their positions');
+SELECT is((SELECT count(*) FROM split_out WHERE outcome = 'skipped_invalid' AND ordinality % 10 = 5
+              AND reason = 'invalid value (SQLSTATE 23514)'), 30::bigint, 'each refused row reported with its reason');
+SELECT is((SELECT count(*) FROM popsell.contacts c JOIN split_out o ON o.contact_id = c.id WHERE o.outcome = 'imported'),
+          267::bigint, 'the imported rows are stored');
+ALTER TABLE popsell.contacts DROP CONSTRAINT t105_refused;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -47,3 +47,10 @@ ON CONFLICT DO NOTHING;
 -- M2: rows pending email confirmation, hidden from the ambassador, do not
 -- count as an email it holds (the C check of the contacts trigger too).
 -- @restate function:_import_rows
+
+-- H3: a refused import part of at most 64 rows goes row by row instead of
+-- halving further; the halves go in plain INSERTs (the trigger refuses
+-- duplicates), sliced with a JSON path, not re-aggregated.
+-- @restate function:_import_one
+-- @restate function:_import_halves
+-- @restate function:_import_split
