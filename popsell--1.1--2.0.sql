@@ -5238,7 +5238,6 @@ AS $$
 DECLARE
     r popsell.contacts;
     e text;
-    ws constant text := E' \t\n\r\f\v';
 BEGIN
     IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
         RETURN 'not a JSON object';
@@ -5260,11 +5259,13 @@ BEGIN
        OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
         RETURN 'value too long';
     END IF;
-    IF num_nonnulls(nullif(btrim(r.first_name, ws), ''), nullif(btrim(r.last_name, ws), ''), e,
-                    nullif(btrim(r.facebook_id, ws), ''), nullif(btrim(r.twitter_id, ws), ''),
-                    nullif(btrim(r.instagram_id, ws), ''), nullif(btrim(r.public_photo_url, ws), ''),
-                    nullif(btrim(r.customer_id, ws), ''), nullif(btrim(r.mobile_phone, ws), ''),
-                    nullif(btrim(r.home_phone, ws), ''), nullif(btrim(r.address, ws), '')) = 0 THEN
+    -- (a field of only white space or invisible characters is empty, as
+    -- for the contacts trigger)
+    IF e IS NULL AND (popsell._has_visible_text(r.first_name) OR popsell._has_visible_text(r.last_name)
+                          OR popsell._has_visible_text(r.facebook_id) OR popsell._has_visible_text(r.twitter_id)
+                          OR popsell._has_visible_text(r.instagram_id) OR popsell._has_visible_text(r.public_photo_url)
+                          OR popsell._has_visible_text(r.customer_id) OR popsell._has_visible_text(r.mobile_phone)
+                          OR popsell._has_visible_text(r.home_phone) OR popsell._has_visible_text(r.address)) IS NOT TRUE THEN
         RETURN 'no personal field';
     END IF;
     IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
@@ -6619,6 +6620,66 @@ END
 $$;
 COMMENT ON FUNCTION popsell._import_split(bigint, jsonb, bigint[]) IS
     'Internal: import checked elements (at the given positions) in one statement; a refused statement is halved, and a refused part of at most 64 rows goes row by row, until each refused row is reported alone.';
+
+-- L4: a personal field of only white space or invisible characters is
+-- empty (the contacts trigger, in C, and _import_check).
+CREATE FUNCTION popsell._has_visible_text(value text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'has_visible_text';
+COMMENT ON FUNCTION popsell._has_visible_text(text) IS
+    'Internal: whether a text holds a visible character (not only Unicode white space, invisible, format or control characters): what makes a personal field filled.';
+CREATE OR REPLACE FUNCTION popsell._import_check(o jsonb)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r popsell.contacts;
+    e text;
+BEGIN
+    IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
+        RETURN 'not a JSON object';
+    END IF;
+    BEGIN
+        r := jsonb_populate_record(NULL::popsell.contacts, o);
+        e := popsell.normalize_email(nullif(btrim(r.email), ''));
+    EXCEPTION
+        WHEN SQLSTATE 'PS202' THEN RETURN 'malformed email';
+        WHEN SQLSTATE 'PS107' OR SQLSTATE '22001' THEN RETURN 'value too long';
+        WHEN data_exception THEN RETURN format('invalid value (SQLSTATE %s)', SQLSTATE);
+    END;
+    IF octet_length(r.first_name) > 256 OR octet_length(r.last_name) > 256 OR octet_length(e) > 254
+       OR octet_length(r.facebook_id) > 256 OR octet_length(r.twitter_id) > 256
+       OR octet_length(r.instagram_id) > 256 OR octet_length(r.public_photo_url) > 1024
+       OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
+       OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
+       OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
+        RETURN 'value too long';
+    END IF;
+    -- (a field of only white space or invisible characters is empty, as
+    -- for the contacts trigger)
+    IF e IS NULL AND (popsell._has_visible_text(r.first_name) OR popsell._has_visible_text(r.last_name)
+                          OR popsell._has_visible_text(r.facebook_id) OR popsell._has_visible_text(r.twitter_id)
+                          OR popsell._has_visible_text(r.instagram_id) OR popsell._has_visible_text(r.public_photo_url)
+                          OR popsell._has_visible_text(r.customer_id) OR popsell._has_visible_text(r.mobile_phone)
+                          OR popsell._has_visible_text(r.home_phone) OR popsell._has_visible_text(r.address)) IS NOT TRUE THEN
+        RETURN 'no personal field';
+    END IF;
+    IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
+        RETURN 'source not allowed';
+    END IF;
+    IF coalesce(r.ambassador_optin, 'new') <> 'new' OR coalesce(r.brand_optin, 'no_optin') <> 'no_optin' THEN
+        RETURN 'consent value not allowed for the source';
+    END IF;
+    IF r.created_at IN ('infinity', '-infinity') OR r.last_activity_at IN ('infinity', '-infinity') THEN
+        RETURN 'time cannot be infinite';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_check(jsonb) IS
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element.';
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

@@ -893,6 +893,12 @@ CREATE FUNCTION popsell.normalize_email(email text) RETURNS text
 COMMENT ON FUNCTION popsell.normalize_email(text) IS
     'The stored form of an email: trimmed, lower-cased, Unicode NFC; raises PS202 when malformed.';
 
+CREATE FUNCTION popsell._has_visible_text(value text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'has_visible_text';
+COMMENT ON FUNCTION popsell._has_visible_text(text) IS
+    'Internal: whether a text holds a visible character (not only Unicode white space, invisible, format or control characters): what makes a personal field filled.';
+
 CREATE FUNCTION popsell.hash_email(email text) RETURNS bytea
     LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'hash_email';
@@ -1331,7 +1337,6 @@ AS $$
 DECLARE
     r popsell.contacts;
     e text;
-    ws constant text := E' \t\n\r\f\v';
 BEGIN
     IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
         RETURN 'not a JSON object';
@@ -1353,11 +1358,13 @@ BEGIN
        OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
         RETURN 'value too long';
     END IF;
-    IF num_nonnulls(nullif(btrim(r.first_name, ws), ''), nullif(btrim(r.last_name, ws), ''), e,
-                    nullif(btrim(r.facebook_id, ws), ''), nullif(btrim(r.twitter_id, ws), ''),
-                    nullif(btrim(r.instagram_id, ws), ''), nullif(btrim(r.public_photo_url, ws), ''),
-                    nullif(btrim(r.customer_id, ws), ''), nullif(btrim(r.mobile_phone, ws), ''),
-                    nullif(btrim(r.home_phone, ws), ''), nullif(btrim(r.address, ws), '')) = 0 THEN
+    -- (a field of only white space or invisible characters is empty, as
+    -- for the contacts trigger)
+    IF e IS NULL AND (popsell._has_visible_text(r.first_name) OR popsell._has_visible_text(r.last_name)
+                          OR popsell._has_visible_text(r.facebook_id) OR popsell._has_visible_text(r.twitter_id)
+                          OR popsell._has_visible_text(r.instagram_id) OR popsell._has_visible_text(r.public_photo_url)
+                          OR popsell._has_visible_text(r.customer_id) OR popsell._has_visible_text(r.mobile_phone)
+                          OR popsell._has_visible_text(r.home_phone) OR popsell._has_visible_text(r.address)) IS NOT TRUE THEN
         RETURN 'no personal field';
     END IF;
     IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN

@@ -190,10 +190,8 @@ text_present(Row *r, AttrNumber a)
 	if (ISNULL(r, a))
 		return false;
 	t = DatumGetTextPP(VAL(r, a));
-	for (int i = 0; i < VARSIZE_ANY_EXHDR(t); i++)
-		if (!isspace((unsigned char) VARDATA_ANY(t)[i]))
-			return true;
-	return false;
+	/* white space and invisible characters alone are no value */
+	return TextHasVisible(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
 
 static Datum

@@ -7,7 +7,7 @@
 -- an import or INSERT told the ambassador its hidden pending rows exist.
 -- act() as in 104_consent_leftovers.
 BEGIN;
-SELECT plan(46);
+SELECT plan(49);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -199,6 +199,18 @@ SELECT is((SELECT count(*) FROM split_out WHERE outcome = 'skipped_invalid' AND 
 SELECT is((SELECT count(*) FROM popsell.contacts c JOIN split_out o ON o.contact_id = c.id WHERE o.outcome = 'imported'),
           267::bigint, 'the imported rows are stored');
 ALTER TABLE popsell.contacts DROP CONSTRAINT t105_refused;
+
+-- ---- L4: a personal field of only white space or invisible characters is empty
+SELECT matches(act('amb:1', format($$INSERT INTO popsell.contacts (ambassador_id, source, first_name) VALUES (1, 'crm_manual', %L)$$,
+                              U&'\200B\00A0\FEFF\3000')),
+          '^ERROR PS104: contact \d+ has no personal field$',
+          'a first_name of a zero-width space, no-break space, BOM and ideographic space is no personal field');
+SELECT is(act('amb:1', format($$SELECT d.outcome || ':' || d.reason FROM popsell.import_contacts_detail(1, %L) d$$,
+                              jsonb_build_array(jsonb_build_object('first_name', U&'\2800\200D', 'last_name', U&'\3164')))),
+          'skipped_invalid:no personal field', 'an import row of blank-looking names is skipped as such');
+SELECT is(act('amb:1', format($$INSERT INTO popsell.contacts (ambassador_id, source, first_name) VALUES (1, 'crm_manual', %L)$$,
+                              U&'\00A0Zo\00E9\200B')),
+          'rows=1', 'a name with a visible letter among them is one');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -54,3 +54,12 @@ ON CONFLICT DO NOTHING;
 -- @restate function:_import_one
 -- @restate function:_import_halves
 -- @restate function:_import_split
+
+-- L4: a personal field of only white space or invisible characters is
+-- empty (the contacts trigger, in C, and _import_check).
+CREATE FUNCTION popsell._has_visible_text(value text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'has_visible_text';
+COMMENT ON FUNCTION popsell._has_visible_text(text) IS
+    'Internal: whether a text holds a visible character (not only Unicode white space, invisible, format or control characters): what makes a personal field filled.';
+-- @restate function:_import_check
