@@ -1079,6 +1079,12 @@ BEGIN
             USING ERRCODE = 'PS106',
                   HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
     END IF;
+    bad := popsell._json_not_strings(data);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact takes a string or null for: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Send text fields as JSON strings (tags as an array of strings), not numbers, booleans or objects.';
+    END IF;
 
     -- The path: the brand's sync, an ambassador's own entry, else the contact.
     PERFORM set_config('popsell.actor',
@@ -1421,20 +1427,31 @@ DECLARE
     good jsonb;
     good_ords bigint[];
     bad text;
+    typed boolean;
 BEGIN
     IF p_contacts IS NULL OR jsonb_typeof(p_contacts) <> 'array' THEN
         RAISE EXCEPTION 'contacts must be a JSON array of objects'
             USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
     END IF;
-    SELECT string_agg(DISTINCT k, ', ') INTO bad
+    -- (one pass over the keys: unknown ones, and whether a text field got
+    -- something else than a string or null, which only _import_check
+    -- reports, since the INSERT would store it as JSON text)
+    SELECT string_agg(DISTINCT e.k, ', ')
+               FILTER (WHERE e.k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                                         'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                                         'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                                         'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin')),
+           coalesce(bool_or(CASE WHEN e.k = 'tags' AND jsonb_typeof(e.v) = 'array'
+                                 THEN EXISTS (SELECT 1 FROM jsonb_array_elements(e.v) AS t(x)
+                                               WHERE jsonb_typeof(t.x) <> 'string')
+                                 ELSE jsonb_typeof(e.v) NOT IN ('string', 'null')
+                                      AND e.k NOT IN ('source', 'contact_type', 'created_at', 'last_activity_at',
+                                                      'ambassador_optin', 'brand_optin') END), false)
+      INTO bad, typed
       FROM jsonb_array_elements(p_contacts) AS x(o)
-      CROSS JOIN LATERAL jsonb_object_keys(x.o) AS k
-     WHERE jsonb_typeof(x.o) = 'object'
-       AND k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
-                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
-                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
-                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
+      CROSS JOIN LATERAL jsonb_each(x.o) AS e(k, v)
+     WHERE jsonb_typeof(x.o) = 'object';
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'import does not accept the keys: %', bad
             USING ERRCODE = 'PS106',
@@ -1444,14 +1461,16 @@ BEGIN
     -- A list without an invalid row goes in one statement, at the cost of
     -- the insert alone; else the list is sorted by _import_check in one
     -- statement and the valid rows inserted in one more.
-    BEGIN
-        SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
-          FROM popsell._import_rows(amb, p_contacts, NULL) t;
-    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
-                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
-                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
-        res := NULL;
-    END;
+    IF NOT typed THEN
+        BEGIN
+            SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+              FROM popsell._import_rows(amb, p_contacts, NULL) t;
+        EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                       OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                       OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+            res := NULL;
+        END;
+    END IF;
     IF res IS NULL THEN
         SELECT jsonb_agg(c.o ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
                array_agg(c.ord ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
@@ -1459,7 +1478,10 @@ BEGIN
                                             'outcome', 'skipped_invalid', 'reason', c.why))
                    FILTER (WHERE c.why IS NOT NULL)
           INTO good, good_ords, res
-          FROM (SELECT x.o, x.ord, popsell._import_check(x.o) AS why
+          -- (the JSON types only when the key pass saw a non-string)
+          FROM (SELECT x.o, x.ord,
+                       CASE WHEN typed AND jsonb_typeof(x.o) = 'object' AND popsell._json_not_strings(x.o) IS NOT NULL
+                            THEN 'value not a string' ELSE popsell._import_check(x.o) END AS why
                   FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)) c;
         res := coalesce(res, '[]') || popsell._import_split(amb, good, good_ords);
     END IF;
@@ -1499,7 +1521,7 @@ BEGIN ATOMIC
      ORDER BY d.ordinality;
 END;
 COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
-    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, value not a string, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
 
 CREATE OR REPLACE FUNCTION popsell.send_invitations(contact_ids bigint[])
     RETURNS TABLE (contact_id bigint, outcome text)
@@ -5281,7 +5303,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._import_check(jsonb) IS
-    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element.';
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
 CREATE OR REPLACE FUNCTION popsell._import_split(p_amb bigint, p_contacts jsonb, p_ords bigint[])
     RETURNS jsonb
     LANGUAGE plpgsql
@@ -5382,6 +5404,12 @@ BEGIN
         RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
             USING ERRCODE = 'PS106',
                   HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+    bad := popsell._json_not_strings(data);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact takes a string or null for: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Send text fields as JSON strings (tags as an array of strings), not numbers, booleans or objects.';
     END IF;
 
     -- The path: the brand's sync, an ambassador's own entry, else the contact.
@@ -6679,7 +6707,289 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._import_check(jsonb) IS
-    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element.';
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
+
+-- L5: a contact's text fields take a JSON string or null (tags: strings),
+-- in collect_contact (PS106) and in imports ("value not a string").
+CREATE OR REPLACE FUNCTION popsell._json_not_strings(o jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT string_agg(e.k, ', ' ORDER BY e.k)
+              FROM jsonb_each(o) AS e(k, v)
+             WHERE (e.k IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id', 'instagram_id',
+                            'public_photo_url', 'customer_id', 'notes', 'address', 'city', 'postal_code',
+                            'country', 'mobile_phone', 'home_phone')
+                    AND jsonb_typeof(e.v) NOT IN ('string', 'null'))
+                OR (e.k = 'tags' AND jsonb_typeof(e.v) = 'array'
+                    AND EXISTS (SELECT 1 FROM jsonb_array_elements(e.v) AS t(x) WHERE jsonb_typeof(t.x) <> 'string')));
+COMMENT ON FUNCTION popsell._json_not_strings(jsonb) IS
+    'Internal: the keys of a contact JSON object whose text value is not a string or null (tags: an element that is not a string), or NULL.';
+CREATE OR REPLACE FUNCTION popsell._import_check(o jsonb)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r popsell.contacts;
+    e text;
+BEGIN
+    IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
+        RETURN 'not a JSON object';
+    END IF;
+    BEGIN
+        r := jsonb_populate_record(NULL::popsell.contacts, o);
+        e := popsell.normalize_email(nullif(btrim(r.email), ''));
+    EXCEPTION
+        WHEN SQLSTATE 'PS202' THEN RETURN 'malformed email';
+        WHEN SQLSTATE 'PS107' OR SQLSTATE '22001' THEN RETURN 'value too long';
+        WHEN data_exception THEN RETURN format('invalid value (SQLSTATE %s)', SQLSTATE);
+    END;
+    IF octet_length(r.first_name) > 256 OR octet_length(r.last_name) > 256 OR octet_length(e) > 254
+       OR octet_length(r.facebook_id) > 256 OR octet_length(r.twitter_id) > 256
+       OR octet_length(r.instagram_id) > 256 OR octet_length(r.public_photo_url) > 1024
+       OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
+       OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
+       OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
+        RETURN 'value too long';
+    END IF;
+    -- (a field of only white space or invisible characters is empty, as
+    -- for the contacts trigger)
+    IF e IS NULL AND (popsell._has_visible_text(r.first_name) OR popsell._has_visible_text(r.last_name)
+                          OR popsell._has_visible_text(r.facebook_id) OR popsell._has_visible_text(r.twitter_id)
+                          OR popsell._has_visible_text(r.instagram_id) OR popsell._has_visible_text(r.public_photo_url)
+                          OR popsell._has_visible_text(r.customer_id) OR popsell._has_visible_text(r.mobile_phone)
+                          OR popsell._has_visible_text(r.home_phone) OR popsell._has_visible_text(r.address)) IS NOT TRUE THEN
+        RETURN 'no personal field';
+    END IF;
+    IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
+        RETURN 'source not allowed';
+    END IF;
+    IF coalesce(r.ambassador_optin, 'new') <> 'new' OR coalesce(r.brand_optin, 'no_optin') <> 'no_optin' THEN
+        RETURN 'consent value not allowed for the source';
+    END IF;
+    IF r.created_at IN ('infinity', '-infinity') OR r.last_activity_at IN ('infinity', '-infinity') THEN
+        RETURN 'time cannot be infinite';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_check(jsonb) IS
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
+CREATE OR REPLACE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
+                                        ambassador_optin_checked boolean DEFAULT NULL,
+                                        brand_optin_checked boolean DEFAULT NULL,
+                                        partners_optin_checked boolean DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    init record;
+    r popsell.contacts;
+    new_id bigint;
+    bad text;
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'a contact source is required'
+            USING ERRCODE = 'PS102', HINT = 'Pass one of the popsell.contact_source values.';
+    END IF;
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'data must be a JSON object of contact fields'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''{"email": "a@example.test", "first_name": "A"}''.';
+    END IF;
+    PERFORM popsell._ambassador_for_caller(collect_contact.ambassador_id);
+    SELECT string_agg(k, ', ') INTO bad
+      FROM jsonb_object_keys(data) AS k
+     WHERE k NOT IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin_at',
+                     'brand_optin_at', 'partners_optin_at', 'email_confirmed_at');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+    bad := popsell._json_not_strings(data);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact takes a string or null for: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Send text fields as JSON strings (tags as an array of strings), not numbers, booleans or objects.';
+    END IF;
+
+    -- The path: the brand's sync, an ambassador's own entry, else the contact.
+    PERFORM set_config('popsell.actor',
+                       CASE WHEN source = 'brand_sync' THEN 'brand_sync'
+                            WHEN source IN ('crm_manual', 'private_import') THEN 'ambassador'
+                            ELSE 'contact' END, true);
+
+    init := popsell.initial_optins(source, ambassador_optin_checked, brand_optin_checked,
+                                   partners_optin_checked);
+    r := jsonb_populate_record(NULL::popsell.contacts, data);
+
+    -- (v2) A brand sync of a person this ambassador already holds from the
+    -- brand (same customer_id, else same email) updates that row: the
+    -- fields sent, and the opt-ins through the brand-sync transitions.
+    IF source = 'brand_sync' THEN
+        SELECT c.id INTO new_id
+          FROM popsell.contacts c
+         WHERE c.ambassador_id = collect_contact.ambassador_id
+           AND c.source = 'brand_sync'
+           AND CASE WHEN nullif(btrim(r.customer_id), '') IS NOT NULL THEN c.customer_id = r.customer_id
+                    ELSE nullif(btrim(r.email), '') IS NOT NULL
+                         AND popsell._lookup_key(c.email) = popsell._lookup_key(popsell.normalize_email(r.email))
+                         AND c.email = popsell.normalize_email(r.email) END
+         ORDER BY c.id
+         LIMIT 1
+           FOR UPDATE;
+        IF FOUND THEN
+            UPDATE popsell.contacts c
+               SET first_name = CASE WHEN data ? 'first_name' THEN r.first_name ELSE c.first_name END,
+                   last_name = CASE WHEN data ? 'last_name' THEN r.last_name ELSE c.last_name END,
+                   email = CASE WHEN data ? 'email' THEN r.email ELSE c.email END,
+                   facebook_id = CASE WHEN data ? 'facebook_id' THEN r.facebook_id ELSE c.facebook_id END,
+                   twitter_id = CASE WHEN data ? 'twitter_id' THEN r.twitter_id ELSE c.twitter_id END,
+                   instagram_id = CASE WHEN data ? 'instagram_id' THEN r.instagram_id ELSE c.instagram_id END,
+                   public_photo_url = CASE WHEN data ? 'public_photo_url' THEN r.public_photo_url ELSE c.public_photo_url END,
+                   customer_id = CASE WHEN data ? 'customer_id' THEN r.customer_id ELSE c.customer_id END,
+                   contact_type = CASE WHEN data ? 'contact_type' THEN coalesce(r.contact_type, c.contact_type) ELSE c.contact_type END,
+                   notes = CASE WHEN data ? 'notes' THEN r.notes ELSE c.notes END,
+                   address = CASE WHEN data ? 'address' THEN r.address ELSE c.address END,
+                   city = CASE WHEN data ? 'city' THEN r.city ELSE c.city END,
+                   postal_code = CASE WHEN data ? 'postal_code' THEN r.postal_code ELSE c.postal_code END,
+                   country = CASE WHEN data ? 'country' THEN r.country ELSE c.country END,
+                   mobile_phone = CASE WHEN data ? 'mobile_phone' THEN r.mobile_phone ELSE c.mobile_phone END,
+                   home_phone = CASE WHEN data ? 'home_phone' THEN r.home_phone ELSE c.home_phone END,
+                   tags = CASE WHEN data ? 'tags' THEN coalesce(r.tags, '{}') ELSE c.tags END,
+                   ambassador_optin = CASE WHEN brand_optin_checked AND c.ambassador_optin = 'new'
+                                           THEN 'optin_brand_imported' ELSE c.ambassador_optin END,
+                   brand_optin = CASE WHEN brand_optin_checked AND c.brand_optin IN ('no_optin', 'storage_only')
+                                      THEN 'optin_brand_database'
+                                      WHEN NOT brand_optin_checked AND c.brand_optin NOT IN ('no_optin', 'storage_only')
+                                      THEN 'storage_only'
+                                      ELSE c.brand_optin END
+             WHERE c.id = new_id;
+            RETURN new_id;
+        END IF;
+    END IF;
+    INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                  twitter_id, instagram_id, public_photo_url, customer_id,
+                                  contact_type, notes, address, city, postal_code, country,
+                                  mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                  ambassador_optin, brand_optin, partners_optin,
+                                  ambassador_optin_at, brand_optin_at, partners_optin_at,
+                                  email_confirmed_at)
+    VALUES (collect_contact.ambassador_id, source, r.first_name, r.last_name, r.email, r.facebook_id,
+            r.twitter_id, r.instagram_id, r.public_photo_url, r.customer_id,
+            coalesce(r.contact_type, 'prospect'), r.notes, r.address, r.city, r.postal_code, r.country,
+            r.mobile_phone, r.home_phone, coalesce(r.tags, '{}'), r.created_at, r.last_activity_at,
+            init.ambassador_optin, init.brand_optin, init.partners_optin,
+            r.ambassador_optin_at, r.brand_optin_at, r.partners_optin_at,
+            r.email_confirmed_at)
+    RETURNING id INTO new_id;
+
+    IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
+        PERFORM popsell._issue_contact_token(c.id)
+           FROM popsell.contacts c
+          WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
+    'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1); a brand sync of a person the ambassador already holds from the brand (same customer_id, else email) updates that row. Returns the id, or NULL when a globally opted-out email was skipped. App only; PS200 unknown ambassador, PS300 ambassador not active, PS102 source, PS106 data.';
+CREATE OR REPLACE FUNCTION popsell._import(p_amb bigint, p_contacts jsonb)
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    amb bigint := popsell._ambassador_for_caller(p_amb);
+    res jsonb;
+    good jsonb;
+    good_ords bigint[];
+    bad text;
+    typed boolean;
+BEGIN
+    IF p_contacts IS NULL OR jsonb_typeof(p_contacts) <> 'array' THEN
+        RAISE EXCEPTION 'contacts must be a JSON array of objects'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
+    END IF;
+    -- (one pass over the keys: unknown ones, and whether a text field got
+    -- something else than a string or null, which only _import_check
+    -- reports, since the INSERT would store it as JSON text)
+    SELECT string_agg(DISTINCT e.k, ', ')
+               FILTER (WHERE e.k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                                         'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                                         'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                                         'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin')),
+           coalesce(bool_or(CASE WHEN e.k = 'tags' AND jsonb_typeof(e.v) = 'array'
+                                 THEN EXISTS (SELECT 1 FROM jsonb_array_elements(e.v) AS t(x)
+                                               WHERE jsonb_typeof(t.x) <> 'string')
+                                 ELSE jsonb_typeof(e.v) NOT IN ('string', 'null')
+                                      AND e.k NOT IN ('source', 'contact_type', 'created_at', 'last_activity_at',
+                                                      'ambassador_optin', 'brand_optin') END), false)
+      INTO bad, typed
+      FROM jsonb_array_elements(p_contacts) AS x(o)
+      CROSS JOIN LATERAL jsonb_each(x.o) AS e(k, v)
+     WHERE jsonb_typeof(x.o) = 'object';
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'import does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
+    END IF;
+
+    -- A list without an invalid row goes in one statement, at the cost of
+    -- the insert alone; else the list is sorted by _import_check in one
+    -- statement and the valid rows inserted in one more.
+    IF NOT typed THEN
+        BEGIN
+            SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+              FROM popsell._import_rows(amb, p_contacts, NULL) t;
+        EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                       OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                       OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+            res := NULL;
+        END;
+    END IF;
+    IF res IS NULL THEN
+        SELECT jsonb_agg(c.o ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
+               array_agg(c.ord ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
+               jsonb_agg(jsonb_build_object('ordinality', c.ord, 'contact_id', NULL,
+                                            'outcome', 'skipped_invalid', 'reason', c.why))
+                   FILTER (WHERE c.why IS NOT NULL)
+          INTO good, good_ords, res
+          -- (the JSON types only when the key pass saw a non-string)
+          FROM (SELECT x.o, x.ord,
+                       CASE WHEN typed AND jsonb_typeof(x.o) = 'object' AND popsell._json_not_strings(x.o) IS NOT NULL
+                            THEN 'value not a string' ELSE popsell._import_check(x.o) END AS why
+                  FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)) c;
+        res := coalesce(res, '[]') || popsell._import_split(amb, good, good_ords);
+    END IF;
+    RETURN QUERY
+    SELECT r.ordinality, r.contact_id, r.outcome, r.reason
+      FROM jsonb_to_recordset(res) AS r(ordinality bigint, contact_id bigint, outcome text, reason text)
+     ORDER BY r.ordinality;
+END
+$$;
+COMMENT ON FUNCTION popsell._import(bigint, jsonb) IS
+    'Internal: import contacts for an ambassador, one outcome per input row; invalid rows (each with its reason) are skipped, not fatal, and the valid ones inserted in one statement.';
+CREATE OR REPLACE FUNCTION popsell.import_contacts_detail(ambassador_id bigint, contacts jsonb)
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'ambassador'
+BEGIN ATOMIC
+    SELECT d.ordinality, d.contact_id, d.outcome, d.reason
+      FROM popsell._import(import_contacts_detail.ambassador_id, import_contacts_detail.contacts) d
+     ORDER BY d.ordinality;
+END;
+COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, value not a string, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

@@ -230,6 +230,22 @@ $$;
 COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint[]) IS
     'Internal: import a JSON array of contacts in one statement, one outcome per row at the given positions (raises on an invalid row).';
 
+-- (v2) The text fields of a contact's JSON take a string or null: a
+-- number, boolean, object or array would be stored as its JSON text.
+CREATE FUNCTION popsell._json_not_strings(o jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT string_agg(e.k, ', ' ORDER BY e.k)
+              FROM jsonb_each(o) AS e(k, v)
+             WHERE (e.k IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id', 'instagram_id',
+                            'public_photo_url', 'customer_id', 'notes', 'address', 'city', 'postal_code',
+                            'country', 'mobile_phone', 'home_phone')
+                    AND jsonb_typeof(e.v) NOT IN ('string', 'null'))
+                OR (e.k = 'tags' AND jsonb_typeof(e.v) = 'array'
+                    AND EXISTS (SELECT 1 FROM jsonb_array_elements(e.v) AS t(x) WHERE jsonb_typeof(t.x) <> 'string')));
+COMMENT ON FUNCTION popsell._json_not_strings(jsonb) IS
+    'Internal: the keys of a contact JSON object whose text value is not a string or null (tags: an element that is not a string), or NULL.';
+
 -- Why an import element cannot be stored, or NULL: the checks of the
 -- contacts trigger and table that an ambassador's import can fail
 -- (object, types, email syntax and length, length bounds, a personal
@@ -287,7 +303,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._import_check(jsonb) IS
-    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element.';
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
 
 -- Import the elements that passed _import_check in one statement; should
 -- the trigger still refuse one (a check it does that _import_check does
@@ -463,20 +479,31 @@ DECLARE
     good jsonb;
     good_ords bigint[];
     bad text;
+    typed boolean;
 BEGIN
     IF p_contacts IS NULL OR jsonb_typeof(p_contacts) <> 'array' THEN
         RAISE EXCEPTION 'contacts must be a JSON array of objects'
             USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
     END IF;
-    SELECT string_agg(DISTINCT k, ', ') INTO bad
+    -- (one pass over the keys: unknown ones, and whether a text field got
+    -- something else than a string or null, which only _import_check
+    -- reports, since the INSERT would store it as JSON text)
+    SELECT string_agg(DISTINCT e.k, ', ')
+               FILTER (WHERE e.k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                                         'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                                         'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                                         'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin')),
+           coalesce(bool_or(CASE WHEN e.k = 'tags' AND jsonb_typeof(e.v) = 'array'
+                                 THEN EXISTS (SELECT 1 FROM jsonb_array_elements(e.v) AS t(x)
+                                               WHERE jsonb_typeof(t.x) <> 'string')
+                                 ELSE jsonb_typeof(e.v) NOT IN ('string', 'null')
+                                      AND e.k NOT IN ('source', 'contact_type', 'created_at', 'last_activity_at',
+                                                      'ambassador_optin', 'brand_optin') END), false)
+      INTO bad, typed
       FROM jsonb_array_elements(p_contacts) AS x(o)
-      CROSS JOIN LATERAL jsonb_object_keys(x.o) AS k
-     WHERE jsonb_typeof(x.o) = 'object'
-       AND k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
-                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
-                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
-                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
+      CROSS JOIN LATERAL jsonb_each(x.o) AS e(k, v)
+     WHERE jsonb_typeof(x.o) = 'object';
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'import does not accept the keys: %', bad
             USING ERRCODE = 'PS106',
@@ -486,14 +513,16 @@ BEGIN
     -- A list without an invalid row goes in one statement, at the cost of
     -- the insert alone; else the list is sorted by _import_check in one
     -- statement and the valid rows inserted in one more.
-    BEGIN
-        SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
-          FROM popsell._import_rows(amb, p_contacts, NULL) t;
-    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
-                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
-                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
-        res := NULL;
-    END;
+    IF NOT typed THEN
+        BEGIN
+            SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+              FROM popsell._import_rows(amb, p_contacts, NULL) t;
+        EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                       OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                       OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+            res := NULL;
+        END;
+    END IF;
     IF res IS NULL THEN
         SELECT jsonb_agg(c.o ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
                array_agg(c.ord ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
@@ -501,7 +530,10 @@ BEGIN
                                             'outcome', 'skipped_invalid', 'reason', c.why))
                    FILTER (WHERE c.why IS NOT NULL)
           INTO good, good_ords, res
-          FROM (SELECT x.o, x.ord, popsell._import_check(x.o) AS why
+          -- (the JSON types only when the key pass saw a non-string)
+          FROM (SELECT x.o, x.ord,
+                       CASE WHEN typed AND jsonb_typeof(x.o) = 'object' AND popsell._json_not_strings(x.o) IS NOT NULL
+                            THEN 'value not a string' ELSE popsell._import_check(x.o) END AS why
                   FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)) c;
         res := coalesce(res, '[]') || popsell._import_split(amb, good, good_ords);
     END IF;
@@ -541,7 +573,7 @@ BEGIN ATOMIC
      ORDER BY d.ordinality;
 END;
 COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
-    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, value not a string, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
 
 -- (v2) A pending contact's confirmation: only the SHA-256 of the token
 -- (the token travels in the email_confirmation outbox row).  One per
@@ -620,6 +652,12 @@ BEGIN
         RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
             USING ERRCODE = 'PS106',
                   HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+    bad := popsell._json_not_strings(data);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact takes a string or null for: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Send text fields as JSON strings (tags as an array of strings), not numbers, booleans or objects.';
     END IF;
 
     -- The path: the brand's sync, an ambassador's own entry, else the contact.

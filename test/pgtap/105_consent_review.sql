@@ -4,10 +4,12 @@
 -- address failed, and so did the upgrade); M3: a confirmation was queued
 -- to a blacklisted (spam) address; L1: a restricted contact could confirm;
 -- H1: an ambassador invited a person twice after an address change; M2:
--- an import or INSERT told the ambassador its hidden pending rows exist.
+-- an import or INSERT told the ambassador its hidden pending rows exist;
+-- H3: refused rows in an import; L4: blank-looking names counted as a
+-- personal field; L5: non-string JSON values were stored as JSON text.
 -- act() as in 104_consent_leftovers.
 BEGIN;
-SELECT plan(49);
+SELECT plan(53);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -211,6 +213,19 @@ SELECT is(act('amb:1', format($$SELECT d.outcome || ':' || d.reason FROM popsell
 SELECT is(act('amb:1', format($$INSERT INTO popsell.contacts (ambassador_id, source, first_name) VALUES (1, 'crm_manual', %L)$$,
                               U&'\00A0Zo\00E9\200B')),
           'rows=1', 'a name with a visible letter among them is one');
+
+-- ---- L5: text fields take a JSON string or null, not a number or object
+SELECT is(act('app', $$SELECT popsell.collect_contact(1, 'order', '{"first_name": 12345, "email": "num@l5.test"}', true, true)$$),
+          'ERROR PS106: collect_contact takes a string or null for: first_name', 'a number as first_name is refused');
+SELECT is(act('app', $$SELECT popsell.collect_contact(1, 'order', '{"notes": {"a": 1}, "tags": ["x", 2], "email": "obj@l5.test"}', true, true)$$),
+          'ERROR PS106: collect_contact takes a string or null for: notes, tags', 'an object as notes, a number among the tags are refused');
+SELECT is(act('amb:1', $$SELECT string_agg(d.outcome || ':' || coalesce(d.reason, '-'), ',' ORDER BY d.ordinality)
+                         FROM popsell.import_contacts_detail(1, '[{"first_name": true, "email": "b@l5.test"}, {"first_name": "Ok", "last_name": null, "email": "ok@l5.test"}]') d$$),
+          'skipped_invalid:value not a string,imported:-', 'an import row with a boolean name is skipped, a null is fine');
+
+SELECT is(act('amb:1', $$SELECT string_agg(d.outcome || ':' || coalesce(d.reason, '-'), ',' ORDER BY d.ordinality)
+                         FROM popsell.import_contacts_detail(1, '[{"first_name": "T1", "tags": ["a", "b"]}, {"first_name": "T2", "tags": ["a", 7]}]') d$$),
+          'imported:-,skipped_invalid:value not a string', 'tags are strings');
 
 SELECT * FROM finish();
 ROLLBACK;

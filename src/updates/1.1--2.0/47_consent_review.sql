@@ -63,3 +63,11 @@ CREATE FUNCTION popsell._has_visible_text(value text) RETURNS boolean
 COMMENT ON FUNCTION popsell._has_visible_text(text) IS
     'Internal: whether a text holds a visible character (not only Unicode white space, invisible, format or control characters): what makes a personal field filled.';
 -- @restate function:_import_check
+
+-- L5: a contact's text fields take a JSON string or null (tags: strings),
+-- in collect_contact (PS106) and in imports ("value not a string").
+-- @restate function:_json_not_strings
+-- @restate function:_import_check
+-- @restate function:collect_contact
+-- @restate function:_import
+-- @restate function:import_contacts_detail
