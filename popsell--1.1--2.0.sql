@@ -5278,7 +5278,10 @@ BEGIN
        OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
        OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
        OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
-       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64
+       -- (the contacts trigger's bound on tags: 100 labels of 256 bytes)
+       OR cardinality(r.tags) > 100
+       OR EXISTS (SELECT 1 FROM unnest(r.tags) AS t(x) WHERE octet_length(t.x) > 256) THEN
         RETURN 'value too long';
     END IF;
     -- (a field of only white space or invisible characters is empty, as
@@ -6682,7 +6685,10 @@ BEGIN
        OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
        OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
        OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
-       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64
+       -- (the contacts trigger's bound on tags: 100 labels of 256 bytes)
+       OR cardinality(r.tags) > 100
+       OR EXISTS (SELECT 1 FROM unnest(r.tags) AS t(x) WHERE octet_length(t.x) > 256) THEN
         RETURN 'value too long';
     END IF;
     -- (a field of only white space or invisible characters is empty, as
@@ -6750,7 +6756,10 @@ BEGIN
        OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
        OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
        OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
-       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64
+       -- (the contacts trigger's bound on tags: 100 labels of 256 bytes)
+       OR cardinality(r.tags) > 100
+       OR EXISTS (SELECT 1 FROM unnest(r.tags) AS t(x) WHERE octet_length(t.x) > 256) THEN
         RETURN 'value too long';
     END IF;
     -- (a field of only white space or invisible characters is empty, as
@@ -6990,6 +6999,64 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
     'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, value not a string, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
+
+-- L3: tags hold at most 100 labels of 256 bytes (the contacts trigger,
+-- PS107; _import_check reports "value too long").
+CREATE OR REPLACE FUNCTION popsell._import_check(o jsonb)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r popsell.contacts;
+    e text;
+BEGIN
+    IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
+        RETURN 'not a JSON object';
+    END IF;
+    BEGIN
+        r := jsonb_populate_record(NULL::popsell.contacts, o);
+        e := popsell.normalize_email(nullif(btrim(r.email), ''));
+    EXCEPTION
+        WHEN SQLSTATE 'PS202' THEN RETURN 'malformed email';
+        WHEN SQLSTATE 'PS107' OR SQLSTATE '22001' THEN RETURN 'value too long';
+        WHEN data_exception THEN RETURN format('invalid value (SQLSTATE %s)', SQLSTATE);
+    END;
+    IF octet_length(r.first_name) > 256 OR octet_length(r.last_name) > 256 OR octet_length(e) > 254
+       OR octet_length(r.facebook_id) > 256 OR octet_length(r.twitter_id) > 256
+       OR octet_length(r.instagram_id) > 256 OR octet_length(r.public_photo_url) > 1024
+       OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
+       OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
+       OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64
+       -- (the contacts trigger's bound on tags: 100 labels of 256 bytes)
+       OR cardinality(r.tags) > 100
+       OR EXISTS (SELECT 1 FROM unnest(r.tags) AS t(x) WHERE octet_length(t.x) > 256) THEN
+        RETURN 'value too long';
+    END IF;
+    -- (a field of only white space or invisible characters is empty, as
+    -- for the contacts trigger)
+    IF e IS NULL AND (popsell._has_visible_text(r.first_name) OR popsell._has_visible_text(r.last_name)
+                          OR popsell._has_visible_text(r.facebook_id) OR popsell._has_visible_text(r.twitter_id)
+                          OR popsell._has_visible_text(r.instagram_id) OR popsell._has_visible_text(r.public_photo_url)
+                          OR popsell._has_visible_text(r.customer_id) OR popsell._has_visible_text(r.mobile_phone)
+                          OR popsell._has_visible_text(r.home_phone) OR popsell._has_visible_text(r.address)) IS NOT TRUE THEN
+        RETURN 'no personal field';
+    END IF;
+    IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
+        RETURN 'source not allowed';
+    END IF;
+    IF coalesce(r.ambassador_optin, 'new') <> 'new' OR coalesce(r.brand_optin, 'no_optin') <> 'no_optin' THEN
+        RETURN 'consent value not allowed for the source';
+    END IF;
+    IF r.created_at IN ('infinity', '-infinity') OR r.last_activity_at IN ('infinity', '-infinity') THEN
+        RETURN 'time cannot be infinite';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_check(jsonb) IS
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

@@ -1371,7 +1371,10 @@ BEGIN
        OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
        OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
        OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
-       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64
+       -- (the contacts trigger's bound on tags: 100 labels of 256 bytes)
+       OR cardinality(r.tags) > 100
+       OR EXISTS (SELECT 1 FROM unnest(r.tags) AS t(x) WHERE octet_length(t.x) > 256) THEN
         RETURN 'value too long';
     END IF;
     -- (a field of only white space or invisible characters is empty, as

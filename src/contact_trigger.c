@@ -578,6 +578,50 @@ check_required_columns(Row *r, int64 id)
 				 errmsg("invitations_sent of contact %lld cannot be negative", (long long) id)));
 }
 
+/*
+ * SPEC section 8: input is bounded.  tags holds at most POPSELL_MAX_TAGS
+ * labels of at most POPSELL_MAX_TAG_BYTES bytes each (PS107), no NULL.
+ */
+#define POPSELL_MAX_TAGS 100
+#define POPSELL_MAX_TAG_BYTES 256
+
+static void
+check_tags_bounded(Row *r, int64 id)
+{
+	ArrayType  *a;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (ISNULL(r, cols.tags))
+		return;					/* check_required_columns reports it */
+	a = DatumGetArrayTypeP(VAL(r, cols.tags));
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_BAD_ARGUMENT),
+				 errmsg("tags of contact %lld must be a one-dimensional array", (long long) id)));
+	deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n > POPSELL_MAX_TAGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_TOO_LONG),
+				 errmsg("contact %lld has %d tags, more than %d", (long long) id, n, POPSELL_MAX_TAGS),
+				 errhint("Keep at most %d tags per contact.", POPSELL_MAX_TAGS)));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_BAD_ARGUMENT),
+					 errmsg("tag %d of contact %lld is NULL", i + 1, (long long) id),
+					 errhint("Give each tag as a string.")));
+		if (VARSIZE_ANY_EXHDR(DatumGetPointer(elems[i])) > POPSELL_MAX_TAG_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_TOO_LONG),
+					 errmsg("tag %d of contact %lld is longer than %d bytes", i + 1, (long long) id,
+							POPSELL_MAX_TAG_BYTES),
+					 errhint("Shorten the tag.")));
+	}
+}
+
 /* SPEC section 3: at least one personal field must be filled. */
 static void
 check_has_personal_field(Row *r, int64 id)
@@ -750,6 +794,7 @@ contact_insert(TriggerData *td, Row *r)
 
 	norm = normalize_email_column(r, &normlen);
 	check_has_personal_field(r, ISNULL(r, cols.id) ? 0 : DatumGetInt64(VAL(r, cols.id)));
+	check_tags_bounded(r, ISNULL(r, cols.id) ? 0 : DatumGetInt64(VAL(r, cols.id)));
 
 
 	/* C1: explicit initial values must be ones the source can produce. */
@@ -1077,6 +1122,8 @@ contact_update(TriggerData *td, Row *o, Row *r)
 	}
 	check_has_personal_field(r, id);
 	check_required_columns(r, id);
+	if (datum_changed(o, r, cols.tags, desc))
+		check_tags_bounded(r, id);
 
 	oldv[FIELD_AMBASSADOR_OPTIN] = EnumIndex(ENUM_AMB, DatumGetObjectId(VAL(o, cols.ambassador_optin)));
 	oldv[FIELD_BRAND_OPTIN] = EnumIndex(ENUM_BRAND, DatumGetObjectId(VAL(o, cols.brand_optin)));

@@ -6,10 +6,11 @@
 -- H1: an ambassador invited a person twice after an address change; M2:
 -- an import or INSERT told the ambassador its hidden pending rows exist;
 -- H3: refused rows in an import; L4: blank-looking names counted as a
--- personal field; L5: non-string JSON values were stored as JSON text.
+-- personal field; L5: non-string JSON values were stored as JSON text;
+-- L3: tags were unbounded.
 -- act() as in 104_consent_leftovers.
 BEGIN;
-SELECT plan(53);
+SELECT plan(58);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -226,6 +227,24 @@ SELECT is(act('amb:1', $$SELECT string_agg(d.outcome || ':' || coalesce(d.reason
 SELECT is(act('amb:1', $$SELECT string_agg(d.outcome || ':' || coalesce(d.reason, '-'), ',' ORDER BY d.ordinality)
                          FROM popsell.import_contacts_detail(1, '[{"first_name": "T1", "tags": ["a", "b"]}, {"first_name": "T2", "tags": ["a", 7]}]') d$$),
           'imported:-,skipped_invalid:value not a string', 'tags are strings');
+
+-- ---- L3: tags are bounded (PS107)
+SELECT matches(act('amb:1', format($$INSERT INTO popsell.contacts (ambassador_id, source, first_name, tags) VALUES (1, 'crm_manual', 'Tags1', %L)$$,
+                              (SELECT array_agg('t' || g) FROM generate_series(1, 101) g))),
+          '^ERROR PS107: contact \d+ has 101 tags, more than 100$', '101 tags are refused');
+SELECT matches(act('amb:1', format($$INSERT INTO popsell.contacts (ambassador_id, source, first_name, tags) VALUES (1, 'crm_manual', 'Tags2', %L)$$,
+                              ARRAY['ok', repeat('x', 257)])),
+          '^ERROR PS107: tag 2 of contact \d+ is longer than 256 bytes$', 'a tag over 256 bytes is refused');
+SELECT is(act('amb:1', format($$INSERT INTO popsell.contacts (ambassador_id, source, first_name, tags) VALUES (1, 'crm_manual', 'Tags3', %L)$$,
+                              (SELECT array_agg(repeat('y', 256)) FROM generate_series(1, 100) g))),
+          'rows=1', '100 tags of 256 bytes are fine');
+SELECT matches(act('amb:1', format($$UPDATE popsell.contacts SET tags = tags || %L::text[] WHERE first_name = 'Tags3'$$, ARRAY['one more'])),
+               '^ERROR PS107: contact \d+ has 101 tags, more than 100$', 'nor can an UPDATE grow them past 100');
+SELECT is(act('amb:1', format($$SELECT string_agg(d.outcome || ':' || coalesce(d.reason, '-'), ',' ORDER BY d.ordinality)
+                               FROM popsell.import_contacts_detail(1, %L) d$$,
+                              jsonb_build_array(jsonb_build_object('first_name', 'Tags4', 'tags', (SELECT jsonb_agg('t' || g) FROM generate_series(1, 500) g)),
+                                                jsonb_build_object('first_name', 'Tags5', 'tags', jsonb_build_array('a'))))),
+          'skipped_invalid:value too long,imported:-', 'an import row with 500 tags is skipped as too long');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -71,3 +71,7 @@ COMMENT ON FUNCTION popsell._has_visible_text(text) IS
 -- @restate function:collect_contact
 -- @restate function:_import
 -- @restate function:import_contacts_detail
+
+-- L3: tags hold at most 100 labels of 256 bytes (the contacts trigger,
+-- PS107; _import_check reports "value too long").
+-- @restate function:_import_check
