@@ -716,6 +716,12 @@ BEGIN
                         'city', t.city, 'postal_code', t.postal_code, 'birth_year', t.birth_year)
                         ORDER BY t.id), '[]')
                FROM popsell.ambassador_tombstones t WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h)),
+        -- (v2) the ambassadors' records of the invitations sent to it
+        'invitations',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'ambassador_id', i.ambassador_id, 'invited_at', i.invited_at)
+                        ORDER BY i.invited_at, i.ambassador_id), '[]')
+               FROM popsell.invitation_records i WHERE i.email_hash OPERATOR(pg_catalog.=) ANY (h)),
         'blacklisted', bl OPERATOR(pg_catalog.<>) '[]'::jsonb,
         'blacklist', bl,
         'whitelisted', EXISTS (SELECT 1 FROM popsell.registration_whitelist w
@@ -7057,6 +7063,121 @@ END
 $$;
 COMMENT ON FUNCTION popsell._import_check(jsonb) IS
     'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
+
+-- Art. 15: subject_access lists the invitation records of the address.
+CREATE OR REPLACE FUNCTION popsell.subject_access(email text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell._rights_email(subject_access.email, 'popsell.subject_access');
+    h bytea[] := popsell.email_hashes(e);
+    amb jsonb;
+    contacts jsonb;
+    erased jsonb;
+    bl jsonb;
+    doc jsonb;
+BEGIN
+    SELECT pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.-) 'password_hash'
+           OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+               'has_password', a.password_hash IS NOT NULL,
+               'social_grants', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(g) ORDER BY g.id), '[]')
+                                   FROM popsell.social_grants g WHERE g.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'gamification', (SELECT pg_catalog.to_jsonb(x) OPERATOR(pg_catalog.-) 'ambassador_id'
+                                  FROM popsell.gamification x WHERE x.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'publications', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(p) ORDER BY p.id), '[]')
+                                  FROM popsell.publications p WHERE p.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'ugc', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(u) ORDER BY u.id), '[]')
+                         FROM popsell.ugc u WHERE u.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'community_reactions', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r) ORDER BY r.id), '[]')
+                                         FROM popsell.community_reactions r
+                                        WHERE r.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'activity_log', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(l) ORDER BY l.id), '[]')
+                                  FROM popsell.activity_log l WHERE l.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'sales', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                     'id', s.id, 'sold_at', s.sold_at, 'amount', s.amount, 'currency', s.currency,
+                                     'channel', s.channel, 'publication_id', s.publication_id) ORDER BY s.id), '[]')
+                           FROM popsell.sales s WHERE s.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'outbox', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(o) ORDER BY o.id), '[]')
+                            FROM popsell.outbox o
+                           WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.contact_id IS NULL))
+      INTO amb
+      FROM popsell.ambassadors a
+     WHERE popsell._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
+
+    SELECT coalesce(pg_catalog.jsonb_agg(
+               pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) 'created_by' OPERATOR(pg_catalog.-) 'modified_by'
+               OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                   'consent_events',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ce) OPERATOR(pg_catalog.-) 'actor_role'
+                                                         ORDER BY ce.id), '[]')
+                      FROM popsell.consent_events ce WHERE ce.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'interactions',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(i) ORDER BY i.id), '[]')
+                      FROM popsell.interactions i WHERE i.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'sales',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s) ORDER BY s.id), '[]')
+                      FROM popsell.sales s WHERE s.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'outbox',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(o) ORDER BY o.id), '[]')
+                      FROM popsell.outbox o WHERE o.contact_id OPERATOR(pg_catalog.=) c.id))
+               ORDER BY c.id), '[]')
+      INTO contacts
+      FROM popsell.contacts c
+     WHERE popsell._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell._lookup_key(e);
+
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'ambassador_id', t.ambassador_id,
+               'source', t.source, 'ambassador_optin', t.ambassador_optin, 'brand_optin', t.brand_optin,
+               'partners_optin', t.partners_optin, 'city', t.city, 'postal_code', t.postal_code,
+               'consent_events',
+               (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ce) OPERATOR(pg_catalog.-) 'actor_role'
+                                                     ORDER BY ce.id), '[]')
+                  FROM popsell.consent_events ce WHERE ce.contact_tombstone_id OPERATOR(pg_catalog.=) t.id))
+               ORDER BY t.id), '[]')
+      INTO erased
+      FROM popsell.contact_tombstones t
+     WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h);
+
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('reason', b.reason, 'since', b.created_at)
+                                         ORDER BY b.created_at, b.reason), '[]')
+      INTO bl
+      FROM popsell.blacklist b
+     WHERE b.email_hash OPERATOR(pg_catalog.=) ANY (h);
+
+    doc := pg_catalog.jsonb_build_object(
+        'format', 'popsell.subject_access/1',
+        'generated_at', pg_catalog.now(),
+        'email', e,
+        'ambassador', amb,
+        'contacts', contacts,
+        'erased_contacts', erased,
+        'erased_ambassadors',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'created_at', t.created_at,
+                        'city', t.city, 'postal_code', t.postal_code, 'birth_year', t.birth_year)
+                        ORDER BY t.id), '[]')
+               FROM popsell.ambassador_tombstones t WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h)),
+        -- (v2) the ambassadors' records of the invitations sent to it
+        'invitations',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'ambassador_id', i.ambassador_id, 'invited_at', i.invited_at)
+                        ORDER BY i.invited_at, i.ambassador_id), '[]')
+               FROM popsell.invitation_records i WHERE i.email_hash OPERATOR(pg_catalog.=) ANY (h)),
+        'blacklisted', bl OPERATOR(pg_catalog.<>) '[]'::jsonb,
+        'blacklist', bl,
+        'whitelisted', EXISTS (SELECT 1 FROM popsell.registration_whitelist w
+                                WHERE w.email_hash OPERATOR(pg_catalog.=) ANY (h)));
+
+    PERFORM popsell._record_rights_request('access', 15, pg_catalog.jsonb_build_object(
+        'ambassadors', (amb IS NOT NULL)::integer,
+        'contacts', pg_catalog.jsonb_array_length(contacts),
+        'erased_contacts', pg_catalog.jsonb_array_length(erased)));
+    RETURN doc;
+END
+$$;
+COMMENT ON FUNCTION popsell.subject_access(text) IS
+    'GDPR art. 15 and 20: everything popsell holds on the person with this email, as one machine-readable document (format popsell.subject_access/1, see the README).';
 
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every

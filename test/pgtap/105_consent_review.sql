@@ -10,7 +10,7 @@
 -- L3: tags were unbounded.
 -- act() as in 104_consent_leftovers.
 BEGIN;
-SELECT plan(58);
+SELECT plan(59);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -245,6 +245,10 @@ SELECT is(act('amb:1', format($$SELECT string_agg(d.outcome || ':' || coalesce(d
                               jsonb_build_array(jsonb_build_object('first_name', 'Tags4', 'tags', (SELECT jsonb_agg('t' || g) FROM generate_series(1, 500) g)),
                                                 jsonb_build_object('first_name', 'Tags5', 'tags', jsonb_build_array('a'))))),
           'skipped_invalid:value too long,imported:-', 'an import row with 500 tags is skipped as too long');
+
+-- ---- art. 15: the invitation records of an address are in its access document
+SELECT is(act('popsell_account_team', $$SELECT jsonb_path_query_array(popsell.subject_access('c@inv.test'), '$.invitations[*].ambassador_id')::text$$),
+          '[1]', 'subject_access lists the ambassadors'' records of invitations to the address');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -75,3 +75,6 @@ COMMENT ON FUNCTION popsell._has_visible_text(text) IS
 -- L3: tags hold at most 100 labels of 256 bytes (the contacts trigger,
 -- PS107; _import_check reports "value too long").
 -- @restate function:_import_check
+
+-- Art. 15: subject_access lists the invitation records of the address.
+-- @restate function:subject_access
