@@ -7179,6 +7179,11 @@ $$;
 COMMENT ON FUNCTION popsell.subject_access(text) IS
     'GDPR art. 15 and 20: everything popsell holds on the person with this email, as one machine-readable document (format popsell.subject_access/1, see the README).';
 
+-- The invitation records, like the tombstones, are not truncated but by
+-- popsell_owner.
+CREATE TRIGGER popsell_10_truncate_guard BEFORE TRUNCATE ON popsell.invitation_records
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.truncate_guard();
+
 -- ===================================================================
 -- Ownership, privileges, row security baseline and pg_dump, for every
 -- object of the schema.  One idempotent step that the install script and

@@ -10,7 +10,7 @@
 -- L3: tags were unbounded.
 -- act() as in 104_consent_leftovers.
 BEGIN;
-SELECT plan(59);
+SELECT plan(60);
 
 CREATE ROLE ps_c_app LOGIN;
 GRANT popsell_app TO ps_c_app;
@@ -249,6 +249,8 @@ SELECT is(act('amb:1', format($$SELECT string_agg(d.outcome || ':' || coalesce(d
 -- ---- art. 15: the invitation records of an address are in its access document
 SELECT is(act('popsell_account_team', $$SELECT jsonb_path_query_array(popsell.subject_access('c@inv.test'), '$.invitations[*].ambassador_id')::text$$),
           '[1]', 'subject_access lists the ambassadors'' records of invitations to the address');
+
+SELECT matches(act('postgres', 'TRUNCATE popsell.invitation_records'), '^ERROR PS', 'the records are not truncated but by popsell_owner');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -78,3 +78,8 @@ COMMENT ON FUNCTION popsell._has_visible_text(text) IS
 
 -- Art. 15: subject_access lists the invitation records of the address.
 -- @restate function:subject_access
+
+-- The invitation records, like the tombstones, are not truncated but by
+-- popsell_owner.
+CREATE TRIGGER popsell_10_truncate_guard BEFORE TRUNCATE ON popsell.invitation_records
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.truncate_guard();
