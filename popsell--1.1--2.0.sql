@@ -250,6 +250,7 @@ BEGIN
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
                   HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
     END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
     DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = c.id;
     UPDATE popsell.contacts
        SET email_confirmed_at = now(),
@@ -262,7 +263,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
-    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending; prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
+    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending, PS120 while restricted (art. 18); prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
 
 CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint, token text)
     RETURNS void
@@ -283,6 +284,7 @@ BEGIN
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
                   HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
     END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
     -- (v2) the token confirms the address it was sent to: an address
     -- change replaces it, a confirmation uses it up.
     IF NOT EXISTS (SELECT 1 FROM popsell.contact_email_tokens t
@@ -297,7 +299,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint, text) IS
-    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS106 NULL or over 256 bytes).';
+    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS120 while restricted, art. 18; PS106 NULL or over 256 bytes).';
 
 -- src/updates/1.1--2.0/12_security.sql
 -- Security v2 (SPEC S11, section 2): no side channel through the planner.
@@ -714,6 +716,12 @@ BEGIN
                         'city', t.city, 'postal_code', t.postal_code, 'birth_year', t.birth_year)
                         ORDER BY t.id), '[]')
                FROM popsell.ambassador_tombstones t WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h)),
+        -- (v2) the ambassadors' records of the invitations sent to it
+        'invitations',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'ambassador_id', i.ambassador_id, 'invited_at', i.invited_at)
+                        ORDER BY i.invited_at, i.ambassador_id), '[]')
+               FROM popsell.invitation_records i WHERE i.email_hash OPERATOR(pg_catalog.=) ANY (h)),
         'blacklisted', bl OPERATOR(pg_catalog.<>) '[]'::jsonb,
         'blacklist', bl,
         'whitelisted', EXISTS (SELECT 1 FROM popsell.registration_whitelist w
@@ -1077,6 +1085,12 @@ BEGIN
             USING ERRCODE = 'PS106',
                   HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
     END IF;
+    bad := popsell._json_not_strings(data);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact takes a string or null for: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Send text fields as JSON strings (tags as an array of strings), not numbers, booleans or objects.';
+    END IF;
 
     -- The path: the brand's sync, an ambassador's own entry, else the contact.
     PERFORM set_config('popsell.actor',
@@ -1169,6 +1183,7 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
     st popsell.ambassador_status;
+    h bytea;
 BEGIN
     PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
     SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
@@ -1186,11 +1201,22 @@ BEGIN
                   HINT = 'Wait for the person to come back through a form or an order.';
     END IF;
     -- One invitation per person per ambassador, also across a second row
-    -- (a form's) and an erasure and re-entry: another row of the
-    -- ambassador with this email that was invited, or the ambassador's
-    -- tombstone of one (under any live key), counts as that invitation.
+    -- (a form's), an address change and an erasure and re-entry: the
+    -- ambassador's record of an invitation to this address (under any
+    -- live key), another row of the ambassador with this email that was
+    -- invited, or the ambassador's tombstone of one, counts as that
+    -- invitation.  Two sessions inviting the same person for the same
+    -- ambassador take turns (a transaction lock on the pair; its key is
+    -- derived from the keyed hash, so pg_locks shows nothing reversible).
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL THEN
+        h := popsell.hash_email(c.email);
+        PERFORM pg_advisory_xact_lock(hashtextextended(encode(h, 'hex'), c.ambassador_id));
+    END IF;
     IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
-       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+       AND (EXISTS (SELECT 1 FROM popsell.invitation_records i
+                     WHERE i.ambassador_id = c.ambassador_id
+                       AND i.email_hash = ANY (popsell.email_hashes(c.email)))
+            OR EXISTS (SELECT 1 FROM popsell.contacts o
                      WHERE popsell_internal._lookup_key(o.email) = popsell_internal._lookup_key(c.email)
                        AND o.email = c.email AND o.ambassador_id = c.ambassador_id
                        AND o.id <> c.id AND o.invitations_sent > 0)
@@ -1213,6 +1239,13 @@ BEGIN
     -- queue first: the sending guard checks the contact is still new
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
     VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    IF h IS NOT NULL THEN
+        -- (under REPEATABLE READ a concurrent record this snapshot does
+        -- not see makes this a serialization failure)
+        INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id)
+        VALUES (c.ambassador_id, h, popsell.hash_key_id())
+        ON CONFLICT DO NOTHING;
+    END IF;
     UPDATE popsell.contacts
        SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
            invitations_sent = invitations_sent + 1
@@ -1352,7 +1385,9 @@ BEGIN
                AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
                                          WHERE c.ambassador_id = p_amb
                                            AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(r.nemail)
-                                           AND c.email = r.nemail))
+                                           AND c.email = r.nemail
+                                           -- (hidden from the ambassador: holds nothing yet)
+                                           AND NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at)))
                AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
           FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
                   FROM input i) r),
@@ -1398,20 +1433,31 @@ DECLARE
     good jsonb;
     good_ords bigint[];
     bad text;
+    typed boolean;
 BEGIN
     IF p_contacts IS NULL OR jsonb_typeof(p_contacts) <> 'array' THEN
         RAISE EXCEPTION 'contacts must be a JSON array of objects'
             USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
     END IF;
-    SELECT string_agg(DISTINCT k, ', ') INTO bad
+    -- (one pass over the keys: unknown ones, and whether a text field got
+    -- something else than a string or null, which only _import_check
+    -- reports, since the INSERT would store it as JSON text)
+    SELECT string_agg(DISTINCT e.k, ', ')
+               FILTER (WHERE e.k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                                         'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                                         'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                                         'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin')),
+           coalesce(bool_or(CASE WHEN e.k = 'tags' AND jsonb_typeof(e.v) = 'array'
+                                 THEN EXISTS (SELECT 1 FROM jsonb_array_elements(e.v) AS t(x)
+                                               WHERE jsonb_typeof(t.x) <> 'string')
+                                 ELSE jsonb_typeof(e.v) NOT IN ('string', 'null')
+                                      AND e.k NOT IN ('source', 'contact_type', 'created_at', 'last_activity_at',
+                                                      'ambassador_optin', 'brand_optin') END), false)
+      INTO bad, typed
       FROM jsonb_array_elements(p_contacts) AS x(o)
-      CROSS JOIN LATERAL jsonb_object_keys(x.o) AS k
-     WHERE jsonb_typeof(x.o) = 'object'
-       AND k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
-                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
-                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
-                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
+      CROSS JOIN LATERAL jsonb_each(x.o) AS e(k, v)
+     WHERE jsonb_typeof(x.o) = 'object';
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'import does not accept the keys: %', bad
             USING ERRCODE = 'PS106',
@@ -1421,14 +1467,16 @@ BEGIN
     -- A list without an invalid row goes in one statement, at the cost of
     -- the insert alone; else the list is sorted by _import_check in one
     -- statement and the valid rows inserted in one more.
-    BEGIN
-        SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
-          FROM popsell._import_rows(amb, p_contacts, NULL) t;
-    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
-                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
-                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
-        res := NULL;
-    END;
+    IF NOT typed THEN
+        BEGIN
+            SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+              FROM popsell._import_rows(amb, p_contacts, NULL) t;
+        EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                       OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                       OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+            res := NULL;
+        END;
+    END IF;
     IF res IS NULL THEN
         SELECT jsonb_agg(c.o ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
                array_agg(c.ord ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
@@ -1436,7 +1484,10 @@ BEGIN
                                             'outcome', 'skipped_invalid', 'reason', c.why))
                    FILTER (WHERE c.why IS NOT NULL)
           INTO good, good_ords, res
-          FROM (SELECT x.o, x.ord, popsell._import_check(x.o) AS why
+          -- (the JSON types only when the key pass saw a non-string)
+          FROM (SELECT x.o, x.ord,
+                       CASE WHEN typed AND jsonb_typeof(x.o) = 'object' AND popsell._json_not_strings(x.o) IS NOT NULL
+                            THEN 'value not a string' ELSE popsell._import_check(x.o) END AS why
                   FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)) c;
         res := coalesce(res, '[]') || popsell._import_split(amb, good, good_ords);
     END IF;
@@ -1476,7 +1527,7 @@ BEGIN ATOMIC
      ORDER BY d.ordinality;
 END;
 COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
-    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, value not a string, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
 
 CREATE OR REPLACE FUNCTION popsell.send_invitations(contact_ids bigint[])
     RETURNS TABLE (contact_id bigint, outcome text)
@@ -5202,7 +5253,6 @@ AS $$
 DECLARE
     r popsell.contacts;
     e text;
-    ws constant text := E' \t\n\r\f\v';
 BEGIN
     IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
         RETURN 'not a JSON object';
@@ -5221,14 +5271,19 @@ BEGIN
        OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
        OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
        OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
-       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64
+       -- (the contacts trigger's bound on tags: 100 labels of 256 bytes)
+       OR cardinality(r.tags) > 100
+       OR EXISTS (SELECT 1 FROM unnest(r.tags) AS t(x) WHERE octet_length(t.x) > 256) THEN
         RETURN 'value too long';
     END IF;
-    IF num_nonnulls(nullif(btrim(r.first_name, ws), ''), nullif(btrim(r.last_name, ws), ''), e,
-                    nullif(btrim(r.facebook_id, ws), ''), nullif(btrim(r.twitter_id, ws), ''),
-                    nullif(btrim(r.instagram_id, ws), ''), nullif(btrim(r.public_photo_url, ws), ''),
-                    nullif(btrim(r.customer_id, ws), ''), nullif(btrim(r.mobile_phone, ws), ''),
-                    nullif(btrim(r.home_phone, ws), ''), nullif(btrim(r.address, ws), '')) = 0 THEN
+    -- (a field of only white space or invisible characters is empty, as
+    -- for the contacts trigger)
+    IF e IS NULL AND (popsell._has_visible_text(r.first_name) OR popsell._has_visible_text(r.last_name)
+                          OR popsell._has_visible_text(r.facebook_id) OR popsell._has_visible_text(r.twitter_id)
+                          OR popsell._has_visible_text(r.instagram_id) OR popsell._has_visible_text(r.public_photo_url)
+                          OR popsell._has_visible_text(r.customer_id) OR popsell._has_visible_text(r.mobile_phone)
+                          OR popsell._has_visible_text(r.home_phone) OR popsell._has_visible_text(r.address)) IS NOT TRUE THEN
         RETURN 'no personal field';
     END IF;
     IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
@@ -5244,7 +5299,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._import_check(jsonb) IS
-    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element.';
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
 CREATE OR REPLACE FUNCTION popsell._import_split(p_amb bigint, p_contacts jsonb, p_ords bigint[])
     RETURNS jsonb
     LANGUAGE plpgsql
@@ -5254,8 +5309,6 @@ DECLARE
     n integer := coalesce(jsonb_array_length(p_contacts), 0);
     h integer := n / 2;
     res jsonb;
-    st text;
-    cn text;
 BEGIN
     IF n = 0 THEN
         RETURN '[]';
@@ -5267,34 +5320,13 @@ BEGIN
     EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
                    OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
                    OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
-        IF n > 1 THEN
-            NULL;       -- halve below
-        ELSE
-            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, cn = CONSTRAINT_NAME;
-            RETURN jsonb_build_array(jsonb_build_object(
-                'ordinality', p_ords[1], 'contact_id', NULL,
-                'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
-                'reason', CASE
-                    WHEN st = 'PS202' THEN 'malformed email'
-                    WHEN st = 'PS109' THEN 'email already held by this ambassador'
-                    WHEN st IN ('PS107', '22001') OR cn = 'contacts_bounded_text' THEN 'value too long'
-                    WHEN st = 'PS101' THEN 'consent value not allowed for the source'
-                    WHEN st = 'PS102' THEN 'source not allowed'
-                    WHEN st = 'PS103' THEN 'personal field not allowed for the source'
-                    WHEN st = 'PS104' OR cn = 'contacts_has_personal_field' THEN 'no personal field'
-                    ELSE format('invalid value (SQLSTATE %s)', st) END));
-        END IF;
+        NULL;       -- split below
     END;
-    RETURN popsell._import_split(p_amb,
-                                 (SELECT jsonb_agg(x.o ORDER BY x.i) FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, i) WHERE x.i <= h),
-                                 p_ords[1:h])
-        || popsell._import_split(p_amb,
-                                 (SELECT jsonb_agg(x.o ORDER BY x.i) FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, i) WHERE x.i > h),
-                                 p_ords[h + 1:n]);
+    RETURN popsell._import_halves(p_amb, p_contacts, p_ords, false);
 END
 $$;
 COMMENT ON FUNCTION popsell._import_split(bigint, jsonb, bigint[]) IS
-    'Internal: import checked elements (at the given positions) in one statement; a refused statement is halved until each refused row is reported alone.';
+    'Internal: import checked elements (at the given positions) in one statement; a refused statement is halved, and a refused part of at most 64 rows goes row by row, until each refused row is reported alone.';
 
 -- F10: tokens for contact email confirmations.
 CREATE TABLE popsell.contact_email_tokens (
@@ -5312,6 +5344,17 @@ DECLARE
     tok text := encode(popsell._random_bytes(32), 'hex');
 BEGIN
     DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = p_contact_id;
+    -- A token exists only where a mail carries it: to a pending contact
+    -- that may be mailed now.  Not while restricted (art. 18: lifting
+    -- issues one), nor to an address whose status blocks sending (SPEC
+    -- section 3: spam, hard_bounce, blocked; only an unverified address
+    -- is confirmed).
+    IF NOT EXISTS (SELECT 1 FROM popsell.contacts c
+                    WHERE c.id = p_contact_id AND c.email IS NOT NULL AND NOT c.restricted
+                      AND c.email_status = 'unverified'
+                      AND popsell.is_pending_confirmation(c.source, c.email_confirmed_at)) THEN
+        RETURN;
+    END IF;
     INSERT INTO popsell.contact_email_tokens (contact_id, token_hash)
     VALUES (p_contact_id, sha256(convert_to(tok, 'UTF8')));
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
@@ -5320,7 +5363,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._issue_contact_token(bigint) IS
-    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one.';
+    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one; only when the contact may be mailed (an email with status unverified, not restricted), else the earlier token is just removed.';
 CREATE OR REPLACE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
                                         ambassador_optin_checked boolean DEFAULT NULL,
                                         brand_optin_checked boolean DEFAULT NULL,
@@ -5357,6 +5400,12 @@ BEGIN
         RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
             USING ERRCODE = 'PS106',
                   HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+    bad := popsell._json_not_strings(data);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact takes a string or null for: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Send text fields as JSON strings (tags as an array of strings), not numbers, booleans or objects.';
     END IF;
 
     -- The path: the brand's sync, an ambassador's own entry, else the contact.
@@ -5469,14 +5518,21 @@ COMMENT ON FUNCTION popsell.contacts_email_changed() IS
 GRANT EXECUTE ON FUNCTION popsell.confirm_email(bigint), popsell.confirm_email(bigint, text) TO popsell_app;
 
 -- Contacts pending confirmation at the upgrade got a link without a
--- token: the unsent ones are cancelled and each contact gets a new
--- confirmation email with one.
+-- token: the unsent ones are cancelled and each such contact gets a new
+-- confirmation email with one.  A contact whose link was sent already
+-- gets no second mail (the application confirms that link with
+-- confirm_email(contact_id)); _issue_contact_token issues nothing to a
+-- restricted contact (lifting the restriction does) nor to an address
+-- whose status blocks sending.
 DELETE FROM popsell.outbox o
  WHERE o.kind = 'email_confirmation' AND o.contact_id IS NOT NULL AND o.sent_at IS NULL
    AND NOT o.payload ? 'token';
 SELECT popsell._issue_contact_token(c.id)
   FROM popsell.contacts c
  WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at) AND c.email IS NOT NULL
+   AND NOT c.restricted AND c.email_status = 'unverified'
+   AND NOT EXISTS (SELECT 1 FROM popsell.outbox o
+                    WHERE o.contact_id = c.id AND o.kind = 'email_confirmation' AND o.sent_at IS NOT NULL)
  ORDER BY c.id;
 
 -- F9: the brand does not change a contact's email.
@@ -5517,6 +5573,7 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
     st popsell.ambassador_status;
+    h bytea;
 BEGIN
     PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
     SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
@@ -5534,11 +5591,22 @@ BEGIN
                   HINT = 'Wait for the person to come back through a form or an order.';
     END IF;
     -- One invitation per person per ambassador, also across a second row
-    -- (a form's) and an erasure and re-entry: another row of the
-    -- ambassador with this email that was invited, or the ambassador's
-    -- tombstone of one (under any live key), counts as that invitation.
+    -- (a form's), an address change and an erasure and re-entry: the
+    -- ambassador's record of an invitation to this address (under any
+    -- live key), another row of the ambassador with this email that was
+    -- invited, or the ambassador's tombstone of one, counts as that
+    -- invitation.  Two sessions inviting the same person for the same
+    -- ambassador take turns (a transaction lock on the pair; its key is
+    -- derived from the keyed hash, so pg_locks shows nothing reversible).
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL THEN
+        h := popsell.hash_email(c.email);
+        PERFORM pg_advisory_xact_lock(hashtextextended(encode(h, 'hex'), c.ambassador_id));
+    END IF;
     IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
-       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+       AND (EXISTS (SELECT 1 FROM popsell.invitation_records i
+                     WHERE i.ambassador_id = c.ambassador_id
+                       AND i.email_hash = ANY (popsell.email_hashes(c.email)))
+            OR EXISTS (SELECT 1 FROM popsell.contacts o
                      WHERE popsell_internal._lookup_key(o.email) = popsell_internal._lookup_key(c.email)
                        AND o.email = c.email AND o.ambassador_id = c.ambassador_id
                        AND o.id <> c.id AND o.invitations_sent > 0)
@@ -5561,6 +5629,13 @@ BEGIN
     -- queue first: the sending guard checks the contact is still new
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
     VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    IF h IS NOT NULL THEN
+        -- (under REPEATABLE READ a concurrent record this snapshot does
+        -- not see makes this a serialization failure)
+        INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id)
+        VALUES (c.ambassador_id, h, popsell.hash_key_id())
+        ON CONFLICT DO NOTHING;
+    END IF;
     UPDATE popsell.contacts
        SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
            invitations_sent = invitations_sent + 1
@@ -6208,7 +6283,9 @@ BEGIN
                AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
                                          WHERE c.ambassador_id = p_amb
                                            AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(r.nemail)
-                                           AND c.email = r.nemail))
+                                           AND c.email = r.nemail
+                                           -- (hidden from the ambassador: holds nothing yet)
+                                           AND NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at)))
                AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
           FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
                   FROM input i) r),
@@ -6279,6 +6356,12 @@ BEGIN
         RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
             USING ERRCODE = 'PS106',
                   HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+    bad := popsell._json_not_strings(data);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact takes a string or null for: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Send text fields as JSON strings (tags as an array of strings), not numbers, booleans or objects.';
     END IF;
 
     -- The path: the brand's sync, an ambassador's own entry, else the contact.
@@ -6372,6 +6455,7 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
     st popsell.ambassador_status;
+    h bytea;
 BEGIN
     PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
     SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
@@ -6389,11 +6473,22 @@ BEGIN
                   HINT = 'Wait for the person to come back through a form or an order.';
     END IF;
     -- One invitation per person per ambassador, also across a second row
-    -- (a form's) and an erasure and re-entry: another row of the
-    -- ambassador with this email that was invited, or the ambassador's
-    -- tombstone of one (under any live key), counts as that invitation.
+    -- (a form's), an address change and an erasure and re-entry: the
+    -- ambassador's record of an invitation to this address (under any
+    -- live key), another row of the ambassador with this email that was
+    -- invited, or the ambassador's tombstone of one, counts as that
+    -- invitation.  Two sessions inviting the same person for the same
+    -- ambassador take turns (a transaction lock on the pair; its key is
+    -- derived from the keyed hash, so pg_locks shows nothing reversible).
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL THEN
+        h := popsell.hash_email(c.email);
+        PERFORM pg_advisory_xact_lock(hashtextextended(encode(h, 'hex'), c.ambassador_id));
+    END IF;
     IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
-       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+       AND (EXISTS (SELECT 1 FROM popsell.invitation_records i
+                     WHERE i.ambassador_id = c.ambassador_id
+                       AND i.email_hash = ANY (popsell.email_hashes(c.email)))
+            OR EXISTS (SELECT 1 FROM popsell.contacts o
                      WHERE popsell_internal._lookup_key(o.email) = popsell_internal._lookup_key(c.email)
                        AND o.email = c.email AND o.ambassador_id = c.ambassador_id
                        AND o.id <> c.id AND o.invitations_sent > 0)
@@ -6416,6 +6511,13 @@ BEGIN
     -- queue first: the sending guard checks the contact is still new
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
     VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    IF h IS NOT NULL THEN
+        -- (under REPEATABLE READ a concurrent record this snapshot does
+        -- not see makes this a serialization failure)
+        INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id)
+        VALUES (c.ambassador_id, h, popsell.hash_key_id())
+        ON CONFLICT DO NOTHING;
+    END IF;
     UPDATE popsell.contacts
        SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
            invitations_sent = invitations_sent + 1
@@ -6692,6 +6794,12 @@ BEGIN
                         'city', t.city, 'postal_code', t.postal_code, 'birth_year', t.birth_year)
                         ORDER BY t.id), '[]')
                FROM popsell.ambassador_tombstones t WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h)),
+        -- (v2) the ambassadors' records of the invitations sent to it
+        'invitations',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'ambassador_id', i.ambassador_id, 'invited_at', i.invited_at)
+                        ORDER BY i.invited_at, i.ambassador_id), '[]')
+               FROM popsell.invitation_records i WHERE i.email_hash OPERATOR(pg_catalog.=) ANY (h)),
         'blacklisted', bl OPERATOR(pg_catalog.<>) '[]'::jsonb,
         'blacklist', bl,
         'whitelisted', EXISTS (SELECT 1 FROM popsell.registration_whitelist w
@@ -6813,6 +6921,986 @@ END
 $$;
 COMMENT ON FUNCTION popsell._lookup_secret_restored() IS
     'Trigger: after a restore replaced the lookup secret, rebuild every lookup-key index with it.';
+
+-- src/updates/1.1--2.0/47_consent_review.sql
+-- Consent review of issue 13.
+-- H2/M3/L1: a confirmation token (and its mail) exists only while the
+-- contact may be mailed: not restricted (art. 18), an unverified address
+-- (not spam, hard_bounce, blocked).  Restricting a contact removes its
+-- token, lifting the restriction sends a new one; a restricted contact
+-- confirms nothing (PS120).  (43's data step follows the same rule.)
+CREATE OR REPLACE FUNCTION popsell._issue_contact_token(p_contact_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok text := encode(popsell._random_bytes(32), 'hex');
+BEGIN
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = p_contact_id;
+    -- A token exists only where a mail carries it: to a pending contact
+    -- that may be mailed now.  Not while restricted (art. 18: lifting
+    -- issues one), nor to an address whose status blocks sending (SPEC
+    -- section 3: spam, hard_bounce, blocked; only an unverified address
+    -- is confirmed).
+    IF NOT EXISTS (SELECT 1 FROM popsell.contacts c
+                    WHERE c.id = p_contact_id AND c.email IS NOT NULL AND NOT c.restricted
+                      AND c.email_status = 'unverified'
+                      AND popsell.is_pending_confirmation(c.source, c.email_confirmed_at)) THEN
+        RETURN;
+    END IF;
+    INSERT INTO popsell.contact_email_tokens (contact_id, token_hash)
+    VALUES (p_contact_id, sha256(convert_to(tok, 'UTF8')));
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    SELECT 'email_confirmation', c.ambassador_id, c.id, jsonb_build_object('source', c.source, 'token', tok)
+      FROM popsell.contacts c WHERE c.id = p_contact_id;
+END
+$$;
+COMMENT ON FUNCTION popsell._issue_contact_token(bigint) IS
+    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one; only when the contact may be mailed (an email with status unverified, not restricted), else the earlier token is just removed.';
+CREATE OR REPLACE FUNCTION popsell._refuse_restricted_confirmation(p_contact_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id = p_contact_id AND c.restricted) THEN
+        RAISE EXCEPTION 'contact % cannot confirm its email: its processing is restricted (GDPR art. 18)', p_contact_id
+            USING ERRCODE = 'PS120',
+                  DETAIL = 'A restricted contact is sent nothing and its consent does not change.',
+                  HINT = 'Lift the restriction with popsell.restrict_subject(email, false) first: the contact then receives a new confirmation email.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell._refuse_restricted_confirmation(bigint) IS
+    'Internal: PS120 when the contact''s processing is restricted (GDPR art. 18); confirm_email calls it.';
+CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'confirm_email'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
+BEGIN
+    IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
+        RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
+                  HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
+    END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
+    DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = c.id;
+    UPDATE popsell.contacts
+       SET email_confirmed_at = now(),
+           email_status = CASE WHEN email_status = 'unverified' THEN 'ok' ELSE email_status END,
+           ambassador_optin = CASE
+               WHEN ambassador_optin <> 'optin_blog_pending' THEN ambassador_optin
+               WHEN source = 'blog_internal_form' THEN 'optin_internal_form'
+               ELSE 'optin_blog_verified' END
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
+    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending, PS120 while restricted (art. 18); prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
+
+CREATE OR REPLACE FUNCTION popsell.confirm_email(contact_id bigint, token text)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'confirm_email'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(confirm_email.contact_id);
+BEGIN
+    IF confirm_email.token IS NULL OR octet_length(confirm_email.token) > 256 THEN
+        RAISE EXCEPTION 'a confirmation token is a string of at most 256 bytes'
+            USING ERRCODE = 'PS106', HINT = 'Pass the token of the confirmation link as received.';
+    END IF;
+    IF NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at) THEN
+        RAISE EXCEPTION 'contact % is not pending email confirmation', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
+                  HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
+    END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
+    -- (v2) the token confirms the address it was sent to: an address
+    -- change replaces it, a confirmation uses it up.
+    IF NOT EXISTS (SELECT 1 FROM popsell.contact_email_tokens t
+                    WHERE t.contact_id = c.id
+                      AND t.token_hash = sha256(convert_to(btrim(confirm_email.token), 'UTF8'))) THEN
+        RAISE EXCEPTION 'contact % has no pending confirmation with this token', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = 'A token confirms the address it was sent to; a changed address got a new one.',
+                  HINT = 'Use the link of the latest confirmation email.';
+    END IF;
+    PERFORM popsell.confirm_email(c.id);
+END
+$$;
+COMMENT ON FUNCTION popsell.confirm_email(bigint, text) IS
+    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS120 while restricted, art. 18; PS106 NULL or over 256 bytes).';
+CREATE OR REPLACE FUNCTION popsell.contacts_restriction_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    IF NEW.restricted THEN
+        DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = NEW.id;
+        DELETE FROM popsell.outbox o
+         WHERE o.contact_id = NEW.id AND o.sent_at IS NULL AND o.kind = 'email_confirmation';
+    ELSE
+        PERFORM popsell._issue_contact_token(NEW.id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_restriction_changed() IS
+    'Trigger: restricting a contact (art. 18) removes its confirmation token and unsent confirmation; lifting the restriction of a contact still pending confirmation queues a new confirmation with a new token.';
+CREATE TRIGGER popsell_60_restriction_changed
+    AFTER UPDATE OF restricted ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.restricted IS DISTINCT FROM NEW.restricted)
+    EXECUTE FUNCTION popsell.contacts_restriction_changed();
+
+-- H1/M1: one invitation per person per ambassador, ever: a record of the
+-- keyed hash of each invited address per ambassador, written and checked
+-- by send_invitation under a transaction lock on the pair.  Filled from
+-- the rows invited before the upgrade (their current address) and the
+-- ambassadors' tombstones of invited rows.
+CREATE TABLE popsell.invitation_records (
+    ambassador_id bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    email_hash    bytea NOT NULL,
+    key_id        integer NOT NULL,
+    invited_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (ambassador_id, email_hash)
+);
+COMMENT ON TABLE popsell.invitation_records IS
+    'Internal (owner only), append-only: the keyed hash of each address an ambassador invited (send_invitation), so it invites the person once, ever, whatever becomes of the row; erased with the ambassador.';
+INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id, invited_at)
+SELECT c.ambassador_id, popsell.hash_email(c.email), popsell.hash_key_id(),
+       coalesce(max(c.invitation_sent_at), now())
+  FROM popsell.contacts c
+ WHERE c.invitations_sent > 0 AND c.email IS NOT NULL AND c.ambassador_id IS NOT NULL
+ GROUP BY 1, 2
+ON CONFLICT DO NOTHING;
+INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id, invited_at)
+SELECT t.ambassador_id, t.email_hash, min(t.key_id), min(t.deleted_at)
+  FROM popsell.contact_tombstones t
+  JOIN popsell.ambassadors a ON a.id = t.ambassador_id
+ WHERE t.email_hash IS NOT NULL AND t.key_id IS NOT NULL
+   AND t.ambassador_optin IN ('invitation_sent', 'invitation_accepted', 'invitation_declined', 'optout_no_response')
+ GROUP BY 1, 2
+ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION popsell.send_invitation(contact_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'send_invitation'
+AS $$
+DECLARE
+    c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
+    st popsell.ambassador_status;
+    h bytea;
+BEGIN
+    PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
+    SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
+    SELECT a.status INTO st FROM popsell.ambassadors a WHERE a.id = c.ambassador_id;
+    IF st IS DISTINCT FROM 'active' THEN
+        RAISE EXCEPTION 'ambassador % is not active (status %): nothing is sent for it',
+                        c.ambassador_id, coalesce(st::text, 'none')
+            USING ERRCODE = 'PS300',
+                  HINT = 'Only active ambassadors send invitations.';
+    END IF;
+    IF c.invitations_sent > 0 AND c.ambassador_optin = 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": contact % was invited once already', c.id
+            USING ERRCODE = 'PS100',
+                  DETAIL = 'A contact receives one invitation, ever.',
+                  HINT = 'Wait for the person to come back through a form or an order.';
+    END IF;
+    -- One invitation per person per ambassador, also across a second row
+    -- (a form's), an address change and an erasure and re-entry: the
+    -- ambassador's record of an invitation to this address (under any
+    -- live key), another row of the ambassador with this email that was
+    -- invited, or the ambassador's tombstone of one, counts as that
+    -- invitation.  Two sessions inviting the same person for the same
+    -- ambassador take turns (a transaction lock on the pair; its key is
+    -- derived from the keyed hash, so pg_locks shows nothing reversible).
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL THEN
+        h := popsell.hash_email(c.email);
+        PERFORM pg_advisory_xact_lock(hashtextextended(encode(h, 'hex'), c.ambassador_id));
+    END IF;
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM popsell.invitation_records i
+                     WHERE i.ambassador_id = c.ambassador_id
+                       AND i.email_hash = ANY (popsell.email_hashes(c.email)))
+            OR EXISTS (SELECT 1 FROM popsell.contacts o
+                     WHERE popsell_internal._lookup_key(o.email) = popsell_internal._lookup_key(c.email)
+                       AND o.email = c.email AND o.ambassador_id = c.ambassador_id
+                       AND o.id <> c.id AND o.invitations_sent > 0)
+            OR EXISTS (SELECT 1 FROM popsell.contact_tombstones t
+                        WHERE t.email_hash = ANY (popsell.email_hashes(c.email))
+                          AND t.ambassador_id = c.ambassador_id
+                          AND t.ambassador_optin IN ('invitation_sent', 'invitation_accepted',
+                                                     'invitation_declined', 'optout_no_response'))) THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "new" to "invitation_sent": ambassador % invited this person once already', c.ambassador_id
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Another contact of the same ambassador with the email of contact %s, present or erased, was invited.', c.id),
+                  HINT = 'A person receives one invitation per ambassador, ever; wait for the person to come back through a form or an order.';
+    END IF;
+    IF c.ambassador_optin <> 'new' THEN
+        RAISE EXCEPTION 'ambassador_optin cannot change from "%" to "invitation_sent": only new contacts are invited', c.ambassador_optin
+            USING ERRCODE = 'PS100',
+                  DETAIL = format('Contact %s has already been invited or has another consent state.', c.id),
+                  HINT = 'Invitations go to new contacts, once.';
+    END IF;
+    -- queue first: the sending guard checks the contact is still new
+    INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
+    VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    IF h IS NOT NULL THEN
+        -- (under REPEATABLE READ a concurrent record this snapshot does
+        -- not see makes this a serialization failure)
+        INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id)
+        VALUES (c.ambassador_id, h, popsell.hash_key_id())
+        ON CONFLICT DO NOTHING;
+    END IF;
+    UPDATE popsell.contacts
+       SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
+           invitations_sent = invitations_sent + 1
+     WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION popsell.send_invitation(bigint) IS
+    'Queue the invitation email of a new contact (once, ever) and mark it invitation_sent. By the ambassador itself, app, account team, technical (not the brand); PS200 unknown or foreign contact, PS100 not new or invited before, PS300 ambassador not active, PS120 sending refused.';
+
+-- M2: rows pending email confirmation, hidden from the ambassador, do not
+-- count as an email it holds (the C check of the contacts trigger too).
+CREATE OR REPLACE FUNCTION popsell._import_rows(p_amb bigint, p_contacts jsonb, p_ords bigint[])
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH input AS (
+        SELECT coalesce(p_ords[x.ord], x.ord) AS ord, p.*, popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+          FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)
+          CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
+    classified AS (
+        SELECT r.*,
+               r.nemail IS NOT NULL
+               AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
+                                         WHERE c.ambassador_id = p_amb
+                                           AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(r.nemail)
+                                           AND c.email = r.nemail
+                                           -- (hidden from the ambassador: holds nothing yet)
+                                           AND NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at)))
+               AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
+          FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
+                  FROM input i) r),
+    keyed AS MATERIALIZED (
+        SELECT k.*, CASE WHEN NOT k.duplicate THEN nextval('popsell.contacts_id_seq') END AS new_id
+          FROM classified k),
+    ins AS (
+        INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, last_name, email, facebook_id,
+                                      twitter_id, instagram_id, public_photo_url, customer_id,
+                                      contact_type, notes, address, city, postal_code, country,
+                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                      ambassador_optin, brand_optin)
+        SELECT k.new_id, p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
+               k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+               coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+               k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+               k.ambassador_optin, k.brand_optin
+          FROM keyed k
+         WHERE NOT k.duplicate
+         ORDER BY k.ord
+        RETURNING id)
+    SELECT k.ord, i.id,
+           CASE WHEN k.duplicate THEN 'skipped_duplicate'
+                WHEN i.id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+           CASE WHEN k.duplicate THEN 'email already held by this ambassador'
+                WHEN i.id IS NULL THEN 'email globally opted out' END
+      FROM keyed k
+      LEFT JOIN ins i ON i.id = k.new_id
+     ORDER BY k.ord;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint[]) IS
+    'Internal: import a JSON array of contacts in one statement, one outcome per row at the given positions (raises on an invalid row).';
+
+-- H3: a refused import part of at most 64 rows goes row by row instead of
+-- halving further; the halves go in plain INSERTs (the trigger refuses
+-- duplicates), sliced with a JSON path, not re-aggregated.
+CREATE OR REPLACE FUNCTION popsell._import_one(p_amb bigint, o jsonb, p_ord bigint)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k popsell.contacts;
+    new_id bigint;
+    st text;
+    cn text;
+BEGIN
+    BEGIN
+        k := jsonb_populate_record(NULL::popsell.contacts, o);
+        INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                      twitter_id, instagram_id, public_photo_url, customer_id,
+                                      contact_type, notes, address, city, postal_code, country,
+                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                      ambassador_optin, brand_optin)
+        VALUES (p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name,
+                popsell.normalize_email(nullif(btrim(k.email), '')), k.facebook_id,
+                k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+                coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+                k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+                k.ambassador_optin, k.brand_optin)
+        RETURNING id INTO new_id;
+    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, cn = CONSTRAINT_NAME;
+        RETURN jsonb_build_array(jsonb_build_object(
+            'ordinality', p_ord, 'contact_id', NULL,
+            'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
+            'reason', CASE
+                WHEN st = 'PS202' THEN 'malformed email'
+                WHEN st = 'PS109' THEN 'email already held by this ambassador'
+                WHEN st IN ('PS107', '22001') OR cn = 'contacts_bounded_text' THEN 'value too long'
+                WHEN st = 'PS101' THEN 'consent value not allowed for the source'
+                WHEN st = 'PS102' THEN 'source not allowed'
+                WHEN st = 'PS103' THEN 'personal field not allowed for the source'
+                WHEN st = 'PS104' OR cn = 'contacts_has_personal_field' THEN 'no personal field'
+                ELSE format('invalid value (SQLSTATE %s)', st) END));
+    END;
+    -- the trigger skips a globally opted-out email: no row, no error
+    RETURN jsonb_build_array(jsonb_build_object(
+        'ordinality', p_ord, 'contact_id', new_id,
+        'outcome', CASE WHEN new_id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+        'reason', CASE WHEN new_id IS NULL THEN 'email globally opted out' END));
+END
+$$;
+COMMENT ON FUNCTION popsell._import_one(bigint, jsonb, bigint) IS
+    'Internal: import one checked element alone (a subtransaction), reporting its outcome and reason like _import_rows; never raises for the element''s own refusal.';
+CREATE OR REPLACE FUNCTION popsell._import_halves(p_amb bigint, p_contacts jsonb, p_ords bigint[], p_try boolean)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := coalesce(jsonb_array_length(p_contacts), 0);
+    h integer := n / 2;
+    res jsonb;
+BEGIN
+    IF n = 0 THEN
+        RETURN '[]';
+    END IF;
+    IF p_try THEN
+        BEGIN
+            WITH input AS (
+                SELECT coalesce(p_ords[x.ord], x.ord) AS ord, p.*,
+                       popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+                  FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)
+                  CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
+            keyed AS MATERIALIZED (
+                SELECT i.*, nextval('popsell.contacts_id_seq') AS new_id FROM input i),
+            ins AS (
+                INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, last_name, email, facebook_id,
+                                              twitter_id, instagram_id, public_photo_url, customer_id,
+                                              contact_type, notes, address, city, postal_code, country,
+                                              mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                              ambassador_optin, brand_optin)
+                SELECT k.new_id, p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
+                       k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+                       coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+                       k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+                       k.ambassador_optin, k.brand_optin
+                  FROM keyed k
+                 ORDER BY k.ord
+                RETURNING id)
+            SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'ordinality', k.ord, 'contact_id', i.id,
+                       'outcome', CASE WHEN i.id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+                       'reason', CASE WHEN i.id IS NULL THEN 'email globally opted out' END) ORDER BY k.ord), '[]')
+              INTO res
+              FROM keyed k LEFT JOIN ins i ON i.id = k.new_id;
+            RETURN res;
+        EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                       OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                       OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+            NULL;       -- split below
+        END;
+    END IF;
+    IF n <= 64 THEN
+        res := '[]';
+        FOR i IN 1 .. n LOOP
+            res := res || popsell._import_one(p_amb, p_contacts -> (i - 1), p_ords[i]);
+        END LOOP;
+        RETURN res;
+    END IF;
+    RETURN popsell._import_halves(p_amb, jsonb_path_query_array(p_contacts, format('$[0 to %s]', h - 1)::jsonpath),
+                                  p_ords[1:h], true)
+        || popsell._import_halves(p_amb, jsonb_path_query_array(p_contacts, format('$[%s to last]', h)::jsonpath),
+                                  p_ords[h + 1:n], true);
+END
+$$;
+COMMENT ON FUNCTION popsell._import_halves(bigint, jsonb, bigint[], boolean) IS
+    'Internal: import the parts of a refused import (at the given positions): halves in one plain INSERT each, halved while refused, a refused part of at most 64 rows row by row; outcomes like _import_rows.';
+CREATE OR REPLACE FUNCTION popsell._import_split(p_amb bigint, p_contacts jsonb, p_ords bigint[])
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := coalesce(jsonb_array_length(p_contacts), 0);
+    h integer := n / 2;
+    res jsonb;
+BEGIN
+    IF n = 0 THEN
+        RETURN '[]';
+    END IF;
+    BEGIN
+        SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+          FROM popsell._import_rows(p_amb, p_contacts, p_ords) t;
+        RETURN res;
+    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+        NULL;       -- split below
+    END;
+    RETURN popsell._import_halves(p_amb, p_contacts, p_ords, false);
+END
+$$;
+COMMENT ON FUNCTION popsell._import_split(bigint, jsonb, bigint[]) IS
+    'Internal: import checked elements (at the given positions) in one statement; a refused statement is halved, and a refused part of at most 64 rows goes row by row, until each refused row is reported alone.';
+
+-- L4: a personal field of only white space or invisible characters is
+-- empty (the contacts trigger, in C, and _import_check).
+CREATE FUNCTION popsell._has_visible_text(value text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'has_visible_text';
+COMMENT ON FUNCTION popsell._has_visible_text(text) IS
+    'Internal: whether a text holds a visible character (not only Unicode white space, invisible, format or control characters): what makes a personal field filled.';
+CREATE OR REPLACE FUNCTION popsell._import_check(o jsonb)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r popsell.contacts;
+    e text;
+BEGIN
+    IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
+        RETURN 'not a JSON object';
+    END IF;
+    BEGIN
+        r := jsonb_populate_record(NULL::popsell.contacts, o);
+        e := popsell.normalize_email(nullif(btrim(r.email), ''));
+    EXCEPTION
+        WHEN SQLSTATE 'PS202' THEN RETURN 'malformed email';
+        WHEN SQLSTATE 'PS107' OR SQLSTATE '22001' THEN RETURN 'value too long';
+        WHEN data_exception THEN RETURN format('invalid value (SQLSTATE %s)', SQLSTATE);
+    END;
+    IF octet_length(r.first_name) > 256 OR octet_length(r.last_name) > 256 OR octet_length(e) > 254
+       OR octet_length(r.facebook_id) > 256 OR octet_length(r.twitter_id) > 256
+       OR octet_length(r.instagram_id) > 256 OR octet_length(r.public_photo_url) > 1024
+       OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
+       OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
+       OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64
+       -- (the contacts trigger's bound on tags: 100 labels of 256 bytes)
+       OR cardinality(r.tags) > 100
+       OR EXISTS (SELECT 1 FROM unnest(r.tags) AS t(x) WHERE octet_length(t.x) > 256) THEN
+        RETURN 'value too long';
+    END IF;
+    -- (a field of only white space or invisible characters is empty, as
+    -- for the contacts trigger)
+    IF e IS NULL AND (popsell._has_visible_text(r.first_name) OR popsell._has_visible_text(r.last_name)
+                          OR popsell._has_visible_text(r.facebook_id) OR popsell._has_visible_text(r.twitter_id)
+                          OR popsell._has_visible_text(r.instagram_id) OR popsell._has_visible_text(r.public_photo_url)
+                          OR popsell._has_visible_text(r.customer_id) OR popsell._has_visible_text(r.mobile_phone)
+                          OR popsell._has_visible_text(r.home_phone) OR popsell._has_visible_text(r.address)) IS NOT TRUE THEN
+        RETURN 'no personal field';
+    END IF;
+    IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
+        RETURN 'source not allowed';
+    END IF;
+    IF coalesce(r.ambassador_optin, 'new') <> 'new' OR coalesce(r.brand_optin, 'no_optin') <> 'no_optin' THEN
+        RETURN 'consent value not allowed for the source';
+    END IF;
+    IF r.created_at IN ('infinity', '-infinity') OR r.last_activity_at IN ('infinity', '-infinity') THEN
+        RETURN 'time cannot be infinite';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_check(jsonb) IS
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
+
+-- L5: a contact's text fields take a JSON string or null (tags: strings),
+-- in collect_contact (PS106) and in imports ("value not a string").
+CREATE OR REPLACE FUNCTION popsell._json_not_strings(o jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT string_agg(e.k, ', ' ORDER BY e.k)
+              FROM jsonb_each(o) AS e(k, v)
+             WHERE (e.k IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id', 'instagram_id',
+                            'public_photo_url', 'customer_id', 'notes', 'address', 'city', 'postal_code',
+                            'country', 'mobile_phone', 'home_phone')
+                    AND jsonb_typeof(e.v) NOT IN ('string', 'null'))
+                OR (e.k = 'tags' AND jsonb_typeof(e.v) = 'array'
+                    AND EXISTS (SELECT 1 FROM jsonb_array_elements(e.v) AS t(x) WHERE jsonb_typeof(t.x) <> 'string')));
+COMMENT ON FUNCTION popsell._json_not_strings(jsonb) IS
+    'Internal: the keys of a contact JSON object whose text value is not a string or null (tags: an element that is not a string), or NULL.';
+CREATE OR REPLACE FUNCTION popsell._import_check(o jsonb)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r popsell.contacts;
+    e text;
+BEGIN
+    IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
+        RETURN 'not a JSON object';
+    END IF;
+    BEGIN
+        r := jsonb_populate_record(NULL::popsell.contacts, o);
+        e := popsell.normalize_email(nullif(btrim(r.email), ''));
+    EXCEPTION
+        WHEN SQLSTATE 'PS202' THEN RETURN 'malformed email';
+        WHEN SQLSTATE 'PS107' OR SQLSTATE '22001' THEN RETURN 'value too long';
+        WHEN data_exception THEN RETURN format('invalid value (SQLSTATE %s)', SQLSTATE);
+    END;
+    IF octet_length(r.first_name) > 256 OR octet_length(r.last_name) > 256 OR octet_length(e) > 254
+       OR octet_length(r.facebook_id) > 256 OR octet_length(r.twitter_id) > 256
+       OR octet_length(r.instagram_id) > 256 OR octet_length(r.public_photo_url) > 1024
+       OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
+       OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
+       OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64
+       -- (the contacts trigger's bound on tags: 100 labels of 256 bytes)
+       OR cardinality(r.tags) > 100
+       OR EXISTS (SELECT 1 FROM unnest(r.tags) AS t(x) WHERE octet_length(t.x) > 256) THEN
+        RETURN 'value too long';
+    END IF;
+    -- (a field of only white space or invisible characters is empty, as
+    -- for the contacts trigger)
+    IF e IS NULL AND (popsell._has_visible_text(r.first_name) OR popsell._has_visible_text(r.last_name)
+                          OR popsell._has_visible_text(r.facebook_id) OR popsell._has_visible_text(r.twitter_id)
+                          OR popsell._has_visible_text(r.instagram_id) OR popsell._has_visible_text(r.public_photo_url)
+                          OR popsell._has_visible_text(r.customer_id) OR popsell._has_visible_text(r.mobile_phone)
+                          OR popsell._has_visible_text(r.home_phone) OR popsell._has_visible_text(r.address)) IS NOT TRUE THEN
+        RETURN 'no personal field';
+    END IF;
+    IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
+        RETURN 'source not allowed';
+    END IF;
+    IF coalesce(r.ambassador_optin, 'new') <> 'new' OR coalesce(r.brand_optin, 'no_optin') <> 'no_optin' THEN
+        RETURN 'consent value not allowed for the source';
+    END IF;
+    IF r.created_at IN ('infinity', '-infinity') OR r.last_activity_at IN ('infinity', '-infinity') THEN
+        RETURN 'time cannot be infinite';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_check(jsonb) IS
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
+CREATE OR REPLACE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
+                                        ambassador_optin_checked boolean DEFAULT NULL,
+                                        brand_optin_checked boolean DEFAULT NULL,
+                                        partners_optin_checked boolean DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'contact'
+AS $$
+DECLARE
+    init record;
+    r popsell.contacts;
+    new_id bigint;
+    bad text;
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'a contact source is required'
+            USING ERRCODE = 'PS102', HINT = 'Pass one of the popsell.contact_source values.';
+    END IF;
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'data must be a JSON object of contact fields'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''{"email": "a@example.test", "first_name": "A"}''.';
+    END IF;
+    PERFORM popsell._ambassador_for_caller(collect_contact.ambassador_id);
+    SELECT string_agg(k, ', ') INTO bad
+      FROM jsonb_object_keys(data) AS k
+     WHERE k NOT IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin_at',
+                     'brand_optin_at', 'partners_optin_at', 'email_confirmed_at');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+    bad := popsell._json_not_strings(data);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact takes a string or null for: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Send text fields as JSON strings (tags as an array of strings), not numbers, booleans or objects.';
+    END IF;
+
+    -- The path: the brand's sync, an ambassador's own entry, else the contact.
+    PERFORM set_config('popsell.actor',
+                       CASE WHEN source = 'brand_sync' THEN 'brand_sync'
+                            WHEN source IN ('crm_manual', 'private_import') THEN 'ambassador'
+                            ELSE 'contact' END, true);
+
+    init := popsell.initial_optins(source, ambassador_optin_checked, brand_optin_checked,
+                                   partners_optin_checked);
+    r := jsonb_populate_record(NULL::popsell.contacts, data);
+
+    -- (v2) A brand sync of a person this ambassador already holds from the
+    -- brand (same customer_id, else same email) updates that row: the
+    -- fields sent, and the opt-ins through the brand-sync transitions.
+    IF source = 'brand_sync' THEN
+        SELECT c.id INTO new_id
+          FROM popsell.contacts c
+         WHERE c.ambassador_id = collect_contact.ambassador_id
+           AND c.source = 'brand_sync'
+           AND CASE WHEN nullif(btrim(r.customer_id), '') IS NOT NULL THEN c.customer_id = r.customer_id
+                    ELSE nullif(btrim(r.email), '') IS NOT NULL
+                         AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(popsell.normalize_email(r.email))
+                         AND c.email = popsell.normalize_email(r.email) END
+         ORDER BY c.id
+         LIMIT 1
+           FOR UPDATE;
+        IF FOUND THEN
+            UPDATE popsell.contacts c
+               SET first_name = CASE WHEN data ? 'first_name' THEN r.first_name ELSE c.first_name END,
+                   last_name = CASE WHEN data ? 'last_name' THEN r.last_name ELSE c.last_name END,
+                   email = CASE WHEN data ? 'email' THEN r.email ELSE c.email END,
+                   facebook_id = CASE WHEN data ? 'facebook_id' THEN r.facebook_id ELSE c.facebook_id END,
+                   twitter_id = CASE WHEN data ? 'twitter_id' THEN r.twitter_id ELSE c.twitter_id END,
+                   instagram_id = CASE WHEN data ? 'instagram_id' THEN r.instagram_id ELSE c.instagram_id END,
+                   public_photo_url = CASE WHEN data ? 'public_photo_url' THEN r.public_photo_url ELSE c.public_photo_url END,
+                   customer_id = CASE WHEN data ? 'customer_id' THEN r.customer_id ELSE c.customer_id END,
+                   contact_type = CASE WHEN data ? 'contact_type' THEN coalesce(r.contact_type, c.contact_type) ELSE c.contact_type END,
+                   notes = CASE WHEN data ? 'notes' THEN r.notes ELSE c.notes END,
+                   address = CASE WHEN data ? 'address' THEN r.address ELSE c.address END,
+                   city = CASE WHEN data ? 'city' THEN r.city ELSE c.city END,
+                   postal_code = CASE WHEN data ? 'postal_code' THEN r.postal_code ELSE c.postal_code END,
+                   country = CASE WHEN data ? 'country' THEN r.country ELSE c.country END,
+                   mobile_phone = CASE WHEN data ? 'mobile_phone' THEN r.mobile_phone ELSE c.mobile_phone END,
+                   home_phone = CASE WHEN data ? 'home_phone' THEN r.home_phone ELSE c.home_phone END,
+                   tags = CASE WHEN data ? 'tags' THEN coalesce(r.tags, '{}') ELSE c.tags END,
+                   ambassador_optin = CASE WHEN brand_optin_checked AND c.ambassador_optin = 'new'
+                                           THEN 'optin_brand_imported' ELSE c.ambassador_optin END,
+                   brand_optin = CASE WHEN brand_optin_checked AND c.brand_optin IN ('no_optin', 'storage_only')
+                                      THEN 'optin_brand_database'
+                                      WHEN NOT brand_optin_checked AND c.brand_optin NOT IN ('no_optin', 'storage_only')
+                                      THEN 'storage_only'
+                                      ELSE c.brand_optin END
+             WHERE c.id = new_id;
+            RETURN new_id;
+        END IF;
+    END IF;
+    INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                  twitter_id, instagram_id, public_photo_url, customer_id,
+                                  contact_type, notes, address, city, postal_code, country,
+                                  mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                  ambassador_optin, brand_optin, partners_optin,
+                                  ambassador_optin_at, brand_optin_at, partners_optin_at,
+                                  email_confirmed_at)
+    VALUES (collect_contact.ambassador_id, source, r.first_name, r.last_name, r.email, r.facebook_id,
+            r.twitter_id, r.instagram_id, r.public_photo_url, r.customer_id,
+            coalesce(r.contact_type, 'prospect'), r.notes, r.address, r.city, r.postal_code, r.country,
+            r.mobile_phone, r.home_phone, coalesce(r.tags, '{}'), r.created_at, r.last_activity_at,
+            init.ambassador_optin, init.brand_optin, init.partners_optin,
+            r.ambassador_optin_at, r.brand_optin_at, r.partners_optin_at,
+            r.email_confirmed_at)
+    RETURNING id INTO new_id;
+
+    IF new_id IS NOT NULL AND popsell.is_pending_confirmation(source, NULL) THEN
+        PERFORM popsell._issue_contact_token(c.id)
+           FROM popsell.contacts c
+          WHERE c.id = new_id AND c.email_confirmed_at IS NULL AND c.email IS NOT NULL;
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
+    'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1); a brand sync of a person the ambassador already holds from the brand (same customer_id, else email) updates that row. Returns the id, or NULL when a globally opted-out email was skipped. App only; PS200 unknown ambassador, PS300 ambassador not active, PS102 source, PS106 data.';
+CREATE OR REPLACE FUNCTION popsell._import(p_amb bigint, p_contacts jsonb)
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    amb bigint := popsell._ambassador_for_caller(p_amb);
+    res jsonb;
+    good jsonb;
+    good_ords bigint[];
+    bad text;
+    typed boolean;
+BEGIN
+    IF p_contacts IS NULL OR jsonb_typeof(p_contacts) <> 'array' THEN
+        RAISE EXCEPTION 'contacts must be a JSON array of objects'
+            USING ERRCODE = 'PS106',
+                  HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
+    END IF;
+    -- (one pass over the keys: unknown ones, and whether a text field got
+    -- something else than a string or null, which only _import_check
+    -- reports, since the INSERT would store it as JSON text)
+    SELECT string_agg(DISTINCT e.k, ', ')
+               FILTER (WHERE e.k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                                         'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                                         'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                                         'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin')),
+           coalesce(bool_or(CASE WHEN e.k = 'tags' AND jsonb_typeof(e.v) = 'array'
+                                 THEN EXISTS (SELECT 1 FROM jsonb_array_elements(e.v) AS t(x)
+                                               WHERE jsonb_typeof(t.x) <> 'string')
+                                 ELSE jsonb_typeof(e.v) NOT IN ('string', 'null')
+                                      AND e.k NOT IN ('source', 'contact_type', 'created_at', 'last_activity_at',
+                                                      'ambassador_optin', 'brand_optin') END), false)
+      INTO bad, typed
+      FROM jsonb_array_elements(p_contacts) AS x(o)
+      CROSS JOIN LATERAL jsonb_each(x.o) AS e(k, v)
+     WHERE jsonb_typeof(x.o) = 'object';
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'import does not accept the keys: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Use popsell.contacts column names for personal fields; consent comes from the source.';
+    END IF;
+
+    -- A list without an invalid row goes in one statement, at the cost of
+    -- the insert alone; else the list is sorted by _import_check in one
+    -- statement and the valid rows inserted in one more.
+    IF NOT typed THEN
+        BEGIN
+            SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+              FROM popsell._import_rows(amb, p_contacts, NULL) t;
+        EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                       OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                       OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+            res := NULL;
+        END;
+    END IF;
+    IF res IS NULL THEN
+        SELECT jsonb_agg(c.o ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
+               array_agg(c.ord ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
+               jsonb_agg(jsonb_build_object('ordinality', c.ord, 'contact_id', NULL,
+                                            'outcome', 'skipped_invalid', 'reason', c.why))
+                   FILTER (WHERE c.why IS NOT NULL)
+          INTO good, good_ords, res
+          -- (the JSON types only when the key pass saw a non-string)
+          FROM (SELECT x.o, x.ord,
+                       CASE WHEN typed AND jsonb_typeof(x.o) = 'object' AND popsell._json_not_strings(x.o) IS NOT NULL
+                            THEN 'value not a string' ELSE popsell._import_check(x.o) END AS why
+                  FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)) c;
+        res := coalesce(res, '[]') || popsell._import_split(amb, good, good_ords);
+    END IF;
+    RETURN QUERY
+    SELECT r.ordinality, r.contact_id, r.outcome, r.reason
+      FROM jsonb_to_recordset(res) AS r(ordinality bigint, contact_id bigint, outcome text, reason text)
+     ORDER BY r.ordinality;
+END
+$$;
+COMMENT ON FUNCTION popsell._import(bigint, jsonb) IS
+    'Internal: import contacts for an ambassador, one outcome per input row; invalid rows (each with its reason) are skipped, not fatal, and the valid ones inserted in one statement.';
+CREATE OR REPLACE FUNCTION popsell.import_contacts_detail(ambassador_id bigint, contacts jsonb)
+    RETURNS TABLE (ordinality bigint, contact_id bigint, outcome text, reason text)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'ambassador'
+BEGIN ATOMIC
+    SELECT d.ordinality, d.contact_id, d.outcome, d.reason
+      FROM popsell._import(import_contacts_detail.ambassador_id, import_contacts_detail.contacts) d
+     ORDER BY d.ordinality;
+END;
+COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, value not a string, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
+
+-- L3: tags hold at most 100 labels of 256 bytes (the contacts trigger,
+-- PS107; _import_check reports "value too long").
+CREATE OR REPLACE FUNCTION popsell._import_check(o jsonb)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r popsell.contacts;
+    e text;
+BEGIN
+    IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
+        RETURN 'not a JSON object';
+    END IF;
+    BEGIN
+        r := jsonb_populate_record(NULL::popsell.contacts, o);
+        e := popsell.normalize_email(nullif(btrim(r.email), ''));
+    EXCEPTION
+        WHEN SQLSTATE 'PS202' THEN RETURN 'malformed email';
+        WHEN SQLSTATE 'PS107' OR SQLSTATE '22001' THEN RETURN 'value too long';
+        WHEN data_exception THEN RETURN format('invalid value (SQLSTATE %s)', SQLSTATE);
+    END;
+    IF octet_length(r.first_name) > 256 OR octet_length(r.last_name) > 256 OR octet_length(e) > 254
+       OR octet_length(r.facebook_id) > 256 OR octet_length(r.twitter_id) > 256
+       OR octet_length(r.instagram_id) > 256 OR octet_length(r.public_photo_url) > 1024
+       OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
+       OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
+       OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64
+       -- (the contacts trigger's bound on tags: 100 labels of 256 bytes)
+       OR cardinality(r.tags) > 100
+       OR EXISTS (SELECT 1 FROM unnest(r.tags) AS t(x) WHERE octet_length(t.x) > 256) THEN
+        RETURN 'value too long';
+    END IF;
+    -- (a field of only white space or invisible characters is empty, as
+    -- for the contacts trigger)
+    IF e IS NULL AND (popsell._has_visible_text(r.first_name) OR popsell._has_visible_text(r.last_name)
+                          OR popsell._has_visible_text(r.facebook_id) OR popsell._has_visible_text(r.twitter_id)
+                          OR popsell._has_visible_text(r.instagram_id) OR popsell._has_visible_text(r.public_photo_url)
+                          OR popsell._has_visible_text(r.customer_id) OR popsell._has_visible_text(r.mobile_phone)
+                          OR popsell._has_visible_text(r.home_phone) OR popsell._has_visible_text(r.address)) IS NOT TRUE THEN
+        RETURN 'no personal field';
+    END IF;
+    IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
+        RETURN 'source not allowed';
+    END IF;
+    IF coalesce(r.ambassador_optin, 'new') <> 'new' OR coalesce(r.brand_optin, 'no_optin') <> 'no_optin' THEN
+        RETURN 'consent value not allowed for the source';
+    END IF;
+    IF r.created_at IN ('infinity', '-infinity') OR r.last_activity_at IN ('infinity', '-infinity') THEN
+        RETURN 'time cannot be infinite';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell._import_check(jsonb) IS
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
+
+-- Art. 15: subject_access lists the invitation records of the address.
+CREATE OR REPLACE FUNCTION popsell.subject_access(email text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := popsell._rights_email(subject_access.email, 'popsell.subject_access');
+    h bytea[] := popsell.email_hashes(e);
+    amb jsonb;
+    contacts jsonb;
+    erased jsonb;
+    bl jsonb;
+    doc jsonb;
+BEGIN
+    SELECT pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.-) 'password_hash'
+           OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+               'has_password', a.password_hash IS NOT NULL,
+               'social_grants', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(g) ORDER BY g.id), '[]')
+                                   FROM popsell.social_grants g WHERE g.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'gamification', (SELECT pg_catalog.to_jsonb(x) OPERATOR(pg_catalog.-) 'ambassador_id'
+                                  FROM popsell.gamification x WHERE x.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'publications', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(p) ORDER BY p.id), '[]')
+                                  FROM popsell.publications p WHERE p.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'ugc', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(u) ORDER BY u.id), '[]')
+                         FROM popsell.ugc u WHERE u.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'community_reactions', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r) ORDER BY r.id), '[]')
+                                         FROM popsell.community_reactions r
+                                        WHERE r.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'activity_log', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(l) ORDER BY l.id), '[]')
+                                  FROM popsell.activity_log l WHERE l.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'sales', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                     'id', s.id, 'sold_at', s.sold_at, 'amount', s.amount, 'currency', s.currency,
+                                     'channel', s.channel, 'publication_id', s.publication_id) ORDER BY s.id), '[]')
+                           FROM popsell.sales s WHERE s.ambassador_id OPERATOR(pg_catalog.=) a.id),
+               'outbox', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(o) ORDER BY o.id), '[]')
+                            FROM popsell.outbox o
+                           WHERE o.ambassador_id OPERATOR(pg_catalog.=) a.id AND o.contact_id IS NULL))
+      INTO amb
+      FROM popsell.ambassadors a
+     WHERE popsell_internal._lookup_key(a.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
+
+    SELECT coalesce(pg_catalog.jsonb_agg(
+               pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) 'created_by' OPERATOR(pg_catalog.-) 'modified_by'
+               OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                   'consent_events',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ce) OPERATOR(pg_catalog.-) 'actor_role'
+                                                         ORDER BY ce.id), '[]')
+                      FROM popsell.consent_events ce WHERE ce.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'interactions',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(i) ORDER BY i.id), '[]')
+                      FROM popsell.interactions i WHERE i.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'sales',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s) ORDER BY s.id), '[]')
+                      FROM popsell.sales s WHERE s.contact_id OPERATOR(pg_catalog.=) c.id),
+                   'outbox',
+                   (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(o) ORDER BY o.id), '[]')
+                      FROM popsell.outbox o WHERE o.contact_id OPERATOR(pg_catalog.=) c.id))
+               ORDER BY c.id), '[]')
+      INTO contacts
+      FROM popsell.contacts c
+     WHERE popsell_internal._lookup_key(c.email) OPERATOR(pg_catalog.=) popsell_internal._lookup_key(e);
+
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'ambassador_id', t.ambassador_id,
+               'source', t.source, 'ambassador_optin', t.ambassador_optin, 'brand_optin', t.brand_optin,
+               'partners_optin', t.partners_optin, 'city', t.city, 'postal_code', t.postal_code,
+               'consent_events',
+               (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ce) OPERATOR(pg_catalog.-) 'actor_role'
+                                                     ORDER BY ce.id), '[]')
+                  FROM popsell.consent_events ce WHERE ce.contact_tombstone_id OPERATOR(pg_catalog.=) t.id))
+               ORDER BY t.id), '[]')
+      INTO erased
+      FROM popsell.contact_tombstones t
+     WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h);
+
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('reason', b.reason, 'since', b.created_at)
+                                         ORDER BY b.created_at, b.reason), '[]')
+      INTO bl
+      FROM popsell.blacklist b
+     WHERE b.email_hash OPERATOR(pg_catalog.=) ANY (h);
+
+    doc := pg_catalog.jsonb_build_object(
+        'format', 'popsell.subject_access/1',
+        'generated_at', pg_catalog.now(),
+        'email', e,
+        'ambassador', amb,
+        'contacts', contacts,
+        'erased_contacts', erased,
+        'erased_ambassadors',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'id', t.id, 'deleted_at', t.deleted_at, 'reason', t.reason, 'created_at', t.created_at,
+                        'city', t.city, 'postal_code', t.postal_code, 'birth_year', t.birth_year)
+                        ORDER BY t.id), '[]')
+               FROM popsell.ambassador_tombstones t WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h)),
+        -- (v2) the ambassadors' records of the invitations sent to it
+        'invitations',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'ambassador_id', i.ambassador_id, 'invited_at', i.invited_at)
+                        ORDER BY i.invited_at, i.ambassador_id), '[]')
+               FROM popsell.invitation_records i WHERE i.email_hash OPERATOR(pg_catalog.=) ANY (h)),
+        'blacklisted', bl OPERATOR(pg_catalog.<>) '[]'::jsonb,
+        'blacklist', bl,
+        'whitelisted', EXISTS (SELECT 1 FROM popsell.registration_whitelist w
+                                WHERE w.email_hash OPERATOR(pg_catalog.=) ANY (h)));
+
+    PERFORM popsell._record_rights_request('access', 15, pg_catalog.jsonb_build_object(
+        'ambassadors', (amb IS NOT NULL)::integer,
+        'contacts', pg_catalog.jsonb_array_length(contacts),
+        'erased_contacts', pg_catalog.jsonb_array_length(erased)));
+    RETURN doc;
+END
+$$;
+COMMENT ON FUNCTION popsell.subject_access(text) IS
+    'GDPR art. 15 and 20: everything popsell holds on the person with this email, as one machine-readable document (format popsell.subject_access/1, see the README).';
+
+-- The invitation records, like the tombstones, are not truncated but by
+-- popsell_owner.
+CREATE TRIGGER popsell_10_truncate_guard BEFORE TRUNCATE ON popsell.invitation_records
+    FOR EACH STATEMENT EXECUTE FUNCTION popsell.truncate_guard();
 
 -- src/updates/1.1--2.0/48_report_review.sql
 -- The report runs with row security on whatever the caller set, and

@@ -135,6 +135,22 @@ SELECT popsell.object_subject('objector@example.test');
 -- (run as of 20 days ago: the forgotten contact is not due yet then)
 SELECT rule, affected FROM popsell.run_maintenance(now() - interval '20 days') ORDER BY rule;
 
+-- Data made under 1.1: contacts pending email confirmation (store
+-- purchases): one restricted (art. 18), one whose address was
+-- blacklisted as spam, one whose token-less confirmation was sent
+-- already, one plain.  The upgrade gives a token and a new confirmation
+-- only to the plain one: nothing goes to the restricted or spam address,
+-- and no second confirmation to the one already mailed.
+ALTER EXTENSION popsell UPDATE TO '1.1';
+SELECT setval('popsell.contacts_id_seq', 100) AS next_contact_ids_after;
+SELECT popsell.collect_contact(1, 'store_purchase', '{"email": "u2@up.test"}', true, true) AS restricted_pending \gset
+SELECT popsell.restrict_subject('u2@up.test', true);
+SELECT popsell.email_callback('spam@up.test', 'spam');
+SELECT popsell.collect_contact(1, 'store_purchase', '{"email": "spam@up.test"}', true, true) AS spam_pending \gset
+SELECT popsell.collect_contact(1, 'store_purchase', '{"email": "mailed@up.test"}', true, true) AS mailed_pending \gset
+UPDATE popsell.outbox SET sent_at = now() WHERE contact_id = :mailed_pending AND kind = 'email_confirmation';
+SELECT popsell.collect_contact(1, 'store_purchase', '{"email": "plain@up.test"}', true, true) AS plain_pending \gset
+
 SELECT (SELECT count(*) FROM popsell.consent_events) AS ledger_rows_before \gset
 ALTER EXTENSION popsell UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'popsell';
@@ -151,6 +167,25 @@ UPDATE popsell.contacts SET ambassador_optin = 'invitation_accepted' WHERE id = 
 INSERT INTO popsell.contacts (ambassador_id, source, first_name, email)
 VALUES (1, 'crm_manual', 'Again', 'OBJECTOR@example.test');
 SELECT count(*) AS objector_rows FROM popsell.contacts WHERE email = 'objector@example.test';
+-- The pending contacts of 1.1: an unsent confirmation with a token for
+-- the plain one only; a token only where a mail carries it.
+SELECT c.email, c.restricted, c.email_status,
+       (SELECT count(*) FROM popsell.outbox o WHERE o.contact_id = c.id AND o.kind = 'email_confirmation'
+           AND o.sent_at IS NULL) AS unsent_confirmations,
+       (SELECT count(*) FROM popsell.outbox o WHERE o.contact_id = c.id AND o.kind = 'email_confirmation'
+           AND o.sent_at IS NOT NULL) AS sent_confirmations,
+       EXISTS (SELECT 1 FROM popsell.contact_email_tokens t WHERE t.contact_id = c.id) AS has_token
+  FROM popsell.contacts c WHERE c.id IN (:restricted_pending, :spam_pending, :mailed_pending, :plain_pending)
+ ORDER BY c.id;
+-- The invitation of 1.0 is on record: the ambassador does not invite the
+-- address again through another row.
+SELECT count(*) AS invitation_records FROM popsell.invitation_records
+ WHERE ambassador_id = 1 AND email_hash = ANY (popsell.email_hashes('declined@example.test'));
+-- Lifting the restriction sends the restricted one its confirmation now.
+SELECT popsell.restrict_subject('u2@up.test', false);
+SELECT count(*) AS lifted_confirmations FROM popsell.outbox o
+ WHERE o.contact_id = :restricted_pending AND o.kind = 'email_confirmation' AND o.sent_at IS NULL
+   AND o.payload ? 'token';
 
 -- The 1.1 view reports the 1.0 run, a failure recorded after it, and what
 -- is due now (the forgotten contact).

@@ -190,10 +190,8 @@ text_present(Row *r, AttrNumber a)
 	if (ISNULL(r, a))
 		return false;
 	t = DatumGetTextPP(VAL(r, a));
-	for (int i = 0; i < VARSIZE_ANY_EXHDR(t); i++)
-		if (!isspace((unsigned char) VARDATA_ANY(t)[i]))
-			return true;
-	return false;
+	/* white space and invisible characters alone are no value */
+	return TextHasVisible(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
 
 static Datum
@@ -335,7 +333,8 @@ check_ambassador_active(int64 amb)
 /*
  * SPEC C3 (v2): an ambassador cannot enter an email it already holds.  One
  * probe of contacts_email_idx under the statement's snapshot (the rows
- * with that email are few), comparing their ambassador.
+ * with that email are few), comparing their ambassador; rows pending
+ * email confirmation, which the ambassador does not see, do not count.
  */
 static void
 check_not_held(Relation heap, int64 amb, const char *norm, int64 self_id, bool has_self)
@@ -383,6 +382,22 @@ retry:
 		/* an UPDATE's own row (its old version) is not another holder */
 		if (has_self && !inull && DatumGetInt64(rid) == self_id)
 			continue;
+		/*
+		 * A row pending email confirmation is hidden from the ambassador:
+		 * it holds nothing yet, or the refusal would tell the ambassador
+		 * the hidden row exists (a form's row may stand next to an entered
+		 * one, SPEC C3).
+		 */
+		{
+			bool		snull;
+			bool		cnull;
+			Datum		src = slot_getattr(slot, cols.source, &snull);
+
+			(void) slot_getattr(slot, cols.email_confirmed_at, &cnull);
+			if (!snull &&
+				ContactIsPending((ContactSource) EnumIndex(ENUM_SOURCE, DatumGetObjectId(src)), cnull))
+				continue;
+		}
 		/* the key is a digest: compare the stored email itself */
 		if (!isnull && DatumGetInt64(a) == amb && !enull &&
 			strcmp(TextDatumGetCString(e), norm) == 0)
@@ -567,6 +582,50 @@ check_required_columns(Row *r, int64 id)
 				 errmsg("invitations_sent of contact %lld cannot be negative", (long long) id)));
 }
 
+/*
+ * SPEC section 8: input is bounded.  tags holds at most POPSELL_MAX_TAGS
+ * labels of at most POPSELL_MAX_TAG_BYTES bytes each (PS107), no NULL.
+ */
+#define POPSELL_MAX_TAGS 100
+#define POPSELL_MAX_TAG_BYTES 256
+
+static void
+check_tags_bounded(Row *r, int64 id)
+{
+	ArrayType  *a;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (ISNULL(r, cols.tags))
+		return;					/* check_required_columns reports it */
+	a = DatumGetArrayTypeP(VAL(r, cols.tags));
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_BAD_ARGUMENT),
+				 errmsg("tags of contact %lld must be a one-dimensional array", (long long) id)));
+	deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n > POPSELL_MAX_TAGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_POPSELL_TOO_LONG),
+				 errmsg("contact %lld has %d tags, more than %d", (long long) id, n, POPSELL_MAX_TAGS),
+				 errhint("Keep at most %d tags per contact.", POPSELL_MAX_TAGS)));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_BAD_ARGUMENT),
+					 errmsg("tag %d of contact %lld is NULL", i + 1, (long long) id),
+					 errhint("Give each tag as a string.")));
+		if (VARSIZE_ANY_EXHDR(DatumGetPointer(elems[i])) > POPSELL_MAX_TAG_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_POPSELL_TOO_LONG),
+					 errmsg("tag %d of contact %lld is longer than %d bytes", i + 1, (long long) id,
+							POPSELL_MAX_TAG_BYTES),
+					 errhint("Shorten the tag.")));
+	}
+}
+
 /* SPEC section 3: at least one personal field must be filled. */
 static void
 check_has_personal_field(Row *r, int64 id)
@@ -739,6 +798,7 @@ contact_insert(TriggerData *td, Row *r)
 
 	norm = normalize_email_column(r, &normlen);
 	check_has_personal_field(r, ISNULL(r, cols.id) ? 0 : DatumGetInt64(VAL(r, cols.id)));
+	check_tags_bounded(r, ISNULL(r, cols.id) ? 0 : DatumGetInt64(VAL(r, cols.id)));
 
 
 	/* C1: explicit initial values must be ones the source can produce. */
@@ -1066,6 +1126,8 @@ contact_update(TriggerData *td, Row *o, Row *r)
 	}
 	check_has_personal_field(r, id);
 	check_required_columns(r, id);
+	if (datum_changed(o, r, cols.tags, desc))
+		check_tags_bounded(r, id);
 
 	oldv[FIELD_AMBASSADOR_OPTIN] = EnumIndex(ENUM_AMB, DatumGetObjectId(VAL(o, cols.ambassador_optin)));
 	oldv[FIELD_BRAND_OPTIN] = EnumIndex(ENUM_BRAND, DatumGetObjectId(VAL(o, cols.brand_optin)));

@@ -47,8 +47,10 @@
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
 #include <unicode/utf16.h>
+#include <unicode/utf8.h>
 
 PG_FUNCTION_INFO_V1(normalize_email);
+PG_FUNCTION_INFO_V1(has_visible_text);
 PG_FUNCTION_INFO_V1(hash_email);
 PG_FUNCTION_INFO_V1(email_hashes);
 PG_FUNCTION_INFO_V1(hash_key_id);
@@ -347,6 +349,68 @@ refused_code_point(UChar32 c)
 		type == U_PARAGRAPH_SEPARATOR ||
 		c == 0x2800 ||			/* braille pattern blank */
 		c == 0x3164 || c == 0xFFA0 || c == 0x115F || c == 0x1160;	/* Hangul fillers */
+}
+
+/*
+ * Whether code point C shows nothing: white space of any kind, an
+ * invisible, format, control or default-ignorable character, a variation
+ * selector, or a character that looks blank (braille pattern blank,
+ * Hangul fillers).
+ */
+static bool
+blank_code_point(UChar32 c)
+{
+	int8_t		type = u_charType(c);
+
+	return u_isUWhiteSpace(c) ||
+		u_hasBinaryProperty(c, UCHAR_DEFAULT_IGNORABLE_CODE_POINT) ||
+		u_hasBinaryProperty(c, UCHAR_VARIATION_SELECTOR) ||
+		type == U_FORMAT_CHAR || type == U_CONTROL_CHAR ||
+		type == U_LINE_SEPARATOR || type == U_PARAGRAPH_SEPARATOR ||
+		c == 0x2800 ||
+		c == 0x3164 || c == 0xFFA0 || c == 0x115F || c == 0x1160;
+}
+
+/*
+ * Whether a text field holds something visible (SPEC section 3: a personal
+ * field counts only when filled): trimmed like an email, so a value of
+ * only white space or invisible characters is empty.  In a database that
+ * is not UTF-8, bytes above ASCII count as visible.
+ */
+bool
+TextHasVisible(const char *s, int len)
+{
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	int32_t		i = 0;
+
+	while (i < len)
+	{
+		unsigned char b = (unsigned char) s[i];
+		UChar32		c;
+
+		if (b < 0x80)
+		{
+			if (!is_space(b) && b >= 0x20 && b != 0x7f)
+				return true;
+			i++;
+			continue;
+		}
+		if (!utf8)
+			return true;
+		U8_NEXT((const uint8_t *) s, i, len, c);
+		if (c < 0 || !blank_code_point(c))
+			return true;
+	}
+	return false;
+}
+
+/* popsell._has_visible_text(value text) */
+Datum
+has_visible_text(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_BOOL(TextHasVisible(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
 }
 
 /*

@@ -25,5 +25,6 @@ extern char *NormalizeIdentifier(const char *s, int len, int *outlen);
 extern int	HashUnderAllKeys(const char *norm, int len, PopsellHash **out);
 extern void HashUnderCurrentKey(const char *norm, int len, PopsellHash *out);
 extern bool EmailLooksValid(const char *norm, int len);
+extern bool TextHasVisible(const char *s, int len);
 
 #endif							/* POPSELL_HASHING_H */

@@ -57,6 +57,12 @@ CREATE FUNCTION popsell.normalize_email(email text) RETURNS text
 COMMENT ON FUNCTION popsell.normalize_email(text) IS
     'The stored form of an email: trimmed, lower-cased, Unicode NFC; raises PS202 when malformed.';
 
+CREATE FUNCTION popsell._has_visible_text(value text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'has_visible_text';
+COMMENT ON FUNCTION popsell._has_visible_text(text) IS
+    'Internal: whether a text holds a visible character (not only Unicode white space, invisible, format or control characters): what makes a personal field filled.';
+
 CREATE FUNCTION popsell.hash_email(email text) RETURNS bytea
     LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'hash_email';

@@ -170,7 +170,8 @@ COMMENT ON FUNCTION popsell._globally_opted_out(text) IS
     'Internal: whether an email is on the blacklist for a global opt-out (under any live key).';
 
 -- One set-based pass over an import: a row is a duplicate when its email is
--- already in this CRM or earlier in the list; globally opted-out rows go
+-- already in this CRM (not counting rows pending confirmation, which the
+-- ambassador does not see) or earlier in the list; globally opted-out rows go
 -- on to the trigger, which skips them.  Ids are drawn first so each input
 -- row is matched to the contact it became.  p_ords gives each element's
 -- position in the caller's list (NULL: 1..n).  Raises on an invalid row.
@@ -192,7 +193,9 @@ BEGIN
                AND (r.rn > 1 OR EXISTS (SELECT 1 FROM popsell.contacts c
                                          WHERE c.ambassador_id = p_amb
                                            AND popsell_internal._lookup_key(c.email) = popsell_internal._lookup_key(r.nemail)
-                                           AND c.email = r.nemail))
+                                           AND c.email = r.nemail
+                                           -- (hidden from the ambassador: holds nothing yet)
+                                           AND NOT popsell.is_pending_confirmation(c.source, c.email_confirmed_at)))
                AND NOT popsell._globally_opted_out(r.nemail) AS duplicate
           FROM (SELECT i.*, row_number() OVER (PARTITION BY i.nemail ORDER BY i.ord) AS rn
                   FROM input i) r),
@@ -227,6 +230,22 @@ $$;
 COMMENT ON FUNCTION popsell._import_rows(bigint, jsonb, bigint[]) IS
     'Internal: import a JSON array of contacts in one statement, one outcome per row at the given positions (raises on an invalid row).';
 
+-- (v2) The text fields of a contact's JSON take a string or null: a
+-- number, boolean, object or array would be stored as its JSON text.
+CREATE FUNCTION popsell._json_not_strings(o jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT string_agg(e.k, ', ' ORDER BY e.k)
+              FROM jsonb_each(o) AS e(k, v)
+             WHERE (e.k IN ('first_name', 'last_name', 'email', 'facebook_id', 'twitter_id', 'instagram_id',
+                            'public_photo_url', 'customer_id', 'notes', 'address', 'city', 'postal_code',
+                            'country', 'mobile_phone', 'home_phone')
+                    AND jsonb_typeof(e.v) NOT IN ('string', 'null'))
+                OR (e.k = 'tags' AND jsonb_typeof(e.v) = 'array'
+                    AND EXISTS (SELECT 1 FROM jsonb_array_elements(e.v) AS t(x) WHERE jsonb_typeof(t.x) <> 'string')));
+COMMENT ON FUNCTION popsell._json_not_strings(jsonb) IS
+    'Internal: the keys of a contact JSON object whose text value is not a string or null (tags: an element that is not a string), or NULL.';
+
 -- Why an import element cannot be stored, or NULL: the checks of the
 -- contacts trigger and table that an ambassador's import can fail
 -- (object, types, email syntax and length, length bounds, a personal
@@ -241,7 +260,6 @@ AS $$
 DECLARE
     r popsell.contacts;
     e text;
-    ws constant text := E' \t\n\r\f\v';
 BEGIN
     IF jsonb_typeof(o) IS DISTINCT FROM 'object' THEN
         RETURN 'not a JSON object';
@@ -260,14 +278,19 @@ BEGIN
        OR octet_length(r.customer_id) > 256 OR octet_length(r.notes) > 10000
        OR octet_length(r.address) > 1024 OR octet_length(r.city) > 256
        OR octet_length(r.postal_code) > 256 OR octet_length(r.country) > 256
-       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64 THEN
+       OR octet_length(r.mobile_phone) > 64 OR octet_length(r.home_phone) > 64
+       -- (the contacts trigger's bound on tags: 100 labels of 256 bytes)
+       OR cardinality(r.tags) > 100
+       OR EXISTS (SELECT 1 FROM unnest(r.tags) AS t(x) WHERE octet_length(t.x) > 256) THEN
         RETURN 'value too long';
     END IF;
-    IF num_nonnulls(nullif(btrim(r.first_name, ws), ''), nullif(btrim(r.last_name, ws), ''), e,
-                    nullif(btrim(r.facebook_id, ws), ''), nullif(btrim(r.twitter_id, ws), ''),
-                    nullif(btrim(r.instagram_id, ws), ''), nullif(btrim(r.public_photo_url, ws), ''),
-                    nullif(btrim(r.customer_id, ws), ''), nullif(btrim(r.mobile_phone, ws), ''),
-                    nullif(btrim(r.home_phone, ws), ''), nullif(btrim(r.address, ws), '')) = 0 THEN
+    -- (a field of only white space or invisible characters is empty, as
+    -- for the contacts trigger)
+    IF e IS NULL AND (popsell._has_visible_text(r.first_name) OR popsell._has_visible_text(r.last_name)
+                          OR popsell._has_visible_text(r.facebook_id) OR popsell._has_visible_text(r.twitter_id)
+                          OR popsell._has_visible_text(r.instagram_id) OR popsell._has_visible_text(r.public_photo_url)
+                          OR popsell._has_visible_text(r.customer_id) OR popsell._has_visible_text(r.mobile_phone)
+                          OR popsell._has_visible_text(r.home_phone) OR popsell._has_visible_text(r.address)) IS NOT TRUE THEN
         RETURN 'no personal field';
     END IF;
     IF coalesce(r.source, 'private_import') NOT IN ('private_import', 'crm_manual') THEN
@@ -283,12 +306,139 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._import_check(jsonb) IS
-    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element.';
+    'Internal: why an import element cannot be stored (not an object, mistyped or over-long value, malformed email, no personal field, source, initial consent), or NULL; never raises for the element. (_import reports a text value that is not a JSON string itself, with _json_not_strings.)';
 
 -- Import the elements that passed _import_check in one statement; should
 -- the trigger still refuse one (a check it does that _import_check does
--- not, a race), halve the list until the refused rows stand alone, so a
--- few bad rows cost a logarithmic number of passes, not one per row.
+-- not, a race), halve the list, so a few bad rows cost a logarithmic
+-- number of passes, not one per row; a part of at most 64 rows that is
+-- still refused goes row by row (a subtransaction each), so many refused
+-- rows cost about one pass per row, not a pass per row per halving.
+-- One checked element, alone, in a subtransaction: its outcome (the
+-- trigger's refusal named by reason), as _import_rows reports it.  A
+-- plain INSERT: a tenth of the cost of _import_rows for one row.
+CREATE FUNCTION popsell._import_one(p_amb bigint, o jsonb, p_ord bigint)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k popsell.contacts;
+    new_id bigint;
+    st text;
+    cn text;
+BEGIN
+    BEGIN
+        k := jsonb_populate_record(NULL::popsell.contacts, o);
+        INSERT INTO popsell.contacts (ambassador_id, source, first_name, last_name, email, facebook_id,
+                                      twitter_id, instagram_id, public_photo_url, customer_id,
+                                      contact_type, notes, address, city, postal_code, country,
+                                      mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                      ambassador_optin, brand_optin)
+        VALUES (p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name,
+                popsell.normalize_email(nullif(btrim(k.email), '')), k.facebook_id,
+                k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+                coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+                k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+                k.ambassador_optin, k.brand_optin)
+        RETURNING id INTO new_id;
+    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, cn = CONSTRAINT_NAME;
+        RETURN jsonb_build_array(jsonb_build_object(
+            'ordinality', p_ord, 'contact_id', NULL,
+            'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
+            'reason', CASE
+                WHEN st = 'PS202' THEN 'malformed email'
+                WHEN st = 'PS109' THEN 'email already held by this ambassador'
+                WHEN st IN ('PS107', '22001') OR cn = 'contacts_bounded_text' THEN 'value too long'
+                WHEN st = 'PS101' THEN 'consent value not allowed for the source'
+                WHEN st = 'PS102' THEN 'source not allowed'
+                WHEN st = 'PS103' THEN 'personal field not allowed for the source'
+                WHEN st = 'PS104' OR cn = 'contacts_has_personal_field' THEN 'no personal field'
+                ELSE format('invalid value (SQLSTATE %s)', st) END));
+    END;
+    -- the trigger skips a globally opted-out email: no row, no error
+    RETURN jsonb_build_array(jsonb_build_object(
+        'ordinality', p_ord, 'contact_id', new_id,
+        'outcome', CASE WHEN new_id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+        'reason', CASE WHEN new_id IS NULL THEN 'email globally opted out' END));
+END
+$$;
+COMMENT ON FUNCTION popsell._import_one(bigint, jsonb, bigint) IS
+    'Internal: import one checked element alone (a subtransaction), reporting its outcome and reason like _import_rows; never raises for the element''s own refusal.';
+
+-- (H3) The parts of a refused import: each half in one plain INSERT (the
+-- trigger refuses a duplicate, PS109, and skips a globally opted-out
+-- email), halved again while refused; a refused part of at most 64 rows
+-- goes row by row (_import_one), since halving further costs more passes
+-- than it saves.  p_try: try the list whole first.
+CREATE FUNCTION popsell._import_halves(p_amb bigint, p_contacts jsonb, p_ords bigint[], p_try boolean)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := coalesce(jsonb_array_length(p_contacts), 0);
+    h integer := n / 2;
+    res jsonb;
+BEGIN
+    IF n = 0 THEN
+        RETURN '[]';
+    END IF;
+    IF p_try THEN
+        BEGIN
+            WITH input AS (
+                SELECT coalesce(p_ords[x.ord], x.ord) AS ord, p.*,
+                       popsell.normalize_email(nullif(btrim(p.email), '')) AS nemail
+                  FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)
+                  CROSS JOIN LATERAL jsonb_populate_record(NULL::popsell.contacts, x.o) AS p),
+            keyed AS MATERIALIZED (
+                SELECT i.*, nextval('popsell.contacts_id_seq') AS new_id FROM input i),
+            ins AS (
+                INSERT INTO popsell.contacts (id, ambassador_id, source, first_name, last_name, email, facebook_id,
+                                              twitter_id, instagram_id, public_photo_url, customer_id,
+                                              contact_type, notes, address, city, postal_code, country,
+                                              mobile_phone, home_phone, tags, created_at, last_activity_at,
+                                              ambassador_optin, brand_optin)
+                SELECT k.new_id, p_amb, coalesce(k.source, 'private_import'), k.first_name, k.last_name, k.nemail, k.facebook_id,
+                       k.twitter_id, k.instagram_id, k.public_photo_url, k.customer_id,
+                       coalesce(k.contact_type, 'prospect'), k.notes, k.address, k.city, k.postal_code, k.country,
+                       k.mobile_phone, k.home_phone, coalesce(k.tags, '{}'), k.created_at, k.last_activity_at,
+                       k.ambassador_optin, k.brand_optin
+                  FROM keyed k
+                 ORDER BY k.ord
+                RETURNING id)
+            SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'ordinality', k.ord, 'contact_id', i.id,
+                       'outcome', CASE WHEN i.id IS NULL THEN 'skipped_blacklisted' ELSE 'imported' END,
+                       'reason', CASE WHEN i.id IS NULL THEN 'email globally opted out' END) ORDER BY k.ord), '[]')
+              INTO res
+              FROM keyed k LEFT JOIN ins i ON i.id = k.new_id;
+            RETURN res;
+        EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                       OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                       OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+            NULL;       -- split below
+        END;
+    END IF;
+    IF n <= 64 THEN
+        res := '[]';
+        FOR i IN 1 .. n LOOP
+            res := res || popsell._import_one(p_amb, p_contacts -> (i - 1), p_ords[i]);
+        END LOOP;
+        RETURN res;
+    END IF;
+    RETURN popsell._import_halves(p_amb, jsonb_path_query_array(p_contacts, format('$[0 to %s]', h - 1)::jsonpath),
+                                  p_ords[1:h], true)
+        || popsell._import_halves(p_amb, jsonb_path_query_array(p_contacts, format('$[%s to last]', h)::jsonpath),
+                                  p_ords[h + 1:n], true);
+END
+$$;
+COMMENT ON FUNCTION popsell._import_halves(bigint, jsonb, bigint[], boolean) IS
+    'Internal: import the parts of a refused import (at the given positions): halves in one plain INSERT each, halved while refused, a refused part of at most 64 rows row by row; outcomes like _import_rows.';
+
 CREATE FUNCTION popsell._import_split(p_amb bigint, p_contacts jsonb, p_ords bigint[])
     RETURNS jsonb
     LANGUAGE plpgsql
@@ -298,8 +448,6 @@ DECLARE
     n integer := coalesce(jsonb_array_length(p_contacts), 0);
     h integer := n / 2;
     res jsonb;
-    st text;
-    cn text;
 BEGIN
     IF n = 0 THEN
         RETURN '[]';
@@ -311,34 +459,13 @@ BEGIN
     EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
                    OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
                    OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
-        IF n > 1 THEN
-            NULL;       -- halve below
-        ELSE
-            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, cn = CONSTRAINT_NAME;
-            RETURN jsonb_build_array(jsonb_build_object(
-                'ordinality', p_ords[1], 'contact_id', NULL,
-                'outcome', CASE WHEN st = 'PS109' THEN 'skipped_duplicate' ELSE 'skipped_invalid' END,
-                'reason', CASE
-                    WHEN st = 'PS202' THEN 'malformed email'
-                    WHEN st = 'PS109' THEN 'email already held by this ambassador'
-                    WHEN st IN ('PS107', '22001') OR cn = 'contacts_bounded_text' THEN 'value too long'
-                    WHEN st = 'PS101' THEN 'consent value not allowed for the source'
-                    WHEN st = 'PS102' THEN 'source not allowed'
-                    WHEN st = 'PS103' THEN 'personal field not allowed for the source'
-                    WHEN st = 'PS104' OR cn = 'contacts_has_personal_field' THEN 'no personal field'
-                    ELSE format('invalid value (SQLSTATE %s)', st) END));
-        END IF;
+        NULL;       -- split below
     END;
-    RETURN popsell._import_split(p_amb,
-                                 (SELECT jsonb_agg(x.o ORDER BY x.i) FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, i) WHERE x.i <= h),
-                                 p_ords[1:h])
-        || popsell._import_split(p_amb,
-                                 (SELECT jsonb_agg(x.o ORDER BY x.i) FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, i) WHERE x.i > h),
-                                 p_ords[h + 1:n]);
+    RETURN popsell._import_halves(p_amb, p_contacts, p_ords, false);
 END
 $$;
 COMMENT ON FUNCTION popsell._import_split(bigint, jsonb, bigint[]) IS
-    'Internal: import checked elements (at the given positions) in one statement; a refused statement is halved until each refused row is reported alone.';
+    'Internal: import checked elements (at the given positions) in one statement; a refused statement is halved, and a refused part of at most 64 rows goes row by row, until each refused row is reported alone.';
 
 -- An import: one statement when every row is valid; else the elements
 -- are sorted in one statement (_import_check), the valid ones inserted in
@@ -355,20 +482,31 @@ DECLARE
     good jsonb;
     good_ords bigint[];
     bad text;
+    typed boolean;
 BEGIN
     IF p_contacts IS NULL OR jsonb_typeof(p_contacts) <> 'array' THEN
         RAISE EXCEPTION 'contacts must be a JSON array of objects'
             USING ERRCODE = 'PS106',
                   HINT = 'Pass e.g. ''[{"email": "a@example.test", "first_name": "A"}]''.';
     END IF;
-    SELECT string_agg(DISTINCT k, ', ') INTO bad
+    -- (one pass over the keys: unknown ones, and whether a text field got
+    -- something else than a string or null, which only _import_check
+    -- reports, since the INSERT would store it as JSON text)
+    SELECT string_agg(DISTINCT e.k, ', ')
+               FILTER (WHERE e.k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
+                                         'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
+                                         'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
+                                         'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin')),
+           coalesce(bool_or(CASE WHEN e.k = 'tags' AND jsonb_typeof(e.v) = 'array'
+                                 THEN EXISTS (SELECT 1 FROM jsonb_array_elements(e.v) AS t(x)
+                                               WHERE jsonb_typeof(t.x) <> 'string')
+                                 ELSE jsonb_typeof(e.v) NOT IN ('string', 'null')
+                                      AND e.k NOT IN ('source', 'contact_type', 'created_at', 'last_activity_at',
+                                                      'ambassador_optin', 'brand_optin') END), false)
+      INTO bad, typed
       FROM jsonb_array_elements(p_contacts) AS x(o)
-      CROSS JOIN LATERAL jsonb_object_keys(x.o) AS k
-     WHERE jsonb_typeof(x.o) = 'object'
-       AND k NOT IN ('source', 'first_name', 'last_name', 'email', 'facebook_id', 'twitter_id',
-                     'instagram_id', 'public_photo_url', 'customer_id', 'contact_type', 'notes',
-                     'address', 'city', 'postal_code', 'country', 'mobile_phone', 'home_phone',
-                     'tags', 'created_at', 'last_activity_at', 'ambassador_optin', 'brand_optin');
+      CROSS JOIN LATERAL jsonb_each(x.o) AS e(k, v)
+     WHERE jsonb_typeof(x.o) = 'object';
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'import does not accept the keys: %', bad
             USING ERRCODE = 'PS106',
@@ -378,14 +516,16 @@ BEGIN
     -- A list without an invalid row goes in one statement, at the cost of
     -- the insert alone; else the list is sorted by _import_check in one
     -- statement and the valid rows inserted in one more.
-    BEGIN
-        SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
-          FROM popsell._import_rows(amb, p_contacts, NULL) t;
-    EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
-                   OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
-                   OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
-        res := NULL;
-    END;
+    IF NOT typed THEN
+        BEGIN
+            SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') INTO res
+              FROM popsell._import_rows(amb, p_contacts, NULL) t;
+        EXCEPTION WHEN SQLSTATE 'PS202' OR SQLSTATE 'PS101' OR SQLSTATE 'PS102' OR SQLSTATE 'PS103'
+                       OR SQLSTATE 'PS104' OR SQLSTATE 'PS106' OR SQLSTATE 'PS107' OR SQLSTATE 'PS109'
+                       OR SQLSTATE '23514' OR SQLSTATE '23502' OR data_exception THEN
+            res := NULL;
+        END;
+    END IF;
     IF res IS NULL THEN
         SELECT jsonb_agg(c.o ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
                array_agg(c.ord ORDER BY c.ord) FILTER (WHERE c.why IS NULL),
@@ -393,7 +533,10 @@ BEGIN
                                             'outcome', 'skipped_invalid', 'reason', c.why))
                    FILTER (WHERE c.why IS NOT NULL)
           INTO good, good_ords, res
-          FROM (SELECT x.o, x.ord, popsell._import_check(x.o) AS why
+          -- (the JSON types only when the key pass saw a non-string)
+          FROM (SELECT x.o, x.ord,
+                       CASE WHEN typed AND jsonb_typeof(x.o) = 'object' AND popsell._json_not_strings(x.o) IS NOT NULL
+                            THEN 'value not a string' ELSE popsell._import_check(x.o) END AS why
                   FROM jsonb_array_elements(p_contacts) WITH ORDINALITY AS x(o, ord)) c;
         res := coalesce(res, '[]') || popsell._import_split(amb, good, good_ords);
     END IF;
@@ -433,7 +576,7 @@ BEGIN ATOMIC
      ORDER BY d.ordinality;
 END;
 COMMENT ON FUNCTION popsell.import_contacts_detail(bigint, jsonb) IS
-    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
+    'The same import as import_contacts, reporting each input row: its position, the contact id, the outcome (imported, skipped_blacklisted, skipped_duplicate, skipped_invalid) and a reason without personal data (not a JSON object, value not a string, malformed email, value too long, no personal field, source not allowed, consent value not allowed for the source, invalid value (SQLSTATE ...), email already held by this ambassador, email globally opted out). Same callers and errors as import_contacts.';
 
 -- (v2) A pending contact's confirmation: only the SHA-256 of the token
 -- (the token travels in the email_confirmation outbox row).  One per
@@ -455,6 +598,17 @@ DECLARE
     tok text := encode(popsell._random_bytes(32), 'hex');
 BEGIN
     DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = p_contact_id;
+    -- A token exists only where a mail carries it: to a pending contact
+    -- that may be mailed now.  Not while restricted (art. 18: lifting
+    -- issues one), nor to an address whose status blocks sending (SPEC
+    -- section 3: spam, hard_bounce, blocked; only an unverified address
+    -- is confirmed).
+    IF NOT EXISTS (SELECT 1 FROM popsell.contacts c
+                    WHERE c.id = p_contact_id AND c.email IS NOT NULL AND NOT c.restricted
+                      AND c.email_status = 'unverified'
+                      AND popsell.is_pending_confirmation(c.source, c.email_confirmed_at)) THEN
+        RETURN;
+    END IF;
     INSERT INTO popsell.contact_email_tokens (contact_id, token_hash)
     VALUES (p_contact_id, sha256(convert_to(tok, 'UTF8')));
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
@@ -463,7 +617,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell._issue_contact_token(bigint) IS
-    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one.';
+    'Internal: a new single-use confirmation token for a pending contact''s current address (hash stored, email_confirmation queued with the token), replacing any earlier one; only when the contact may be mailed (an email with status unverified, not restricted), else the earlier token is just removed.';
 
 CREATE FUNCTION popsell.collect_contact(ambassador_id bigint, source popsell.contact_source, data jsonb,
                                         ambassador_optin_checked boolean DEFAULT NULL,
@@ -501,6 +655,12 @@ BEGIN
         RAISE EXCEPTION 'collect_contact does not accept the keys: %', bad
             USING ERRCODE = 'PS106',
                   HINT = 'Consent comes from the source and the *_checked arguments, not from data.';
+    END IF;
+    bad := popsell._json_not_strings(data);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'collect_contact takes a string or null for: %', bad
+            USING ERRCODE = 'PS106',
+                  HINT = 'Send text fields as JSON strings (tags as an array of strings), not numbers, booleans or objects.';
     END IF;
 
     -- The path: the brand's sync, an ambassador's own entry, else the contact.
@@ -585,6 +745,23 @@ $$;
 COMMENT ON FUNCTION popsell.collect_contact(bigint, popsell.contact_source, jsonb, boolean, boolean, boolean) IS
     'Record a contact collected by a form, order, popin, store purchase, external form or brand sync, with the checkboxes the contact ticked (SPEC C1); a brand sync of a person the ambassador already holds from the brand (same customer_id, else email) updates that row. Returns the id, or NULL when a globally opted-out email was skipped. App only; PS200 unknown ambassador, PS300 ambassador not active, PS102 source, PS106 data.';
 
+-- (v2) One invitation per person per ambassador, ever: the keyed hash of
+-- the address each invitation went to, per ambassador, written by
+-- send_invitation and never changed.  A later address change, a second
+-- row or an erasure of the invited row does not hide it.  Kept like the
+-- contact tombstones (keyed hashes, the ambassador id; checked under
+-- every live key), and erased with the ambassador: it only stops that
+-- ambassador from inviting the address again.
+CREATE TABLE popsell.invitation_records (
+    ambassador_id bigint NOT NULL REFERENCES popsell.ambassadors (id) ON DELETE CASCADE,
+    email_hash    bytea NOT NULL,
+    key_id        integer NOT NULL,
+    invited_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (ambassador_id, email_hash)
+);
+COMMENT ON TABLE popsell.invitation_records IS
+    'Internal (owner only), append-only: the keyed hash of each address an ambassador invited (send_invitation), so it invites the person once, ever, whatever becomes of the row; erased with the ambassador.';
+
 CREATE FUNCTION popsell.send_invitation(contact_id bigint)
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -594,6 +771,7 @@ AS $$
 DECLARE
     c popsell.contacts := popsell._contact_for_caller(send_invitation.contact_id);
     st popsell.ambassador_status;
+    h bytea;
 BEGIN
     PERFORM 1 FROM popsell.contacts WHERE id = c.id FOR UPDATE;
     SELECT * INTO c FROM popsell.contacts WHERE id = c.id;
@@ -611,11 +789,22 @@ BEGIN
                   HINT = 'Wait for the person to come back through a form or an order.';
     END IF;
     -- One invitation per person per ambassador, also across a second row
-    -- (a form's) and an erasure and re-entry: another row of the
-    -- ambassador with this email that was invited, or the ambassador's
-    -- tombstone of one (under any live key), counts as that invitation.
+    -- (a form's), an address change and an erasure and re-entry: the
+    -- ambassador's record of an invitation to this address (under any
+    -- live key), another row of the ambassador with this email that was
+    -- invited, or the ambassador's tombstone of one, counts as that
+    -- invitation.  Two sessions inviting the same person for the same
+    -- ambassador take turns (a transaction lock on the pair; its key is
+    -- derived from the keyed hash, so pg_locks shows nothing reversible).
+    IF c.ambassador_optin = 'new' AND c.email IS NOT NULL THEN
+        h := popsell.hash_email(c.email);
+        PERFORM pg_advisory_xact_lock(hashtextextended(encode(h, 'hex'), c.ambassador_id));
+    END IF;
     IF c.ambassador_optin = 'new' AND c.email IS NOT NULL
-       AND (EXISTS (SELECT 1 FROM popsell.contacts o
+       AND (EXISTS (SELECT 1 FROM popsell.invitation_records i
+                     WHERE i.ambassador_id = c.ambassador_id
+                       AND i.email_hash = ANY (popsell.email_hashes(c.email)))
+            OR EXISTS (SELECT 1 FROM popsell.contacts o
                      WHERE popsell_internal._lookup_key(o.email) = popsell_internal._lookup_key(c.email)
                        AND o.email = c.email AND o.ambassador_id = c.ambassador_id
                        AND o.id <> c.id AND o.invitations_sent > 0)
@@ -638,6 +827,13 @@ BEGIN
     -- queue first: the sending guard checks the contact is still new
     INSERT INTO popsell.outbox (kind, ambassador_id, contact_id, payload)
     VALUES ('invitation', c.ambassador_id, c.id, '{}');
+    IF h IS NOT NULL THEN
+        -- (under REPEATABLE READ a concurrent record this snapshot does
+        -- not see makes this a serialization failure)
+        INSERT INTO popsell.invitation_records (ambassador_id, email_hash, key_id)
+        VALUES (c.ambassador_id, h, popsell.hash_key_id())
+        ON CONFLICT DO NOTHING;
+    END IF;
     UPDATE popsell.contacts
        SET ambassador_optin = 'invitation_sent', invitation_sent_at = now(),
            invitations_sent = invitations_sent + 1
@@ -727,6 +923,24 @@ COMMENT ON FUNCTION popsell.decline_invitation(bigint) IS
 -- the person confirmed the current address.  confirm_email(contact_id,
 -- token) binds the link to the address it was sent to.  Both end in the
 -- same confirmation, which uses up the pending token.
+-- (v2) Art. 18: a restricted contact confirms nothing (its token was
+-- removed with the restriction; lifting it sends a new one).
+CREATE FUNCTION popsell._refuse_restricted_confirmation(p_contact_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM popsell.contacts c WHERE c.id = p_contact_id AND c.restricted) THEN
+        RAISE EXCEPTION 'contact % cannot confirm its email: its processing is restricted (GDPR art. 18)', p_contact_id
+            USING ERRCODE = 'PS120',
+                  DETAIL = 'A restricted contact is sent nothing and its consent does not change.',
+                  HINT = 'Lift the restriction with popsell.restrict_subject(email, false) first: the contact then receives a new confirmation email.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION popsell._refuse_restricted_confirmation(bigint) IS
+    'Internal: PS120 when the contact''s processing is restricted (GDPR art. 18); confirm_email calls it.';
+
 CREATE FUNCTION popsell.confirm_email(contact_id bigint)
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -742,6 +956,7 @@ BEGIN
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
                   HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
     END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
     DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = c.id;
     UPDATE popsell.contacts
        SET email_confirmed_at = now(),
@@ -754,7 +969,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint) IS
-    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending; prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
+    'The contact confirms the email address, as vouched by the calling application: the pending consent becomes effective (and lifts a global opt-out for this row only); the pending token is used up. PS100 when not pending, PS120 while restricted (art. 18); prefer confirm_email(contact_id, token), which binds the link to the address it was sent to.';
 
 CREATE FUNCTION popsell.confirm_email(contact_id bigint, token text)
     RETURNS void
@@ -775,6 +990,7 @@ BEGIN
                   DETAIL = format('Source %s, email confirmed at %s.', c.source, coalesce(c.email_confirmed_at::text, 'never')),
                   HINT = 'Only contacts collected by a blog form or a store purchase confirm their email, once.';
     END IF;
+    PERFORM popsell._refuse_restricted_confirmation(c.id);
     -- (v2) the token confirms the address it was sent to: an address
     -- change replaces it, a confirmation uses it up.
     IF NOT EXISTS (SELECT 1 FROM popsell.contact_email_tokens t
@@ -789,7 +1005,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION popsell.confirm_email(bigint, text) IS
-    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS106 NULL or over 256 bytes).';
+    'The contact confirms the email address with the token of the confirmation email (its payload''s token): the pending consent becomes effective (and lifts a global opt-out for this row only). The token is bound to the address it was sent to and works once (PS100 otherwise; PS120 while restricted, art. 18; PS106 NULL or over 256 bytes).';
 
 CREATE FUNCTION popsell.opt_out(contact_id bigint, global boolean DEFAULT false)
     RETURNS void
@@ -1160,6 +1376,37 @@ CREATE TRIGGER popsell_60_email_changed
     AFTER UPDATE OF email ON popsell.contacts
     FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)
     EXECUTE FUNCTION popsell.contacts_email_changed();
+
+-- (v2) Art. 18 and the confirmation token: a restricted contact is sent
+-- nothing and confirms nothing, so its token goes (the outbox recheck
+-- cancels the unsent mail); lifting the restriction of a contact still
+-- pending sends it a confirmation with a new token.
+CREATE FUNCTION popsell.contacts_restriction_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET popsell.actor = 'system'
+AS $$
+BEGIN
+    IF popsell._restoring() THEN
+        RETURN NULL;
+    END IF;
+    IF NEW.restricted THEN
+        DELETE FROM popsell.contact_email_tokens t WHERE t.contact_id = NEW.id;
+        DELETE FROM popsell.outbox o
+         WHERE o.contact_id = NEW.id AND o.sent_at IS NULL AND o.kind = 'email_confirmation';
+    ELSE
+        PERFORM popsell._issue_contact_token(NEW.id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION popsell.contacts_restriction_changed() IS
+    'Trigger: restricting a contact (art. 18) removes its confirmation token and unsent confirmation; lifting the restriction of a contact still pending confirmation queues a new confirmation with a new token.';
+
+CREATE TRIGGER popsell_60_restriction_changed
+    AFTER UPDATE OF restricted ON popsell.contacts
+    FOR EACH ROW WHEN (OLD.restricted IS DISTINCT FROM NEW.restricted)
+    EXECUTE FUNCTION popsell.contacts_restriction_changed();
 
 -- (v2) Partners are told whenever a partners opt-in ends, whatever the
 -- path (withdrawal, objection, staff UPDATE, an email change): once per

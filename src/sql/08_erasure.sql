@@ -462,7 +462,7 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['ambassadors', 'social_grants', 'registration_whitelist', 'contacts',
                              'blacklist', 'publications', 'ugc', 'community_reactions',
                              'gamification', 'interactions', 'sales', 'activity_log', 'outbox',
-                             'contact_tombstones', 'ambassador_tombstones']
+                             'contact_tombstones', 'ambassador_tombstones', 'invitation_records']
     LOOP
         EXECUTE pg_catalog.format(
             'CREATE TRIGGER popsell_10_truncate_guard BEFORE TRUNCATE ON popsell.%I '

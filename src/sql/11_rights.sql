@@ -157,6 +157,12 @@ BEGIN
                         'city', t.city, 'postal_code', t.postal_code, 'birth_year', t.birth_year)
                         ORDER BY t.id), '[]')
                FROM popsell.ambassador_tombstones t WHERE t.email_hash OPERATOR(pg_catalog.=) ANY (h)),
+        -- (v2) the ambassadors' records of the invitations sent to it
+        'invitations',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'ambassador_id', i.ambassador_id, 'invited_at', i.invited_at)
+                        ORDER BY i.invited_at, i.ambassador_id), '[]')
+               FROM popsell.invitation_records i WHERE i.email_hash OPERATOR(pg_catalog.=) ANY (h)),
         'blacklisted', bl OPERATOR(pg_catalog.<>) '[]'::jsonb,
         'blacklist', bl,
         'whitelisted', EXISTS (SELECT 1 FROM popsell.registration_whitelist w

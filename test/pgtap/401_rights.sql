@@ -76,7 +76,7 @@ SELECT ok(NOT (:'doc'::jsonb) #> '{contacts,0}' ? 'created_by'
 SET LOCAL ROLE popsell_technical;
 SELECT is(popsell.subject_access('nobody@example.test') - 'generated_at',
           '{"format": "popsell.subject_access/1", "email": "nobody@example.test", "ambassador": null,
-            "contacts": [], "erased_contacts": [], "erased_ambassadors": [], "blacklisted": false,
+            "contacts": [], "erased_contacts": [], "erased_ambassadors": [], "invitations": [], "blacklisted": false,
             "blacklist": [], "whitelisted": false}'::jsonb, 'unknown email: empty document');
 SELECT throws_ok($$SELECT popsell.subject_access(NULL)$$, 'PS202', NULL, 'NULL email');
 SELECT throws_ok($$SELECT popsell.subject_access('zoe@@example')$$, 'PS202', NULL, 'malformed email');

@@ -25,14 +25,21 @@ COMMENT ON TABLE popsell.contact_email_tokens IS
 GRANT EXECUTE ON FUNCTION popsell.confirm_email(bigint), popsell.confirm_email(bigint, text) TO popsell_app;
 
 -- Contacts pending confirmation at the upgrade got a link without a
--- token: the unsent ones are cancelled and each contact gets a new
--- confirmation email with one.
+-- token: the unsent ones are cancelled and each such contact gets a new
+-- confirmation email with one.  A contact whose link was sent already
+-- gets no second mail (the application confirms that link with
+-- confirm_email(contact_id)); _issue_contact_token issues nothing to a
+-- restricted contact (lifting the restriction does) nor to an address
+-- whose status blocks sending.
 DELETE FROM popsell.outbox o
  WHERE o.kind = 'email_confirmation' AND o.contact_id IS NOT NULL AND o.sent_at IS NULL
    AND NOT o.payload ? 'token';
 SELECT popsell._issue_contact_token(c.id)
   FROM popsell.contacts c
  WHERE popsell.is_pending_confirmation(c.source, c.email_confirmed_at) AND c.email IS NOT NULL
+   AND NOT c.restricted AND c.email_status = 'unverified'
+   AND NOT EXISTS (SELECT 1 FROM popsell.outbox o
+                    WHERE o.contact_id = c.id AND o.kind = 'email_confirmation' AND o.sent_at IS NOT NULL)
  ORDER BY c.id;
 
 -- F9: the brand does not change a contact's email.
