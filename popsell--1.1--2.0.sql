@@ -8390,7 +8390,7 @@ COMMENT ON FUNCTION popsell.compliance_report(timestamptz) IS
 -- a query implying it was planned as a full scan of the index in key order,
 -- and EXPLAIN ANALYZE counted the hidden rows sorting below a visible one.
 DROP INDEX popsell.contacts_email_idx;
-CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email));
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email), ambassador_id);
 -- contacts_brand_email_idx's predicate was popsell.brand_sees(...), which
 -- every popsell role may call: writing it walked the brand's index.  The
 -- predicate becomes the same C function under an owner-only name, which

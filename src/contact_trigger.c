@@ -341,7 +341,8 @@ check_not_held(Relation heap, int64 amb, const char *norm, int64 self_id, bool h
 {
 	Relation	idx;
 	IndexScanDesc scan;
-	ScanKeyData sk;
+	ScanKeyData sk[2];
+	int			nkeys;
 	TupleTableSlot *slot;
 	SnapshotData dirty;
 	bool		held = false;
@@ -364,11 +365,18 @@ check_not_held(Relation heap, int64 amb, const char *norm, int64 self_id, bool h
 retry:
 	xwait = InvalidTransactionId;
 	InitDirtySnapshot(dirty);
-	scan = index_beginscan_compat(heap, idx, &dirty, 1, 0);
-	/* contacts_email_idx holds lookup keys, not emails (SPEC S11) */
-	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_BYTEAEQ,
+	/* (an index of an older version keys the email alone) */
+	nkeys = IndexRelationGetNumberOfKeyAttributes(idx) >= 2 ? 2 : 1;
+	scan = index_beginscan_compat(heap, idx, &dirty, nkeys, 0);
+	/*
+	 * contacts_email_idx holds lookup keys, not emails (SPEC S11), then the
+	 * ambassador: the scan returns this ambassador's entries only, so the
+	 * caller's pg_stat counters count no other ambassador's row.
+	 */
+	ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_BYTEAEQ,
 				PointerGetDatum(LookupKeyBytea(cstring_to_text(norm))));
-	index_rescan(scan, &sk, 1, NULL, 0);
+	ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(amb));
+	index_rescan(scan, sk, nkeys, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;

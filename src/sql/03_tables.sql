@@ -307,8 +307,12 @@ CREATE INDEX contacts_ambassador_idx ON popsell.contacts (ambassador_id, id);
 -- predicate (such as "email IS NOT NULL" with sequential and bitmap scans
 -- off), and "Rows Removed by Filter" then counts the hidden rows whose key
 -- sorts below the first visible one.  The key function is STRICT, so a
--- NULL email gets a NULL key.
-CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email));
+-- NULL email gets a NULL key.  The ambassador is its second column: a
+-- lookup made for one ambassador (its duplicate check, its imports and
+-- invitations) descends to that ambassador's entries only, so the index's
+-- pg_stat counters, read by the caller's backend, count no other
+-- ambassador's rows; lookups across ambassadors use the key alone.
+CREATE INDEX contacts_email_idx ON popsell.contacts (popsell_internal._lookup_key(email), ambassador_id);
 -- The predicate is the policy's rule (popsell.brand_sees) under the name
 -- popsell_internal._brand_sees, which popsell.brand_contacts_by_email
 -- writes (so the planner matches the index to its query) and no
